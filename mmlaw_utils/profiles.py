@@ -1,0 +1,85 @@
+"""Run profiles: ``configs/profiles/<name>.yaml`` names a pool, a text set and output folders.
+
+A profile is what ``run_all.sh --profile NAME`` runs. Keys:
+``pool`` (pool yaml, or null), ``dataset`` (local text file or hub name), ``n_texts``,
+``data_dir`` (loss matrix, pairs, fits, table 1), ``figures_dir``, ``scoring``
+(``max_length``, ``batch_tokens``, ``device``, ``dtype``), and ``synthetic`` (generator
+settings; when set, score caches are generated instead of scored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = REPO_ROOT / "configs" / "profiles"
+DEFAULT_PROFILE = "minipool"
+_SCORING_DEFAULTS: dict[str, Any] = {"max_length": None, "batch_tokens": 8192, "device": "auto", "dtype": "auto"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One run profile; paths are absolute (resolved against the repository root)."""
+
+    name: str
+    description: str
+    pool: Path | None
+    dataset: str
+    n_texts: int | None
+    data_dir: Path
+    figures_dir: Path
+    scoring: dict[str, Any] = field(default_factory=dict)
+    synthetic: dict[str, Any] | None = None
+
+    @property
+    def cache_dir(self) -> Path:
+        """Folder of the per-model score caches of this profile."""
+        return self.data_dir / "scores"
+
+
+def _resolve(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _resolve_dataset(value: str) -> str:
+    """Local text files resolve against the repository root; hub names stay as given."""
+    local = REPO_ROOT / value
+    return str(local) if Path(value).suffix and not Path(value).is_absolute() else value
+
+
+def available_profiles() -> list[str]:
+    """Names of the profiles under configs/profiles/."""
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name: str) -> Profile:
+    """Read ``configs/profiles/<name>.yaml``; a missing profile or key is a clear error."""
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"profile {name!r} not found at {path}; available: {available_profiles()}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    for key in ("dataset", "data_dir"):
+        if key not in raw:
+            raise ValueError(f"profile {path}: missing key {key!r}")
+    unknown = set(raw) - {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic"}
+    if unknown:
+        raise ValueError(f"profile {path}: unknown key(s) {sorted(unknown)}")
+    scoring = {**_SCORING_DEFAULTS, **(raw.get("scoring") or {})}
+    return Profile(
+        name=name,
+        description=raw.get("description", ""),
+        pool=_resolve(raw.get("pool")),
+        dataset=_resolve_dataset(str(raw["dataset"])),
+        n_texts=raw.get("n_texts"),
+        data_dir=_resolve(raw["data_dir"]),
+        figures_dir=_resolve(raw.get("figures_dir", f"figures/{name}")),
+        scoring=scoring,
+        synthetic=raw.get("synthetic"),
+    )
