@@ -1,0 +1,164 @@
+"""Bootstrap confidence intervals over texts for the three scaling laws (§3.2-3.5).
+
+Each resample draws N texts with replacement (multinomial counts over the N columns of L),
+recomputes every single-model and pair oracle mean as a count-weighted mean, re-extracts the
+three Pareto frontiers and refits the three laws. The intervals therefore carry the
+uncertainty of a finite evaluation set. Resample r uses its own generator spawned from
+``seed``, so it is identical whatever ``n_bootstrap`` or ``chunk_size`` is.
+
+The weighted means are matrix products: for each model i, ``min(L_i, L_j>i) @ counts``
+(blocked over texts), so a chunk of resamples costs one GEMM per model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmlaw_utils.fit import fit_scaling_law
+from mmlaw_utils.frontier import GROUPS, pareto_front
+from mmlaw_utils.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix
+
+FIT_COLUMNS = ("A", "alpha", "L_inf")
+
+
+def bootstrap_counts(n_texts: int, n_bootstrap: int, seed: int, start: int = 0) -> np.ndarray:
+    """Multinomial text counts of resamples ``start .. start+n_bootstrap-1``: (n_bootstrap, n_texts) int64."""
+    children = np.random.SeedSequence(seed).spawn(start + n_bootstrap)[start:]
+    probs = np.full(n_texts, 1.0 / n_texts)
+    return np.stack([np.random.default_rng(child).multinomial(n_texts, probs) for child in children])
+
+
+def weighted_pair_means(
+    L: np.ndarray, counts: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Count-weighted single and pair oracle means (nats) for each resample.
+
+    ``counts`` is (B, N). Returns (singles (B, K), pairs (B, K(K-1)/2) in ``np.triu_indices(K, 1)`` order).
+    """
+    array = _as_loss_matrix(L)
+    n_models, n_texts = array.shape
+    weights = np.asarray(counts, dtype=np.float64)
+    if weights.ndim != 2 or weights.shape[1] != n_texts:
+        raise ValueError(f"counts must be (B, {n_texts}), got {weights.shape}")
+    totals = weights.sum(axis=1)
+    if (totals <= 0).any():
+        raise ValueError("every resample needs a positive total count")
+    n_resamples = weights.shape[0]
+    singles = np.zeros((n_models, n_resamples))
+    pairs = np.zeros((n_models * (n_models - 1) // 2, n_resamples))
+    offsets = np.r_[0, np.cumsum(np.arange(n_models - 1, 0, -1))]
+    for start in range(0, n_texts, block_texts):
+        block = np.ascontiguousarray(array[:, start : start + block_texts])
+        w_block = np.ascontiguousarray(weights[:, start : start + block_texts].T)  # (n_block, B)
+        singles += block @ w_block
+        for i in range(n_models - 1):
+            pairs[offsets[i] : offsets[i + 1]] += np.minimum(block[i], block[i + 1 :]) @ w_block
+    return (singles / totals).T, (pairs / totals).T
+
+
+def _fit_row(params_b: np.ndarray, losses: np.ndarray, fit_kwargs: dict) -> dict:
+    front = pareto_front(params_b, losses)
+    row = {"n_frontier": int(front.size)}
+    try:
+        fit = fit_scaling_law(params_b[front], losses[front], **fit_kwargs)
+    except ValueError as error:
+        row.update({name: np.nan for name in FIT_COLUMNS}, r2=np.nan, rmse=np.nan, status=f"failed: {error}")
+        return row
+    row.update(A=fit.A, alpha=fit.alpha, L_inf=fit.L_inf, r2=fit.r2, rmse=fit.rmse, status=fit.status)
+    return row
+
+
+def bootstrap_group_fits(
+    L: np.ndarray,
+    params: np.ndarray,
+    families: np.ndarray,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    params_unit: float = 1e9,
+    *,
+    chunk_size: int = 100,
+    fit_kwargs: dict | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Refit the three laws on ``n_bootstrap`` text resamples of ``L`` (K x N, nats).
+
+    ``params`` are raw parameter counts; fits use ``params / params_unit`` (billions by default).
+    Returns one row per (resample, group): ``resample``, ``group``, ``A``, ``alpha``, ``L_inf``,
+    ``r2``, ``rmse``, ``n_frontier``, ``status`` (NaN fit values with status "failed: ..." when a
+    frontier has fewer than 4 points).
+    """
+    array = _as_loss_matrix(L)
+    n_models, n_texts = array.shape
+    p = np.asarray(params, dtype=np.float64)
+    fam = np.asarray(families).astype(str)
+    if p.shape != (n_models,) or fam.shape != (n_models,):
+        raise ValueError(f"params and families need one entry per model ({n_models})")
+    if n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
+    fit_kwargs = dict(fit_kwargs or {})
+    rows_idx, cols_idx = np.triu_indices(n_models, k=1)
+    same = fam[rows_idx] == fam[cols_idx]
+    group_params = {
+        "single": p / params_unit,
+        "same_family": (p[rows_idx[same]] + p[cols_idx[same]]) / params_unit,
+        "cross_family": (p[rows_idx[~same]] + p[cols_idx[~same]]) / params_unit,
+    }
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_bootstrap, desc="bootstrap resamples")
+    records = []
+    for start in range(0, n_bootstrap, chunk_size):
+        size = min(chunk_size, n_bootstrap - start)
+        singles, pairs = weighted_pair_means(array, bootstrap_counts(n_texts, size, seed, start))
+        for offset in range(size):
+            losses = {
+                "single": singles[offset],
+                "same_family": pairs[offset][same],
+                "cross_family": pairs[offset][~same],
+            }
+            for group in GROUPS:
+                row = _fit_row(group_params[group], losses[group], fit_kwargs)
+                records.append({"resample": start + offset, "group": group, **row})
+        if bar is not None:
+            bar.update(size)
+    if bar is not None:
+        bar.close()
+    return pd.DataFrame.from_records(
+        records, columns=["resample", "group", *FIT_COLUMNS, "r2", "rmse", "n_frontier", "status"]
+    )
+
+
+def bootstrap_ci(boot: pd.DataFrame, level: float = 0.95, columns=FIT_COLUMNS) -> pd.DataFrame:
+    """Percentile intervals per group: ``<col>_lo``, ``<col>_hi``, ``<col>_median`` and ``n_ok`` (finite fits)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    q = [(1 - level) / 2, 0.5, (1 + level) / 2]
+    out = []
+    for group in [g for g in GROUPS if g in set(boot["group"])] + sorted(set(boot["group"]) - set(GROUPS)):
+        sub = boot[boot["group"] == group]
+        ok = sub[list(columns)].notna().all(axis=1)
+        row: dict = {"group": group, "n_ok": int(ok.sum()), "n_resamples": int(len(sub))}
+        for col in columns:
+            values = sub.loc[ok, col].to_numpy(dtype=np.float64)
+            lo, med, hi = np.quantile(values, q) if values.size else (np.nan, np.nan, np.nan)
+            row.update({f"{col}_lo": lo, f"{col}_median": med, f"{col}_hi": hi})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def prediction_band(
+    boot: pd.DataFrame, group: str, params_b: np.ndarray, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile band (lo, hi) of the fitted loss (nats) of ``group`` at ``params_b``."""
+    sub = boot[(boot["group"] == group)].dropna(subset=list(FIT_COLUMNS))
+    if sub.empty:
+        raise ValueError(f"no successful bootstrap fits for group {group!r}")
+    p = np.asarray(params_b, dtype=np.float64)
+    curves = sub["A"].to_numpy()[:, None] * p[None, :] ** (-sub["alpha"].to_numpy()[:, None]) + sub[
+        "L_inf"
+    ].to_numpy()[:, None]
+    lo, hi = np.quantile(curves, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return lo, hi

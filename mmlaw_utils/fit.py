@@ -1,0 +1,279 @@
+"""Scaling-law fits L(P) = A * P^-alpha + L_inf (paper eqs. 6-7, §3.5), in the loss domain.
+
+P is in billions of parameters by default (the paper's eqs. 8-10 use billions); losses in nats
+per text. The fit is nonlinear least squares on the losses themselves, made robust to
+initialisation by variable projection: for a fixed alpha the model is linear in (A, L_inf),
+so the residual sum of squares profiled over alpha is a 1-D function. It is scanned on a grid,
+refined by bounded scalar minimisation, and finally all three parameters are polished by
+``scipy.optimize.least_squares``. Standard errors come from the Jacobian at the optimum.
+Internally P is divided by its geometric mean so that the result is invariant to the unit of P
+except for A, which scales by c^alpha when P is multiplied by c.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares, minimize_scalar
+
+DEFAULT_ALPHA_BOUNDS = (1e-3, 5.0)
+DEFAULT_L_INF_BOUNDS = (0.0, math.inf)
+MIN_POINTS = 4
+_GRID_SIZE = 96
+_BOUND_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """Fitted L = A * P^-alpha + L_inf (P in the caller's unit, usually billions; L in nats).
+
+    ``status`` is "ok" or a comma-joined list of flags: "alpha_at_bound", "L_inf_at_bound",
+    "A_at_zero", "grid_edge" (profile minimum at the edge of the alpha grid),
+    "not_converged" (polish failed), "se_unavailable" (singular Jacobian or n_points == 3+0 dof).
+    """
+
+    A: float
+    alpha: float
+    L_inf: float
+    A_se: float
+    alpha_se: float
+    L_inf_se: float
+    r2: float
+    rmse: float
+    n_points: int
+    status: str
+    alpha_at_bound: bool = False
+    L_inf_at_bound: bool = False
+    A_at_zero: bool = False
+    grid_edge: bool = False
+    converged: bool = True
+    alpha_bounds: tuple[float, float] = DEFAULT_ALPHA_BOUNDS
+    L_inf_bounds: tuple[float, float] = DEFAULT_L_INF_BOUNDS
+
+    @property
+    def ok(self) -> bool:
+        """True when no flag is raised."""
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (infinite bounds as None)."""
+        out = asdict(self)
+        for key in ("alpha_bounds", "L_inf_bounds"):
+            out[key] = [None if not math.isfinite(v) else float(v) for v in out[key]]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScalingFit":
+        """Inverse of ``to_dict``."""
+        data = dict(data)
+        for key, default in (("alpha_bounds", DEFAULT_ALPHA_BOUNDS), ("L_inf_bounds", DEFAULT_L_INF_BOUNDS)):
+            if key in data:
+                lo, hi = data[key]
+                data[key] = (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
+            else:
+                data[key] = default
+        return cls(**data)
+
+
+def predict(fit: ScalingFit, params_b: np.ndarray | float) -> np.ndarray:
+    """Loss (nats) predicted by ``fit`` at ``params_b`` (same unit as the fit, usually billions)."""
+    p = np.asarray(params_b, dtype=np.float64)
+    return fit.A * p ** (-fit.alpha) + fit.L_inf
+
+
+def _inner_solve(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least squares y ~ A x + c with A >= 0, lo <= c <= hi, for each row of x (G x n). Returns A, c, SSE.
+
+    The problem is a convex quadratic in (A, c) on a box, so the optimum is the unconstrained
+    one when feasible, otherwise the best of the clipped 1-D optima on the box's edges.
+    """
+    y_mean = y.mean()
+    x_mean = x.mean(axis=1)
+    xc = x - x_mean[:, None]
+    sxx = np.einsum("ij,ij->i", xc, xc)
+    sxy = xc @ (y - y_mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_free = np.where(sxx > 0, sxy / sxx, 0.0)
+    c_free = y_mean - a_free * x_mean
+    x2 = np.einsum("ij,ij->i", x, x)
+    xy = x @ y
+    xsum = x.sum(axis=1)
+
+    candidates_a = [a_free, np.zeros_like(a_free)]
+    candidates_c = [c_free, np.full_like(a_free, min(max(y_mean, lo), hi))]
+    feasible = [(a_free >= 0) & (c_free >= lo) & (c_free <= hi), np.ones_like(a_free, dtype=bool)]
+    for c_edge in (lo, hi):
+        if math.isfinite(c_edge):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                a_edge = np.where(x2 > 0, (xy - c_edge * xsum) / x2, 0.0)
+            candidates_a.append(np.maximum(a_edge, 0.0))
+            candidates_c.append(np.full_like(a_free, c_edge))
+            feasible.append(np.ones_like(a_free, dtype=bool))
+    a_all = np.stack(candidates_a)
+    c_all = np.stack(candidates_c)
+    resid = y[None, None, :] - (a_all[:, :, None] * x[None, :, :] + c_all[:, :, None])
+    sse = np.einsum("kgn,kgn->kg", resid, resid)
+    sse = np.where(np.stack(feasible), sse, np.inf)
+    best = np.argmin(sse, axis=0)
+    cols = np.arange(x.shape[0])
+    return a_all[best, cols], c_all[best, cols], sse[best, cols]
+
+
+def _profile_sse(alpha: float, u: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
+    """Residual sum of squares at ``alpha`` with (A, L_inf) solved exactly (variable projection)."""
+    return float(_inner_solve(u[None, :] ** (-alpha), y, lo, hi)[2][0])
+
+
+def _check_inputs(params_b: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(params_b, dtype=np.float64).ravel()
+    y = np.asarray(losses, dtype=np.float64).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"params_b and losses differ in length: {p.size} vs {y.size}")
+    if p.size < MIN_POINTS:
+        raise ValueError(
+            f"fit_scaling_law needs at least {MIN_POINTS} points to fit 3 parameters with a residual; got {p.size}"
+        )
+    if not (np.isfinite(p).all() and np.isfinite(y).all()):
+        raise ValueError("params_b and losses must be finite")
+    if (p <= 0).any():
+        raise ValueError("params_b must be positive")
+    if np.unique(p).size < 3:
+        raise ValueError(f"need at least 3 distinct parameter counts to identify A, alpha, L_inf; got {np.unique(p).size}")
+    return p, y
+
+
+def fit_scaling_law(
+    params_b: np.ndarray,
+    losses: np.ndarray,
+    *,
+    alpha_bounds: tuple[float, float] = DEFAULT_ALPHA_BOUNDS,
+    L_inf_bounds: tuple[float, float] = DEFAULT_L_INF_BOUNDS,
+    grid_size: int = _GRID_SIZE,
+    polish: bool = True,
+) -> ScalingFit:
+    """Fit L = A * P^-alpha + L_inf to (params_b, losses) by NLS in the loss domain (§3.5).
+
+    ``params_b``: total parameters (billions by default; any positive unit works, only A
+    depends on it). ``losses``: oracle losses in nats. Constraints: A >= 0,
+    ``alpha_bounds``, ``L_inf_bounds``. Raises ValueError for fewer than 4 points.
+    """
+    p, y = _check_inputs(params_b, losses)
+    a_lo, a_hi = float(alpha_bounds[0]), float(alpha_bounds[1])
+    c_lo, c_hi = float(L_inf_bounds[0]), float(L_inf_bounds[1])
+    if not (0 < a_lo < a_hi < math.inf):
+        raise ValueError(f"alpha_bounds must satisfy 0 < lo < hi < inf, got {alpha_bounds}")
+    if not c_lo < c_hi:
+        raise ValueError(f"L_inf_bounds must satisfy lo < hi, got {L_inf_bounds}")
+    p0 = float(np.exp(np.log(p).mean()))  # geometric mean: u = P / p0 is unit-free
+    u = p / p0
+
+    # 1) variable projection: profile SSE on a log-spaced alpha grid
+    grid = np.geomspace(a_lo, a_hi, grid_size)
+    _, _, sse_grid = _inner_solve(u[None, :] ** (-grid[:, None]), y, c_lo, c_hi)
+    k = int(np.argmin(sse_grid))
+    grid_edge = k in (0, grid_size - 1)
+    # 2) bounded scalar refinement between the neighbours of the best grid point
+    left, right = grid[max(k - 1, 0)], grid[min(k + 1, grid_size - 1)]
+    refined = minimize_scalar(
+        _profile_sse, bounds=(left, right), args=(u, y, c_lo, c_hi), method="bounded",
+        options={"xatol": 1e-10 * max(1.0, right)},
+    )
+    alpha = float(refined.x) if refined.fun <= sse_grid[k] else float(grid[k])
+    a_u, c, sse = (float(v[0]) for v in _inner_solve(u[None, :] ** (-alpha), y, c_lo, c_hi))
+
+    # 3) polish all three jointly (A in the u-unit); keep it only if it does not get worse
+    converged = True
+    theta = np.array([a_u, alpha, c])
+    lower = np.array([0.0, a_lo, c_lo])
+    upper = np.array([np.inf, a_hi, c_hi])
+    if polish:
+        start = np.clip(theta, lower, upper)
+        # least_squares needs a strictly interior start for its trust-region reflective method
+        span = np.where(np.isfinite(upper - lower), upper - lower, np.abs(start) + 1.0)
+        start = np.clip(start, lower + 1e-12 * span, upper - 1e-12 * span)
+        try:
+            result = least_squares(
+                _residuals, start, jac=_jacobian, bounds=(lower, upper), args=(u, y),
+                method="trf", x_scale="jac", xtol=1e-14, ftol=1e-14, gtol=1e-14, max_nfev=2000,
+            )
+            converged = bool(result.success)
+            sse_polish = float(2.0 * result.cost)
+            if np.isfinite(sse_polish) and sse_polish <= sse * (1 + 1e-12) + 1e-300:
+                theta, sse = result.x, sse_polish
+        except (ValueError, np.linalg.LinAlgError):
+            converged = False
+    a_u, alpha, c = (float(v) for v in theta)
+
+    # standard errors from the Jacobian (u-unit), mapped to the caller's unit by the delta method
+    jac = _jacobian(theta, u, y)
+    n = y.size
+    se = np.full(3, np.nan)
+    se_ok = False
+    if n > 3:
+        sigma2 = sse / (n - 3)
+        try:
+            cov_u = sigma2 * np.linalg.inv(jac.T @ jac)
+            scale = p0**alpha
+            # A = a_u * p0^alpha  =>  dA = p0^alpha da_u + A ln(p0) dalpha
+            transform = np.array([[scale, a_u * scale * math.log(p0), 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+            cov = transform @ cov_u @ transform.T
+            diag = np.diag(cov)
+            if np.all(np.isfinite(diag)) and np.all(diag >= 0):
+                se, se_ok = np.sqrt(diag), True
+        except np.linalg.LinAlgError:
+            pass
+    a_value = a_u * p0**alpha
+    sst = float(((y - y.mean()) ** 2).sum())
+    alpha_at_bound = _at_bound(alpha, a_lo, a_hi)
+    l_inf_at_bound = _at_bound(c, c_lo, c_hi)
+    a_at_zero = a_u <= 0.0
+    flags = [
+        name
+        for name, raised in (
+            ("alpha_at_bound", alpha_at_bound),
+            ("L_inf_at_bound", l_inf_at_bound),
+            ("A_at_zero", a_at_zero),
+            ("grid_edge", grid_edge),
+            ("not_converged", not converged),
+            ("se_unavailable", not se_ok),
+        )
+        if raised
+    ]
+    return ScalingFit(
+        A=float(a_value),
+        alpha=alpha,
+        L_inf=c,
+        A_se=float(se[0]),
+        alpha_se=float(se[1]),
+        L_inf_se=float(se[2]),
+        r2=float(1.0 - sse / sst) if sst > 0 else float("nan"),
+        rmse=float(math.sqrt(sse / n)),
+        n_points=int(n),
+        status=",".join(flags) if flags else "ok",
+        alpha_at_bound=alpha_at_bound,
+        L_inf_at_bound=l_inf_at_bound,
+        A_at_zero=a_at_zero,
+        grid_edge=grid_edge,
+        converged=converged,
+        alpha_bounds=(a_lo, a_hi),
+        L_inf_bounds=(c_lo, c_hi),
+    )
+
+
+def _at_bound(value: float, lo: float, hi: float) -> bool:
+    tol = _BOUND_RTOL * max(1.0, abs(value))
+    return (math.isfinite(lo) and value - lo <= tol) or (math.isfinite(hi) and hi - value <= tol)
+
+
+def _residuals(theta: np.ndarray, u: np.ndarray, y: np.ndarray) -> np.ndarray:
+    a, alpha, c = theta
+    return a * u ** (-alpha) + c - y
+
+
+def _jacobian(theta: np.ndarray, u: np.ndarray, y: np.ndarray) -> np.ndarray:
+    a, alpha, _ = theta
+    power = u ** (-alpha)
+    return np.column_stack([power, -a * power * np.log(u), np.ones_like(u)])

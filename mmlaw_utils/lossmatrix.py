@@ -1,0 +1,312 @@
+"""The loss matrix: one data model from score caches to figures (paper §3.2, eq. 1).
+
+On disk (``data/<profile>/``): ``loss_matrix.parquet`` in long form, one row per
+(model, text) with ``model``, ``text_id``, ``nll`` (summed nats), ``n_tokens``, ``n_bytes``,
+model-major in model order then text order; and ``models.parquet`` with ``model``,
+``family``, ``params`` (total parameter count, the paper's P), ``params_nonembed``,
+``params_source`` ("measured" = provenance ``params_total``; "nominal" = the pool's
+``params_nominal`` fallback), the pool's columns, and the provenance of each model's cache.
+
+CLI: ``python -m mmlaw_utils.lossmatrix --profile NAME`` assembles the profile's caches and saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mmlaw_utils.cache import atomic_write_table, model_slug, read_cache
+
+LONG_COLUMNS = ["model", "text_id", "nll", "n_tokens", "n_bytes"]
+MODEL_COLUMNS = ["model", "family", "params", "params_nonembed", "params_source"]
+LOSS_MATRIX_FILE = "loss_matrix.parquet"
+MODELS_FILE = "models.parquet"
+
+
+@dataclass(frozen=True)
+class LossMatrix:
+    """K models x N texts of text-level losses (nats) with a per-model table; validated on construction."""
+
+    long: pd.DataFrame
+    models: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        long, models = _validate(self.long, self.models)
+        object.__setattr__(self, "long", long)
+        object.__setattr__(self, "models", models)
+
+    @property
+    def model_names(self) -> list[str]:
+        """Model ids in row order."""
+        return self.models["model"].tolist()
+
+    @property
+    def text_ids(self) -> list[str]:
+        """Text ids in column order."""
+        n_texts = len(self.long) // len(self.models)
+        return self.long["text_id"].iloc[:n_texts].tolist()
+
+    @property
+    def params(self) -> np.ndarray:
+        """Total parameter count per model (raw count, int64)."""
+        return self.models["params"].to_numpy(dtype=np.int64)
+
+    @property
+    def params_b(self) -> np.ndarray:
+        """Total parameters per model in billions."""
+        return self.params / 1e9
+
+    @property
+    def families(self) -> np.ndarray:
+        """Family name per model (str array)."""
+        return self.models["family"].to_numpy(dtype=str)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(K models, N texts)."""
+        return len(self.models), len(self.long) // len(self.models)
+
+    def to_array(self, column: str = "nll") -> np.ndarray:
+        """K x N array of ``column`` (default ``nll``, summed nats per text)."""
+        dtype = np.float64 if column == "nll" else np.int64
+        return self.long[column].to_numpy(dtype=dtype).reshape(self.shape)
+
+
+def _validate(long: pd.DataFrame, models: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check long/models agree (same models, same texts in the same order, finite losses)."""
+    missing = [c for c in LONG_COLUMNS if c not in long.columns]
+    if missing:
+        raise ValueError(f"loss matrix: long table misses column(s) {missing}")
+    missing = [c for c in ("model", "family", "params") if c not in models.columns]
+    if missing:
+        raise ValueError(f"loss matrix: models table misses column(s) {missing}")
+    models = models.reset_index(drop=True)
+    names = models["model"].astype(str)
+    if names.duplicated().any():
+        raise ValueError(f"loss matrix: duplicate model(s) {names[names.duplicated()].tolist()}")
+    if len(models) == 0:
+        raise ValueError("loss matrix: no models")
+    for name, family, params in zip(names, models["family"], models["params"]):
+        if family is None or (isinstance(family, float) and np.isnan(family)) or not str(family).strip():
+            raise ValueError(f"loss matrix: model {name!r} has no family")
+        if params is None or pd.isna(params) or int(params) <= 0:
+            raise ValueError(f"loss matrix: model {name!r} has no positive params ({params!r})")
+    models = models.astype({"model": str, "family": str, "params": "int64"})
+    long = long[LONG_COLUMNS + [c for c in long.columns if c not in LONG_COLUMNS]].astype(
+        {"model": str, "text_id": str, "nll": "float64", "n_tokens": "int64", "n_bytes": "int64"}
+    )
+    unknown = set(long["model"]) - set(names)
+    if unknown:
+        raise ValueError(f"loss matrix: model(s) {sorted(unknown)[:5]} have losses but no row in the models table")
+    # model-major in the models table order; keep each model's own text order
+    rank = pd.Series(np.arange(len(names)), index=names)
+    long = long.iloc[np.argsort(rank[long["model"]].to_numpy(), kind="stable")].reset_index(drop=True)
+    counts = long["model"].value_counts()
+    reference = names.iloc[0]
+    ref_ids = long["text_id"][long["model"] == reference].to_numpy()
+    if pd.Series(ref_ids).duplicated().any():
+        raise ValueError(f"loss matrix: model {reference!r} has duplicate text ids")
+    for name in names:
+        if name not in counts:
+            raise ValueError(f"loss matrix: model {name!r} has no losses")
+    n_texts = ref_ids.size
+    for k, name in enumerate(names):
+        ids = long["text_id"].to_numpy()[k * n_texts : (k + 1) * n_texts]
+        if counts[name] != n_texts or not np.array_equal(ids, ref_ids):
+            _raise_text_mismatch(name, reference, long["text_id"][long["model"] == name], ref_ids)
+    nll = long["nll"].to_numpy()
+    bad = ~np.isfinite(nll)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"loss matrix: non-finite nll {nll[row]} for model {long['model'][row]!r} text {long['text_id'][row]!r}"
+        )
+    return long, models
+
+
+def _raise_text_mismatch(name: str, reference: str, ids: pd.Series, ref_ids: np.ndarray) -> None:
+    got, want = set(ids), set(ref_ids)
+    detail = []
+    if want - got:
+        detail.append(f"missing {sorted(want - got)[:5]}")
+    if got - want:
+        detail.append(f"extra {sorted(got - want)[:5]}")
+    if ids.duplicated().any():
+        detail.append(f"duplicated {ids[ids.duplicated()].unique().tolist()[:5]}")
+    if not detail:
+        detail.append("same ids in a different order")
+    raise ValueError(f"loss matrix: text ids differ for model {name!r} (vs {reference!r}): {'; '.join(detail)}")
+
+
+def loss_matrix_from_arrays(
+    nll: np.ndarray,
+    model_names: Sequence[str],
+    text_ids: Sequence[str],
+    families: Sequence[str],
+    params: Sequence[int],
+    *,
+    n_tokens: np.ndarray | None = None,
+    n_bytes: np.ndarray | None = None,
+) -> LossMatrix:
+    """Build a LossMatrix from a K x N nats array (tests, synthetic data); params are raw counts."""
+    array = np.asarray(nll, dtype=np.float64)
+    k, n = array.shape
+    zeros = np.zeros((k, n), dtype=np.int64)
+    long = pd.DataFrame(
+        {
+            "model": np.repeat(np.asarray(model_names, dtype=object), n),
+            "text_id": np.tile(np.asarray(text_ids, dtype=object), k),
+            "nll": array.ravel(),
+            "n_tokens": (zeros if n_tokens is None else np.asarray(n_tokens)).ravel(),
+            "n_bytes": (zeros if n_bytes is None else np.asarray(n_bytes)).ravel(),
+        }
+    )
+    models = pd.DataFrame(
+        {
+            "model": list(model_names),
+            "family": list(families),
+            "params": np.asarray(params, dtype=np.int64),
+            "params_nonembed": pd.array([None] * k, dtype="Int64"),
+            "params_source": ["given"] * k,
+        }
+    )
+    return LossMatrix(long=long, models=models)
+
+
+def find_cache_file(cache_dir: str | Path, model: str, dataset_fingerprint: str | None = None) -> Path:
+    """The one score file of ``model`` in ``cache_dir`` (optionally for one fingerprint); clear error otherwise."""
+    cache_dir = Path(cache_dir)
+    pattern = f"{model_slug(model)}__{dataset_fingerprint[:12] if dataset_fingerprint else '*'}.parquet"
+    found = sorted(cache_dir.glob(pattern))
+    if not found:
+        raise FileNotFoundError(f"model {model!r} of the pool has no score cache in {cache_dir} (looked for {pattern})")
+    if len(found) > 1:
+        raise ValueError(
+            f"model {model!r} has {len(found)} score caches in {cache_dir} ({[p.name for p in found]}); "
+            "pass dataset_fingerprint to choose one or remove the stale files"
+        )
+    return found[0]
+
+
+def _scalar(value: Any) -> Any:
+    """Provenance value as a parquet-friendly scalar (nested values as JSON text)."""
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list, tuple)) else value
+
+
+def assemble_loss_matrix(
+    cache_dir: str | Path, pool_df: pd.DataFrame, *, dataset_fingerprint: str | None = None
+) -> LossMatrix:
+    """Read every pool model's score cache from ``cache_dir`` and validate them into one LossMatrix.
+
+    Fails naming the culprit when a model has no cache (or an incomplete one), fingerprints
+    differ between files, text ids differ, a loss is NaN/inf, or family/params are missing.
+    ``params`` = measured provenance ``params_total`` when present, else the pool's
+    ``params_nominal`` (``params_source`` records which).
+    """
+    for column in ("model", "family"):
+        if column not in pool_df.columns:
+            raise ValueError(f"pool table misses column {column!r}; have {list(pool_df.columns)}")
+    frames, rows = [], []
+    reference: tuple[str, str] | None = None  # (fingerprint, file) of the first cache
+    for record in pool_df.to_dict("records"):
+        model = str(record["model"])
+        family = record.get("family")
+        if family is None or (isinstance(family, float) and np.isnan(family)) or not str(family).strip():
+            raise ValueError(f"pool: model {model!r} is missing its family")
+        path = find_cache_file(cache_dir, model, dataset_fingerprint)
+        try:
+            results, provenance = read_cache(path)
+        except ValueError as error:  # non-finite values etc.; read_cache names the file
+            raise ValueError(f"model {model!r}: {error}") from error
+        if not provenance.get("complete", True):
+            raise ValueError(f"model {model!r}: score cache {path.name} is incomplete (provenance complete=false)")
+        fingerprint = str(provenance.get("dataset_fingerprint"))
+        if reference is None:
+            reference = (fingerprint, path.name)
+        elif fingerprint != reference[0]:
+            raise ValueError(
+                f"dataset fingerprint differs for file {path.name} (model {model!r}): {fingerprint[:12]} "
+                f"vs {reference[0][:12]} in {reference[1]}"
+            )
+        measured = provenance.get("params_total")
+        nominal = record.get("params_nominal")
+        if measured is not None and not pd.isna(measured) and int(measured) > 0:
+            params, source = int(measured), "measured"
+        elif nominal is not None and not pd.isna(nominal) and int(nominal) > 0:
+            params, source = int(nominal), "nominal"
+        else:
+            raise ValueError(f"model {model!r} is missing params (no params_total in {path.name}, no params_nominal)")
+        results.insert(0, "model", model)
+        frames.append(results)
+        row = {key: _scalar(value) for key, value in record.items()}
+        row.update(
+            family=str(family),
+            params=params,
+            params_nonembed=provenance.get("params_nonembed"),
+            params_source=source,
+            cache_file=path.name,
+        )
+        for key, value in provenance.items():
+            if key not in row and key not in ("model", "params_total", "params_nonembed"):
+                row[key] = _scalar(value)
+        rows.append(row)
+    if not frames:
+        raise ValueError("pool is empty: nothing to assemble")
+    models = pd.DataFrame(rows)
+    models["params_nonembed"] = pd.array(
+        [None if v is None or pd.isna(v) else int(v) for v in models["params_nonembed"]], dtype="Int64"
+    )
+    ordered = MODEL_COLUMNS + [c for c in models.columns if c not in MODEL_COLUMNS]
+    return LossMatrix(long=pd.concat(frames, ignore_index=True), models=models[ordered])
+
+
+def save_loss_matrix(lm: LossMatrix, data_dir: str | Path) -> tuple[Path, Path]:
+    """Atomically write ``loss_matrix.parquet`` and ``models.parquet`` into ``data_dir``; return both paths."""
+    data_dir = Path(data_dir)
+    long_path, models_path = data_dir / LOSS_MATRIX_FILE, data_dir / MODELS_FILE
+    atomic_write_table(pa.Table.from_pandas(lm.long, preserve_index=False), long_path)
+    atomic_write_table(pa.Table.from_pandas(lm.models, preserve_index=False), models_path)
+    return long_path, models_path
+
+
+def load_loss_matrix(data_dir: str | Path) -> LossMatrix:
+    """Read the LossMatrix saved by ``save_loss_matrix`` from ``data_dir`` (validated again)."""
+    data_dir = Path(data_dir)
+    for name in (LOSS_MATRIX_FILE, MODELS_FILE):
+        if not (data_dir / name).is_file():
+            raise FileNotFoundError(f"{data_dir / name} does not exist; run notebook 02 (loss matrix) first")
+    return LossMatrix(
+        long=pq.read_table(data_dir / LOSS_MATRIX_FILE).to_pandas(),
+        models=pq.read_table(data_dir / MODELS_FILE).to_pandas(),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: assemble a profile's caches into its loss matrix and print its shape."""
+    from mmlaw_utils.profiles import load_profile
+
+    parser = argparse.ArgumentParser(description="Assemble score caches into data/<profile>/loss_matrix.parquet")
+    parser.add_argument("--profile", required=True)
+    args = parser.parse_args(argv)
+    profile = load_profile(args.profile)
+    if profile.pool is None:
+        raise SystemExit(f"profile {args.profile!r} has no pool")
+    from mmlaw_utils.pool import load_pool  # written by the POOL worker
+
+    lm = assemble_loss_matrix(profile.cache_dir, load_pool(profile.pool))
+    paths = save_loss_matrix(lm, profile.data_dir)
+    print(f"{lm.shape[0]} models x {lm.shape[1]} texts -> {paths[0]}, {paths[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
