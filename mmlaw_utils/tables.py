@@ -1,0 +1,411 @@
+"""Result tables: loss-matrix summary, pairs table, frontiers table and the paper's Table 1 (§4.2).
+
+Losses are in nats per text (eq. 1-4); ``params`` columns are raw parameter counts; fitted
+laws use P in units of ``params_unit`` parameters (1e9: billions, as in eqs. 8-10).
+
+CLI: ``python -m mmlaw_utils.tables readme --profile NAME [--readme README.md]`` rewrites the
+region between ``<!-- results:start -->`` and ``<!-- results:end -->`` of the README with the
+profile's Table 1 and figures, as written by notebooks 05 and 06.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmlaw_utils.cache import atomic_write_table
+
+GROUP_ORDER = ("single", "same_family", "cross_family")
+GROUP_LABELS = {
+    "single": "Single model",
+    "same_family": "Model ensemble within a family",
+    "cross_family": "Model ensemble across families",
+}
+# The paper's Table 1 (§4.2; eqs. 8-10), P in billions, losses in nats per text.
+PAPER_TABLE1 = pd.DataFrame(
+    {
+        "group": list(GROUP_ORDER),
+        "raw_points": [71, 506, 1979],
+        "pareto_points": [12, 22, 32],
+        "L_inf": [1765.0285, 1780.0938, 1625.5834],
+        "A": [886.1545, 979.6996, 948.0984],
+        "alpha": [0.3578, 0.8500, 0.5516],
+    }
+)
+LAW_PARAMS = ("L_inf", "A", "alpha")
+TABLE1_COLUMNS = [
+    "group", "setting", "raw_points", "pareto_points",
+    "L_inf", "L_inf_lo", "L_inf_hi", "A", "A_lo", "A_hi", "alpha", "alpha_lo", "alpha_hi",
+    "r2", "rmse", "fit_status", "n_bootstrap_ok",
+    "paper_raw_points", "paper_pareto_points", "paper_L_inf", "paper_A", "paper_alpha",
+]
+RESULTS_START = "<!-- results:start -->"
+RESULTS_END = "<!-- results:end -->"
+
+
+def _atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` so that ``path`` is either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
+    """Atomically write a frame to parquet (no index)."""
+    import pyarrow as pa
+
+    atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def fit_value(fit: Any, name: str) -> float:
+    """Attribute ``name`` of a fit given as a ScalingFit-like object or a mapping (NaN when absent)."""
+    value = fit.get(name) if isinstance(fit, Mapping) else getattr(fit, name, None)
+    return float("nan") if value is None else value
+
+
+def fit_to_dict(fit: Any) -> dict[str, Any]:
+    """JSON-ready dict of a ScalingFit (dataclass, namedtuple or mapping); floats made plain."""
+    if isinstance(fit, Mapping):
+        raw = dict(fit)
+    elif hasattr(fit, "__dataclass_fields__"):
+        raw = {name: getattr(fit, name) for name in fit.__dataclass_fields__}
+    elif hasattr(fit, "_asdict"):
+        raw = fit._asdict()
+    else:
+        raise TypeError(f"cannot convert fit of type {type(fit).__name__} to a dict")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None  # JSON has no NaN
+        out[key] = value
+    return out
+
+
+def write_fits_json(fits: Mapping[str, Any], path: str | Path, **meta: Any) -> dict[str, Any]:
+    """Write ``{"groups": {group: fit dict}, **meta}`` atomically to ``path``; return what was written."""
+    payload = {**meta, "groups": {group: fit_to_dict(fit) for group, fit in fits.items()}}
+    _atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    return payload
+
+
+def read_fits_json(path: str | Path) -> dict[str, Any]:
+    """Read a fits.json written by :func:`write_fits_json`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"fits file {str(path)!r} does not exist; run notebook 05 first")
+    return json.loads(path.read_text())
+
+
+def loss_matrix_summary(
+    loss: np.ndarray, model_names: Any, families: Any, params: Any, n_tokens: np.ndarray | None = None,
+    n_bytes: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One row per model: family, params (raw), params_b, mean loss (eq. 2, nats/text), sd, nats/byte, bits/byte.
+
+    ``loss``, ``n_tokens`` and ``n_bytes`` are K x N arrays (``n_bytes`` may be (N,)).
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    frame = pd.DataFrame(
+        {
+            "model": list(model_names),
+            "family": list(families),
+            "params": np.asarray(params, dtype=np.int64),
+            "params_b": np.asarray(params, dtype=np.float64) / 1e9,
+            "mean_nll": loss.mean(axis=1),
+            "sd_nll": loss.std(axis=1, ddof=1) if loss.shape[1] > 1 else np.nan,
+        }
+    )
+    if n_tokens is not None:
+        frame["nats_per_token"] = loss.sum(axis=1) / np.asarray(n_tokens).sum(axis=-1)
+    if n_bytes is not None:
+        total_bytes = np.broadcast_to(np.asarray(n_bytes), loss.shape).sum(axis=1)
+        frame["nats_per_byte"] = loss.sum(axis=1) / total_bytes
+        frame["bits_per_byte"] = frame["nats_per_byte"] / math.log(2)
+    return frame
+
+
+def pairs_table(
+    pair_losses: np.ndarray, model_names: Any, families: Any, params: Any, win_share: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per unordered pair i < j (§3.3): models, families, group, params (sum, eq. 5), loss (eq. 4), gain.
+
+    ``pair_losses`` is the K x K matrix of ``oracle.pair_oracle_losses`` (singles on the diagonal);
+    ``win_share`` the K x K matrix of ``oracle.pair_win_shares``. ``gain`` = best single loss of
+    the two minus the pair loss (nats per text, >= 0).
+    """
+    pair_losses = np.asarray(pair_losses, dtype=np.float64)
+    names = np.asarray(list(model_names), dtype=object)
+    fam = np.asarray(list(families)).astype(str)
+    p = np.asarray(params, dtype=np.int64)
+    k = len(names)
+    if pair_losses.shape != (k, k):
+        raise ValueError(f"pair_losses must be {k} x {k} for {k} models, got {pair_losses.shape}")
+    rows, cols = np.triu_indices(k, k=1)
+    singles = np.diag(pair_losses)
+    same = fam[rows] == fam[cols]
+    frame = pd.DataFrame(
+        {
+            "i": rows.astype(np.int64),
+            "j": cols.astype(np.int64),
+            "model_a": names[rows].astype(str),
+            "model_b": names[cols].astype(str),
+            "family_a": fam[rows],
+            "family_b": fam[cols],
+            "group": np.where(same, "same_family", "cross_family"),
+            "params": p[rows] + p[cols],
+            "loss": pair_losses[rows, cols],
+            "loss_a": singles[rows],
+            "loss_b": singles[cols],
+        }
+    )
+    frame["gain"] = np.minimum(frame["loss_a"], frame["loss_b"]) - frame["loss"]
+    if win_share is not None:
+        win_share = np.asarray(win_share, dtype=np.float64)
+        frame["win_share_a"] = win_share[rows, cols]
+        frame["win_share_b"] = win_share[cols, rows]
+    return frame
+
+
+def family_win_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per group: number of pairs, mean gain over the best member (nats), share of pairs where both members win >= 10%."""
+    if "win_share_a" not in pairs:
+        raise ValueError("pairs table has no win shares; build it with win_share=oracle.pair_win_shares(L)")
+    minority = np.minimum(pairs["win_share_a"], pairs["win_share_b"])
+    return (
+        pairs.assign(minority_share=minority, both_win_10pct=minority >= 0.10)
+        .groupby("group", sort=False)
+        .agg(pairs=("loss", "size"), mean_gain_nats=("gain", "mean"), median_minority_share=("minority_share", "median"),
+             share_both_win_10pct=("both_win_10pct", "mean"))
+        .reset_index()
+    )
+
+
+def frontiers_table(groups: Mapping[str, pd.DataFrame], model_names: Any, params_unit: float = 1e9) -> pd.DataFrame:
+    """Long table of all raw points of the groups of ``frontier.collaboration_groups`` (§3.4).
+
+    Columns: group, members (list of model indices), models (" + "-joined ids), params (raw),
+    params_scaled (params / params_unit), loss (nats), on_frontier.
+    """
+    names = list(model_names)
+    parts = []
+    for group, frame in groups.items():
+        members = [list(map(int, m)) for m in frame["members"]]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "group": group,
+                    "members": members,
+                    "models": [" + ".join(names[i] for i in m) for m in members],
+                    "params": frame["params"].to_numpy(dtype=np.int64),
+                    "params_scaled": frame["params"].to_numpy(dtype=np.float64) / params_unit,
+                    "loss": frame["loss"].to_numpy(dtype=np.float64),
+                    "on_frontier": frame["on_frontier"].to_numpy(dtype=bool),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def groups_from_frontiers_table(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Inverse of :func:`frontiers_table`: group -> frame with members (tuple), params, loss, on_frontier."""
+    out = {}
+    for group in table["group"].unique():
+        frame = table[table["group"] == group].reset_index(drop=True)
+        out[group] = pd.DataFrame(
+            {
+                "members": [tuple(int(i) for i in m) for m in frame["members"]],
+                "params": frame["params"].to_numpy(dtype=np.int64),
+                "loss": frame["loss"].to_numpy(dtype=np.float64),
+                "on_frontier": frame["on_frontier"].to_numpy(dtype=bool),
+            }
+        )
+    return out
+
+
+def bootstrap_intervals(boot: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Percentile intervals per group of the bootstrap fits: columns group, {L_inf,A,alpha}_{lo,hi}, n_ok.
+
+    ``boot`` has one row per resample x group with columns ``group``, ``A``, ``alpha``, ``L_inf``;
+    resamples whose fit failed (NaN) are left out and counted in ``n_ok``.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    missing = [c for c in ("group", *LAW_PARAMS) if c not in boot.columns]
+    if missing:
+        raise ValueError(f"bootstrap table lacks column(s) {missing}; have {list(boot.columns)}")
+    tail = (1.0 - level) / 2.0
+    rows = []
+    for group, frame in boot.groupby("group", sort=False):
+        ok = frame[list(LAW_PARAMS)].dropna()
+        if "status" in frame.columns:
+            ok = ok[frame.loc[ok.index, "status"].astype(str).str.startswith("ok")]
+        row: dict[str, Any] = {"group": group, "n_ok": len(ok)}
+        for name in LAW_PARAMS:
+            values = ok[name].to_numpy(dtype=np.float64)
+            row[f"{name}_lo"] = float(np.quantile(values, tail)) if len(values) else np.nan
+            row[f"{name}_hi"] = float(np.quantile(values, 1.0 - tail)) if len(values) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table1_frame(
+    groups: Mapping[str, pd.DataFrame],
+    fits: Mapping[str, Any],
+    boot: pd.DataFrame | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Table 1 (§4.2): per group raw and Pareto points, fitted L_inf, A, alpha with bootstrap CIs, and the paper's values.
+
+    ``groups`` from ``frontier.collaboration_groups``; ``fits`` group -> ScalingFit (or dict);
+    ``boot`` from ``bootstrap.bootstrap_group_fits`` (None: CI columns are NaN).
+    """
+    intervals = bootstrap_intervals(boot, level).set_index("group") if boot is not None and len(boot) else None
+    paper = PAPER_TABLE1.set_index("group")
+    rows = []
+    for group in [g for g in GROUP_ORDER if g in groups] + [g for g in groups if g not in GROUP_ORDER]:
+        frame, fit = groups[group], fits.get(group)
+        row: dict[str, Any] = {
+            "group": group,
+            "setting": GROUP_LABELS.get(group, group),
+            "raw_points": int(len(frame)),
+            "pareto_points": int(frame["on_frontier"].sum()),
+        }
+        for name in LAW_PARAMS:
+            row[name] = float(fit_value(fit, name)) if fit is not None else np.nan
+            has_ci = intervals is not None and group in intervals.index
+            row[f"{name}_lo"] = float(intervals.loc[group, f"{name}_lo"]) if has_ci else np.nan
+            row[f"{name}_hi"] = float(intervals.loc[group, f"{name}_hi"]) if has_ci else np.nan
+        row["r2"] = float(fit_value(fit, "r2")) if fit is not None else np.nan
+        row["rmse"] = float(fit_value(fit, "rmse")) if fit is not None else np.nan
+        row["fit_status"] = str(fit_value(fit, "status")) if fit is not None else "not fitted"
+        row["n_bootstrap_ok"] = int(intervals.loc[group, "n_ok"]) if intervals is not None and group in intervals.index else 0
+        for name in ("raw_points", "pareto_points", *LAW_PARAMS):
+            row[f"paper_{name}"] = paper.loc[group, name] if group in paper.index else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _with_ci(row: pd.Series, name: str, digits: int) -> str:
+    text = _fmt(row[name], digits)
+    if np.isfinite(row[f"{name}_lo"]) and np.isfinite(row[f"{name}_hi"]):
+        text += f" [{_fmt(row[f'{name}_lo'], digits)}, {_fmt(row[f'{name}_hi'], digits)}]"
+    return text
+
+
+def table1_markdown(table: pd.DataFrame, caption: str = "") -> str:
+    """Markdown of Table 1: ours (with CIs) beside the paper's values in parentheses."""
+    header = (
+        "| Collaboration setting | Raw points (paper) | Pareto points (paper) "
+        "| L∞ [CI] (paper) | A [CI] (paper) | α [CI] (paper) | fit status |\n"
+        "|---|---:|---:|---:|---:|---:|---|\n"
+    )
+    lines = []
+    for _, row in table.iterrows():
+        def paper(name: str, digits: int) -> str:
+            value = row[f"paper_{name}"]
+            return "" if pd.isna(value) else f" ({value:.{digits}f})" if digits else f" ({int(value)})"
+        lines.append(
+            f"| {row['setting']} | {row['raw_points']}{paper('raw_points', 0)} "
+            f"| {row['pareto_points']}{paper('pareto_points', 0)} "
+            f"| {_with_ci(row, 'L_inf', 2)}{paper('L_inf', 2)} "
+            f"| {_with_ci(row, 'A', 2)}{paper('A', 2)} "
+            f"| {_with_ci(row, 'alpha', 4)}{paper('alpha', 4)} | {row['fit_status']} |"
+        )
+    text = header + "\n".join(lines) + "\n"
+    return (caption.strip() + "\n\n" + text) if caption else text
+
+
+def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -> tuple[Path, Path]:
+    """Write ``table1.csv`` and ``table1.md`` into ``data_dir`` atomically; return their paths."""
+    data_dir = Path(data_dir)
+    csv_path, md_path = data_dir / "table1.csv", data_dir / "table1.md"
+    _atomic_write_text(csv_path, table.to_csv(index=False))
+    _atomic_write_text(md_path, table1_markdown(table, caption))
+    return csv_path, md_path
+
+
+def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
+    """The README results block of a profile: its Table 1 and both figures, linked relative to the README."""
+    md_path = data_dir / "table1.md"
+    if not md_path.is_file():
+        raise FileNotFoundError(f"{md_path} does not exist; run the pipeline for profile {profile_name!r} first")
+    fits_path = data_dir / "fits.json"
+    meta = read_fits_json(fits_path) if fits_path.is_file() else {}
+    lines = [
+        f"Generated by `python -m mmlaw_utils.tables readme --profile {profile_name}` from the run of profile "
+        f"`{profile_name}`"
+        + (f" ({meta['n_texts']} texts, {meta['n_models']} models, {meta['n_bootstrap']} bootstrap resamples)"
+           if {"n_texts", "n_models", "n_bootstrap"} <= set(meta) else "")
+        + ". Losses are summed nats per text (eq. 1); P in billions of parameters.",
+        "",
+        md_path.read_text().strip(),
+        "",
+    ]
+    for stem, title in (("fig1_single_vs_ensemble", "Figure 1"), ("fig2_same_vs_cross_family", "Figure 2")):
+        png = figures_dir / f"{stem}.png"
+        if png.is_file():
+            rel = os.path.relpath(png, relative_to)
+            lines += [f"![{title}: {stem}]({rel})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def replace_marked_region(text: str, block: str, start: str = RESULTS_START, end: str = RESULTS_END) -> str:
+    """``text`` with everything between the ``start`` and ``end`` markers replaced by ``block``."""
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < 0 or j < i:
+        raise ValueError(f"markers {start!r} ... {end!r} not found (in that order)")
+    return text[: i + len(start)] + "\n" + block.strip() + "\n" + text[j:]
+
+
+def update_readme(readme: str | Path, profile_name: str, data_dir: Path, figures_dir: Path) -> None:
+    """Rewrite the results region of ``readme`` from the profile's outputs (atomic)."""
+    readme = Path(readme)
+    block = results_markdown(profile_name, Path(data_dir), Path(figures_dir), readme.parent)
+    _atomic_write_text(readme, replace_marked_region(readme.read_text(), block))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point (``readme`` sub-command)."""
+    from mmlaw_utils.profiles import REPO_ROOT, load_profile
+
+    parser = argparse.ArgumentParser(description="Result tables of mmlaw")
+    sub = parser.add_subparsers(dest="command", required=True)
+    readme = sub.add_parser("readme", help="rewrite the README results region from a profile's run")
+    readme.add_argument("--profile", required=True)
+    readme.add_argument("--readme", default=str(REPO_ROOT / "README.md"))
+    readme.add_argument("--data-dir", default=None, help="override the profile's data_dir")
+    readme.add_argument("--figures-dir", default=None, help="override the profile's figures_dir")
+    args = parser.parse_args(argv)
+    profile = load_profile(args.profile)
+    data_dir = Path(args.data_dir) if args.data_dir else profile.data_dir
+    figures_dir = Path(args.figures_dir) if args.figures_dir else profile.figures_dir
+    update_readme(args.readme, profile.name, data_dir, figures_dir)
+    print(f"updated the results region of {args.readme} from profile {profile.name!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
