@@ -23,6 +23,7 @@ DEFAULT_ALPHA_BOUNDS = (1e-3, 5.0)
 DEFAULT_L_INF_BOUNDS = (0.0, math.inf)
 MIN_POINTS = 4
 _GRID_SIZE = 96
+_FINE_SIZE = 33
 _BOUND_RTOL = 1e-6
 
 
@@ -175,13 +176,20 @@ def fit_scaling_law(
     _, _, sse_grid = _inner_solve(u[None, :] ** (-grid[:, None]), y, c_lo, c_hi)
     k = int(np.argmin(sse_grid))
     grid_edge = k in (0, grid_size - 1)
-    # 2) bounded scalar refinement between the neighbours of the best grid point
+    # 2) refine on a fine grid between the neighbours of the best grid point, then a bounded
+    #    scalar minimisation of the profile inside the best fine cell
     left, right = grid[max(k - 1, 0)], grid[min(k + 1, grid_size - 1)]
-    refined = minimize_scalar(
-        _profile_sse, bounds=(left, right), args=(u, y, c_lo, c_hi), method="bounded",
-        options={"xatol": 1e-10 * max(1.0, right)},
-    )
-    alpha = float(refined.x) if refined.fun <= sse_grid[k] else float(grid[k])
+    fine = np.geomspace(left, right, _FINE_SIZE)
+    _, _, sse_fine = _inner_solve(u[None, :] ** (-fine[:, None]), y, c_lo, c_hi)
+    kf = int(np.argmin(sse_fine))
+    alpha = float(fine[kf])
+    if not polish:  # the joint polish below refines alpha anyway
+        refined = minimize_scalar(
+            _profile_sse, bounds=(fine[max(kf - 1, 0)], fine[min(kf + 1, _FINE_SIZE - 1)]),
+            args=(u, y, c_lo, c_hi), method="bounded", options={"xatol": 1e-12},
+        )
+        if refined.fun <= sse_fine[kf]:
+            alpha = float(refined.x)
     a_u, c, sse = (float(v[0]) for v in _inner_solve(u[None, :] ** (-alpha), y, c_lo, c_hi))
 
     # 3) polish all three jointly (A in the u-unit); keep it only if it does not get worse
@@ -190,22 +198,14 @@ def fit_scaling_law(
     lower = np.array([0.0, a_lo, c_lo])
     upper = np.array([np.inf, a_hi, c_hi])
     if polish:
-        start = np.clip(theta, lower, upper)
-        # least_squares needs a strictly interior start for its trust-region reflective method
-        span = np.where(np.isfinite(upper - lower), upper - lower, np.abs(start) + 1.0)
-        start = np.clip(start, lower + 1e-12 * span, upper - 1e-12 * span)
-        try:
-            result = least_squares(
-                _residuals, start, jac=_jacobian, bounds=(lower, upper), args=(u, y),
-                method="trf", x_scale="jac", xtol=1e-14, ftol=1e-14, gtol=1e-14, max_nfev=2000,
-            )
-            converged = bool(result.success)
-            sse_polish = float(2.0 * result.cost)
-            if np.isfinite(sse_polish) and sse_polish <= sse * (1 + 1e-12) + 1e-300:
-                theta, sse = result.x, sse_polish
-        except (ValueError, np.linalg.LinAlgError):
-            converged = False
+        theta, sse, converged = _polish(theta, sse, u, y, lower, upper)
     a_u, alpha, c = (float(v) for v in theta)
+    # snap values within rounding of a bound onto it, so flags and reported values agree
+    if _at_bound(c, c_lo, c_hi):
+        c = c_lo if abs(c - c_lo) <= abs(c - c_hi) else c_hi
+    if _at_bound(alpha, a_lo, a_hi):
+        alpha = a_lo if abs(alpha - a_lo) <= abs(alpha - a_hi) else a_hi
+    theta = np.array([a_u, alpha, c])
 
     # standard errors from the Jacobian (u-unit), mapped to the caller's unit by the delta method
     jac = _jacobian(theta, u, y)
@@ -261,6 +261,59 @@ def fit_scaling_law(
         alpha_bounds=(a_lo, a_hi),
         L_inf_bounds=(c_lo, c_hi),
     )
+
+
+def _polish(
+    theta: np.ndarray, sse: float, u: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, float, bool]:
+    """Joint least-squares polish of (A_u, alpha, L_inf) from the variable-projection solution.
+
+    Levenberg-Marquardt (fast) when the start is interior and the result stays inside the
+    bounds; otherwise the bounded trust-region-reflective method. Never returns a worse fit.
+    """
+    tol = dict(xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    # parameters sitting on a bound stay fixed there; the others get a fast unbounded LM step
+    free = np.array([not _at_bound(v, lo, hi) and lo < v < hi for v, lo, hi in zip(theta, lower, upper)])
+    result = None
+    if free.any():
+        def residuals(z: np.ndarray) -> np.ndarray:
+            full = theta.copy()
+            full[free] = z
+            return _residuals(full, u, y)
+
+        def jacobian(z: np.ndarray) -> np.ndarray:
+            full = theta.copy()
+            full[free] = z
+            return _jacobian(full, u, y)[:, free]
+
+        try:
+            lm = least_squares(residuals, theta[free], jac=jacobian, method="lm", x_scale="jac", **tol)
+            candidate = theta.copy()
+            candidate[free] = lm.x
+            if np.all(candidate >= lower) and np.all(candidate <= upper):
+                result = (candidate, float(2.0 * lm.cost), lm.status > 0)
+        except (ValueError, np.linalg.LinAlgError):
+            result = None
+    else:
+        return theta, sse, True
+    if result is None:
+        span = np.where(np.isfinite(upper - lower), upper - lower, np.abs(theta) + 1.0)
+        # trf needs a strictly interior start
+        start = np.clip(theta, lower + 1e-12 * span, upper - 1e-12 * span)
+        try:
+            trf = least_squares(
+                _residuals, start, jac=_jacobian, bounds=(lower, upper), args=(u, y),
+                method="trf", x_scale="jac", max_nfev=2000, **tol,
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            return theta, sse, False
+        result = (trf.x.copy(), float(2.0 * trf.cost), trf.status > 0)
+    candidate, sse_polish, success = result
+    # tolerances at machine precision sometimes stop on max_nfev with a fine optimum
+    converged = bool(success) or sse_polish <= sse
+    if np.isfinite(sse_polish) and sse_polish <= sse * (1 + 1e-12):
+        return candidate, sse_polish, converged
+    return theta, sse, converged
 
 
 def _at_bound(value: float, lo: float, hi: float) -> bool:
