@@ -17,7 +17,7 @@ import pandas as pd
 
 from mmlaw_utils.fit import fit_scaling_law
 from mmlaw_utils.frontier import GROUPS, pareto_front
-from mmlaw_utils.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix
+from mmlaw_utils.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
 
 FIT_COLUMNS = ("A", "alpha", "L_inf")
 
@@ -54,6 +54,13 @@ def weighted_pair_means(
         singles += block @ w_block
         for i in range(n_models - 1):
             pairs[offsets[i] : offsets[i + 1]] += np.minimum(block[i], block[i + 1 :]) @ w_block
+    # BLAS rounds rows differently; a pair whose member i is <= j on every text must tie with
+    # single i bit for bit (as in pair_oracle_losses), or near-ties would break frontiers at random
+    dominance = pair_dominance(array, block_texts=block_texts)
+    rows, cols = np.triu_indices(n_models, k=1)
+    for index in np.flatnonzero(dominance[rows, cols] | dominance[cols, rows]):
+        best = rows[index] if dominance[rows[index], cols[index]] else cols[index]
+        pairs[index] = singles[best]
     return (singles / totals).T, (pairs / totals).T
 
 

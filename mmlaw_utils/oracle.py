@@ -115,9 +115,30 @@ def pair_oracle_losses(
         for i in range(n_models - 1):
             minima = np.minimum(block[i], block[i + 1 :])
             sums[i, i + 1 :] += minima.sum(axis=1) if w_block is None else minima @ w_block
+    if w is not None:
+        # BLAS products may round rows differently: make "i <= j on every text" pairs equal the
+        # single loss of i bit for bit, as in the unweighted path (exact ties matter for frontiers)
+        dominance = pair_dominance(array, block_texts=block_texts)
+        rows, cols = np.nonzero(np.triu(dominance | dominance.T, k=1))
+        best = np.where(dominance[rows, cols], rows, cols)
+        sums[rows, cols] = sums[best, best]
     total = float(n_texts) if w is None else float(w.sum())
     upper = np.triu(sums, k=1)
     return (upper + upper.T + np.diag(np.diag(sums))) / total
+
+
+def pair_dominance(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) -> np.ndarray:
+    """K x K boolean: [i, j] is True when model i's loss is <= model j's on every text (diag True)."""
+    array = _as_loss_matrix(L)
+    n_models, n_texts = array.shape
+    dominance = np.ones((n_models, n_models), dtype=bool)
+    for start in range(0, n_texts, block_texts):
+        block = np.ascontiguousarray(array[:, start : start + block_texts])
+        for i in range(n_models - 1):
+            others = block[i + 1 :]
+            dominance[i, i + 1 :] &= (block[i] <= others).all(axis=1)
+            dominance[i + 1 :, i] &= (others <= block[i]).all(axis=1)
+    return dominance
 
 
 def pair_win_shares(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) -> np.ndarray:
