@@ -234,6 +234,10 @@ if stage_wanted scores; then
   if [[ "$IS_SYNTHETIC" == 1 ]]; then
     echo "==> [scores] generating synthetic score caches"
     force=(); [[ $RESCORE -eq 1 ]] && force=(--force)
+    # a -p data_dir override moves the generated caches with the rest of the outputs
+    for ((k = 0; k < ${#PARAMS[@]}; k += 3)); do
+      [[ "${PARAMS[k+1]}" == data_dir ]] && force+=(--data-dir "${PARAMS[k+2]}")
+    done
     "$VPY" -m mmlaw_utils.synthetic --profile "$PROFILE" ${force[@]+"${force[@]}"} || die "stage 'scores' FAILED (python -m mmlaw_utils.synthetic --profile $PROFILE)"
   else
     SCORE_NB="$(ls notebooks/01_*.ipynb 2>/dev/null | head -n 1 || true)"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mmlaw_utils.bootstrap import prediction_band
 from mmlaw_utils.tables import GROUP_LABELS, fit_value
 
 GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
@@ -31,18 +32,14 @@ def scaling_law(params_scaled: np.ndarray, A: float, alpha: float, L_inf: float)
 
 
 def law_band(boot_group: pd.DataFrame, params_scaled: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise percentile band of the bootstrap laws at ``params_scaled``: (lower, upper), nats.
-
-    ``boot_group`` holds one fitted (A, alpha, L_inf) per resample of one group; failed fits (NaN) are skipped.
-    """
-    ok = boot_group[["A", "alpha", "L_inf"]].dropna().to_numpy(dtype=np.float64)
-    if len(ok) == 0:
+    """Pointwise percentile band (lower, upper) in nats of one group's bootstrap laws at ``params_scaled``; NaN if none fitted."""
+    if boot_group["group"].nunique() != 1:
+        raise ValueError(f"law_band needs the rows of one group, got {boot_group['group'].unique().tolist()}")
+    try:
+        return prediction_band(boot_group, str(boot_group["group"].iloc[0]), params_scaled, level)
+    except ValueError:  # no successful bootstrap fit: no band to draw
         nan = np.full(np.shape(params_scaled), np.nan)
         return nan, nan
-    x = np.asarray(params_scaled, dtype=np.float64)
-    curves = ok[:, [0]] * np.power(x[None, :], -ok[:, [1]]) + ok[:, [2]]
-    tail = (1.0 - level) / 2.0
-    return np.quantile(curves, tail, axis=0), np.quantile(curves, 1.0 - tail, axis=0)
 
 
 def _fit_is_usable(fit: Any) -> bool:

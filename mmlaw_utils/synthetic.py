@@ -48,11 +48,11 @@ class SyntheticSettings:
     seed: int = 0
     mean_bytes: float = 2500.0  # mean text length in bytes
     floor_nats_per_byte: float = 0.70  # typical family loss floor, nats per byte
-    floor_spread: float = 0.03  # between-family sd of the floor, nats per byte
+    floor_spread: float = 0.015  # between-family sd of the floor, nats per byte
     amplitude_nats_per_byte: float = 0.30  # A of the per-byte law at P = 1B
-    alpha_range: tuple[float, float] = (0.25, 0.45)  # per-family exponents drawn uniformly
-    family_text_sd: float = 0.08  # sd of the log per-text difficulty shared within a family
-    model_text_sd: float = 0.03  # sd of the log per-text deviation private to a model
+    alpha_range: tuple[float, float] = (0.30, 0.40)  # per-family exponents drawn uniformly
+    family_text_sd: float = 0.12  # sd of the log per-text difficulty shared within a family
+    model_text_sd: float = 0.04  # sd of the log per-text deviation private to a model
     size_jitter: float = 0.15  # relative jitter of sizes between families
     families: tuple[str, ...] = field(default_factory=tuple)  # optional family names
 

@@ -84,6 +84,8 @@ def fit_to_dict(fit: Any) -> dict[str, Any]:
     """JSON-ready dict of a ScalingFit (dataclass, namedtuple or mapping); floats made plain."""
     if isinstance(fit, Mapping):
         raw = dict(fit)
+    elif hasattr(fit, "to_dict"):
+        raw = fit.to_dict()
     elif hasattr(fit, "__dataclass_fields__"):
         raw = {name: getattr(fit, name) for name in fit.__dataclass_fields__}
     elif hasattr(fit, "_asdict"):
@@ -185,6 +187,21 @@ def pairs_table(
     return frame
 
 
+def pair_loss_matrix(pairs: pd.DataFrame, n_models: int) -> np.ndarray:
+    """K x K pair oracle losses (nats; singles on the diagonal) rebuilt from a :func:`pairs_table` frame."""
+    expected = n_models * (n_models - 1) // 2
+    if len(pairs) != expected:
+        raise ValueError(f"pairs table has {len(pairs)} rows; {n_models} models have {expected} pairs")
+    i, j = pairs["i"].to_numpy(dtype=np.int64), pairs["j"].to_numpy(dtype=np.int64)
+    matrix = np.full((n_models, n_models), np.nan)
+    matrix[i, j] = matrix[j, i] = pairs["loss"].to_numpy(dtype=np.float64)
+    matrix[i, i] = pairs["loss_a"].to_numpy(dtype=np.float64)
+    matrix[j, j] = pairs["loss_b"].to_numpy(dtype=np.float64)
+    if np.isnan(matrix).any():
+        raise ValueError("pairs table does not cover every pair (i < j) and every single model")
+    return matrix
+
+
 def family_win_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per group: number of pairs, mean gain over the best member (nats), share of pairs where both members win >= 10%."""
     if "win_share_a" not in pairs:
@@ -241,32 +258,6 @@ def groups_from_frontiers_table(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-def bootstrap_intervals(boot: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Percentile intervals per group of the bootstrap fits: columns group, {L_inf,A,alpha}_{lo,hi}, n_ok.
-
-    ``boot`` has one row per resample x group with columns ``group``, ``A``, ``alpha``, ``L_inf``;
-    resamples whose fit failed (NaN) are left out and counted in ``n_ok``.
-    """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    missing = [c for c in ("group", *LAW_PARAMS) if c not in boot.columns]
-    if missing:
-        raise ValueError(f"bootstrap table lacks column(s) {missing}; have {list(boot.columns)}")
-    tail = (1.0 - level) / 2.0
-    rows = []
-    for group, frame in boot.groupby("group", sort=False):
-        ok = frame[list(LAW_PARAMS)].dropna()
-        if "status" in frame.columns:
-            ok = ok[frame.loc[ok.index, "status"].astype(str).str.startswith("ok")]
-        row: dict[str, Any] = {"group": group, "n_ok": len(ok)}
-        for name in LAW_PARAMS:
-            values = ok[name].to_numpy(dtype=np.float64)
-            row[f"{name}_lo"] = float(np.quantile(values, tail)) if len(values) else np.nan
-            row[f"{name}_hi"] = float(np.quantile(values, 1.0 - tail)) if len(values) else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def table1_frame(
     groups: Mapping[str, pd.DataFrame],
     fits: Mapping[str, Any],
@@ -278,7 +269,9 @@ def table1_frame(
     ``groups`` from ``frontier.collaboration_groups``; ``fits`` group -> ScalingFit (or dict);
     ``boot`` from ``bootstrap.bootstrap_group_fits`` (None: CI columns are NaN).
     """
-    intervals = bootstrap_intervals(boot, level).set_index("group") if boot is not None and len(boot) else None
+    from mmlaw_utils.bootstrap import bootstrap_ci
+
+    intervals = bootstrap_ci(boot, level).set_index("group") if boot is not None and len(boot) else None
     paper = PAPER_TABLE1.set_index("group")
     rows = []
     for group in [g for g in GROUP_ORDER if g in groups] + [g for g in groups if g not in GROUP_ORDER]:
