@@ -256,7 +256,7 @@ def _render(wikitext: str) -> str:
 
 _REF_RE = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", re.IGNORECASE | re.DOTALL)
 _COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
-_PRON_PAREN_RE = re.compile(r"\s?\([^()]*\x02[^()]*\)")
+_PRON_PAREN_RE = re.compile(r"\s?\(([^()]*\x02[^()]*)\)")
 _EMPTY_PAREN_RE = re.compile(r"\(\s*(?:[,;:–—-]\s*)*\)")
 _LEADING_SEP_RE = re.compile(r"\(\s*[,;:]\s*")
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([,.;:!?)\]])")
@@ -264,9 +264,16 @@ _REMNANT_RE = re.compile(r"&[a-zA-Z]+;|&#\d+;|\{\{|\}\}|\[\[|\]\]|\{\||\|\}|<[a-
 _SENTENCE_END = (".", "!", "?", '"', "”", "’", "'", ")")
 
 
+def _drop_pronunciation(match: re.Match) -> str:
+    """Drop the ';'-separated parts of a parenthesis that held a pronunciation, and it if emptied."""
+    kept = [part.strip() for part in match.group(1).split(";") if _PRON_MARK not in part]
+    kept = [part for part in kept if part]
+    return f" ({'; '.join(kept)})" if kept else ""
+
+
 def _tidy_paragraph(text: str) -> str:
     text = html.unescape(text)  # entities inside link targets are not parsed as entities
-    text = _PRON_PAREN_RE.sub("", text).replace(_PRON_MARK, "")
+    text = _PRON_PAREN_RE.sub(_drop_pronunciation, text).replace(_PRON_MARK, "")
     text = re.sub(r"[ \t\u00a0\u2009\u200b]+", " ", text)
     for _ in range(2):  # removing an inner empty parenthesis can empty the outer one
         text = _EMPTY_PAREN_RE.sub("", text)
