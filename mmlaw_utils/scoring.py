@@ -1,0 +1,533 @@
+"""Eq. (1) kernel: summed next-token NLL (nats) of each text under a causal LM's own tokenizer.
+
+Policies (recorded in every cache's provenance):
+
+* **Prefix.** Each text is tokenized without special tokens; one prefix token is put in
+  front so the first token is scored too: the tokenizer's BOS if it has one, else its EOS
+  (a document separator, as lm-evaluation-harness does). The prefix is never scored, and a
+  tokenizer that inserts BOS despite ``add_special_tokens=False`` has it removed first, so a
+  text never sees two BOS tokens.
+* **Rolling windows.** Texts longer than ``max_length`` (model input tokens, prefix
+  included) are scored in overlapping windows. The first window scores all of its tokens;
+  every later window is the ``max_length`` tokens ending at its last scored token, and
+  scores ``max_length - context_tokens + 1`` new tokens, so each newly scored token sees at
+  least ``context_tokens`` tokens (default ``max_length // 2``). ``context_tokens=1`` gives
+  lm-evaluation-harness's disjoint windows. Every token is scored exactly once; a text that
+  fits in one window is one plain forward.
+* **Batching.** Windows are sorted by length and packed to a padded-token budget
+  (``batch_tokens``), right-padded (so causal attention never sees padding), and results
+  are put back in input order.
+* **Memory.** Hidden states come from the base model; the output head, fp32 log-softmax
+  and target gather run over chunks of scored positions, so the [tokens x vocab] fp32
+  logits are never materialised.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+RESULT_COLUMNS = ["nll", "n_tokens", "n_bytes"]
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+_LOGITS_CHUNK_BYTES = 64 * 2**20  # fp32 logits held at once per chunk of positions
+
+
+# ----------------------------------------------------------------------------- windows
+def default_context_tokens(max_length: int) -> int:
+    """Default minimum context (tokens) of a newly scored token in windows after the first."""
+    return max(1, max_length // 2)
+
+
+def rolling_windows(n_tokens: int, max_length: int, context_tokens: int | None = None) -> np.ndarray:
+    """Windows over the sequence [prefix] + n_tokens text tokens, as int64 rows (start, length, n_scored).
+
+    A window feeds input positions ``start .. start+length-1`` of that sequence and predicts
+    positions ``start+1 .. start+length``; its last ``n_scored`` predictions are scored.
+    Across windows, text tokens 1..n_tokens are each scored exactly once.
+    """
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    context = default_context_tokens(max_length) if context_tokens is None else int(context_tokens)
+    if not 1 <= context <= max_length:
+        raise ValueError(f"context_tokens must be in [1, max_length={max_length}], got {context_tokens}")
+    if n_tokens < 1:
+        raise ValueError(f"a text must have at least one token, got {n_tokens}")
+    stride = max_length - context + 1  # new tokens per later window
+    first = min(max_length, n_tokens)
+    rows = [(0, first, first)]
+    next_target = first + 1  # sequence index of the first unscored token
+    while next_target <= n_tokens:
+        end = min(n_tokens, next_target + stride - 1)
+        start = max(0, end - max_length)
+        rows.append((start, end - start, end - next_target + 1))
+        next_target = end + 1
+    return np.asarray(rows, dtype=np.int64)
+
+
+def window_policy_name(max_length: int, context_tokens: int | None) -> str:
+    """Provenance string of the rolling-window policy."""
+    context = default_context_tokens(max_length) if context_tokens is None else int(context_tokens)
+    return f"rolling(max_length={max_length},context_tokens={context})"
+
+
+def pack_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
+    """Group window indices, longest first, so each batch's padded size rows*max_len <= batch_tokens.
+
+    A window longer than the budget gets a batch of its own.
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[np.ndarray] = []
+    i = 0
+    while i < len(order):
+        longest = int(lengths[order[i]])
+        rows = max(1, batch_tokens // max(longest, 1))
+        batches.append(order[i : i + rows])
+        i += rows
+    return batches
+
+
+# ----------------------------------------------------------------------------- tokens
+def prefix_token(tokenizer) -> tuple[int, str]:
+    """(token id, policy string) of the scoring prefix: BOS if the tokenizer has one, else EOS."""
+    if tokenizer.bos_token_id is not None:
+        return int(tokenizer.bos_token_id), f"bos:{tokenizer.bos_token}={tokenizer.bos_token_id}"
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id), f"eos:{tokenizer.eos_token}={tokenizer.eos_token_id}"
+    name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
+    raise ValueError(f"tokenizer {name!r} has neither a BOS nor an EOS token to use as the scoring prefix")
+
+
+def check_texts(texts: Sequence[Any], text_ids: Sequence[Any] | None = None) -> list[str]:
+    """Return the ids (default "0", "1", ...) after checking texts are non-empty str and ids unique."""
+    ids = [str(i) for i in range(len(texts))] if text_ids is None else [str(i) for i in text_ids]
+    if len(ids) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(ids)} text ids")
+    seen: set[str] = set()
+    duplicates = [i for i in ids if i in seen or seen.add(i)]
+    if duplicates:
+        raise ValueError(f"duplicate text id(s) {sorted(set(duplicates))[:10]}")
+    for text_id, text in zip(ids, texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {text_id!r} is {type(text).__name__}, not str")
+        if not text.strip():
+            raise ValueError(f"text {text_id!r} is empty")
+    return ids
+
+
+def tokenize_texts(tokenizer, texts: Sequence[str], text_ids: Sequence[str] | None = None) -> list[np.ndarray]:
+    """Each text's own token ids (int64, no special tokens added), after input checks."""
+    ids = check_texts(texts, text_ids)
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    sequences = []
+    for text_id, text, tokens in zip(ids, texts, encoded):
+        # some tokenizers (legacy sentencepiece, GGUF) prepend BOS regardless; drop it unless the text spells it
+        if bos is not None and tokens and tokens[0] == bos and not text.startswith(str(tokenizer.bos_token)):
+            tokens = tokens[1:]
+        if not tokens:
+            raise ValueError(f"text {text_id!r} tokenizes to zero tokens")
+        sequences.append(np.asarray(tokens, dtype=np.int64))
+    return sequences
+
+
+# ----------------------------------------------------------------------------- model head
+def model_max_length(model) -> int:
+    """Context length of ``model`` in tokens, from its config."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise ValueError(f"cannot find the context length of model {model_name(model)!r}; pass max_length")
+
+
+def model_name(model) -> str:
+    """Id or path the model was loaded from (for messages and provenance)."""
+    return str(getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+
+@dataclass(frozen=True)
+class _Head:
+    """Output head of a causal LM: logits = postprocess(linear(hidden))."""
+
+    linear: torch.nn.Module
+    softcap: float | None
+    scale: float
+
+    def logits_fp32(self, hidden: torch.Tensor) -> torch.Tensor:
+        """fp32 logits for a [positions x hidden] block."""
+        logits = self.linear(hidden).float()
+        if self.scale != 1.0:
+            logits = logits * self.scale
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
+def _output_head(model) -> _Head:
+    """The head applied to the base model's last hidden state (known scalings included)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    linear = model.get_output_embeddings()
+    if linear is None:
+        raise ValueError(f"model {model_name(model)!r} has no output embeddings (not a causal LM head?)")
+    scale = 1.0
+    if getattr(config, "logit_scale", None):  # Cohere multiplies logits
+        scale *= float(config.logit_scale)
+    if getattr(config, "logits_scaling", None):  # Granite divides logits
+        scale /= float(config.logits_scaling)
+    return _Head(linear=linear, softcap=getattr(config, "final_logit_softcapping", None) or None, scale=scale)
+
+
+def _input_device(model) -> torch.device:
+    return model.get_input_embeddings().weight.device
+
+
+def _hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """Last hidden state [batch, time, hidden] of the base model (final norm applied)."""
+    out = model.base_model(input_ids=input_ids, use_cache=False)
+    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+
+def _head_matches_full_forward(model, head: _Head, probe: torch.Tensor) -> bool:
+    """Whether base model + head reproduces the full model's log-probs on a short probe."""
+    with torch.inference_mode():
+        full = model(input_ids=probe, use_cache=False).logits.float().log_softmax(-1)
+        if not bool(torch.isfinite(full).all()):
+            return True  # a broken model; the scoring loop reports it with the text ids
+        hidden = _hidden_states(model, probe)
+        ours = head.logits_fp32(hidden.to(head.linear.weight.device)).log_softmax(-1)
+    tolerance = 1e-3 if full.dtype == torch.float32 and head.linear.weight.dtype == torch.float32 else 5e-2
+    return bool(torch.allclose(ours.to(full.device), full, atol=tolerance, rtol=0))
+
+
+def _positions_per_chunk(vocab_size: int) -> int:
+    """Scored positions per head chunk so a chunk's fp32 logits stay within _LOGITS_CHUNK_BYTES."""
+    return max(1, _LOGITS_CHUNK_BYTES // (4 * max(vocab_size, 1)))
+
+
+def _target_logprobs(head: _Head, hidden: torch.Tensor, targets: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """fp32 log p(target) for [N x hidden] states, computed in chunks of positions."""
+    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    step = _positions_per_chunk(vocab_size)
+    for lo in range(0, hidden.shape[0], step):
+        logits = head.logits_fp32(hidden[lo : lo + step])
+        picked = logits.gather(1, targets[lo : lo + step, None]).squeeze(1)
+        out[lo : lo + step] = picked - torch.logsumexp(logits, dim=1)
+        del logits
+    return out
+
+
+# ----------------------------------------------------------------------------- scoring
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Resolved scoring policy (what goes into provenance)."""
+
+    max_length: int
+    context_tokens: int
+    prefix_id: int
+    prefix_policy: str
+    window_policy: str
+    head_mode: str
+
+
+def resolve_settings(model, tokenizer, max_length: int | None = None, context_tokens: int | None = None) -> ScoreSettings:
+    """Fill in the model's context length, the default window context and the prefix token."""
+    length = model_max_length(model) if max_length is None else int(max_length)
+    if length < 2:
+        raise ValueError(f"max_length must be >= 2 for model {model_name(model)!r}, got {length}")
+    context = default_context_tokens(length) if context_tokens is None else int(context_tokens)
+    rolling_windows(1, length, context)  # validates context range
+    prefix_id, prefix_policy = prefix_token(tokenizer)
+    return ScoreSettings(length, context, prefix_id, prefix_policy, window_policy_name(length, context), "chunked")
+
+
+def _plan_windows(sequences: list[np.ndarray], settings: ScoreSettings) -> np.ndarray:
+    """All windows of all texts as int64 rows (text index, start, length, n_scored)."""
+    plans = []
+    for index, tokens in enumerate(sequences):
+        windows = rolling_windows(len(tokens), settings.max_length, settings.context_tokens)
+        plans.append(np.column_stack([np.full(len(windows), index, dtype=np.int64), windows]))
+    return np.concatenate(plans, axis=0)
+
+
+def score_token_sequences(
+    model,
+    sequences: list[np.ndarray],
+    settings: ScoreSettings,
+    *,
+    text_ids: Sequence[str] | None = None,
+    batch_tokens: int = 8192,
+    progress: Any = None,
+    on_batch: Any = None,
+) -> np.ndarray:
+    """Summed NLL (float64 nats) of each token sequence (without prefix), in input order.
+
+    ``progress`` is an optional tqdm-like bar updated with scored tokens; ``on_batch`` an
+    optional callable run after each batch (used by tests to simulate a crash).
+    """
+    ids = [str(i) for i in range(len(sequences))] if text_ids is None else list(text_ids)
+    if not sequences:
+        return np.zeros(0, dtype=np.float64)
+    windows = _plan_windows(sequences, settings)
+    full = [np.concatenate([[settings.prefix_id], s]) for s in sequences]
+    head = _output_head(model)
+    vocab_size = int(head.linear.weight.shape[0])
+    device = _input_device(model)
+    head_device = head.linear.weight.device
+    nll = torch.zeros(len(sequences), dtype=torch.float64, device=head_device)
+    windows_left = np.bincount(windows[:, 0], minlength=len(sequences))
+    use_full_forward = settings.head_mode == "full"
+    with torch.inference_mode():
+        for batch in pack_batches(windows[:, 2], batch_tokens):
+            rows = windows[batch]
+            width = int(rows[:, 2].max())
+            input_ids = np.full((len(rows), width), settings.prefix_id, dtype=np.int64)
+            positions, targets, owners = [], [], []
+            for r, (text, start, length, n_scored) in enumerate(rows):
+                seq = full[text]
+                input_ids[r, :length] = seq[start : start + length]
+                pos = np.arange(length - n_scored, length)
+                positions.append(r * width + pos)
+                targets.append(seq[start + pos + 1])
+                owners.append(np.full(n_scored, text))
+            flat_pos = torch.from_numpy(np.concatenate(positions)).to(head_device)
+            flat_targets = torch.from_numpy(np.concatenate(targets)).to(head_device)
+            flat_owner = torch.from_numpy(np.concatenate(owners)).to(head_device)
+            batch_ids = torch.from_numpy(input_ids).to(device)
+            if use_full_forward:
+                logits = model(input_ids=batch_ids, use_cache=False).logits
+                picked = logits.reshape(-1, logits.shape[-1])[flat_pos.to(logits.device)].float()
+                logprobs = (picked.gather(1, flat_targets[:, None].to(picked.device)).squeeze(1) - torch.logsumexp(picked, 1)).to(head_device)
+                del logits, picked
+            else:
+                hidden = _hidden_states(model, batch_ids)
+                hidden = hidden.reshape(-1, hidden.shape[-1])[flat_pos.to(hidden.device)].to(head_device)
+                logprobs = _target_logprobs(head, hidden, flat_targets, vocab_size)
+                del hidden
+            finite = torch.isfinite(logprobs)
+            if not bool(finite.all()):
+                bad = sorted({ids[i] for i in flat_owner[~finite].unique().tolist()})
+                raise FloatingPointError(
+                    f"model {model_name(model)!r} gave non-finite log-probabilities (dtype "
+                    f"{head.linear.weight.dtype}) for text id(s) {bad[:20]}; try dtype='float32'"
+                )
+            nll.index_add_(0, flat_owner, -logprobs.double())
+            if progress is not None:
+                np.subtract.at(windows_left, rows[:, 0], 1)
+                _report_progress(progress, int(rows[:, 3].sum()), int((windows_left == 0).sum()))
+            if on_batch is not None:
+                on_batch()
+    return nll.cpu().numpy()
+
+
+def _report_progress(bar: Any, tokens: int, texts_done: int) -> None:
+    """Advance a bar made by ``make_progress`` by ``tokens``; texts count from its offset (chunked runs)."""
+    bar.update(tokens)
+    offset = int(getattr(bar, "mmlaw_texts_offset", 0))
+    total = getattr(bar, "mmlaw_n_texts", "?")
+    bar.set_postfix_str(f"texts={offset + texts_done}/{total}", refresh=False)
+
+
+def check_head(model, tokenizer, settings: ScoreSettings) -> ScoreSettings:
+    """Use the chunked head if base model + output head reproduces the model's logits, else full forwards."""
+    head = _output_head(model)
+    probe_len = min(16, settings.max_length)
+    generator = torch.Generator().manual_seed(0)
+    vocab = min(len(tokenizer), int(head.linear.weight.shape[0]))
+    probe = torch.randint(0, vocab, (1, probe_len), generator=generator)
+    probe[0, 0] = settings.prefix_id
+    if _head_matches_full_forward(model, head, probe.to(_input_device(model))):
+        return settings
+    warnings.warn(
+        f"model {model_name(model)!r}: base model + output head does not reproduce its logits; "
+        "scoring with full forwards (more memory)",
+        stacklevel=2,
+    )
+    return ScoreSettings(**{**settings.__dict__, "head_mode": "full"})
+
+
+def score_texts(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    text_ids: Sequence[str] | None = None,
+    max_length: int | None = None,
+    context_tokens: int | None = None,
+    batch_tokens: int = 8192,
+    progress: bool | Any = False,
+) -> pd.DataFrame:
+    """Eq. (1) per text, in input order: ``nll`` (float64 summed nats), ``n_tokens``, ``n_bytes``.
+
+    ``max_length``: window length in model input tokens (default: the model's context).
+    ``context_tokens``: minimum context of each newly scored token in windows after the
+    first (default ``max_length // 2``; 1 = lm-evaluation-harness's disjoint windows).
+    ``batch_tokens``: padded tokens per forward. ``progress``: True for a tqdm bar, or a bar.
+    The frame's index is the text ids (default "0", "1", ...).
+    """
+    ids = check_texts(texts, text_ids)
+    sequences = tokenize_texts(tokenizer, texts, ids)
+    settings = check_head(model, tokenizer, resolve_settings(model, tokenizer, max_length, context_tokens))
+    bar = make_progress(sum(len(s) for s in sequences), len(sequences)) if progress is True else (progress or None)
+    try:
+        nll = score_token_sequences(model, sequences, settings, text_ids=ids, batch_tokens=batch_tokens, progress=bar)
+    finally:
+        if progress is True and bar is not None:
+            bar.close()
+    return pd.DataFrame(
+        {
+            "nll": nll,
+            "n_tokens": np.array([len(s) for s in sequences], dtype=np.int64),
+            "n_bytes": np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64),
+        },
+        index=pd.Index(ids, name="text_id"),
+    )
+
+
+def make_progress(total_tokens: int, n_texts: int, description: str = "scoring"):
+    """A tqdm bar counting scored tokens (rate = tokens/s, ETA) with a texts-done postfix."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc=description, dynamic_ncols=True)
+    bar.set_postfix_str(f"texts=0/{n_texts}")
+    bar.mmlaw_n_texts = n_texts
+    return bar
+
+
+# ----------------------------------------------------------------------------- parameters
+def count_parameters(model) -> dict[str, int]:
+    """Parameter counts: ``params_total`` (embeddings included, tied weights once; the paper's P)
+    and ``params_nonembed`` (minus token/position embedding tables and an untied output head)."""
+    unique = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in unique.values())
+    embedding_ids: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            embedding_ids.update(id(p) for p in module.parameters(recurse=False))
+    head = model.get_output_embeddings()
+    if head is not None:
+        embedding_ids.update(id(p) for p in head.parameters(recurse=False))
+    embedding = sum(unique[i].numel() for i in embedding_ids if i in unique)
+    return {"params_total": int(total), "params_nonembed": int(total - embedding)}
+
+
+# ----------------------------------------------------------------------------- loading
+def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
+    """torch dtype for a config string; "auto" = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key == "auto":
+        if str(device).startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if key not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(_DTYPES))}")
+    return _DTYPES[key]
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; other values are checked and returned."""
+    device = str(device).lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is visible")
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def looks_like_local_path(model_id: str) -> bool:
+    """Whether ``model_id`` names a local folder/file rather than a hub id ("org/name")."""
+    text = str(model_id)
+    return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or Path(text).exists() or text.endswith(".gguf")
+
+
+def load_model_and_tokenizer(
+    model_id: str | os.PathLike,
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    gguf_file: str | None = None,
+):
+    """Load a causal LM (eval mode) and its tokenizer from a hub id or local folder / .gguf file.
+
+    CUDA: weights in ``dtype`` (bf16 by default), SDPA attention, ``device_map="auto"``
+    (sharded over GPUs when larger than one). CPU: fp32 unless a dtype is given.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_id = str(model_id)
+    if looks_like_local_path(model_id):
+        path = Path(model_id).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"model path {model_id!r} does not exist")
+        if path.is_file() and path.suffix == ".gguf":
+            model_id, gguf_file = str(path.parent), path.name
+        else:
+            model_id = str(path)
+    resolved_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, resolved_device)
+    extra: dict[str, Any] = {"revision": revision}
+    if gguf_file:
+        extra["gguf_file"] = gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(model_id, **extra)
+    placement: dict[str, Any] = {}
+    if resolved_device == "cuda":
+        placement["device_map"] = "auto"
+    elif resolved_device.startswith("cuda") or resolved_device == "mps":
+        placement["device_map"] = {"": resolved_device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype, attn_implementation="sdpa", **placement, **extra)
+    except ValueError as error:
+        if "scaled_dot_product_attention" not in str(error) and "sdpa" not in str(error).lower():
+            raise
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype, **placement, **extra)
+    model.eval()
+    model.name_or_path = model_id if not gguf_file else f"{model_id}/{gguf_file}"
+    return model, tokenizer
+
+
+def model_revision(model) -> str | None:
+    """Hub commit sha the weights came from (None for local folders)."""
+    return getattr(model.config, "_commit_hash", None)
+
+
+def hash_model_files(path: str | os.PathLike) -> str:
+    """SHA-256 over the names and bytes of a local model's config, tokenizer and weight files."""
+    import hashlib
+
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    else:
+        patterns = ("*.json", "*.safetensors", "*.bin", "*.gguf", "*.model", "*.pt", "*.txt")
+        files = sorted({f for pattern in patterns for f in path.glob(pattern) if f.is_file()})
+    if not files:
+        raise FileNotFoundError(f"model path {str(path)!r} has no config or weight files to hash")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(2**22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def bits_per_byte(nll_nats: np.ndarray, n_bytes: np.ndarray) -> float:
+    """Total nats over total UTF-8 bytes, in bits per byte."""
+    return float(np.sum(nll_nats) / np.sum(n_bytes) / math.log(2))
