@@ -7,7 +7,7 @@ uncertainty of a finite evaluation set. Resample r uses its own generator spawne
 ``seed``, so it is identical whatever ``n_bootstrap`` or ``chunk_size`` is.
 
 The weighted means are matrix products: for each model i, ``min(L_i, L_j>i) @ counts``
-(blocked over texts), so a chunk of resamples costs one GEMM per model.
+(blocked over texts), so a chunk of resamples costs one GEMM per block of texts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from mmlaw_utils.frontier import GROUPS, pareto_front
 from mmlaw_utils.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
 
 FIT_COLUMNS = ("A", "alpha", "L_inf")
+_PAIR_BUFFER_BYTES = 32 * 2**20
 
 
 def bootstrap_counts(n_texts: int, n_bootstrap: int, seed: int, start: int = 0) -> np.ndarray:
@@ -45,15 +46,23 @@ def weighted_pair_means(
     if (totals <= 0).any():
         raise ValueError("every resample needs a positive total count")
     n_resamples = weights.shape[0]
+    n_pairs = n_models * (n_models - 1) // 2
     singles = np.zeros((n_models, n_resamples))
-    pairs = np.zeros((n_models * (n_models - 1) // 2, n_resamples))
+    pairs = np.zeros((n_pairs, n_resamples))
     offsets = np.r_[0, np.cumsum(np.arange(n_models - 1, 0, -1))]
-    for start in range(0, n_texts, block_texts):
-        block = np.ascontiguousarray(array[:, start : start + block_texts])
-        w_block = np.ascontiguousarray(weights[:, start : start + block_texts].T)  # (n_block, B)
+    # all pair minima of a text block go into one buffer (<= ~32 MiB) and then one large GEMM:
+    # a few big products keep BLAS threads busy, many small ones stall on a shared machine
+    step = int(max(16, min(block_texts, _PAIR_BUFFER_BYTES // (8 * max(n_pairs, 1)))))
+    buffer = np.empty((n_pairs, min(step, n_texts)))
+    for start in range(0, n_texts, step):
+        block = np.ascontiguousarray(array[:, start : start + step])
+        width = block.shape[1]
+        w_block = np.ascontiguousarray(weights[:, start : start + step].T)  # (width, B)
         singles += block @ w_block
+        minima = buffer[:, :width]
         for i in range(n_models - 1):
-            pairs[offsets[i] : offsets[i + 1]] += np.minimum(block[i], block[i + 1 :]) @ w_block
+            np.minimum(block[i], block[i + 1 :], out=minima[offsets[i] : offsets[i + 1]])
+        pairs += minima @ w_block
     # BLAS rounds rows differently; a pair whose member i is <= j on every text must tie with
     # single i bit for bit (as in pair_oracle_losses), or near-ties would break frontiers at random
     dominance = pair_dominance(array, block_texts=block_texts)
@@ -84,7 +93,7 @@ def bootstrap_group_fits(
     seed: int = 0,
     params_unit: float = 1e9,
     *,
-    chunk_size: int = 100,
+    chunk_size: int = 250,
     fit_kwargs: dict | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
