@@ -33,7 +33,7 @@ class ScalingFit:
 
     ``status`` is "ok" or a comma-joined list of flags: "alpha_at_bound", "L_inf_at_bound",
     "A_at_zero", "grid_edge" (profile minimum at the edge of the alpha grid),
-    "not_converged" (polish failed), "se_unavailable" (singular Jacobian or n_points == 3+0 dof).
+    "not_converged" (polish failed), "se_unavailable" (singular Jacobian).
     """
 
     A: float

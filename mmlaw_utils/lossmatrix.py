@@ -103,26 +103,32 @@ def _validate(long: pd.DataFrame, models: pd.DataFrame) -> tuple[pd.DataFrame, p
     models = models.astype({"model": str, "family": str, "params": "int64"})
     long = long[LONG_COLUMNS + [c for c in long.columns if c not in LONG_COLUMNS]].astype(
         {"model": str, "text_id": str, "nll": "float64", "n_tokens": "int64", "n_bytes": "int64"}
-    )
-    unknown = set(long["model"]) - set(names)
-    if unknown:
-        raise ValueError(f"loss matrix: model(s) {sorted(unknown)[:5]} have losses but no row in the models table")
+    ).reset_index(drop=True)
+    codes = pd.Categorical(long["model"], categories=names.tolist()).codes
+    if (codes < 0).any():
+        unknown = sorted(set(long["model"][codes < 0]))
+        raise ValueError(f"loss matrix: model(s) {unknown[:5]} have losses but no row in the models table")
+    counts = np.bincount(codes, minlength=len(names))
+    for name, count in zip(names, counts):
+        if count == 0:
+            raise ValueError(f"loss matrix: model {name!r} has no losses")
     # model-major in the models table order; keep each model's own text order
-    rank = pd.Series(np.arange(len(names)), index=names)
-    long = long.iloc[np.argsort(rank[long["model"]].to_numpy(), kind="stable")].reset_index(drop=True)
-    counts = long["model"].value_counts()
+    order = np.argsort(codes, kind="stable")
+    if not np.array_equal(order, np.arange(order.size)):
+        long = long.iloc[order].reset_index(drop=True)
     reference = names.iloc[0]
-    ref_ids = long["text_id"][long["model"] == reference].to_numpy()
+    n_texts = int(counts[0])
+    all_ids = long["text_id"].to_numpy()
+    ref_ids = all_ids[:n_texts]
     if pd.Series(ref_ids).duplicated().any():
         raise ValueError(f"loss matrix: model {reference!r} has duplicate text ids")
-    for name in names:
-        if name not in counts:
-            raise ValueError(f"loss matrix: model {name!r} has no losses")
-    n_texts = ref_ids.size
-    for k, name in enumerate(names):
-        ids = long["text_id"].to_numpy()[k * n_texts : (k + 1) * n_texts]
-        if counts[name] != n_texts or not np.array_equal(ids, ref_ids):
-            _raise_text_mismatch(name, reference, long["text_id"][long["model"] == name], ref_ids)
+    mismatched = np.flatnonzero(counts != n_texts)
+    if mismatched.size == 0:
+        same = (all_ids.reshape(len(names), n_texts) == ref_ids[None, :]).all(axis=1)
+        mismatched = np.flatnonzero(~same)
+    if mismatched.size:
+        name = names.iloc[int(mismatched[0])]
+        _raise_text_mismatch(name, reference, long["text_id"][long["model"] == name], ref_ids)
     nll = long["nll"].to_numpy()
     bad = ~np.isfinite(nll)
     if bad.any():
