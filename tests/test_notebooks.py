@@ -1,0 +1,145 @@
+"""Notebooks: .py/.ipynb pairs in sync, and the 02-06 sequence run by papermill on a synthetic pool."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from pathlib import Path
+
+import jupytext
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mmlaw_utils.cache import read_cache
+from mmlaw_utils.synthetic import SyntheticSettings, generate
+from mmlaw_utils.tables import PAPER_TABLE1
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO_ROOT / "notebooks"
+SEQUENCE = ["02_loss_matrix", "03_oracle_pairs", "04_frontiers", "05_fit_scaling_laws", "06_figures"]
+# small but with >= 4 Pareto points in every group: 4 families x 4 sizes, 120 texts
+SETTINGS = SyntheticSettings(n_families=4, sizes_b=(0.1, 0.5, 2.0, 8.0), n_texts=120, seed=3)
+N_BOOTSTRAP = 12
+
+
+def _cells(notebook) -> list[tuple[str, str, list[str]]]:
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in notebook.cells]
+
+
+@pytest.mark.parametrize("script", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
+def test_paired_notebooks_are_in_sync_and_parameterised(script):
+    paired = script.with_suffix(".ipynb")
+    assert paired.is_file(), f"{script.name} has no paired {paired.name}; run jupytext --sync {script}"
+    from_py, from_ipynb = jupytext.read(script), jupytext.read(paired)
+    assert _cells(from_py) == _cells(from_ipynb), f"{script.name} and {paired.name} differ; run jupytext --sync"
+    tagged = [c for c in from_py.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "profile" in tagged[0].source
+    assert from_py.cells[0].cell_type == "markdown" and "§" in from_py.cells[0].source
+
+
+def _kernel_name() -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "mmlaw" if "mmlaw" in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    """Generate a synthetic pool into a temp folder and execute notebooks 02-06 on it."""
+    import papermill
+
+    root = tmp_path_factory.mktemp("pipeline")
+    data_dir, figures_dir, runs = root / "data", root / "figures", root / "runs"
+    generate(SETTINGS, data_dir, name="fixture")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    extra = {"05_fit_scaling_laws": {"n_bootstrap": N_BOOTSTRAP, "seed": 1},
+             "06_figures": {"figures_dir": str(figures_dir)}}
+    for name in SEQUENCE:
+        papermill.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"), str(runs / f"{name}.ipynb"), kernel_name=_kernel_name(),
+            parameters={"profile": "synthetic", "data_dir": str(data_dir), **extra.get(name, {})},
+            cwd=str(NOTEBOOKS), progress_bar=False,
+        )
+    return data_dir, figures_dir, runs
+
+
+def _independent_reference(data_dir: Path):
+    """Losses, params and families read straight from the caches and pool file, without mmlaw's analysis code."""
+    pool = yaml.safe_load((data_dir / "pool.yaml").read_text())["models"]
+    files = sorted((data_dir / "scores").glob("*.parquet"))
+    by_model = {}
+    for path in files:
+        frame, provenance = read_cache(path)
+        by_model[provenance["model"]] = frame["nll"].to_numpy()
+    losses = np.stack([by_model[m["id"]] for m in pool])
+    return pool, losses
+
+
+def test_pipeline_writes_every_output(pipeline_run):
+    data_dir, figures_dir, runs = pipeline_run
+    for name in ("loss_matrix.parquet", "models.parquet", "pairs.parquet", "frontiers.parquet", "fits.json",
+                 "bootstrap.parquet", "table1.md", "table1.csv"):
+        assert (data_dir / name).stat().st_size > 0, name
+    for stem in ("fig1_single_vs_ensemble", "fig2_same_vs_cross_family"):
+        assert (figures_dir / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (figures_dir / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert sorted(p.stem for p in runs.glob("*.ipynb")) == SEQUENCE
+    assert not list((REPO_ROOT / "data").glob("fixture*")), "the fixture must not write into the repository"
+
+
+def test_table1_counts_match_an_independent_count(pipeline_run):
+    data_dir, _, _ = pipeline_run
+    pool, _ = _independent_reference(data_dir)
+    k = len(pool)
+    family_sizes = pd.Series([m["family"] for m in pool]).value_counts()
+    same = int(sum(math.comb(int(n), 2) for n in family_sizes))
+    table = pd.read_csv(data_dir / "table1.csv").set_index("group")
+    assert table["raw_points"].to_dict() == {"single": k, "same_family": same, "cross_family": math.comb(k, 2) - same}
+    assert (table["pareto_points"] >= 4).all() and (table["pareto_points"] <= table["raw_points"]).all()
+    for name in ("L_inf", "A", "alpha"):
+        assert np.isfinite(table[name]).all() and (table[name] > 0).all()
+        assert (table[f"{name}_lo"] <= table[f"{name}_hi"]).all()
+    assert (table["n_bootstrap_ok"] <= N_BOOTSTRAP).all() and (table["n_bootstrap_ok"] > 0).all()
+    paper = PAPER_TABLE1.set_index("group")
+    for name in ("raw_points", "pareto_points", "L_inf", "A", "alpha"):
+        np.testing.assert_allclose(table[f"paper_{name}"], paper.loc[table.index, name])
+    markdown = (data_dir / "table1.md").read_text()
+    assert "(1765.03)" in markdown and "(0.5516)" in markdown and f"{N_BOOTSTRAP} text resamples" in markdown
+
+
+def test_frontiers_match_a_brute_force_reference(pipeline_run):
+    data_dir, _, _ = pipeline_run
+    pool, losses = _independent_reference(data_dir)
+    params = np.array([m["params"] for m in pool])
+    frontiers = pd.read_parquet(data_dir / "frontiers.parquet")
+    single = frontiers[frontiers["group"] == "single"]
+    np.testing.assert_allclose(single["loss"].to_numpy(), losses.mean(axis=1))
+    # brute-force Pareto set of the single models
+    mean = losses.mean(axis=1)
+    dominated = [any(params[j] <= params[i] and mean[j] <= mean[i] and (params[j] < params[i] or mean[j] < mean[i])
+                     for j in range(len(pool))) for i in range(len(pool))]
+    np.testing.assert_array_equal(single["on_frontier"].to_numpy(), ~np.array(dominated))
+    # every cross-family pair's oracle loss, by hand
+    cross = frontiers[frontiers["group"] == "cross_family"]
+    expected = {tuple(sorted((i, j))): np.minimum(losses[i], losses[j]).mean()
+                for i, j in itertools.combinations(range(len(pool)), 2) if pool[i]["family"] != pool[j]["family"]}
+    got = {tuple(m): loss for m, loss in zip(cross["members"], cross["loss"])}
+    assert got.keys() == expected.keys()
+    np.testing.assert_allclose([got[key] for key in expected], list(expected.values()), rtol=1e-12)
+
+
+def test_fits_json_describes_the_run(pipeline_run):
+    data_dir, _, _ = pipeline_run
+    fits = json.loads((data_dir / "fits.json").read_text())
+    assert fits["n_bootstrap"] == N_BOOTSTRAP and fits["params_unit"] == 1e9
+    assert fits["n_texts"] == SETTINGS.n_texts and fits["n_models"] == SETTINGS.n_families * len(SETTINGS.sizes_b)
+    table = pd.read_csv(data_dir / "table1.csv").set_index("group")
+    for group, fit in fits["groups"].items():
+        assert fit["n_points"] == table.loc[group, "pareto_points"]
+        assert fit["alpha"] == pytest.approx(table.loc[group, "alpha"])
+    boot = pd.read_parquet(data_dir / "bootstrap.parquet")
+    assert len(boot) == 3 * N_BOOTSTRAP and set(boot["group"]) == set(fits["groups"])
