@@ -104,7 +104,7 @@ def _validate(long: pd.DataFrame, models: pd.DataFrame) -> tuple[pd.DataFrame, p
     long = long[LONG_COLUMNS + [c for c in long.columns if c not in LONG_COLUMNS]].astype(
         {"model": str, "text_id": str, "nll": "float64", "n_tokens": "int64", "n_bytes": "int64"}
     ).reset_index(drop=True)
-    codes = pd.Categorical(long["model"], categories=names.tolist()).codes
+    codes = pd.Index(names).get_indexer(long["model"])
     if (codes < 0).any():
         unknown = sorted(set(long["model"][codes < 0]))
         raise ValueError(f"loss matrix: model(s) {unknown[:5]} have losses but no row in the models table")
