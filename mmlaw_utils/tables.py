@@ -102,6 +102,30 @@ def fit_to_dict(fit: Any) -> dict[str, Any]:
     return out
 
 
+def fit_groups(groups: Mapping[str, pd.DataFrame], params_unit: float = 1e9, **fit_kwargs: Any) -> dict[str, Any]:
+    """Fit eq. 7 to the Pareto points of each group (P = params / params_unit); a group that cannot be fitted
+    (fewer than 4 frontier points, say) maps to ``{"status": "failed: <reason>"}`` instead of stopping the run."""
+    from mmlaw_utils.fit import fit_scaling_law
+
+    fits: dict[str, Any] = {}
+    for group, frame in groups.items():
+        front = frame[frame["on_frontier"]]
+        try:
+            fits[group] = fit_scaling_law(front["params"].to_numpy(dtype=np.float64) / params_unit,
+                                          front["loss"].to_numpy(dtype=np.float64), **fit_kwargs)
+        except ValueError as error:
+            fits[group] = {"status": f"failed: {error}", "n_points": int(len(front))}
+    return fits
+
+
+def fits_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Group -> ScalingFit from a fits.json payload; failed groups stay plain dicts (with their status)."""
+    from mmlaw_utils.fit import ScalingFit
+
+    return {group: ScalingFit.from_dict(fit) if not str(fit.get("status", "")).startswith("failed") else dict(fit)
+            for group, fit in payload["groups"].items()}
+
+
 def write_fits_json(fits: Mapping[str, Any], path: str | Path, **meta: Any) -> dict[str, Any]:
     """Write ``{"groups": {group: fit dict}, **meta}`` atomically to ``path``; return what was written."""
     payload = {**meta, "groups": {group: fit_to_dict(fit) for group, fit in fits.items()}}

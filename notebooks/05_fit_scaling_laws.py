@@ -37,25 +37,19 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from mmlaw_utils.bootstrap import bootstrap_group_fits
-from mmlaw_utils.fit import fit_scaling_law
 from mmlaw_utils.lossmatrix import load_loss_matrix
 from mmlaw_utils.pipeline import require, resolve_run_paths
-from mmlaw_utils.tables import (groups_from_frontiers_table, table1_frame, table1_markdown, write_fits_json,
-                                write_frame, write_table1)
+from mmlaw_utils.tables import (fit_groups, fit_to_dict, groups_from_frontiers_table, table1_frame, table1_markdown,
+                                write_fits_json, write_frame, write_table1)
 
 paths = resolve_run_paths(profile, data_dir=data_dir)
 lm = load_loss_matrix(paths.data_dir)
 groups = groups_from_frontiers_table(pd.read_parquet(require(paths.output("frontiers"), "04_frontiers")))
-fits = {
-    group: fit_scaling_law(frame.loc[frame["on_frontier"], "params"].to_numpy() / params_unit,
-                           frame.loc[frame["on_frontier"], "loss"].to_numpy())
-    for group, frame in groups.items()
-}
+fits = fit_groups(groups, params_unit=params_unit)
 write_fits_json(fits, paths.output("fits"), profile=profile, params_unit=params_unit, n_bootstrap=n_bootstrap,
                 seed=seed, level=level, n_models=lm.shape[0], n_texts=lm.shape[1])
-pd.DataFrame({group: fit.to_dict() for group, fit in fits.items()}).T[
-    ["A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse", "n_points", "status"]
-]
+pd.DataFrame({group: fit_to_dict(fit) for group, fit in fits.items()}).T.reindex(
+    columns=["A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse", "n_points", "status"])
 
 # %% [markdown]
 # Bootstrap over texts (this is the slow part: `n_bootstrap` × 3 fits).

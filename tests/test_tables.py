@@ -12,7 +12,8 @@ from mmlaw_utils.fit import ScalingFit, fit_scaling_law
 from mmlaw_utils.frontier import collaboration_groups
 from mmlaw_utils.oracle import pair_oracle_losses, pair_win_shares
 from mmlaw_utils.tables import (
-    PAPER_TABLE1, RESULTS_END, RESULTS_START, TABLE1_COLUMNS, family_win_summary, frontiers_table,
+    PAPER_TABLE1, RESULTS_END, RESULTS_START, TABLE1_COLUMNS, family_win_summary, fit_groups, fits_from_json,
+    frontiers_table,
     groups_from_frontiers_table, loss_matrix_summary, pair_loss_matrix, pairs_table, read_fits_json,
     replace_marked_region, table1_frame, table1_markdown, update_readme, write_fits_json, write_table1,
 )
@@ -156,3 +157,19 @@ def test_update_readme_embeds_table_and_figures(tmp_path):
     assert "stale" not in text and "**Table 1** test" in text and "| Single model | 6 (71)" in text
     assert "(figures/fig1_single_vs_ensemble.png)" in text and "fig2" not in text
     assert text.endswith(f"{RESULTS_END}\nrest\n")
+
+
+def test_fit_groups_records_a_group_that_cannot_be_fitted(tmp_path):
+    p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
+    groups = {"single": _group(p, 100 * p**-0.5 + 50), "same_family": _group(p[:4], 100 * p[:4] ** -0.5 + 50)}
+    fits = fit_groups(groups, params_unit=1e9)
+    assert fits["single"].alpha == pytest.approx(0.5, abs=1e-6)
+    assert fits["same_family"]["status"].startswith("failed:") and fits["same_family"]["n_points"] == 3
+    # P in millions: same exponent and floor, A scaled by 1000**alpha
+    in_millions = fit_groups({"single": groups["single"]}, params_unit=1e6)["single"]
+    assert in_millions.alpha == pytest.approx(0.5, abs=1e-6) and in_millions.A == pytest.approx(100 * 1000**0.5, rel=1e-5)
+    table = table1_frame(groups, fits).set_index("group")
+    assert table.loc["same_family", "fit_status"].startswith("failed") and np.isnan(table.loc["same_family", "alpha"])
+    write_fits_json(fits, tmp_path / "fits.json")
+    back = fits_from_json(read_fits_json(tmp_path / "fits.json"))
+    assert back["single"] == fits["single"] and back["same_family"] == fits["same_family"]
