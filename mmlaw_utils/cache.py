@@ -27,7 +27,9 @@ PROVENANCE_KEY = b"mmlaw.provenance"
 def model_slug(model: str) -> str:
     """File-name-safe form of a hub id or local path, e.g. ``Qwen/Qwen2.5-0.5B`` -> ``Qwen--Qwen2.5-0.5B``."""
     name = str(model).rstrip("/")
-    if os.sep in name and Path(name).exists():
+    # a local path (more than one "/", or starting with "/", "." or "~") is named by its last part;
+    # decided from the string alone so the file name never depends on the working directory
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
         name = Path(name).name
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "--")).strip("-")
 
@@ -88,3 +90,126 @@ def read_cache(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     if raw is None:
         raise ValueError(f"score cache {str(path)!r} has no mmlaw provenance metadata")
     return _check_frame(table.to_pandas(), str(path)), json.loads(raw)
+
+
+# ----------------------------------------------------------------------------- resumable runs
+# A run in progress keeps finished chunks in ``<cache>.partial/`` (chunk_00000.parquet, ...)
+# next to a ``manifest.json`` of its settings; both are written atomically, so a run killed
+# at any instant (kill -9) leaves only whole chunks. The final cache is assembled from them.
+
+
+def partial_dir(path: str | Path) -> Path:
+    """Folder of the finished chunks of an interrupted or running scoring of ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def lock_path(path: str | Path) -> Path:
+    """Lock file guarding the scoring of ``path`` (one process per model and text set)."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write text so ``path`` is either absent, the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+class CacheLock:
+    """Exclusive, non-blocking ``fcntl`` lock on ``<cache>.lock``; a second holder gets a clear error.
+
+    The kernel drops the lock when the process dies (even by kill -9), so a crashed run never
+    leaves a stale lock behind.
+    """
+
+    def __init__(self, path: str | Path, model: str):
+        self.path = lock_path(path)
+        self.model = model
+        self._handle = None
+
+    def __enter__(self) -> "CacheLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RuntimeError(
+                f"model {self.model!r} is already being scored into {str(self.path)[:-5]!r} by another "
+                f"process (lock {str(self.path)!r} is held); wait for it or stop it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        import fcntl
+
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def chunk_path(partial: str | Path, index: int) -> Path:
+    """Path of chunk ``index`` in a partial folder."""
+    return Path(partial) / f"chunk_{index:05d}.parquet"
+
+
+def write_chunk(partial: str | Path, index: int, results: pd.DataFrame) -> None:
+    """Atomically write the finished results (CACHE_COLUMNS) of chunk ``index``."""
+    frame = _check_frame(results, f"{partial} chunk {index}")
+    atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), chunk_path(partial, index))
+
+
+def read_chunks(partial: str | Path) -> dict[int, pd.DataFrame]:
+    """Finished chunks of a partial folder: {index: results frame}; temp files are ignored."""
+    chunks = {}
+    for file in sorted(Path(partial).glob("chunk_*.parquet")):
+        index = int(file.stem.split("_")[1])
+        chunks[index] = _check_frame(pq.read_table(file).to_pandas(), str(file))
+    return chunks
+
+
+def write_manifest(partial: str | Path, manifest: dict[str, Any]) -> None:
+    """Atomically record the settings of a run in progress."""
+    atomic_write_text(Path(partial) / "manifest.json", json.dumps(manifest, sort_keys=True, default=str, indent=1))
+
+
+def read_manifest(partial: str | Path) -> dict[str, Any] | None:
+    """Settings of a run in progress, or None when there is none."""
+    file = Path(partial) / "manifest.json"
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
+def remove_partial(partial: str | Path) -> None:
+    """Delete a partial folder (after consolidation, or when forced to start over)."""
+    import shutil
+
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def provenance_mismatches(stored: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """Human-readable differences between a cache's provenance and the expected values (JSON-normalised)."""
+    normalise = lambda value: json.loads(json.dumps(value, default=str))  # noqa: E731
+    return [
+        f"{key}: cache has {stored.get(key)!r}, requested {normalise(value)!r}"
+        for key, value in expected.items()
+        if normalise(stored.get(key)) != normalise(value)
+    ]

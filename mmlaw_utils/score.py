@@ -1,0 +1,421 @@
+"""Score one model on one text set into its per-model cache (eq. 1), resumably; CLI for one model per process.
+
+    python -m mmlaw_utils.score --profile minipool --model models/minipool/<name> [--force]
+    python -m mmlaw_utils.score --profile minipool --stale        # ids whose cache is missing/stale
+    python -m mmlaw_utils.score --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
+        --cache-dir data/mine/scores [--n-texts N --max-length L --batch-tokens B --device D --dtype T]
+
+A run holds an exclusive lock on ``<cache>.lock``, scores texts in chunks (longest first)
+and writes each finished chunk atomically into ``<cache>.partial/``; a killed run resumes
+from its last finished chunk and the final cache equals an uninterrupted run's. A complete
+cache whose provenance matches the request is reused without loading the model; one that
+does not match is an error unless ``force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmlaw_utils import __version__, cache, scoring
+from mmlaw_utils.profiles import REPO_ROOT, load_profile
+from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+DEFAULT_BATCH_TOKENS = 8192
+DEFAULT_CHUNK_TEXTS = 128
+PYPI_PREFIX = "pypi:"
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What to score and how; ``None`` settings mean the model's / policy's default."""
+
+    model: str
+    dataset: str
+    cache_dir: Path
+    n_texts: int | None = None
+    revision: str | None = None
+    gguf_file: str | None = None
+    max_length: int | None = None
+    context_tokens: int | None = None
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    device: str = "auto"
+    dtype: str = "auto"
+    chunk_texts: int = DEFAULT_CHUNK_TEXTS
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """Outcome of ``score_model``: the cache file, its rows (dataset order) and provenance."""
+
+    path: Path
+    results: pd.DataFrame
+    provenance: dict[str, Any]
+    computed: bool  # False when a complete matching cache was reused
+
+
+# ----------------------------------------------------------------------------- model ids
+def is_packaged(model_id: str) -> bool:
+    """Whether ``model_id`` is a PyPI-packaged GGUF model (``pypi:<package>``, see realmodels)."""
+    return str(model_id).startswith(PYPI_PREFIX)
+
+
+def local_model_path(model_id: str) -> Path | None:
+    """Filesystem path of a local model id (relative ids resolve from the cwd, then the repo root)."""
+    if is_packaged(model_id) or not scoring.looks_like_local_path(model_id):
+        return None
+    path = Path(model_id).expanduser()
+    if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path
+    return path
+
+
+def display_path(path: str | Path) -> str:
+    """A path relative to the repository root when inside it (provenance stays machine-independent)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# ----------------------------------------------------------------------------- provenance
+def cache_mismatches(stored: dict[str, Any], request: ScoreRequest, fingerprint: str, model_hash: str | None) -> list[str]:
+    """Why a cache's provenance does not answer ``request`` (empty list = it does)."""
+    expected: dict[str, Any] = {"model": request.model, "dataset_fingerprint": fingerprint}
+    if model_hash is not None:
+        expected["model_hash"] = model_hash
+    if request.max_length is not None:
+        expected["max_length"] = int(request.max_length)
+    if str(request.dtype).lower() != "auto":  # "auto" accepts the dtype of whatever device scored it
+        expected["dtype"] = str(scoring.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
+    if stored.get("max_length") is not None:
+        length = int(request.max_length or stored["max_length"])
+        expected["context_tokens"] = int(request.context_tokens or scoring.default_context_tokens(length))
+    problems = cache.provenance_mismatches(stored, expected)
+    if request.revision is not None and request.revision not in (stored.get("model_revision"), stored.get("model_revision_requested")):
+        problems.append(f"model_revision: cache has {stored.get('model_revision')!r}, requested {request.revision!r}")
+    return problems
+
+
+def requested_model_hash(request: ScoreRequest) -> str | None:
+    """Content hash of a local model's files, or None (hub / packaged ids, or weights absent here)."""
+    path = local_model_path(request.model)
+    if path is None or not path.exists():
+        return None
+    return scoring.hash_model_files(path)
+
+
+def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash: str | None) -> tuple[str, list[str]]:
+    """("missing" | "unreadable" | "incomplete" | "mismatch" | "ok", reasons) of a cache file."""
+    if not path.is_file():
+        return "missing", []
+    try:
+        _, provenance = cache.read_cache(path)
+    except (ValueError, OSError) as error:
+        return "unreadable", [str(error)]
+    if not provenance.get("complete", False):
+        return "incomplete", ["provenance complete=false"]
+    problems = cache_mismatches(provenance, request, fingerprint, model_hash)
+    return ("mismatch", problems) if problems else ("ok", [])
+
+
+# ----------------------------------------------------------------------------- loading
+def load_for_scoring(request: ScoreRequest):
+    """(model, tokenizer, provenance overrides) for a hub id, local path or ``pypi:`` packaged model."""
+    if is_packaged(request.model):
+        from mmlaw_utils import realmodels
+
+        return realmodels.load_packaged_model(request.model, device=request.device, dtype=request.dtype)
+    path = local_model_path(request.model)
+    source = str(path) if path is not None else request.model
+    model, tokenizer = scoring.load_model_and_tokenizer(
+        source, revision=request.revision, device=request.device, dtype=request.dtype, gguf_file=request.gguf_file
+    )
+    return model, tokenizer, {}
+
+
+def build_provenance(
+    request: ScoreRequest, model, tokenizer, settings: scoring.ScoreSettings, fingerprint: str,
+    n_texts: int, model_hash: str | None, overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """Provenance of a cache (the contract's keys plus scoring details); ``complete``/time set at the end."""
+    import torch
+    import transformers
+
+    revision = scoring.model_revision(model) or request.revision
+    record = {
+        "model": request.model,
+        "model_revision": revision,
+        "model_revision_requested": request.revision,
+        "model_hash": model_hash or (f"hub:{revision}" if revision else None),
+        "tokenizer": str(getattr(tokenizer, "name_or_path", "") or request.model),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "device": str(scoring._input_device(model)),
+        "max_length": settings.max_length,
+        "context_tokens": settings.context_tokens,
+        "window_policy": settings.window_policy,
+        "prefix_policy": settings.prefix_policy,
+        "head_mode": settings.head_mode,
+        "batch_tokens": request.batch_tokens,
+        "chunk_texts": request.chunk_texts,
+        "dataset": display_path(request.dataset) if Path(request.dataset).exists() else request.dataset,
+        "dataset_fingerprint": fingerprint,
+        "n_texts": n_texts,
+        **scoring.count_parameters(model),
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__,
+    }
+    record.update(overrides)
+    return record
+
+
+_VOLATILE = ("created_utc", "complete", "device", "batch_tokens")  # may differ between a run and its resume
+
+
+def _same_run(manifest: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
+    """Differences that forbid resuming ``manifest``'s partial run with ``provenance``."""
+    expected = {k: v for k, v in provenance.items() if k not in _VOLATILE}
+    return cache.provenance_mismatches({k: v for k, v in manifest.items() if k not in _VOLATILE}, expected)
+
+
+# ----------------------------------------------------------------------------- scoring
+def score_model(request: ScoreRequest, *, force: bool = False, progress: bool = True,
+                on_batch: Callable[[], None] | None = None, texts: pd.DataFrame | None = None) -> ScoreRun:
+    """Load -> score -> cache one model on one text set (resumable); reuse a complete matching cache.
+
+    ``texts`` (text_id, text) skips loading ``request.dataset``. ``on_batch`` runs after every
+    forward batch (tests use it to kill the process mid-run).
+    """
+    frame = load_texts(request.dataset, request.n_texts) if texts is None else texts.reset_index(drop=True)
+    fingerprint = dataset_fingerprint(frame["text_id"], frame["text"])
+    path = cache.cache_path(request.cache_dir, request.model, fingerprint)
+    model_hash = requested_model_hash(request)
+    with cache.CacheLock(path, request.model):
+        partial = cache.partial_dir(path)
+        if force:
+            cache.remove_partial(partial)
+        else:
+            status, reasons = cache_status(path, request, fingerprint, model_hash)
+            if status == "ok":
+                results, provenance = cache.read_cache(path)
+                return ScoreRun(path, results, provenance, computed=False)
+            if status in ("mismatch", "unreadable"):
+                raise ValueError(
+                    f"score cache {str(path)!r} of model {request.model!r} does not match this request: "
+                    + "; ".join(reasons) + ". Rescore with force=True (--force) to replace it"
+                )
+        return _score_into_cache(request, frame, fingerprint, path, partial, model_hash, force, progress, on_batch)
+
+
+def _score_into_cache(request, frame, fingerprint, path, partial, model_hash, force, progress, on_batch) -> ScoreRun:
+    model, tokenizer, overrides = load_for_scoring(request)
+    settings = scoring.resolve_settings(model, tokenizer, request.max_length, request.context_tokens)
+    settings = scoring.check_head(model, tokenizer, settings)
+    text_ids = frame["text_id"].astype(str).tolist()
+    sequences = scoring.tokenize_texts(tokenizer, frame["text"].tolist(), text_ids)
+    n_tokens = np.array([len(s) for s in sequences], dtype=np.int64)
+    n_bytes = np.array([len(t.encode("utf-8")) for t in frame["text"]], dtype=np.int64)
+    provenance = build_provenance(request, model, tokenizer, settings, fingerprint, len(frame), model_hash, overrides)
+
+    manifest = cache.read_manifest(partial)
+    if manifest is not None and not force:
+        problems = _same_run(manifest, provenance)
+        if problems:
+            raise ValueError(
+                f"interrupted run in {str(partial)!r} was made with other settings: " + "; ".join(problems)
+                + ". Rescore with force=True (--force) to discard it"
+            )
+    else:
+        cache.remove_partial(partial)
+        cache.write_manifest(partial, provenance)
+
+    order = np.argsort(-n_tokens, kind="stable")  # longest first: memory trouble shows up at once
+    chunks = [order[i : i + request.chunk_texts] for i in range(0, len(order), request.chunk_texts)]
+    done = cache.read_chunks(partial)
+    for index, chunk in done.items():
+        if index >= len(chunks) or done[index]["text_id"].tolist() != [text_ids[i] for i in chunks[index]]:
+            raise ValueError(f"chunk {index} in {str(partial)!r} holds other texts than this run; rescore with --force")
+    todo = [i for i in range(len(chunks)) if i not in done]
+    bar = None
+    if progress and todo:
+        bar = scoring.make_progress(int(sum(n_tokens[chunks[i]].sum() for i in todo)), len(frame), str(request.model))
+        bar.mmlaw_texts_offset = sum(len(chunks[i]) for i in done)
+    try:
+        for index in todo:
+            members = chunks[index]
+            nll = scoring.score_token_sequences(
+                model, [sequences[i] for i in members], settings, text_ids=[text_ids[i] for i in members],
+                batch_tokens=request.batch_tokens, progress=bar, on_batch=on_batch,
+            )
+            result = pd.DataFrame(
+                {"text_id": [text_ids[i] for i in members], "nll": nll, "n_tokens": n_tokens[members], "n_bytes": n_bytes[members]}
+            )
+            cache.write_chunk(partial, index, result)
+            if bar is not None:
+                bar.mmlaw_texts_offset += len(members)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    results = pd.concat(cache.read_chunks(partial).values(), ignore_index=True)
+    results = results.set_index("text_id").loc[text_ids].reset_index()
+    provenance = {**provenance, "complete": True, "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    cache.write_cache(path, results, provenance)
+    cache.remove_partial(partial)
+    return ScoreRun(path, cache.read_cache(path)[0], provenance, computed=True)
+
+
+# ----------------------------------------------------------------------------- profiles
+def _pool_models(pool_path: Path) -> pd.DataFrame:
+    """The pool table (``model``, ``revision``, ...) via mmlaw_utils.pool."""
+    from mmlaw_utils.pool import load_pool
+
+    frame = load_pool(pool_path)
+    if "revision" not in frame.columns:
+        frame["revision"] = None
+    return frame
+
+
+def request_from_settings(
+    profile: str | None = None, model: str | None = None, *, dataset: str | None = None, n_texts: int | None = None,
+    max_length: int | None = None, context_tokens: int | None = None, batch_tokens: int | None = None,
+    device: str | None = None, dtype: str | None = None, cache_dir: str | Path | None = None,
+    revision: str | None = None, gguf_file: str | None = None, chunk_texts: int | None = None,
+) -> ScoreRequest:
+    """A ScoreRequest from explicit settings, missing ones filled from ``profile`` (and its pool's revision)."""
+    if model is None:
+        raise ValueError("no model given")
+    scoring_defaults: dict[str, Any] = {}
+    if profile is not None:
+        prof = load_profile(profile)
+        dataset = dataset if dataset is not None else prof.dataset
+        n_texts = n_texts if n_texts is not None else prof.n_texts
+        cache_dir = cache_dir if cache_dir is not None else prof.cache_dir
+        scoring_defaults = dict(prof.scoring)
+        if revision is None and prof.pool is not None and Path(prof.pool).is_file():
+            pool = _pool_models(prof.pool)
+            match = pool[pool["model"] == model]
+            if len(match) and match["revision"].iloc[0] is not None and not pd.isna(match["revision"].iloc[0]):
+                revision = str(match["revision"].iloc[0])
+    if dataset is None or cache_dir is None:
+        raise ValueError("give a profile, or both dataset and cache_dir")
+
+    def pick(value, key, default):
+        return value if value is not None else (scoring_defaults.get(key) if scoring_defaults.get(key) is not None else default)
+
+    return ScoreRequest(
+        model=str(model), dataset=str(dataset), cache_dir=Path(cache_dir), n_texts=n_texts, revision=revision,
+        gguf_file=gguf_file, max_length=pick(max_length, "max_length", None),
+        context_tokens=pick(context_tokens, "context_tokens", None),
+        batch_tokens=int(pick(batch_tokens, "batch_tokens", DEFAULT_BATCH_TOKENS)),
+        device=str(pick(device, "device", "auto")), dtype=str(pick(dtype, "dtype", "auto")),
+        chunk_texts=int(pick(chunk_texts, "chunk_texts", DEFAULT_CHUNK_TEXTS)),
+    )
+
+
+def stale_models(profile: str) -> list[str]:
+    """Ids of the profile's pool whose cache is missing, incomplete, unreadable or mismatched."""
+    prof = load_profile(profile)
+    if prof.pool is None or prof.synthetic is not None:
+        return []
+    pool = _pool_models(prof.pool)
+    frame = load_texts(prof.dataset, prof.n_texts)
+    fingerprint = dataset_fingerprint(frame["text_id"], frame["text"])
+    stale = []
+    for model in pool["model"]:
+        request = request_from_settings(profile, model)
+        path = cache.cache_path(request.cache_dir, request.model, fingerprint)
+        status, _ = cache_status(path, request, fingerprint, requested_model_hash(request))
+        if status != "ok":
+            stale.append(str(model))
+    return stale
+
+
+def summarize_run(run: ScoreRun) -> pd.DataFrame:
+    """One-row summary: texts, tokens, mean NLL (nats/text), bits per byte, parameter counts."""
+    results, prov = run.results, run.provenance
+    return pd.DataFrame(
+        [{
+            "model": prov.get("model"),
+            "texts": len(results),
+            "tokens": int(results["n_tokens"].sum()),
+            "mean_nll_nats": float(results["nll"].mean()),
+            "nats_per_token": float(results["nll"].sum() / results["n_tokens"].sum()),
+            "bits_per_byte": scoring.bits_per_byte(results["nll"].to_numpy(), results["n_bytes"].to_numpy()),
+            "params_total": prov.get("params_total"),
+            "params_nonembed": prov.get("params_nonembed"),
+            "dtype": prov.get("dtype"),
+            "device": prov.get("device"),
+            "computed": run.computed,
+            "cache": display_path(run.path),
+        }]
+    )
+
+
+def score_from_settings(profile: str | None = None, model: str | None = None, *, force: bool = False,
+                        progress: bool = True, **settings: Any) -> ScoreRun:
+    """What notebook 01 and the CLI call: settings (profile fills the gaps) -> load -> score -> cache."""
+    return score_model(request_from_settings(profile, model, **settings), force=force, progress=progress)
+
+
+# ----------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.score", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", help="configs/profiles/<NAME>.yaml supplies dataset, cache dir and scoring settings")
+    parser.add_argument("--model", help="hub id, local folder, .gguf file or pypi:<package>")
+    parser.add_argument("--stale", action="store_true", help="print the profile's models whose cache is missing or stale")
+    parser.add_argument("--force", action="store_true", help="rescore even if a cache exists (replaces it)")
+    parser.add_argument("--dataset", help="text set: local .jsonl/.parquet/.csv or hub dataset name")
+    parser.add_argument("--n-texts", type=int)
+    parser.add_argument("--max-length", type=int, help="window length in tokens (default: the model's context)")
+    parser.add_argument("--context-tokens", type=int, help="min context of later windows' tokens (default max_length//2)")
+    parser.add_argument("--batch-tokens", type=int, help=f"padded tokens per forward (default {DEFAULT_BATCH_TOKENS})")
+    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
+    parser.add_argument("--cache-dir", help="folder of the score caches")
+    parser.add_argument("--revision", help="hub revision (branch, tag or commit sha)")
+    parser.add_argument("--gguf-file", help="GGUF file name inside the model folder / hub repo")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.stale:
+            if args.profile is None:
+                raise ValueError("--stale needs --profile")
+            for model in stale_models(args.profile):
+                print(model)
+            return 0
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        run = score_from_settings(
+            args.profile, args.model, force=args.force, progress=not args.no_progress, dataset=args.dataset,
+            n_texts=args.n_texts, max_length=args.max_length, context_tokens=args.context_tokens,
+            batch_tokens=args.batch_tokens, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+            revision=args.revision, gguf_file=args.gguf_file,
+        )
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError) as error:
+        print(f"mmlaw_utils.score: error: {error}", file=sys.stderr)
+        return 1
+    summary = summarize_run(run).iloc[0]
+    print("\n".join(f"{key}: {value}" for key, value in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
