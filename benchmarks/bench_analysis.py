@@ -90,8 +90,8 @@ def bench_bootstrap(n_models: int, n_texts: int, n_bootstrap: int) -> list[dict]
     counts = bootstrap_counts(n_texts, n_bootstrap, seed=0)
     t_counts = time.perf_counter() - start
     start = time.perf_counter()
-    for chunk in range(0, n_bootstrap, 100):
-        weighted_pair_means(L, counts[chunk : chunk + 100])
+    for chunk in range(0, n_bootstrap, 250):
+        weighted_pair_means(L, counts[chunk : chunk + 250])
     t_means = time.perf_counter() - start
     start = time.perf_counter()
     boot = bootstrap_group_fits(L, params, families, n_bootstrap=n_bootstrap, seed=0)

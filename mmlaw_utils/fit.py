@@ -4,8 +4,8 @@ P is in billions of parameters by default (the paper's eqs. 8-10 use billions); 
 per text. The fit is nonlinear least squares on the losses themselves, made robust to
 initialisation by variable projection: for a fixed alpha the model is linear in (A, L_inf),
 so the residual sum of squares profiled over alpha is a 1-D function. It is scanned on a grid,
-refined by bounded scalar minimisation, and finally all three parameters are polished by
-``scipy.optimize.least_squares``. Standard errors come from the Jacobian at the optimum.
+refined by bounded scalar minimisation (Brent), and finally all three parameters are polished
+jointly by a small Levenberg-Marquardt loop. Standard errors come from the Jacobian at the optimum.
 Internally P is divided by its geometric mean so that the result is invariant to the unit of P
 except for A, which scales by c^alpha when P is multiplied by c.
 """
@@ -17,13 +17,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares, minimize_scalar
+from scipy.optimize import minimize_scalar
 
 DEFAULT_ALPHA_BOUNDS = (1e-3, 5.0)
 DEFAULT_L_INF_BOUNDS = (0.0, math.inf)
 MIN_POINTS = 4
-_GRID_SIZE = 96
-_FINE_SIZE = 33
+_GRID_SIZE = 64
 _BOUND_RTOL = 1e-6
 
 
@@ -123,9 +122,34 @@ def _inner_solve(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np
     return a_all[best, cols], c_all[best, cols], sse[best, cols]
 
 
+def _inner_solve_one(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[float, float, float]:
+    """Scalar-alpha version of ``_inner_solve`` (same candidates), fast for 1-D minimisation: A, c, SSE."""
+    y_mean = float(y.mean())
+    x_mean = float(x.mean())
+    xc = x - x_mean
+    sxx = float(xc @ xc)
+    a = float(xc @ y) / sxx if sxx > 0 else 0.0
+    c = y_mean - a * x_mean
+    if a >= 0 and lo <= c <= hi:
+        r = y - a * x - c
+        return a, c, float(r @ r)
+    best = (math.inf, 0.0, 0.0)
+    x2 = float(x @ x)
+    candidates = [(0.0, min(max(y_mean, lo), hi))]
+    for c_edge in (lo, hi):
+        if math.isfinite(c_edge):
+            candidates.append((max(float(x @ (y - c_edge)) / x2, 0.0) if x2 > 0 else 0.0, c_edge))
+    for a, c in candidates:
+        r = y - a * x - c
+        sse = float(r @ r)
+        if sse < best[0]:
+            best = (sse, a, c)
+    return best[1], best[2], best[0]
+
+
 def _profile_sse(alpha: float, u: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
     """Residual sum of squares at ``alpha`` with (A, L_inf) solved exactly (variable projection)."""
-    return float(_inner_solve(u[None, :] ** (-alpha), y, lo, hi)[2][0])
+    return _inner_solve_one(u ** (-alpha), y, lo, hi)[2]
 
 
 def _check_inputs(params_b: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,21 +200,14 @@ def fit_scaling_law(
     _, _, sse_grid = _inner_solve(u[None, :] ** (-grid[:, None]), y, c_lo, c_hi)
     k = int(np.argmin(sse_grid))
     grid_edge = k in (0, grid_size - 1)
-    # 2) refine on a fine grid between the neighbours of the best grid point, then a bounded
-    #    scalar minimisation of the profile inside the best fine cell
+    # 2) bounded scalar minimisation of the profile between the neighbours of the best grid point
     left, right = grid[max(k - 1, 0)], grid[min(k + 1, grid_size - 1)]
-    fine = np.geomspace(left, right, _FINE_SIZE)
-    _, _, sse_fine = _inner_solve(u[None, :] ** (-fine[:, None]), y, c_lo, c_hi)
-    kf = int(np.argmin(sse_fine))
-    alpha = float(fine[kf])
-    if not polish:  # the joint polish below refines alpha anyway
-        refined = minimize_scalar(
-            _profile_sse, bounds=(fine[max(kf - 1, 0)], fine[min(kf + 1, _FINE_SIZE - 1)]),
-            args=(u, y, c_lo, c_hi), method="bounded", options={"xatol": 1e-12},
-        )
-        if refined.fun <= sse_fine[kf]:
-            alpha = float(refined.x)
-    a_u, c, sse = (float(v[0]) for v in _inner_solve(u[None, :] ** (-alpha), y, c_lo, c_hi))
+    refined = minimize_scalar(
+        _profile_sse, bounds=(left, right), args=(u, y, c_lo, c_hi), method="bounded",
+        options={"xatol": 1e-10 * right},
+    )
+    alpha = float(refined.x) if refined.fun <= sse_grid[k] else float(grid[k])
+    a_u, c, sse = _inner_solve_one(u ** (-alpha), y, c_lo, c_hi)
 
     # 3) polish all three jointly (A in the u-unit); keep it only if it does not get worse
     converged = True
@@ -264,56 +281,49 @@ def fit_scaling_law(
 
 
 def _polish(
-    theta: np.ndarray, sse: float, u: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.ndarray
+    theta: np.ndarray, sse: float, u: np.ndarray, y: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+    max_iter: int = 100,
 ) -> tuple[np.ndarray, float, bool]:
-    """Joint least-squares polish of (A_u, alpha, L_inf) from the variable-projection solution.
+    """Joint Levenberg-Marquardt polish of (A_u, alpha, L_inf) from the variable-projection solution.
 
-    Levenberg-Marquardt (fast) when the start is interior and the result stays inside the
-    bounds; otherwise the bounded trust-region-reflective method. Never returns a worse fit.
+    Parameters on a bound stay fixed there; a step is taken only when it lowers the SSE and
+    stays inside the bounds, so the result is never worse than the start. Returns
+    (theta, sse, converged).
     """
-    tol = dict(xtol=1e-15, ftol=1e-15, gtol=1e-15)
-    # parameters sitting on a bound stay fixed there; the others get a fast unbounded LM step
-    free = np.array([not _at_bound(v, lo, hi) and lo < v < hi for v, lo, hi in zip(theta, lower, upper)])
-    result = None
-    if free.any():
-        def residuals(z: np.ndarray) -> np.ndarray:
-            full = theta.copy()
-            full[free] = z
-            return _residuals(full, u, y)
-
-        def jacobian(z: np.ndarray) -> np.ndarray:
-            full = theta.copy()
-            full[free] = z
-            return _jacobian(full, u, y)[:, free]
-
-        try:
-            lm = least_squares(residuals, theta[free], jac=jacobian, method="lm", x_scale="jac", **tol)
-            candidate = theta.copy()
-            candidate[free] = lm.x
-            if np.all(candidate >= lower) and np.all(candidate <= upper):
-                result = (candidate, float(2.0 * lm.cost), lm.status > 0)
-        except (ValueError, np.linalg.LinAlgError):
-            result = None
-    else:
+    free = np.array([lo < v < hi and not _at_bound(v, lo, hi) for v, lo, hi in zip(theta, lower, upper)])
+    if not free.any():
         return theta, sse, True
-    if result is None:
-        span = np.where(np.isfinite(upper - lower), upper - lower, np.abs(theta) + 1.0)
-        # trf needs a strictly interior start
-        start = np.clip(theta, lower + 1e-12 * span, upper - 1e-12 * span)
-        try:
-            trf = least_squares(
-                _residuals, start, jac=_jacobian, bounds=(lower, upper), args=(u, y),
-                method="trf", x_scale="jac", max_nfev=2000, **tol,
-            )
-        except (ValueError, np.linalg.LinAlgError):
-            return theta, sse, False
-        result = (trf.x.copy(), float(2.0 * trf.cost), trf.status > 0)
-    candidate, sse_polish, success = result
-    # tolerances at machine precision sometimes stop on max_nfev with a fine optimum
-    converged = bool(success) or sse_polish <= sse
-    if np.isfinite(sse_polish) and sse_polish <= sse * (1 + 1e-12):
-        return candidate, sse_polish, converged
-    return theta, sse, converged
+    theta = theta.copy()
+    damping = 1e-3
+    for _ in range(max_iter):
+        resid = _residuals(theta, u, y)
+        jac = _jacobian(theta, u, y)[:, free]
+        grad = jac.T @ resid
+        hess = jac.T @ jac
+        scale = np.diag(hess).copy()
+        scale[scale <= 0] = 1.0
+        improved = False
+        for _ in range(12):  # raise the damping until a step lowers the SSE
+            try:
+                step = np.linalg.solve(hess + damping * np.diag(scale), -grad)
+            except np.linalg.LinAlgError:
+                damping *= 10.0
+                continue
+            trial = theta.copy()
+            trial[free] += step
+            if np.all(trial >= lower) and np.all(trial <= upper):
+                r_trial = _residuals(trial, u, y)
+                sse_trial = float(r_trial @ r_trial)
+                if sse_trial < sse:
+                    gain = sse - sse_trial
+                    theta, sse, improved = trial, sse_trial, True
+                    damping = max(damping / 10.0, 1e-12)
+                    break
+            damping *= 10.0
+        # converged: no decrease at any tried damping, or a negligible relative one
+        if not improved or gain <= 1e-13 * sse:
+            return theta, sse, True
+    return theta, sse, False
 
 
 def _at_bound(value: float, lo: float, hi: float) -> bool:
