@@ -115,7 +115,8 @@ def environment() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-        f"load average {load:.1f} at start, numpy {np.__version__}, python {platform.python_version()}"
+        f"load average {load:.1f} at start, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+        f"numpy {np.__version__}, python {platform.python_version()}"
     )
 
 
