@@ -13,7 +13,7 @@ except for A, which scales by c^alpha when P is multiplied by c.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -67,15 +67,19 @@ class ScalingFit:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ScalingFit":
-        """Inverse of ``to_dict``."""
-        data = dict(data)
+        """Inverse of ``to_dict``; unknown keys are ignored and None floats (JSON null) read as NaN."""
+        known = {f.name: f for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
         for key, default in (("alpha_bounds", DEFAULT_ALPHA_BOUNDS), ("L_inf_bounds", DEFAULT_L_INF_BOUNDS)):
-            if key in data:
-                lo, hi = data[key]
-                data[key] = (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
+            if key in values:
+                lo, hi = values[key]
+                values[key] = (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
             else:
-                data[key] = default
-        return cls(**data)
+                values[key] = default
+        for key in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse"):
+            if key in values:
+                values[key] = float("nan") if values[key] is None else float(values[key])
+        return cls(**values)
 
 
 def predict(fit: ScalingFit, params_b: np.ndarray | float) -> np.ndarray:

@@ -152,3 +152,6 @@ def test_predict_and_dict_round_trip():
     again = ScalingFit.from_dict(json.loads(json.dumps(fit.to_dict())))
     assert again == fit
     assert json.loads(json.dumps(fit.to_dict()))["L_inf_bounds"] == [0.0, None]
+    # JSON null for a missing SE reads back as NaN; extra keys are ignored
+    raw = {**fit.to_dict(), "A_se": None, "params_unit": 1e9}
+    assert np.isnan(ScalingFit.from_dict(raw).A_se)
