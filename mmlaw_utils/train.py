@@ -1,0 +1,550 @@
+"""Train the miniature pool: tokenizers (``tokenizers``) and random-init causal LMs (transformers).
+
+``python -m mmlaw_utils.train --pool configs/pools/minipool.yaml [--model NAME] [--device auto]``
+trains every model of the pool (or one), family by family, resuming where a killed build stopped.
+
+Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
+tokens, lr, ...), ``families`` (per family: ``architecture``, ``tokenizer`` spec, ``data_mix``,
+optional overrides of ``training``) and ``models`` (``id`` = local output folder, ``family``,
+``params_b``, ``d_model``, ``n_layers``, ``n_heads``).
+
+Per family (under ``<models root>/_family/<family>/``, gitignored): the decontaminated training
+documents' manifest, the trained tokenizer, and the token stream (``tokens.npy``; each document is
+``[prefix] + tokens`` with prefix = BOS, else EOS, the same token the scorer puts first).
+Per model: ``save_pretrained`` weights + tokenizer in the model folder (written to a temporary
+folder, then renamed: a folder that exists is complete), a resumable checkpoint while training
+(``<folder>.ckpt/state.pt``, atomic), the loss curve ``<log_dir>/<name>.csv`` and a run summary
+``<log_dir>/<name>.json`` (params, tokens trained, seconds, final losses); ``models_table.csv``
+collects the summaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from mmlaw_utils.profiles import REPO_ROOT
+
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "seed": 1234,
+    "context": 128,
+    "batch_size": 16,
+    "tokens": 400_000,  # tokens trained per model (the same budget for every size of a family)
+    "lr": 3e-3,
+    "min_lr_frac": 0.1,
+    "warmup_frac": 0.05,
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "val_frac": 0.02,  # tail of the token stream kept out of training, for the validation loss
+    "val_batches": 8,
+    "log_every": 10,
+    "checkpoint_every": 100,
+    "threads": 2,
+}
+ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "qwen2", "opt", "mistral", "phi")
+TOKENIZER_KINDS = ("byte_bpe", "bytes", "unigram_bytes", "sp_bpe")
+
+
+# ----------------------------------------------------------------------------- pool config
+def load_pool_config(path: str | Path) -> dict:
+    """Read and check a trainable pool yaml; returns it with training settings merged per family."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text())
+    for key in ("models", "families"):
+        if key not in raw:
+            raise ValueError(f"pool {path}: missing key {key!r} (a trainable pool needs families + models)")
+    defaults = {**TRAINING_DEFAULTS, **(raw.get("training") or {})}
+    for family, spec in raw["families"].items():
+        for key in ("architecture", "tokenizer", "data_mix"):
+            if key not in spec:
+                raise ValueError(f"pool {path}: family {family!r} lacks {key!r}")
+        if spec["architecture"] not in ARCHITECTURES:
+            raise ValueError(f"pool {path}: family {family!r} architecture {spec['architecture']!r} not in {ARCHITECTURES}")
+        if spec["tokenizer"].get("kind") not in TOKENIZER_KINDS:
+            raise ValueError(f"pool {path}: family {family!r} tokenizer kind must be one of {TOKENIZER_KINDS}")
+        spec["training"] = {**defaults, **(spec.get("training") or {})}
+    seen = set()
+    for model in raw["models"]:
+        name = model_name(model)
+        if name in seen:
+            raise ValueError(f"pool {path}: duplicate model name {name!r}")
+        seen.add(name)
+        if model.get("family") not in raw["families"]:
+            raise ValueError(f"pool {path}: model {model.get('id')!r} has unknown family {model.get('family')!r}")
+        for key in ("d_model", "n_layers", "n_heads"):
+            if not isinstance(model.get(key), int) or model[key] <= 0:
+                raise ValueError(f"pool {path}: model {model['id']!r} needs a positive integer {key!r}")
+        if model["d_model"] % model["n_heads"]:
+            raise ValueError(f"pool {path}: model {model['id']!r}: d_model not divisible by n_heads")
+    raw["path"] = str(path)
+    return raw
+
+
+def model_name(model: dict) -> str:
+    """Folder name of a pool entry (last part of its id)."""
+    return Path(str(model["id"])).name
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Relative paths resolve against the repository root."""
+    path = Path(path)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+# ----------------------------------------------------------------------------- tokenizers
+def train_tokenizer(spec: dict, texts: list[str]):
+    """Train a lossless tokenizer of kind ``spec['kind']`` on ``texts``; return a PreTrainedTokenizerFast.
+
+    byte_bpe: byte-level BPE (GPT-2 regex, or digits split one by one when ``pretokenizer: digits``);
+    bytes: the 256 raw bytes, no merges; unigram_bytes: a unigram LM over byte-level symbols;
+    sp_bpe: SentencePiece-style BPE (Metaspace) with byte fallback for unseen characters.
+    Specials: ``spec['specials']`` (first = BOS if ``bos`` is set, else EOS-only).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    kind = spec["kind"]
+    bos, eos, unk = spec.get("bos"), spec.get("eos"), spec.get("unk")
+    specials = [t for t in dict.fromkeys([bos, eos, unk, *(spec.get("extra_specials") or [])]) if t]
+    vocab_size = int(spec.get("vocab_size", 0))
+    byte_alphabet = pre_tokenizers.ByteLevel.alphabet()
+    if kind in ("byte_bpe", "bytes"):
+        if kind == "bytes":
+            vocab = {tok: i for i, tok in enumerate(specials)}
+            for symbol in sorted(byte_alphabet):
+                vocab[symbol] = len(vocab)
+            tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+            tokenizer.add_special_tokens(specials)
+        else:
+            tokenizer = Tokenizer(models.BPE())
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=kind == "byte_bpe")
+        if spec.get("pretokenizer") == "digits":
+            tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        else:
+            tokenizer.pre_tokenizer = byte_level
+        tokenizer.decoder = decoders.ByteLevel()
+        if kind == "byte_bpe":
+            trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                          initial_alphabet=byte_alphabet, show_progress=False)
+            tokenizer.train_from_iterator(texts, trainer=trainer)
+    elif kind == "unigram_bytes":
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token=unk,
+                                          initial_alphabet=byte_alphabet, show_progress=False, max_piece_length=12)
+        tokenizer.train_from_iterator(texts, trainer=trainer)
+    elif kind == "sp_bpe":
+        tokenizer = _train_sp_bpe(texts, vocab_size, specials, unk)
+    else:
+        raise ValueError(f"unknown tokenizer kind {kind!r}")
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=bos, eos_token=eos, unk_token=unk,
+                                      model_max_length=int(spec.get("model_max_length", 1_000_000)))
+    return wrapped
+
+
+def _train_sp_bpe(texts: list[str], vocab_size: int, specials: list[str], unk: str | None):
+    """SentencePiece-style BPE: Metaspace words, a limited character alphabet, <0xNN> byte fallback."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    probe = Tokenizer(models.BPE(unk_token=unk))
+    probe.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=max(vocab_size - 256, len(specials) + 64), special_tokens=specials,
+                                  limit_alphabet=160, show_progress=False)
+    probe.train_from_iterator(texts, trainer=trainer)
+    state = json.loads(probe.to_str())
+    vocab: dict[str, int] = dict(state["model"]["vocab"])
+    for token in byte_tokens:
+        if token not in vocab:
+            vocab[token] = len(vocab)
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["model"]["merges"]]
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, byte_fallback=True))
+    tokenizer.add_special_tokens(specials)
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace()])
+    return tokenizer
+
+
+def prefix_id(tokenizer) -> int:
+    """Document prefix token: BOS if the tokenizer has one, else EOS (the scorer's rule)."""
+    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return int(token_id)
+    raise ValueError("tokenizer has neither BOS nor EOS; the miniature pool needs one as document prefix")
+
+
+def encode_stream(tokenizer, texts: list[str]) -> np.ndarray:
+    """Concatenate ``[prefix] + tokens`` of every text into one int32 token stream."""
+    prefix = prefix_id(tokenizer)
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    parts = []
+    for ids in encoded:
+        parts.append(np.asarray([prefix, *ids], dtype=np.int32))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
+# ----------------------------------------------------------------------------- models
+def model_config(architecture: str, vocab_size: int, d_model: int, n_layers: int, n_heads: int,
+                 context: int, bos_id: int | None, eos_id: int | None):
+    """A transformers config of the given architecture and dimensions (no dropout)."""
+    import transformers as tf
+
+    common = {"vocab_size": vocab_size, "bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id}
+    swiglu_ffn = max(8, int(round(8 * d_model / 3 / 8)) * 8)  # Llama's 8/3 d, rounded to 8
+    if architecture == "gpt2":
+        return tf.GPT2Config(n_positions=context, n_embd=d_model, n_layer=n_layers, n_head=n_heads,
+                             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True, **common)
+    if architecture in ("llama", "mistral"):
+        cls = tf.LlamaConfig if architecture == "llama" else tf.MistralConfig
+        extra = {"sliding_window": context} if architecture == "mistral" else {}
+        return cls(hidden_size=d_model, intermediate_size=swiglu_ffn, num_hidden_layers=n_layers,
+                   num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=context,
+                   tie_word_embeddings=False, **extra, **common)
+    if architecture == "gpt_neox":
+        return tf.GPTNeoXConfig(hidden_size=d_model, intermediate_size=4 * d_model, num_hidden_layers=n_layers,
+                                num_attention_heads=n_heads, max_position_embeddings=context, rotary_pct=0.25,
+                                use_parallel_residual=True, hidden_dropout=0.0, attention_dropout=0.0,
+                                tie_word_embeddings=False, **common)
+    if architecture == "qwen2":
+        kv_heads = n_heads // 2 if n_heads % 2 == 0 else n_heads  # grouped-query attention where it divides
+        return tf.Qwen2Config(hidden_size=d_model, intermediate_size=swiglu_ffn, num_hidden_layers=n_layers,
+                              num_attention_heads=n_heads, num_key_value_heads=kv_heads,
+                              max_position_embeddings=context, tie_word_embeddings=True, **common)
+    if architecture == "opt":
+        return tf.OPTConfig(hidden_size=d_model, ffn_dim=4 * d_model, num_hidden_layers=n_layers,
+                            num_attention_heads=n_heads, max_position_embeddings=context, word_embed_proj_dim=d_model,
+                            do_layer_norm_before=True, dropout=0.0, attention_dropout=0.0, activation_function="relu",
+                            tie_word_embeddings=True, **common)
+    if architecture == "phi":
+        return tf.PhiConfig(hidden_size=d_model, intermediate_size=4 * d_model, num_hidden_layers=n_layers,
+                            num_attention_heads=n_heads, max_position_embeddings=context, partial_rotary_factor=0.5,
+                            resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0, tie_word_embeddings=False, **common)
+    raise ValueError(f"unknown architecture {architecture!r}; known: {ARCHITECTURES}")
+
+
+def build_model(config, seed: int):
+    """Seeded random-init causal LM for ``config`` (fp32)."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    return model.float()
+
+
+def count_params(model) -> dict[str, int]:
+    """``params_total`` (embeddings included, tied weights once) and ``params_nonembed``."""
+    from mmlaw_utils.scoring import count_parameters
+
+    return count_parameters(model)
+
+
+def model_seed(base_seed: int, name: str) -> int:
+    """Deterministic per-model seed from the pool seed and the model name."""
+    import hashlib
+
+    return (base_seed * 1_000_003 + int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)) % (2**31 - 1)
+
+
+# ----------------------------------------------------------------------------- family data
+def family_dir(models_root: Path, family: str) -> Path:
+    """Folder of a family's shared artefacts (tokenizer, token stream, data manifest)."""
+    return models_root / "_family" / family
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_save_npy(array: np.ndarray, path: Path) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str | Path) -> tuple[Any, np.ndarray, dict]:
+    """Build (or reuse) a family's decontaminated mixture, tokenizer and token stream."""
+    from transformers import PreTrainedTokenizerFast
+
+    from mmlaw_utils import corpora
+    from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+    spec = pool["families"][family]
+    folder = family_dir(models_root, family)
+    eval_texts = load_texts(str(eval_dataset))
+    fingerprint = dataset_fingerprint(eval_texts["text_id"], eval_texts["text"])
+    key = {"data_mix": spec["data_mix"], "tokenizer": spec["tokenizer"], "eval_fingerprint": fingerprint,
+           "seed": spec["training"]["seed"]}
+    manifest_path = folder / "manifest.json"
+    if manifest_path.is_file() and (folder / "tokens.npy").is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("key") == key:
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer")
+            return tokenizer, np.load(folder / "tokens.npy"), manifest
+    print(f"[{family}] building mixture {corpora.mix_name(spec['data_mix'])}", flush=True)
+    docs, data_manifest = corpora.build_mixture(spec["data_mix"], eval_texts, seed=f"mmlaw-minipool:{spec['training']['seed']}")
+    texts = [text for _, text in docs]
+    tokenizer = train_tokenizer(spec["tokenizer"], texts)
+    # a seeded document order: sources interleave instead of coming in blocks
+    order = np.random.default_rng(spec["training"]["seed"]).permutation(len(texts))
+    tokens = encode_stream(tokenizer, [texts[i] for i in order])
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp_tok = folder / f"tokenizer.{os.getpid()}.tmp"
+    shutil.rmtree(tmp_tok, ignore_errors=True)
+    tokenizer.save_pretrained(tmp_tok)
+    shutil.rmtree(folder / "tokenizer", ignore_errors=True)
+    os.replace(tmp_tok, folder / "tokenizer")
+    _atomic_save_npy(tokens, folder / "tokens.npy")
+    manifest = {"key": key, "data": data_manifest, "n_tokens": int(tokens.size), "vocab_size": len(tokenizer),
+                "bytes_per_token": data_manifest["bytes"] / max(1, tokens.size - len(texts))}
+    _atomic_write_text(json.dumps(manifest, indent=1), manifest_path)
+    print(f"[{family}] {len(texts)} docs, {data_manifest['bytes']} bytes, {tokens.size} tokens, "
+          f"vocab {len(tokenizer)}", flush=True)
+    return tokenizer, tokens, manifest
+
+
+# ----------------------------------------------------------------------------- training
+def lr_at(step: int, total_steps: int, settings: dict) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine decay to ``min_lr_frac`` of the peak."""
+    peak = float(settings["lr"])
+    warmup = max(1, int(settings["warmup_frac"] * total_steps))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    floor = settings["min_lr_frac"] * peak
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def batch_at(tokens: np.ndarray, n_train: int, step: int, seed: int, batch_size: int, context: int) -> np.ndarray:
+    """Training batch of ``step`` (batch_size × (context+1) token windows), a pure function of the seed.
+
+    Stateless sampling makes resumption exact: a resumed run sees the batches it would have seen.
+    """
+    rng = np.random.default_rng([seed, step])
+    starts = rng.integers(0, n_train - context - 1, size=batch_size)
+    return np.stack([tokens[s:s + context + 1] for s in starts]).astype(np.int64)
+
+
+def validation_batches(tokens: np.ndarray, n_train: int, batch_size: int, context: int, n_batches: int) -> list[np.ndarray]:
+    """Fixed, non-overlapping windows from the held-back tail of the stream."""
+    width = context + 1
+    starts = np.arange(n_train, tokens.size - width, width)[: batch_size * n_batches]
+    windows = np.stack([tokens[s:s + width] for s in starts]).astype(np.int64)
+    return [windows[i:i + batch_size] for i in range(0, len(windows), batch_size)]
+
+
+def _loss(model, batch: torch.Tensor) -> torch.Tensor:
+    logits = model(input_ids=batch[:, :-1]).logits
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), batch[:, 1:].reshape(-1))
+
+
+@torch.no_grad()
+def validation_loss(model, batches: list[np.ndarray], device: str) -> float:
+    """Mean next-token loss (nats per token) over the validation windows."""
+    model.eval()
+    losses = [float(_loss(model, torch.from_numpy(b).to(device))) for b in batches]
+    model.train()
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> cuda when available, else cpu."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_dataset: str | Path,
+                device: str = "auto", family_cache: dict | None = None, stop_after_steps: int | None = None) -> dict | None:
+    """Train one pool model to completion (resuming a checkpoint); return its run summary.
+
+    ``stop_after_steps`` checkpoints and returns None once that many steps ran in this call
+    (what a killed build leaves behind; used by the resumption test).
+    """
+    name = model_name(entry)
+    out_dir = resolve_path(entry["id"])
+    summary_path = log_dir / f"{name}.json"
+    if (out_dir / "config.json").is_file() and summary_path.is_file():
+        print(f"[{name}] done already; skipping", flush=True)
+        return json.loads(summary_path.read_text())
+    family = entry["family"]
+    spec = pool["families"][family]
+    settings = {**spec["training"], **(entry.get("training") or {})}
+    device = resolve_device(device)
+    if device == "cpu":
+        torch.set_num_threads(int(settings["threads"]))
+    family_cache = family_cache if family_cache is not None else {}
+    if family not in family_cache:
+        family_cache[family] = prepare_family(pool, family, models_root, eval_dataset)
+    tokenizer, tokens, family_manifest = family_cache[family]
+    context, batch_size = int(settings["context"]), int(settings["batch_size"])
+    total_steps = max(1, int(settings["tokens"]) // (batch_size * context))
+    n_train = int(tokens.size * (1 - settings["val_frac"]))
+    seed = model_seed(int(settings["seed"]), name)
+    config = model_config(spec["architecture"], len(tokenizer), entry["d_model"], entry["n_layers"], entry["n_heads"],
+                          context, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    model = build_model(config, seed).to(device)
+    params = count_params(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], betas=(0.9, 0.95),
+                                  weight_decay=settings["weight_decay"])
+    ckpt_dir = out_dir.with_name(out_dir.name + ".ckpt")
+    ckpt_path = ckpt_dir / "state.pt"
+    log_path = log_dir / f"{name}.csv"
+    step, rows, elapsed_before = 0, [], 0.0
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, rows, elapsed_before = state["step"], state["log"], state["elapsed_s"]
+        print(f"[{name}] resuming at step {step}/{total_steps}", flush=True)
+    val_batches = validation_batches(tokens, n_train, batch_size, context, int(settings["val_batches"]))
+    model.train()
+    start = time.time()
+    running: list[float] = []
+    steps_this_call = 0
+
+    def save_checkpoint() -> None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt_dir / f"state.{os.getpid()}.tmp"
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": rows,
+                    "elapsed_s": elapsed_before + time.time() - start}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=step, desc=name, unit="step", mininterval=5, file=sys.stderr)
+    while step < total_steps:
+        lr = lr_at(step, total_steps, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = torch.from_numpy(batch_at(tokens, n_train, step, seed, batch_size, context)).to(device)
+        loss = _loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
+        optimizer.step()
+        running.append(float(loss.detach()))
+        step += 1
+        steps_this_call += 1
+        bar.update(1)
+        if step % int(settings["log_every"]) == 0 or step == total_steps:
+            rows.append({"step": step, "tokens": step * batch_size * context, "train_loss": float(np.mean(running)),
+                         "lr": lr, "elapsed_s": round(elapsed_before + time.time() - start, 2)})
+            running = []
+        if step % int(settings["checkpoint_every"]) == 0 and step < total_steps:
+            save_checkpoint()
+        if stop_after_steps is not None and steps_this_call >= stop_after_steps and step < total_steps:
+            if step % int(settings["checkpoint_every"]):
+                save_checkpoint()
+            bar.close()
+            return None
+    bar.close()
+    val = validation_loss(model, val_batches, device)
+    train_seconds = elapsed_before + time.time() - start
+    rows.append({"step": step, "tokens": step * batch_size * context, "train_loss": float("nan"),
+                 "lr": float("nan"), "elapsed_s": round(train_seconds, 2), "val_loss": val})
+    # weights + tokenizer to a temporary folder, then one rename: an existing folder is complete
+    tmp_dir = out_dir.with_name(out_dir.name + f".{os.getpid()}.tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    model.to("cpu").save_pretrained(tmp_dir)
+    tokenizer.save_pretrained(tmp_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp_dir, out_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(pd.DataFrame(rows).to_csv(index=False, float_format="%.6g"), log_path)
+    from mmlaw_utils import corpora
+
+    summary = {
+        "model": str(entry["id"]), "name": name, "family": family, "architecture": spec["architecture"],
+        "tokenizer": tokenizer_label(spec["tokenizer"]), "vocab_size": len(tokenizer),
+        "data_mix": corpora.mix_name(spec["data_mix"]), "data_sha256": family_manifest["data"]["sha256"],
+        "d_model": entry["d_model"], "n_layers": entry["n_layers"], "n_heads": entry["n_heads"],
+        "context": context, "params": params["params_total"], "params_nonembed": params["params_nonembed"],
+        "tokens_trained": step * batch_size * context, "steps": step, "batch_size": batch_size, "lr": settings["lr"],
+        "seed": seed, "device": device, "torch_threads": torch.get_num_threads(),
+        "train_seconds": round(train_seconds, 1), "final_train_loss": next(
+            (r["train_loss"] for r in reversed(rows) if not math.isnan(r["train_loss"])), float("nan")),
+        "val_loss": val,
+    }
+    _atomic_write_text(json.dumps(summary, indent=1), summary_path)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    print(f"[{name}] P={params['params_total']:,} val_loss={val:.4f} nats/token in {train_seconds:.0f}s", flush=True)
+    return summary
+
+
+def tokenizer_label(spec: dict) -> str:
+    """Short label of a tokenizer spec, e.g. ``byte_bpe-2048``."""
+    label = spec["kind"] + (f"-{spec['vocab_size']}" if spec.get("vocab_size") else "")
+    return label + ("-digits" if spec.get("pretokenizer") == "digits" else "")
+
+
+def write_models_table(log_dir: Path, out_path: Path) -> pd.DataFrame:
+    """Collect the run summaries in ``log_dir`` into the models table (csv, atomic)."""
+    rows = [json.loads(p.read_text()) for p in sorted(log_dir.glob("*.json"))]
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table = table.sort_values(["family", "params"]).reset_index(drop=True)
+    _atomic_write_text(table.to_csv(index=False), out_path)
+    return table
+
+
+def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str = "auto",
+               log_dir: str | Path | None = None, eval_dataset: str | Path | None = None,
+               threads: int | None = None) -> pd.DataFrame:
+    """Train every model of the pool (or those named in ``only``), family by family; return the table."""
+    pool = load_pool_config(pool_path)
+    if threads:
+        for spec in pool["families"].values():
+            spec["training"]["threads"] = threads
+    log_dir = resolve_path(log_dir or pool.get("log_dir", "data/minipool/train_logs"))
+    eval_dataset = resolve_path(eval_dataset or pool.get("eval_dataset", "data/texts/wiki_heldout.jsonl"))
+    entries = pool["models"]
+    if only:
+        unknown = set(only) - {model_name(e) for e in entries} - {str(e["id"]) for e in entries}
+        if unknown:
+            raise ValueError(f"models {sorted(unknown)} are not in pool {pool_path}")
+        entries = [e for e in entries if model_name(e) in only or str(e["id"]) in only]
+    models_root = resolve_path(entries[0]["id"]).parent if entries else resolve_path("models/minipool")
+    cache: dict = {}
+    start = time.time()
+    for entry in entries:
+        train_model(pool, entry, models_root, log_dir, eval_dataset, device=device, family_cache=cache)
+    table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
+    print(f"pool {pool['name']}: {len(entries)} model(s) ready in {time.time() - start:.0f}s", flush=True)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", default="configs/pools/minipool.yaml", help="trainable pool yaml")
+    parser.add_argument("--model", action="append", help="train only this model (name or id); repeatable")
+    parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda")
+    parser.add_argument("--log-dir", default=None, help="training logs folder (default: the pool's log_dir)")
+    parser.add_argument("--eval-dataset", default=None, help="held-out texts to decontaminate against")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: the pool's training.threads); 1 is faster on a busy machine")
+    args = parser.parse_args(argv)
+    build_pool(args.pool, args.model, args.device, args.log_dir, args.eval_dataset, threads=args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
