@@ -361,9 +361,43 @@ def summarize_run(run: ScoreRun) -> pd.DataFrame:
     )
 
 
+def first_pool_model(profile: str) -> str:
+    """Id of the first model in the profile's pool (notebook 01's default model)."""
+    prof = load_profile(profile)
+    if prof.pool is None:
+        raise ValueError(f"profile {profile!r} has no pool; give a model")
+    return str(_pool_models(prof.pool)["model"].iloc[0])
+
+
+def _from_root(value: str | Path | None, base_dir: Path | None, must_exist: bool) -> str | Path | None:
+    """A relative path resolved against ``base_dir`` (when given and, for inputs, when it exists there)."""
+    if value is None or base_dir is None or Path(value).is_absolute():
+        return value
+    candidate = Path(base_dir) / value
+    return candidate if (candidate.exists() or not must_exist) else value
+
+
 def score_from_settings(profile: str | None = None, model: str | None = None, *, force: bool = False,
-                        progress: bool = True, **settings: Any) -> ScoreRun:
-    """What notebook 01 and the CLI call: settings (profile fills the gaps) -> load -> score -> cache."""
+                        progress: bool = True, threads: int | None = None, base_dir: str | Path | None = None,
+                        data_dir: str | Path | None = None, **settings: Any) -> ScoreRun:
+    """What notebook 01, the CLI and launched jobs call: settings (profile fills gaps) -> load -> score -> cache.
+
+    ``base_dir``: folder that relative ``dataset`` / ``cache_dir`` paths refer to (notebooks
+    run in notebooks/ and pass the repository root). ``model=None`` takes the pool's first model.
+    ``data_dir`` (a run's output folder override) puts the cache in ``data_dir/scores`` unless
+    ``cache_dir`` is given.
+    """
+    if data_dir is not None and settings.get("cache_dir") is None:
+        settings["cache_dir"] = Path(data_dir) / "scores"
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    if model is None and profile is not None:
+        model = first_pool_model(profile)
+    if base_dir is not None:
+        settings["dataset"] = _from_root(settings.get("dataset"), Path(base_dir), must_exist=True)
+        settings["cache_dir"] = _from_root(settings.get("cache_dir"), Path(base_dir), must_exist=False)
     return score_model(request_from_settings(profile, model, **settings), force=force, progress=progress)
 
 
@@ -399,12 +433,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for model in stale_models(args.profile):
                 print(model)
             return 0
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
+        if args.model is None:
+            raise ValueError("give --model ID (or --stale with --profile)")
         run = score_from_settings(
-            args.profile, args.model, force=args.force, progress=not args.no_progress, dataset=args.dataset,
+            args.profile, args.model, force=args.force, progress=not args.no_progress, threads=args.threads,
+            dataset=args.dataset,
             n_texts=args.n_texts, max_length=args.max_length, context_tokens=args.context_tokens,
             batch_tokens=args.batch_tokens, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
             revision=args.revision, gguf_file=args.gguf_file,

