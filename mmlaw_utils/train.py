@@ -506,6 +506,14 @@ def write_models_table(log_dir: Path, out_path: Path) -> pd.DataFrame:
     return table
 
 
+def export_data_manifests(models_root: Path, families: list[str], out_dir: Path) -> None:
+    """Copy each family's data manifest (sources, bytes, dropped contaminated docs, sha256) to ``out_dir``."""
+    for family in families:
+        source = family_dir(models_root, family) / "manifest.json"
+        if source.is_file():
+            _atomic_write_text(source.read_text(), out_dir / f"{family}.json")
+
+
 def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str = "auto",
                log_dir: str | Path | None = None, eval_dataset: str | Path | None = None,
                threads: int | None = None) -> pd.DataFrame:
@@ -528,6 +536,7 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
     for entry in entries:
         train_model(pool, entry, models_root, log_dir, eval_dataset, device=device, family_cache=cache)
     table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
+    export_data_manifests(models_root, sorted({e["family"] for e in entries}), log_dir.parent / "train_data")
     print(f"pool {pool['name']}: {len(entries)} model(s) ready in {time.time() - start:.0f}s", flush=True)
     return table
 

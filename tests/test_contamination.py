@@ -1,0 +1,105 @@
+"""No evaluation text, nor a near duplicate of one, is in any training mixture of the miniature pool.
+
+The check uses ``textset.find_contamination`` (shared normalised 13-word shingles) inside the
+mixture builder; these tests re-check the builder's output with an independent shingle
+implementation, plant near duplicates to show they are caught, and compare the committed data
+manifests with a fresh build (slow: parsing the Wikipedia sample takes ~30 s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from mmlaw_utils import corpora, train
+from mmlaw_utils.profiles import REPO_ROOT, load_profile
+from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+NGRAM = 13
+DATA_DIR = REPO_ROOT / "data" / "minipool"
+POOL_PATH = REPO_ROOT / "configs" / "pools" / "minipool.yaml"
+
+
+def shingles(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
+    """Independent reference: lower-cased word n-grams as tuples."""
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def overlapping(eval_texts: pd.DataFrame, docs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(text_id, doc_id) pairs sharing a 13-gram, by brute-force set intersection."""
+    index: dict[tuple[str, ...], str] = {}
+    for text_id, text in zip(eval_texts["text_id"], eval_texts["text"]):
+        for gram in shingles(text):
+            index[gram] = text_id
+    hits = []
+    for doc_id, text in docs:
+        for gram in shingles(text):
+            if gram in index:
+                hits.append((index[gram], doc_id))
+                break
+    return hits
+
+
+@pytest.fixture(scope="module")
+def eval_texts() -> pd.DataFrame:
+    return load_texts(load_profile("minipool").dataset)
+
+
+def test_planted_near_duplicates_are_dropped():
+    """An eval text copied into a training doc with case, punctuation and spacing changed is removed."""
+    evaluation = pd.DataFrame({
+        "text_id": ["e1", "e2"],
+        "text": ["The quick brown fox jumps over the lazy dog while the farmer sleeps in the barn at noon.",
+                 "A completely different sentence about rivers, mountains and the long history of trade routes."],
+    })
+    docs = [
+        ("clean", "Nothing here overlaps with the evaluation texts at all, it is about something else entirely."),
+        ("planted", "Intro text. THE QUICK, brown fox -- jumps over the   lazy dog; while the farmer sleeps in the barn! More."),
+        ("short-overlap", "the long history of trade routes is short"),  # shares fewer than 13 words
+    ]
+    kept, dropped = corpora.drop_contaminated(docs, evaluation)
+    assert dropped == ["planted"]
+    assert [d[0] for d in kept] == ["clean", "short-overlap"]
+    assert overlapping(evaluation, kept) == []
+    assert overlapping(evaluation, docs) == [("e1", "planted")]
+
+
+@pytest.mark.parametrize("source", ["lee_news", "reviews", "kjv"])
+def test_extra_sources_after_filtering_share_no_13gram_with_eval(source, eval_texts):
+    """Each extra source, as the mixture builder keeps it, has no 13-gram in common with any eval text."""
+    docs, manifest = corpora.build_mixture([{"source": source}], eval_texts)
+    assert docs, source
+    assert overlapping(eval_texts, docs) == []
+    assert manifest["sources"][source]["docs"] == len(docs)
+
+
+def test_committed_data_manifests_cover_every_family():
+    pool = train.load_pool_config(POOL_PATH)
+    folder = DATA_DIR / "train_data"
+    if not folder.is_dir():
+        pytest.skip("the minipool training-data manifests are not committed yet (data/minipool/train_data)")
+    texts = load_texts(load_profile("minipool").dataset)
+    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
+    for family, spec in pool["families"].items():
+        manifest = json.loads((folder / f"{family}.json").read_text())
+        assert manifest["key"]["eval_fingerprint"] == fingerprint, f"{family}: decontaminated against another text set"
+        assert manifest["key"]["data_mix"] == spec["data_mix"], family
+        assert manifest["data"]["mix"] == corpora.mix_name(spec["data_mix"])
+        assert manifest["data"]["sources"]["wiki"]["bytes"] > 1_000_000, family
+
+
+@pytest.mark.slow
+def test_every_family_mixture_is_clean_and_matches_its_manifest(eval_texts):
+    """Rebuild each family's mixture exactly as training does and re-check it against every eval text."""
+    pool = train.load_pool_config(POOL_PATH)
+    for family, spec in pool["families"].items():
+        docs, manifest = corpora.build_mixture(spec["data_mix"], eval_texts,
+                                               seed=f"mmlaw-minipool:{spec['training']['seed']}")
+        assert overlapping(eval_texts, docs) == [], family
+        committed = DATA_DIR / "train_data" / f"{family}.json"
+        if committed.is_file():
+            assert json.loads(committed.read_text())["data"]["sha256"] == manifest["sha256"], family
