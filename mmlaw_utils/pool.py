@@ -1,0 +1,160 @@
+"""Model pools (§3.1): ``configs/pools/<name>.yaml`` loaded into a validated pandas table.
+
+Pool file format::
+
+    name: paper71
+    models:
+      - id: Qwen/Qwen2.5-7B        # hub id or local path
+        family: qwen               # pairs inside one family are "same family" (§3.3)
+        params_b: 7                # nominal parameters, billions
+        revision: main             # optional
+        release: Qwen2.5           # any extra keys are kept as columns
+
+Other top-level keys (e.g. the miniature pool's training settings) are allowed and ignored here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+POOL_COLUMNS = ["model", "family", "params_nominal", "revision"]
+_RESERVED = {"model", "params_nominal"}  # table columns a pool entry may not set directly
+
+
+class PoolError(ValueError):
+    """A pool file that cannot be used; the message names the file and the model at fault."""
+
+
+def _entry_error(path: Path, index: int, model: Any, message: str) -> PoolError:
+    who = f"model #{index + 1}" + (f" ({model!r})" if isinstance(model, str) and model else "")
+    return PoolError(f"{path}: {who}: {message}")
+
+
+def _params_b(path: Path, index: int, model: Any, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _entry_error(path, index, model, f"params_b must be a number of billions, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise _entry_error(path, index, model, f"params_b must be finite and > 0, got {value!r}")
+    return float(value)
+
+
+def pool_records(raw: Any, path: Path) -> list[dict[str, Any]]:
+    """Validated rows (model, family, params_nominal, revision, extras) of a parsed pool mapping."""
+    if not isinstance(raw, dict):
+        raise PoolError(f"{path}: a pool file is a mapping with a 'models' list, got {type(raw).__name__}")
+    models = raw.get("models")
+    if not isinstance(models, list) or not models:
+        raise PoolError(f"{path}: 'models' must be a non-empty list of {{id, family, params_b}} entries")
+    rows, seen = [], {}
+    for index, entry in enumerate(models):
+        if not isinstance(entry, dict):
+            raise _entry_error(path, index, None, f"an entry is a mapping, got {entry!r}")
+        model = entry.get("id")
+        if not isinstance(model, str) or not model.strip():
+            raise _entry_error(path, index, None, f"'id' must be a non-empty string, got {model!r}")
+        if model in seen:
+            raise _entry_error(path, index, model, f"duplicate id (also model #{seen[model] + 1})")
+        seen[model] = index
+        family = entry.get("family")
+        if not isinstance(family, str) or not family.strip():
+            raise _entry_error(path, index, model, f"'family' must be a non-empty string, got {family!r}")
+        if "params_b" not in entry:
+            raise _entry_error(path, index, model, "missing 'params_b' (nominal parameters in billions)")
+        params_b = _params_b(path, index, model, entry["params_b"])
+        revision = entry.get("revision")
+        if revision is not None and not isinstance(revision, str):
+            raise _entry_error(path, index, model, f"'revision' must be a string, got {revision!r}")
+        clashes = _RESERVED & set(entry)
+        if clashes:
+            raise _entry_error(path, index, model, f"reserved key(s) {sorted(clashes)}; use 'id' / 'params_b'")
+        extras = {k: v for k, v in entry.items() if k not in ("id", "family", "params_b", "revision")}
+        rows.append({"model": model, "family": family.strip(), "params_nominal": int(round(params_b * 1e9)),
+                     "revision": revision, **extras})
+    return rows
+
+
+def load_pool(path: str | Path) -> pd.DataFrame:
+    """Pool table: one row per model with ``model``, ``family``, ``params_nominal`` (count), ``revision``, extras.
+
+    Raises ``PoolError`` naming the file and the model for a missing file, invalid YAML,
+    duplicate ids, a missing family, or non-positive / non-numeric ``params_b``.
+    The pool's ``name`` and source path are in ``frame.attrs``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PoolError(f"pool file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise PoolError(f"{path}: not valid YAML: {error}") from error
+    rows = pool_records(raw, path)
+    extras = sorted({k for row in rows for k in row} - set(POOL_COLUMNS))
+    frame = pd.DataFrame(rows, columns=POOL_COLUMNS + extras)
+    frame["params_nominal"] = frame["params_nominal"].astype("int64")
+    frame.attrs["pool_name"] = str(raw.get("name", path.stem))
+    frame.attrs["path"] = str(path)
+    return frame
+
+
+def pair_group_counts(pool_df: pd.DataFrame) -> dict[str, int]:
+    """Number of raw points per group (§3.3): ``single`` = K models, ``same_family`` and ``cross_family`` pairs."""
+    k = len(pool_df)
+    same = sum(math.comb(n, 2) for n in Counter(pool_df["family"]).values())
+    return {"single": k, "same_family": same, "cross_family": math.comb(k, 2) - same}
+
+
+def family_table(pool_df: pd.DataFrame) -> pd.DataFrame:
+    """Per family: number of models, smallest and largest nominal size (billions), same-family pairs."""
+    grouped = pool_df.groupby("family", sort=False)["params_nominal"]
+    table = pd.DataFrame({
+        "n_models": grouped.size(),
+        "params_min_b": grouped.min() / 1e9,
+        "params_max_b": grouped.max() / 1e9,
+    })
+    table["same_family_pairs"] = [math.comb(int(n), 2) for n in table["n_models"]]
+    return table.sort_values(["n_models", "params_max_b"], ascending=False).rename_axis("family").reset_index()
+
+
+def summary(pool_df: pd.DataFrame) -> str:
+    """Human-readable pool summary: models per family, pair counts, parameter range (billions)."""
+    counts = pair_group_counts(pool_df)
+    params_b = pool_df["params_nominal"] / 1e9
+    name = pool_df.attrs.get("pool_name", "pool")
+    lines = [
+        f"pool {name}: {counts['single']} models in {pool_df['family'].nunique()} families",
+        family_table(pool_df).to_string(index=False, float_format=lambda v: f"{v:g}"),
+        f"pairs: {counts['same_family'] + counts['cross_family']} total = "
+        f"{counts['same_family']} same-family + {counts['cross_family']} cross-family",
+        f"params (nominal): {params_b.min():g}B to {params_b.max():g}B "
+        f"({params_b.max() / params_b.min():.3g}x span)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print the summary of each pool file given."""
+    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.pool", description="Summarise model pool files")
+    parser.add_argument("pools", nargs="+", type=Path, help="configs/pools/<name>.yaml")
+    args = parser.parse_args(argv)
+    status = 0
+    for i, path in enumerate(args.pools):
+        try:
+            text = summary(load_pool(path))
+        except PoolError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 1
+            continue
+        print(("\n" if i else "") + text)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
