@@ -99,6 +99,8 @@ def load_pool(path: str | Path) -> pd.DataFrame:
     extras = sorted({k for row in rows for k in row} - set(POOL_COLUMNS))
     frame = pd.DataFrame(rows, columns=POOL_COLUMNS + extras)
     frame["params_nominal"] = frame["params_nominal"].astype("int64")
+    # object dtype keeps a missing revision as None (a str column would turn it into NaN)
+    frame["revision"] = pd.Series([row["revision"] for row in rows], dtype=object)
     frame.attrs["pool_name"] = str(raw.get("name", path.stem))
     frame.attrs["path"] = str(path)
     return frame
