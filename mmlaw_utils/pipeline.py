@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmlaw_utils.profiles import load_profile
-from mmlaw_utils.synthetic import POOL_FILE
+import pandas as pd
+
+from mmlaw_utils.synthetic import POOL_FILE, read_pool_file
 
 OUTPUT_FILES = {
     "loss_matrix": "loss_matrix.parquet",
@@ -78,3 +80,14 @@ def require(path: Path, made_by: str) -> Path:
     if not Path(path).exists():
         raise FileNotFoundError(f"{path} does not exist; run {made_by} first (or ./run_all.sh --from {made_by[:2]})")
     return Path(path)
+
+
+def load_run_pool(paths: RunPaths) -> pd.DataFrame:
+    """The pool table of a run (model, family, params_nominal, ...): a synthetic pool file or a pool yaml."""
+    if paths.pool is None:
+        raise ValueError(f"profile {paths.profile!r} names no pool")
+    if paths.synthetic:
+        return read_pool_file(paths.pool)
+    from mmlaw_utils.pool import load_pool  # real pools: the pool module validates ids, families and sizes
+
+    return load_pool(paths.pool)

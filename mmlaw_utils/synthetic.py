@@ -169,6 +169,24 @@ def pool_yaml(pool: pd.DataFrame, name: str) -> str:
     return yaml.safe_dump({"name": name, "models": models}, sort_keys=False)
 
 
+def read_pool_file(path: str | Path) -> pd.DataFrame:
+    """A generated ``pool.yaml`` as the pool table of ``pool.load_pool``: model, family, params_nominal, revision."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"synthetic pool file {path} does not exist; run python -m mmlaw_utils.synthetic first")
+    models = (yaml.safe_load(path.read_text()) or {}).get("models") or []
+    if not models:
+        raise ValueError(f"synthetic pool file {path} lists no models")
+    return pd.DataFrame(
+        {
+            "model": [m["id"] for m in models],
+            "family": [m["family"] for m in models],
+            "params_nominal": [int(m.get("params", round(float(m["params_b"]) * 1e9))) for m in models],
+            "revision": [None] * len(models),
+        }
+    )
+
+
 def _provenance(row: Any, settings: SyntheticSettings, fingerprint: str) -> dict[str, Any]:
     return {
         "model": row.model,

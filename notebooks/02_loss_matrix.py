@@ -35,12 +35,11 @@ dataset_fingerprint = None  # choose one text set when the cache folder holds se
 from IPython.display import Markdown, display
 
 from mmlaw_utils.lossmatrix import assemble_loss_matrix, save_loss_matrix
-from mmlaw_utils.pipeline import resolve_run_paths
-from mmlaw_utils.pool import load_pool
+from mmlaw_utils.pipeline import load_run_pool, resolve_run_paths
 from mmlaw_utils.tables import loss_matrix_summary
 
 paths = resolve_run_paths(profile, data_dir=data_dir, pool=pool)
-pool_df = load_pool(paths.pool)
+pool_df = load_run_pool(paths)
 lm = assemble_loss_matrix(paths.cache_dir, pool_df, dataset_fingerprint=dataset_fingerprint)
 saved = save_loss_matrix(lm, paths.data_dir)
 n_models, n_texts = lm.shape

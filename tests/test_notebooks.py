@@ -55,6 +55,7 @@ def pipeline_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     data_dir, figures_dir, runs = root / "data", root / "figures", root / "runs"
     generate(SETTINGS, data_dir, name="fixture")
+    runs.mkdir()
     os.environ.setdefault("MPLBACKEND", "Agg")
     extra = {"05_fit_scaling_laws": {"n_bootstrap": N_BOOTSTRAP, "seed": 1},
              "06_figures": {"figures_dir": str(figures_dir)}}

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mmlaw_utils.cache import read_cache
-from mmlaw_utils.synthetic import SyntheticSettings, generate, synthetic_losses, synthetic_texts
+from mmlaw_utils.synthetic import SyntheticSettings, generate, read_pool_file, synthetic_losses, synthetic_texts
 from mmlaw_utils.texts import dataset_fingerprint
 
 PROVENANCE_KEYS = {
@@ -101,3 +101,14 @@ def test_cli_generates_the_profile_into_a_given_folder(tmp_path):
     assert len(list((tmp_path / "scores").glob("*.parquet"))) == n_models
     frame, provenance = read_cache(next((tmp_path / "scores").glob("*.parquet")))
     assert len(frame) == profile["n_texts"] == provenance["n_texts"]
+
+
+def test_pool_file_reads_as_a_pool_table(tmp_path):
+    paths = generate(SMALL, tmp_path)
+    pool = read_pool_file(tmp_path / "pool.yaml")
+    assert list(pool.columns[:3]) == ["model", "family", "params_nominal"]
+    for path, row in zip(paths, pool.itertuples()):
+        provenance = read_cache(path)[1]
+        assert (provenance["model"], provenance["params_total"]) == (row.model, row.params_nominal)
+    with pytest.raises(FileNotFoundError, match="mmlaw_utils.synthetic"):
+        read_pool_file(tmp_path / "nope.yaml")
