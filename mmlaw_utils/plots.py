@@ -148,6 +148,7 @@ def save_figure(fig: Figure, figures_dir: str | Path, stem: str, formats: Sequen
                 # metadata without dates keeps re-runs byte-identical where the backend allows it
                 metadata = {"CreationDate": None} if fmt == "pdf" else {}
                 fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -61,6 +61,7 @@ def _atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,6 +73,7 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
     import pyarrow as pa
 
     atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    os.chmod(path, 0o644)  # the atomic writer's temp file is 0600
 
 
 def fit_value(fit: Any, name: str) -> float:
