@@ -6,7 +6,7 @@ trains every model of the pool (or one), family by family, resuming where a kill
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
 tokens, lr, ...), ``families`` (per family: ``architecture``, ``tokenizer`` spec, ``data_mix``,
 optional overrides of ``training``) and ``models`` (``id`` = local output folder, ``family``,
-``params_b``, ``d_model``, ``n_layers``, ``n_heads``).
+``params_b``, ``d_model``, ``n_layers``, ``n_heads``, optional ``train_tokens``).
 
 Per family (under ``<models root>/_family/<family>/``, gitignored): the decontaminated training
 documents' manifest, the trained tokenizer, and the token stream (``tokens.npy``; each document is
@@ -387,6 +387,8 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     family = entry["family"]
     spec = pool["families"][family]
     settings = {**spec["training"], **(entry.get("training") or {})}
+    if entry.get("train_tokens"):  # per-model token budget (the pool's larger sizes train a little longer)
+        settings["tokens"] = int(entry["train_tokens"])
     device = resolve_device(device)
     if device == "cpu":
         torch.set_num_threads(int(settings["threads"]))
@@ -514,6 +516,43 @@ def export_data_manifests(models_root: Path, families: list[str], out_dir: Path)
             _atomic_write_text(source.read_text(), out_dir / f"{family}.json")
 
 
+def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None = None, wait: bool = False,
+               threads: int | None = None) -> list[Path]:
+    """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
+
+    Uses the scoring CLI's API (``score.score_model``) with the profile's settings, so the caches are
+    exactly what ``python -m mmlaw_utils.score --profile NAME --model ID`` writes. ``wait`` polls for
+    models that a concurrent build has not finished yet.
+    """
+    from mmlaw_utils import score
+    from mmlaw_utils.profiles import load_profile
+
+    pool = load_pool_config(pool_path)
+    profile = load_profile(profile_name)
+    settings = profile.scoring
+    if threads:
+        torch.set_num_threads(threads)
+    log_dir = resolve_path(pool.get("log_dir", "data/minipool/train_logs"))
+    paths = []
+    for entry in pool["models"]:
+        name = model_name(entry)
+        if only and name not in only and str(entry["id"]) not in only:
+            continue
+        while wait and not ((resolve_path(entry["id"]) / "config.json").is_file() and (log_dir / f"{name}.json").is_file()):
+            time.sleep(15)
+        request = score.request_from_settings(
+            None, str(entry["id"]), dataset=profile.dataset, n_texts=profile.n_texts, cache_dir=profile.cache_dir,
+            max_length=settings.get("max_length"), context_tokens=settings.get("context_tokens"),
+            batch_tokens=settings.get("batch_tokens"), device=settings.get("device"), dtype=settings.get("dtype"),
+            chunk_texts=settings.get("chunk_texts"))
+        start = time.time()
+        run = score.score_model(request, progress=True)
+        print(f"[{name}] scored {len(run.results)} texts -> {run.path.name} "
+              f"({'computed' if run.computed else 'cached'}, {time.time() - start:.0f}s)", flush=True)
+        paths.append(run.path)
+    return paths
+
+
 def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str = "auto",
                log_dir: str | Path | None = None, eval_dataset: str | Path | None = None,
                threads: int | None = None) -> pd.DataFrame:
@@ -550,8 +589,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-dataset", default=None, help="held-out texts to decontaminate against")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: the pool's training.threads); 1 is faster on a busy machine")
+    parser.add_argument("--score", metavar="PROFILE", default=None,
+                        help="after training, score the models into PROFILE's caches (one process)")
+    parser.add_argument("--score-only", action="store_true",
+                        help="with --score: train nothing; wait for models a concurrent build is training")
     args = parser.parse_args(argv)
-    build_pool(args.pool, args.model, args.device, args.log_dir, args.eval_dataset, threads=args.threads)
+    if not args.score_only:
+        build_pool(args.pool, args.model, args.device, args.log_dir, args.eval_dataset, threads=args.threads)
+    if args.score:
+        score_pool(args.pool, args.score, args.model, wait=args.score_only, threads=args.threads)
+    elif args.score_only:
+        parser.error("--score-only needs --score PROFILE")
     return 0
 
 

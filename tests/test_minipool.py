@@ -43,6 +43,10 @@ def test_pool_has_five_families_of_six_sizes_spanning_30x(pool_config):
     assert len(models) >= 30
     assert models["id"].is_unique
     assert all(str(m).startswith("models/minipool/") for m in models["id"])
+    # the same token budget per size across families, never less for a larger model
+    for _, group in models.sort_values("params_b").groupby("family"):
+        assert group["train_tokens"].is_monotonic_increasing, group[["id", "train_tokens"]]
+    assert models.groupby("d_model")["train_tokens"].nunique().max() == 1
 
 
 def test_families_differ_in_architecture_tokenizer_and_data(pool_config):
