@@ -120,6 +120,29 @@ print(digest.hexdigest())
 PY
 }
 
+pins_satisfied() {
+  # true when every exact pin of pyproject.toml (dependencies + the test extra) is installed in .venv at
+  # that version and this checkout is the installed mmlaw: then no network is needed (e.g. offline CI)
+  "$VPY" - <<'PY'
+import importlib.metadata as md, re, sys, tomllib
+from pathlib import Path
+project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+wanted = project["dependencies"] + project.get("optional-dependencies", {}).get("test", [])
+for requirement in wanted:
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^;\s]+)", requirement.strip())
+    if not match:
+        sys.exit(1)
+    try:
+        have = md.version(match.group(1))
+    except md.PackageNotFoundError:
+        sys.exit(1)
+    if have.split("+")[0] != match.group(3):
+        sys.exit(1)
+import mmlaw_utils
+sys.exit(0 if Path(mmlaw_utils.__file__).resolve().parent.parent == Path.cwd().resolve() else 1)
+PY
+}
+
 setup_venv() {
   if [[ ! -x "$VPY" ]]; then
     local base
@@ -132,7 +155,10 @@ setup_venv() {
   local want have=""
   want="$(setup_hash "$VPY")"
   [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
-  if [[ "$want" != "$have" ]]; then
+  if [[ "$want" != "$have" ]] && pins_satisfied; then
+    echo "==> .venv already holds every pin of pyproject.toml; recording the stamp"
+    echo "$want" > "$STAMP"
+  elif [[ "$want" != "$have" ]]; then
     echo "==> installing dependencies into .venv (pins: pyproject.toml)"
     if [[ -n "${MMLAW_TORCH_INDEX_URL:-}" ]]; then
       "$VPY" -m pip install "$TORCH_SPEC" --index-url "$MMLAW_TORCH_INDEX_URL"

@@ -112,3 +112,14 @@ def test_pool_file_reads_as_a_pool_table(tmp_path):
         assert (provenance["model"], provenance["params_total"]) == (row.model, row.params_nominal)
     with pytest.raises(FileNotFoundError, match="mmlaw_utils.synthetic"):
         read_pool_file(tmp_path / "nope.yaml")
+
+
+def test_pool_file_agrees_with_the_pool_module(tmp_path):
+    from mmlaw_utils.pool import load_pool, pair_group_counts
+
+    generate(SMALL, tmp_path)
+    ours, theirs = read_pool_file(tmp_path / "pool.yaml"), load_pool(tmp_path / "pool.yaml")
+    assert ours["model"].tolist() == theirs["model"].tolist()
+    assert ours["family"].tolist() == theirs["family"].tolist()
+    assert ours["params_nominal"].tolist() == theirs["params_nominal"].tolist()
+    assert pair_group_counts(theirs) == {"single": 9, "same_family": 9, "cross_family": 27}
