@@ -199,7 +199,10 @@ fi
 PROFILE_INFO="$("$VPY" - "$PROFILE" <<'PY'
 import sys
 from mmlaw_utils.profiles import load_profile
-p = load_profile(sys.argv[1])
+try:
+    p = load_profile(sys.argv[1])
+except (FileNotFoundError, ValueError) as error:
+    sys.exit(f"run_all.sh: {error}")
 print("\t".join([str(int(p.synthetic is not None)), str(p.pool or ""), str(p.data_dir), str(p.figures_dir)]))
 PY
 )" || die "cannot load profile '$PROFILE'"
