@@ -345,14 +345,11 @@ def write_comparison_files(table: pd.DataFrame, lm, data_dir: str | Path, datase
 
 def write_comparison(profile: str = "real2", data_dir: str | Path | None = None) -> tuple[Path, pd.DataFrame, Any]:
     """Compare a two-model profile from its caches; write comparison.md/.csv; return (md path, table, LossMatrix)."""
-    from mmlaw_utils.pipeline import resolve_run_paths
-    from mmlaw_utils.pool import load_pool
+    from mmlaw_utils.pipeline import load_run_pool, resolve_run_paths
     from mmlaw_utils.profiles import load_profile
 
     paths = resolve_run_paths(profile, data_dir=data_dir)
-    if paths.pool is None:
-        raise ValueError(f"profile {profile!r} has no pool")
-    table, lm = compare_caches(paths.cache_dir, load_pool(paths.pool))
+    table, lm = compare_caches(paths.cache_dir, load_run_pool(paths))
     out = write_comparison_files(table, lm, paths.data_dir, Path(load_profile(profile).dataset).name)
     return out, table, lm
 

@@ -52,14 +52,15 @@ def loaded(request):
 
 def _reference_nll(model, prefix_id: int, token_ids: list[int]) -> float:
     """Summed NLL (nats) from one plain unbatched forward in float64 over [prefix] + tokens."""
-    model.double()
+    # nn.Module's casts: transformers refuses .float() on GGUF-loaded (flagged "quantized") models
+    torch.nn.Module.double(model)
     try:
         with torch.inference_mode():
             ids = torch.tensor([[prefix_id, *token_ids]])
             logprobs = model(input_ids=ids, use_cache=False).logits.double().log_softmax(-1)
             return float(-logprobs[0, :-1].gather(1, ids[0, 1:, None]).sum())
     finally:
-        model.float()  # fp32 -> fp64 -> fp32 is exact, so later tests see the same weights
+        torch.nn.Module.float(model)  # fp32 -> fp64 -> fp32 is exact, so later tests see the same weights
 
 
 @pytest.mark.slow
