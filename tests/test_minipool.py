@@ -261,3 +261,17 @@ def test_committed_models_table_and_training_logs(pool_config):
         assert summary["params"] == row.params
     for family, group in table.groupby("family"):
         assert group["params"].max() / group["params"].min() >= 30, family
+
+
+@pytest.mark.skipif(not _committed_caches(), reason="the minipool score caches are not committed yet")
+def test_held_out_loss_falls_with_size_in_every_family(pool_config):
+    """Within each family the larger model has the lower mean held-out loss (the pool is a real scaling ladder)."""
+    profile = load_profile("minipool")
+    texts = load_texts(profile.dataset)
+    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
+    rows = []
+    for entry in pool_config["models"]:
+        results, provenance = cache.read_cache(cache.cache_path(profile.cache_dir, entry["id"], fingerprint))
+        rows.append({"family": entry["family"], "params": provenance["params_total"], "loss": results["nll"].mean()})
+    for family, group in pd.DataFrame(rows).sort_values("params").groupby("family"):
+        assert group["loss"].is_monotonic_decreasing, f"{family}:\n{group}"

@@ -1,0 +1,107 @@
+"""Miniature-pool build cost: recorded training/scoring times of the committed build, plus a live
+tokens/s measurement of each family's smallest and largest configuration.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_minipool.py [--steps 10] [--threads 1] [--write-readme]
+
+The recorded part reads data/minipool/models_table.csv (``train_seconds``, ``tokens_trained`` per
+model, written by ``python -m mmlaw_utils.train``); the live part trains ``--steps`` optimiser steps
+(after 2 warm-up steps) of random-init models with the pool's batch shape on random tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mmlaw_utils import train  # noqa: E402
+
+POOL = REPO / "configs" / "pools" / "minipool.yaml"
+TABLE = REPO / "data" / "minipool" / "models_table.csv"
+README = REPO / "benchmarks" / "README.md"
+START, END = "<!-- minipool:start -->", "<!-- minipool:end -->"
+
+
+def live_tokens_per_s(pool: dict, entry: dict, steps: int) -> float:
+    """Training tokens/s of one pool entry (random tokens, the pool's batch and context)."""
+    spec = pool["families"][entry["family"]]
+    tok = spec["tokenizer"]
+    vocab = tok.get("vocab_size") or 257
+    settings = spec["training"]
+    config = train.model_config(spec["architecture"], vocab, entry["d_model"], entry["n_layers"], entry["n_heads"],
+                                settings["context"], 0, 0)
+    model = train.build_model(config, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = torch.randint(0, vocab, (settings["batch_size"], settings["context"] + 1))
+    for i in range(steps + 2):
+        if i == 2:
+            start = time.perf_counter()
+        loss = train._loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return steps * settings["batch_size"] * settings["context"] / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    pool = train.load_pool_config(POOL)
+    load = os.getloadavg()[0]
+    lines = [START, "## Miniature pool build", "",
+             f"Command: `nice -n 10 .venv/bin/python benchmarks/bench_minipool.py --steps {args.steps} "
+             f"--threads {args.threads}{' --write-readme' if args.write_readme else ''}` "
+             f"({platform.machine()}, {os.cpu_count()} cores visible, load average {load:.1f} at start, "
+             f"torch {torch.__version__}, {args.threads} thread(s)). The machine is shared, so times are upper bounds.", ""]
+    if TABLE.is_file():
+        table = pd.read_csv(TABLE)
+        lines += ["Recorded build (`python -m mmlaw_utils.train --pool configs/pools/minipool.yaml`), "
+                  "from data/minipool/models_table.csv:", "",
+                  "| family | models | params (min-max) | tokens/model | train time (s) | tokens/s (smallest, largest) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for family, group in table.groupby("family", sort=False):
+            group = group.sort_values("params")
+            rate = group["tokens_trained"] / group["train_seconds"]
+            lines.append(f"| {family} | {len(group)} | {group['params'].min():,}-{group['params'].max():,} | "
+                         f"{group['tokens_trained'].min():,}-{group['tokens_trained'].max():,} | "
+                         f"{group['train_seconds'].sum():.0f} | {rate.iloc[0]:,.0f}, {rate.iloc[-1]:,.0f} |")
+        lines += [f"| **all** | {len(table)} | | {table['tokens_trained'].sum():,} (total) | "
+                  f"**{table['train_seconds'].sum():.0f}** ({table['train_seconds'].sum() / 60:.1f} min) | |", ""]
+    lines += [f"Live training throughput ({args.steps} steps after 2 warm-up steps, random tokens):", "",
+              "| model | params | tokens/s |", "|---|---:|---:|"]
+    models = pd.DataFrame(pool["models"])
+    for family, group in models.groupby("family", sort=False):
+        for entry in (group.sort_values("params_b").iloc[0], group.sort_values("params_b").iloc[-1]):
+            rate = live_tokens_per_s(pool, entry.to_dict(), args.steps)
+            lines.append(f"| {Path(entry['id']).name} | {round(entry['params_b'] * 1e9):,} | {rate:,.0f} |")
+    lines.append(END)
+    section = "\n".join(lines)
+    print(section)
+    if args.write_readme:
+        text = README.read_text() if README.is_file() else "# Benchmarks\n"
+        if START in text:
+            text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: section, text, flags=re.DOTALL)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        tmp = README.with_suffix(".md.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, README)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
