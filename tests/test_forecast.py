@@ -1,0 +1,81 @@
+"""Forecasting the frontier above a budget with eq. 7 fitted below it; bootstrap intervals; markdown."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmlaw_utils import forecast
+from mmlaw_utils.frontier import pareto_front
+from mmlaw_utils.oracle import pair_oracle_losses
+
+
+def test_cutoff_budget_hand_cases():
+    p = np.array([1, 10, 100, 1000, 10000, 100000]) * 10**6
+    # 60% of the log range from 1e6 to 1e11 is 10^9
+    assert forecast.cutoff_budget(p, 0.6) == 10**9
+    # too few points below: moved up to the 4th point
+    assert forecast.cutoff_budget(p, 0.1) == 1000 * 10**6
+    assert forecast.cutoff_budget(p[:4], 0.6) is None
+
+
+def test_exact_law_forecasts_perfectly_and_offsets_show_as_bias():
+    p = np.geomspace(1e8, 1e11, 10).round()
+    y = 30.0 * (p / 1e9) ** -0.4 + 100.0
+    res = forecast.forecast_errors(p, y, cutoff=int(p[5]), params_unit=1e9)
+    assert res["n_fit"] == 6 and res["n_test"] == 4
+    assert res["mae"] < 1e-6 and res["alpha"] == pytest.approx(0.4, rel=1e-5)
+    assert res["naive_mae"] > 1.0  # the law beats "no further improvement"
+    y2 = y.copy()
+    y2[6:] += 2.0  # the frontier above the cutoff is 2 nats worse than the law says
+    res2 = forecast.forecast_errors(p, y2, cutoff=int(p[5]))
+    assert res2["bias"] == pytest.approx(-2.0, abs=1e-6) and res2["last_error"] == pytest.approx(-2.0, abs=1e-6)
+    assert res2["mre"] == pytest.approx(np.mean(2.0 / y2[6:]), rel=1e-6)
+    assert math.isnan(forecast.forecast_errors(p[:4], y[:4], cutoff=int(p[2]))["mae"])
+
+
+def _pool(seed=0, K=12, N=200):
+    rng = np.random.default_rng(seed)
+    fam = np.repeat(["a", "b", "c"], K // 3)
+    sizes = np.tile(np.geomspace(1e8, 1e10, K // 3), 3).round().astype(np.int64)
+    shared = {f: rng.normal(0, 0.1, N) for f in "abc"}
+    L = np.stack([1000 * (0.7 + 0.3 * (sizes[k] / 1e9) ** -0.3) * np.exp(shared[fam[k]] + rng.normal(0, 0.03, N))
+                  for k in range(K)])
+    return L, sizes, fam
+
+
+def test_forecast_table_point_estimates_match_direct_computation():
+    L, params, fam = _pool()
+    subsets = [(0,), (0, 4), (0, 4, 8), (3, 7, 11), (1, 5, 9, 2), (3,), (7,), (11,), (2, 6, 10)]
+    table = forecast.forecast_table(L, params, fam, subsets, n_bootstrap=8, seed=1).set_index("group")
+    assert list(table.index) == ["single", "same_family", "cross_family", "any_size"]
+    pm = pair_oracle_losses(L)
+    i, j = np.triu_indices(len(params), 1)
+    cross = fam[i] != fam[j]
+    cp, cl = (params[i] + params[j])[cross], pm[i, j][cross]
+    keep = pareto_front(cp, cl)
+    cut = forecast.cutoff_budget(cp[keep], 0.6)
+    direct = forecast.forecast_errors(cp[keep], cl[keep], cut)
+    row = table.loc["cross_family"]
+    assert row["cutoff"] == cut and row["mae"] == pytest.approx(direct["mae"])
+    any_p = np.array([params[list(s)].sum() for s in subsets])
+    any_l = np.array([L[list(s)].min(axis=0).mean() for s in subsets])
+    assert table.loc["any_size", "n_points"] == len(pareto_front(any_p, any_l))
+    for group in table.index:
+        if table.loc[group, "n_boot_ok"] > 0:
+            assert table.loc[group, "mae_lo"] <= table.loc[group, "mae_hi"]
+
+
+def test_markdown_table_formats_numbers():
+    frame = pd.DataFrame({"a": ["x", "y"], "b": [1.23456789, float("nan")], "c": [3, 4]})
+    text = forecast.markdown_table(frame, digits=3)
+    assert text.splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 1.23 | 3 |", "| y | – | 4 |"]
+
+
+def test_write_text_atomic(tmp_path):
+    path = forecast.write_text_atomic(tmp_path / "sub" / "out.md", "hello\n")
+    assert path.read_text() == "hello\n"
+    assert [p.name for p in path.parent.iterdir()] == ["out.md"]
