@@ -42,7 +42,10 @@ _DTYPES = {
     "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
     "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
 }
-_LOGITS_CHUNK_BYTES = 64 * 2**20  # fp32 logits held at once per chunk of positions
+# fp32 logits held at once: one tile of positions x vocabulary entries. Small enough to stay in
+# CPU cache and bounded memory; wide enough that each head weight slice serves many positions.
+_LOGITS_TILE_BYTES = 16 * 2**20
+_MIN_VOCAB_TILE = 4096
 
 
 # ----------------------------------------------------------------------------- windows
@@ -83,17 +86,24 @@ def window_policy_name(max_length: int, context_tokens: int | None) -> str:
     return f"rolling(max_length={max_length},context_tokens={context})"
 
 
-def pack_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
-    """Group window indices, longest first, so each batch's padded size rows*max_len <= batch_tokens.
+def pack_batches(lengths: np.ndarray, batch_tokens: int, max_padding: float = 0.1) -> list[np.ndarray]:
+    """Group window indices, longest first, so each batch's padded size rows*max_len <= batch_tokens
+    and its padding stays within ``max_padding`` of its real tokens (padding is wasted compute).
 
     A window longer than the budget gets a batch of its own.
     """
-    order = np.argsort(-np.asarray(lengths), kind="stable")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
     batches: list[np.ndarray] = []
     i = 0
     while i < len(order):
         longest = int(lengths[order[i]])
-        rows = max(1, batch_tokens // max(longest, 1))
+        rows, real = 1, longest
+        while i + rows < len(order) and (rows + 1) * longest <= batch_tokens:
+            candidate = int(lengths[order[i + rows]])
+            if (rows + 1) * longest > (1 + max_padding) * (real + candidate):
+                break
+            rows, real = rows + 1, real + candidate
         batches.append(order[i : i + rows])
         i += rows
     return batches
@@ -167,14 +177,24 @@ class _Head:
     softcap: float | None
     scale: float
 
-    def logits_fp32(self, hidden: torch.Tensor) -> torch.Tensor:
-        """fp32 logits for a [positions x hidden] block."""
-        logits = self.linear(hidden).float()
+    def logits_fp32(self, hidden: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """fp32 logits of vocabulary entries ``lo:hi`` (default all) for a [positions x hidden] block."""
+        if hi is None and lo == 0:
+            logits = self.linear(hidden)
+        else:
+            bias = getattr(self.linear, "bias", None)
+            logits = torch.nn.functional.linear(hidden, self.linear.weight[lo:hi], None if bias is None else bias[lo:hi])
+        logits = logits.float()
         if self.scale != 1.0:
             logits = logits * self.scale
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
+
+    @property
+    def sliceable(self) -> bool:
+        """Whether vocabulary slices of the head can be computed (a plain Linear)."""
+        return type(self.linear) is torch.nn.Linear
 
 
 def _output_head(model) -> _Head:
@@ -213,20 +233,39 @@ def _head_matches_full_forward(model, head: _Head, probe: torch.Tensor) -> bool:
     return bool(torch.allclose(ours.to(full.device), full, atol=tolerance, rtol=0))
 
 
-def _positions_per_chunk(vocab_size: int) -> int:
-    """Scored positions per head chunk so a chunk's fp32 logits stay within _LOGITS_CHUNK_BYTES."""
-    return max(1, _LOGITS_CHUNK_BYTES // (4 * max(vocab_size, 1)))
+def _tile_shape(n_positions: int, vocab_size: int, sliceable: bool) -> tuple[int, int]:
+    """(positions, vocabulary entries) per fp32 logits tile, within _LOGITS_TILE_BYTES when possible."""
+    vocab_tile = vocab_size if not sliceable else min(vocab_size, max(_MIN_VOCAB_TILE, _LOGITS_TILE_BYTES // (4 * 1024)))
+    positions = max(1, min(n_positions, _LOGITS_TILE_BYTES // (4 * vocab_tile)))
+    return positions, vocab_tile
 
 
 def _target_logprobs(head: _Head, hidden: torch.Tensor, targets: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """fp32 log p(target) for [N x hidden] states, computed in chunks of positions."""
-    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
-    step = _positions_per_chunk(vocab_size)
-    for lo in range(0, hidden.shape[0], step):
-        logits = head.logits_fp32(hidden[lo : lo + step])
-        picked = logits.gather(1, targets[lo : lo + step, None]).squeeze(1)
-        out[lo : lo + step] = picked - torch.logsumexp(logits, dim=1)
-        del logits
+    """fp32 log p(target) for [N x hidden] states, tiled over positions and vocabulary.
+
+    The normaliser is an online (streaming) log-sum-exp over vocabulary tiles, so memory is
+    one tile whatever the vocabulary size.
+    """
+    n = hidden.shape[0]
+    out = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    step, vocab_tile = _tile_shape(n, vocab_size, head.sliceable)
+    for p0 in range(0, n, step):
+        block, tgt = hidden[p0 : p0 + step], targets[p0 : p0 + step]
+        running_max = torch.full((block.shape[0],), -torch.inf, device=hidden.device)
+        running_sum = torch.zeros(block.shape[0], device=hidden.device)
+        picked = torch.empty(block.shape[0], device=hidden.device)
+        for v0 in range(0, vocab_size, vocab_tile):
+            v1 = min(vocab_size, v0 + vocab_tile)
+            logits = head.logits_fp32(block) if vocab_tile == vocab_size else head.logits_fp32(block, v0, v1)
+            inside = (tgt >= v0) & (tgt < v1)
+            rows = inside.nonzero().squeeze(1)
+            picked[rows] = logits[rows, tgt[rows] - v0]
+            new_max = torch.maximum(running_max, logits.max(dim=1).values)
+            # rescale the old sum to the new max; exp(-inf) = 0 on the first tile
+            running_sum = running_sum * torch.exp(running_max - new_max) + logits.sub_(new_max[:, None]).exp_().sum(1)
+            running_max = new_max
+            del logits
+        out[p0 : p0 + step] = picked - (running_max + torch.log(running_sum))
     return out
 
 

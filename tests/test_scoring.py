@@ -85,6 +85,10 @@ def test_pack_batches_respects_budget_and_covers_all():
     for batch in batches:
         assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 34
     assert batches[0].tolist() == [5]  # 40 tokens exceeds the budget: alone
+    # hand-packed: [40] | [17, 17] (34 <= 34) | [9, 8] (18 <= 1.1*17) | [5] (3*9 > 34) ...
+    assert [b.tolist() for b in batches] == [[5], [1, 3], [4, 7], [0], [2], [6]]
+    loose = scoring.pack_batches(lengths, batch_tokens=34, max_padding=10.0)
+    assert [b.tolist() for b in loose] == [[5], [1, 3], [4, 7, 0], [2, 6]]
 
 
 # ------------------------------------------------------------------ prefix and tokens
@@ -146,7 +150,9 @@ def test_chunked_head_over_large_vocab(tiny_lms, monkeypatch):
     assert model.get_output_embeddings().weight.shape[0] == 32768
     texts = tiny_models.sample_texts(3, seed=8)
     whole = scoring.score_texts(model, tokenizer, texts)
-    monkeypatch.setattr(scoring, "_LOGITS_CHUNK_BYTES", 4 * 32768 * 7)  # 7 positions per chunk
+    monkeypatch.setattr(scoring, "_LOGITS_TILE_BYTES", 4 * 1000 * 7)
+    monkeypatch.setattr(scoring, "_MIN_VOCAB_TILE", 1000)
+    assert scoring._tile_shape(100, 32768, True) == (7, 1000)  # 7 positions x 33 vocabulary tiles
     chunked = scoring.score_texts(model, tokenizer, texts)
     np.testing.assert_allclose(chunked["nll"], whole["nll"], rtol=1e-6)
 
