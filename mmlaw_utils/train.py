@@ -6,7 +6,7 @@ trains every model of the pool (or one), family by family, resuming where a kill
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
 tokens, lr, ...), ``families`` (per family: ``architecture``, ``tokenizer`` spec, ``data_mix``,
 optional overrides of ``training``) and ``models`` (``id`` = local output folder, ``family``,
-``params_b``, ``d_model``, ``n_layers``, ``n_heads``, optional ``train_tokens``).
+``params_b``, ``d_model``, ``n_layers``, ``n_heads``, optional ``train_tokens``, ``train_batch_size``).
 
 Per family (under ``<models root>/_family/<family>/``, gitignored): the decontaminated training
 documents' manifest, the trained tokenizer, and the token stream (``tokens.npy``; each document is
@@ -389,6 +389,8 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     settings = {**spec["training"], **(entry.get("training") or {})}
     if entry.get("train_tokens"):  # per-model token budget (the pool's larger sizes train a little longer)
         settings["tokens"] = int(entry["train_tokens"])
+    if entry.get("train_batch_size"):  # per-model batch size (sequences per optimiser step)
+        settings["batch_size"] = int(entry["train_batch_size"])
     device = resolve_device(device)
     if device == "cpu":
         torch.set_num_threads(int(settings["threads"]))
@@ -410,8 +412,13 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     ckpt_path = ckpt_dir / "state.pt"
     log_path = log_dir / f"{name}.csv"
     step, rows, elapsed_before = 0, [], 0.0
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+    recipe = {k: settings[k] for k in ("seed", "context", "batch_size", "tokens", "lr", "min_lr_frac", "warmup_frac",
+                                       "weight_decay", "grad_clip", "val_frac")}
+    state = torch.load(ckpt_path, map_location=device, weights_only=False) if ckpt_path.is_file() else None
+    if state is not None and state.get("recipe") != recipe:
+        print(f"[{name}] checkpoint was made with another recipe ({state.get('recipe')}); starting afresh", flush=True)
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, rows, elapsed_before = state["step"], state["log"], state["elapsed_s"]
@@ -426,7 +433,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         tmp = ckpt_dir / f"state.{os.getpid()}.tmp"
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "log": rows,
-                    "elapsed_s": elapsed_before + time.time() - start}, tmp)
+                    "elapsed_s": elapsed_before + time.time() - start, "recipe": recipe}, tmp)
         os.replace(tmp, ckpt_path)
 
     from tqdm.auto import tqdm

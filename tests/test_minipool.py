@@ -46,7 +46,7 @@ def test_pool_has_five_families_of_six_sizes_spanning_30x(pool_config):
     # the same token budget per size across families, never less for a larger model
     for _, group in models.sort_values("params_b").groupby("family"):
         assert group["train_tokens"].is_monotonic_increasing, group[["id", "train_tokens"]]
-    assert models.groupby("d_model")["train_tokens"].nunique().max() == 1
+    assert models.groupby("d_model")[["train_tokens", "train_batch_size"]].nunique().max().max() == 1
 
 
 def test_families_differ_in_architecture_tokenizer_and_data(pool_config):
@@ -261,6 +261,13 @@ def test_committed_models_table_and_training_logs(pool_config):
         assert summary["params"] == row.params
     for family, group in table.groupby("family"):
         assert group["params"].max() / group["params"].min() >= 30, family
+    # every model was trained with the recipe the pool config names now (no stale weights)
+    recipe = {e["id"]: e for e in pool_config["models"]}
+    for row in table.itertuples():
+        entry = recipe[row.model]
+        assert row.batch_size == entry["train_batch_size"], row.model
+        assert row.tokens_trained == entry["train_tokens"] // (row.batch_size * row.context) * row.batch_size * row.context
+        assert (row.d_model, row.n_layers) == (entry["d_model"], entry["n_layers"]), row.model
 
 
 @pytest.mark.skipif(not _committed_caches(), reason="the minipool score caches are not committed yet")
