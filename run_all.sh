@@ -17,7 +17,7 @@ STAGES=(scores 02_loss_matrix 03_oracle_pairs 04_frontiers 05_fit_scaling_laws 0
 
 usage() {
   cat <<'EOF'
-Usage: ./run_all.sh [--profile NAME] [-p KEY VALUE]... [--rescore] [--rebuild] [--from STAGE]
+Usage: ./run_all.sh [--profile NAME] [-p KEY VALUE]... [--rescore] [--rebuild] [--from STAGE] [--to STAGE]
                     [--update-readme | --no-readme]
        ./run_all.sh --setup-only
        ./run_all.sh --test [PYTEST ARGS...]
@@ -53,6 +53,7 @@ Options:
   --rescore        rescore every model of the pool from its weights (synthetic: regenerate)
   --rebuild        first train the miniature pool: python -m mmlaw_utils.train --pool <pool>
   --from STAGE     start at STAGE (name or number, e.g. 04 or 04_frontiers); earlier outputs must exist
+  --to STAGE       stop after STAGE (e.g. --to 06 skips 07)
   --update-readme  regenerate the README results region from this profile (any profile)
   --no-readme      do not touch README.md
   --setup-only     set up .venv and the kernel, then stop
@@ -79,6 +80,7 @@ SETUP_ONLY=0
 TEST=0
 TEST_ARGS=()
 FROM_STAGE=""
+TO_STAGE=""
 README_MODE="auto"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -90,6 +92,7 @@ while [[ $# -gt 0 ]]; do
     --rebuild) REBUILD=1; shift ;;
     --setup-only) SETUP_ONLY=1; shift ;;
     --from) [[ $# -ge 2 ]] || die "--from needs a STAGE"; FROM_STAGE="$2"; shift 2 ;;
+    --to) [[ $# -ge 2 ]] || die "--to needs a STAGE"; TO_STAGE="$2"; shift 2 ;;
     --update-readme) README_MODE="yes"; shift ;;
     --no-readme) README_MODE="no"; shift ;;
     --test) TEST=1; shift; TEST_ARGS=("$@"); break ;;
@@ -213,21 +216,25 @@ TIMINGS="$RUNS_DIR/timings.tsv"
 printf 'stage\tseconds\n' > "$TIMINGS"
 echo "==> profile '$PROFILE': data in ${DATA_DIR#$REPO_ROOT/}, figures in ${FIGURES_DIR#$REPO_ROOT/}, executed notebooks in runs/$PROFILE/"
 
-# index of the first stage to run
-FROM_INDEX=0
-if [[ -n "$FROM_STAGE" ]]; then
-  FROM_INDEX=-1
+stage_index() { # stage_index NAME-OR-NUMBER -> index in STAGES (scores = 01)
+  local i s
   for i in "${!STAGES[@]}"; do
     s="${STAGES[$i]}"
-    if [[ "$FROM_STAGE" == "$s" || "$FROM_STAGE" == "${s%%_*}" || "$FROM_STAGE" == "0${s%%_*}" ]] ||
-       [[ "$s" == scores && ( "$FROM_STAGE" == 01 || "$FROM_STAGE" == 1 || "$FROM_STAGE" == 01_* ) ]]; then
-      FROM_INDEX=$i; break
+    if [[ "$1" == "$s" || "$1" == "${s%%_*}" || "$1" == "0${s%%_*}" ]] ||
+       [[ "$s" == scores && ( "$1" == 01 || "$1" == 1 || "$1" == 01_* ) ]]; then
+      echo "$i"; return 0
     fi
   done
-  [[ $FROM_INDEX -ge 0 ]] || die "unknown stage '$FROM_STAGE'; stages: ${STAGES[*]}"
-fi
-stage_wanted() { # stage_wanted NAME -> true when NAME is at or after --from
-  local i; for i in "${!STAGES[@]}"; do [[ "${STAGES[$i]}" == "$1" ]] && { [[ $i -ge $FROM_INDEX ]]; return; }; done
+  die "unknown stage '$1'; stages: ${STAGES[*]}"
+}
+FROM_INDEX=0
+TO_INDEX=$((${#STAGES[@]} - 1))
+if [[ -n "$FROM_STAGE" ]]; then FROM_INDEX="$(stage_index "$FROM_STAGE")" || exit 1; fi
+if [[ -n "$TO_STAGE" ]]; then TO_INDEX="$(stage_index "$TO_STAGE")" || exit 1; fi
+stage_wanted() { # stage_wanted NAME -> true when NAME is within --from .. --to
+  local i; for i in "${!STAGES[@]}"; do
+    [[ "${STAGES[$i]}" == "$1" ]] && { [[ $i -ge $FROM_INDEX && $i -le $TO_INDEX ]]; return; }
+  done
   return 1
 }
 

@@ -53,7 +53,7 @@ def test_run_all_installs_torch_first_then_the_project():
 
 def test_run_all_help_documents_every_option():
     result = subprocess.run(["bash", str(REPO_ROOT / "run_all.sh"), "--help"], capture_output=True, text=True, check=True)
-    for option in ("--profile", "-p KEY VALUE", "--rescore", "--rebuild", "--setup-only", "--test", "--from",
+    for option in ("--profile", "-p KEY VALUE", "--rescore", "--rebuild", "--setup-only", "--test", "--from", "--to",
                    "runs/<profile>/", "non-zero exit"):
         assert option in result.stdout, option
     bad = subprocess.run(["bash", str(REPO_ROOT / "run_all.sh"), "--bogus"], capture_output=True, text=True)
