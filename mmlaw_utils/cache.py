@@ -12,8 +12,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,9 @@ import pyarrow.parquet as pq
 
 CACHE_COLUMNS = ["text_id", "nll", "n_tokens", "n_bytes"]
 PROVENANCE_KEY = b"mmlaw.provenance"
+# read once: os.umask can only be queried by setting it
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def model_slug(model: str) -> str:
@@ -52,20 +57,33 @@ def _check_frame(results: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame
 
 
-def atomic_write_table(table: pa.Table, path: str | Path) -> None:
-    """Write a parquet table so that ``path`` is either absent, the old file or the complete new one."""
+@contextmanager
+def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temp file beside ``path``; on clean exit fsync and rename it onto ``path``.
+
+    ``path`` is therefore either absent, the old file or the complete new one, whatever
+    kills the process. The file gets the usual umask permissions (mkstemp would leave 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_table(table: pa.Table, path: str | Path) -> None:
+    """Write a parquet table atomically (see ``atomic_output``)."""
+    with atomic_output(path) as handle:
+        pq.write_table(table, handle)
 
 
 def write_cache(path: str | Path, results: pd.DataFrame, provenance: dict[str, Any]) -> None:
@@ -111,19 +129,9 @@ def lock_path(path: str | Path) -> Path:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text so ``path`` is either absent, the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Write text atomically (see ``atomic_output``)."""
+    with atomic_output(path, "w") as handle:
+        handle.write(text)
 
 
 class CacheLock:

@@ -8,8 +8,6 @@ per text (eq. 4).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mmlaw_utils.bootstrap import prediction_band
+from mmlaw_utils.cache import atomic_output
 from mmlaw_utils.tables import GROUP_LABELS, fit_value
 
 GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
@@ -142,16 +141,9 @@ def save_figure(fig: Figure, figures_dir: str | Path, stem: str, formats: Sequen
     paths = []
     for fmt in formats:
         path = figures_dir / f"{stem}.{fmt}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=figures_dir)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                # metadata without dates keeps re-runs byte-identical where the backend allows it
-                metadata = {"CreationDate": None} if fmt == "pdf" else {}
-                fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path) as handle:
+            # metadata without dates keeps re-runs byte-identical where the backend allows it
+            metadata = {"CreationDate": None} if fmt == "pdf" else {}
+            fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata)
         paths.append(path)
     return paths

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +30,7 @@ import pandas as pd
 import yaml
 
 from mmlaw_utils import __version__
-from mmlaw_utils.cache import cache_path, read_cache, write_cache
+from mmlaw_utils.cache import atomic_write_text, cache_path, read_cache, write_cache
 from mmlaw_utils.texts import dataset_fingerprint
 
 POOL_FILE = "pool.yaml"
@@ -148,19 +146,6 @@ def _n_tokens(n_bytes: np.ndarray, family_index: int) -> np.ndarray:
     return np.maximum(1, np.round(n_bytes / (3.6 + 0.2 * (family_index % 5)))).astype(np.int64)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def pool_yaml(pool: pd.DataFrame, name: str) -> str:
     """The synthetic pool in the ``configs/pools/*.yaml`` format (id, family, params_b)."""
     models = [
@@ -246,7 +231,7 @@ def generate(settings: SyntheticSettings, data_dir: str | Path, *, name: str = "
             }
         )
         write_cache(path, results, _provenance(row, settings, fingerprint))
-    _atomic_write_text(data_dir / POOL_FILE, pool_yaml(pool, name))
+    atomic_write_text(data_dir / POOL_FILE, pool_yaml(pool, name))
     return paths
 
 

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.cache import atomic_write_table
+from mmlaw_utils.cache import atomic_write_table, atomic_write_text
 
 GROUP_ORDER = ("single", "same_family", "cross_family")
 GROUP_LABELS = {
@@ -53,27 +52,11 @@ RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
 
 
-def _atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` so that ``path`` is either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
     """Atomically write a frame to parquet (no index)."""
     import pyarrow as pa
 
     atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-    os.chmod(path, 0o644)  # the atomic writer's temp file is 0600
 
 
 def fit_value(fit: Any, name: str) -> float:
@@ -131,7 +114,7 @@ def fits_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
 def write_fits_json(fits: Mapping[str, Any], path: str | Path, **meta: Any) -> dict[str, Any]:
     """Write ``{"groups": {group: fit dict}, **meta}`` atomically to ``path``; return what was written."""
     payload = {**meta, "groups": {group: fit_to_dict(fit) for group, fit in fits.items()}}
-    _atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
     return payload
 
 
@@ -361,8 +344,8 @@ def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -
     """Write ``table1.csv`` and ``table1.md`` into ``data_dir`` atomically; return their paths."""
     data_dir = Path(data_dir)
     csv_path, md_path = data_dir / "table1.csv", data_dir / "table1.md"
-    _atomic_write_text(csv_path, table.to_csv(index=False))
-    _atomic_write_text(md_path, table1_markdown(table, caption))
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    atomic_write_text(md_path, table1_markdown(table, caption))
     return csv_path, md_path
 
 
@@ -403,7 +386,7 @@ def update_readme(readme: str | Path, profile_name: str, data_dir: Path, figures
     """Rewrite the results region of ``readme`` from the profile's outputs (atomic)."""
     readme = Path(readme)
     block = results_markdown(profile_name, Path(data_dir), Path(figures_dir), readme.parent)
-    _atomic_write_text(readme, replace_marked_region(readme.read_text(), block))
+    atomic_write_text(readme, replace_marked_region(readme.read_text(), block))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,10 +26,8 @@ import functools
 import hashlib
 import html
 import json
-import os
 import re
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -38,6 +36,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+
+from mmlaw_utils.cache import atomic_output
 
 SAMPLE_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # sha256 of the sample as shipped by gensim==4.4.0; a different file means a different text set
@@ -551,20 +551,8 @@ def manifest_path_for(out_path: str | Path) -> Path:
 
 
 def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600; a data file is world-readable
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as handle:
+        handle.write(data)
 
 
 def _version(package: str) -> str:
