@@ -116,7 +116,8 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
     p = np.asarray(params, dtype=np.int64)
     pair_matrix = pair_oracle_losses(array)
     i, j = np.triu_indices(p.size, k=1)
-    subsets = [tuple(s) for s in (any_size_subsets or [])]
+    # one entry per distinct subset: repeated candidates would be kept twice by pareto_front's tie rule
+    subsets = list(dict.fromkeys(tuple(sorted(int(m) for m in s)) for s in (any_size_subsets or [])))
     cand_params = np.array([p[list(s)].sum() for s in subsets], dtype=np.int64)
     minima = _candidate_minima(array, subsets)
     any_full = (cand_params, minima.mean(axis=1)) if subsets else None

@@ -329,8 +329,11 @@ class _RadiusModel:
 
 
 def _milp_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limit: float | None,
-                   progress: bool) -> pd.DataFrame:
+                   progress: bool, total_time_limit: float | None = None) -> pd.DataFrame:
     n_models, n_texts = array.shape
+    walk_start = time.perf_counter()
+    complete = True
+    n_solves = 0
     usable = np.ones(n_models, dtype=bool) if lo > 1 else ~dominated_models(array, p)
     budget = int(p[usable].sum())
     rows: list[dict] = []
@@ -340,10 +343,13 @@ def _milp_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limi
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(desc="subset frontier (MIP)", unit="point")
+        bar = tqdm(desc="subset frontier (MIP)", unit="point", mininterval=10.0)
     while True:
         avail = np.flatnonzero(usable & (p <= budget))
         if avail.size < lo:
+            break
+        if total_time_limit is not None and time.perf_counter() - walk_start > total_time_limit:
+            complete = False  # the points below this budget were not computed
             break
         key = tuple(avail.tolist())
         if key not in cache:
@@ -357,6 +363,7 @@ def _milp_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limi
         while True:
             chosen, obj_sum, bound_sum, status = model.solve(p[avail], budget, lo, min(hi, avail.size), cuts,
                                                              time_limit)
+            n_solves += 1
             if chosen is None:
                 break
             members = avail[chosen]
@@ -393,11 +400,15 @@ def _milp_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limi
         bar.close()
     frame = pd.DataFrame(rows, columns=list(FRONTIER_COLUMNS))
     frame["subset"] = pd.Series(list(frame["subset"]), dtype=object)
-    return frame.sort_values("params", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values("params", kind="stable").reset_index(drop=True)
+    frame.attrs.update({"complete": complete, "n_solves": n_solves, "n_usable_models": int(usable.sum()),
+                        "stopped_at_budget": None if complete else int(budget)})
+    return frame
 
 
 def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = None, *, min_size: int = 1,
-                    method: str = "auto", time_limit: float | None = None, progress: bool = False) -> pd.DataFrame:
+                    method: str = "auto", time_limit: float | None = None, total_time_limit: float | None = None,
+                    progress: bool = False) -> pd.DataFrame:
     """Exact Pareto frontier (§2.5) over all subsets of the pool with min_size <= |S| <= max_size.
 
     ``L``: K models x N texts, nats (eq. 1); ``params``: raw parameter counts (eq. 5).
@@ -409,6 +420,8 @@ def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = No
     point exactly (same params and loss) one of them is reported.
     ``method``: "milp", "brute" (all 2^K - 1 subsets, K <= 22) or "auto" (brute when small).
     ``time_limit``: seconds per MIP; a point not proven within it keeps its gap.
+    ``total_time_limit``: seconds for the whole walk; when exceeded the walk stops and the frame's
+    ``attrs["complete"]`` is False (only the frontier above ``attrs["stopped_at_budget"]`` is known).
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
@@ -417,10 +430,12 @@ def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = No
     if method == "auto":
         method = "brute" if n_models <= 16 and 2.0**n_models * n_texts <= _BRUTE_MAX_CELLS else "milp"
     if method == "brute":
-        return frontier_of(brute_force_points(array, p, max_size=hi, min_size=lo))
+        front = frontier_of(brute_force_points(array, p, max_size=hi, min_size=lo))
+        front.attrs.update({"complete": True, "n_solves": 0})
+        return front
     if method != "milp":
         raise ValueError(f"method must be 'auto', 'milp' or 'brute', got {method!r}")
-    return _milp_frontier(array, p, lo, hi, time_limit, progress)
+    return _milp_frontier(array, p, lo, hi, time_limit, progress, total_time_limit)
 
 
 # ---------------------------------------------------------------- heuristics
@@ -562,4 +577,56 @@ def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, smal
         else:
             out[f"k<={k}"] = subset_frontier(array, p, max_size=k, time_limit=time_limit, progress=progress)
     out["all"] = subset_frontier(array, p, time_limit=time_limit, progress=progress)
+    return out
+
+
+def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame | None = None,
+                          heuristics: dict[str, pd.DataFrame] | None = None, params_unit: float = 1e9):
+    """Figure: exactly-k frontiers (k = 1, 2, ...) and the exact all-sizes frontier with their eq. 7
+    fits (left); heuristic frontiers against the exact one (right, when given)."""
+    import matplotlib.pyplot as plt
+
+    ncols = 2 if heuristics else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6.0 * ncols, 4.6), squeeze=False)
+    ax = axes[0][0]
+    labels = [k for k in frontiers if k.startswith("k=")] + (["all"] if "all" in frontiers else [])
+    colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(labels), 1)))
+    fit_rows = fits.set_index("frontier") if fits is not None else None
+    for color, label in zip(colors, labels):
+        front = frontiers[label]
+        if front.empty:
+            continue
+        color = "k" if label == "all" else color
+        name = "all sizes (exact)" if label == "all" else f"exactly {label[2:]} model(s)"
+        ax.plot(front["params"] / params_unit, front["loss"], "o", ms=3.5, color=color, label=name)
+        if fit_rows is not None and label in fit_rows.index and np.isfinite(fit_rows.loc[label, "alpha"]):
+            row = fit_rows.loc[label]
+            grid = np.geomspace(front["params"].min(), front["params"].max(), 100) / params_unit
+            ax.plot(grid, row["A"] * grid ** (-row["alpha"]) + row["L_inf"], "-", color=color, lw=1,
+                    label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("total parameters (B)")
+    ax.set_ylabel("oracle loss (nats / text)")
+    ax.set_title("oracle frontiers by ensemble size")
+    ax.legend(fontsize=7)
+    if heuristics:
+        ax = axes[0][1]
+        exact = frontiers["all"]
+        ax.plot(exact["params"] / params_unit, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
+        for (name, front), style in zip(heuristics.items(), ("s--", "^:", "v-.")):
+            ax.plot(front["params"] / params_unit, front["loss"], style, ms=3, lw=1, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("total parameters (B)")
+        ax.set_title("heuristics vs exact all-sizes frontier")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def named_frontier(front: pd.DataFrame, model_names: Sequence[str]) -> pd.DataFrame:
+    """``front`` with ``subset`` as a list (parquet-friendly) and ``models`` ("a + b + c") added."""
+    names = np.asarray(model_names, dtype=object)
+    out = front.copy()
+    out["models"] = [" + ".join(names[list(s)]) for s in front["subset"]]
+    out["subset"] = [list(s) for s in front["subset"]]
     return out

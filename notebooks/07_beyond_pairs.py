@@ -1,0 +1,121 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Beyond pairs: any-size ensembles, realizable mixtures, diversity, forecasting (§2.5, §6.1–6.3)
+#
+# The paper's frontier (§2.5, eqs. 4–5) ranges over *all* subsets of the pool but the experiments stop at
+# pairs (§6.3). Here: **(1)** the exact all-sizes oracle frontier (budget-walk mixed-integer program, each
+# point with an optimality certificate), frontiers of exactly k models and fits of eq. (7) per k, and how far
+# greedy/beam heuristics fall short; **(2)** the sequence-level Bayesian mixture −log Σ w_i e^{−L_i(x)}, a
+# realizable system within log(1/w_min) nats/text of the oracle (§6.1–6.2), and the share of the oracle's gain
+# it keeps; **(3)** diversity: gain of a pair over its better member by family and size ratio (§4.4–4.5);
+# **(4)** whether eq. (7) fitted below a budget forecasts the frontier above it (§1).
+
+# %% tags=["parameters"]
+profile = "minipool"
+data_dir = None  # override the profile's data folder
+figures_dir = None  # override the profile's figure folder
+max_size = 4  # frontiers of exactly k models for k = 1..max_size (k <= 3 exhaustive, above by MIP)
+exact_time_limit = 120.0  # seconds per MIP solve; a point not proven within it reports its gap
+beam_width = 32  # beam-search width (heuristic frontier)
+fit_fraction = 0.6  # forecast: fit below this fraction of each frontier's log-params range
+n_bootstrap = 200  # forecast: bootstrap resamples over texts
+seed = 0  # text split (mixture weights) and bootstrap seed
+params_unit = 1e9  # fits use P in billions
+
+# %%
+import time
+
+from IPython.display import Image, Markdown, display
+
+from mmlaw_utils import diversity, forecast, mixture, subsets
+from mmlaw_utils.lossmatrix import load_loss_matrix
+from mmlaw_utils.oracle import pair_win_shares
+from mmlaw_utils.pipeline import resolve_run_paths
+from mmlaw_utils.plots import save_figure
+from mmlaw_utils.tables import write_frame
+
+paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
+lm = load_loss_matrix(paths.data_dir)
+L, params, families, names = lm.to_array(), lm.params, lm.families, lm.model_names
+print(f"{profile}: {L.shape[0]} models x {L.shape[1]} texts")
+
+# %% [markdown]
+# ## 1 · Ensembles of any size (§2.5; beyond §3.3's pairs)
+
+# %%
+start = time.perf_counter()
+exact = subsets.subset_frontier(L, params, time_limit=exact_time_limit, progress=True)
+exact_seconds = time.perf_counter() - start
+fronts = subsets.frontiers_by_size(L, params, max_k=max_size, time_limit=exact_time_limit)
+fronts["all"] = exact
+size_fits = subsets.fit_frontiers(fronts, params_unit=params_unit)
+heuristics = {"greedy": subsets.frontier_of(subsets.greedy_points(L, params)),
+              "beam": subsets.frontier_of(subsets.beam_points(L, params, beam_width=beam_width))}
+shortfall = {name: subsets.heuristic_shortfall(exact, front) for name, front in heuristics.items()}
+write_frame(subsets.named_frontier(exact, names), paths.data_dir / "subset_frontier.parquet")
+forecast.write_csv_atomic(size_fits, paths.data_dir / "subset_fits.csv")
+display(size_fits)
+
+# %%
+fig3 = save_figure(subsets.plot_subset_frontiers(fronts, size_fits, heuristics, params_unit=params_unit),
+                   paths.figures_dir, "fig3_subset_frontiers")
+display(Image(filename=str(fig3[0])))
+
+# %% [markdown]
+# ## 2 · Realizable mixture vs oracle (§6.1–6.2)
+
+# %%
+pair_table = mixture.pair_mixture_table(L, params, families, seed=seed)
+kept = mixture.gain_kept(pair_table)
+any_size_mix = mixture.subset_mixture_losses(L, exact["subset"], params, seed=seed)
+forecast.write_csv_atomic(kept, paths.data_dir / "mixture_gain.csv")
+display(kept)
+fig4 = save_figure(mixture.plot_mixture_vs_oracle(pair_table, any_size_mix, params_unit=params_unit),
+                   paths.figures_dir, "fig4_mixture_vs_oracle")
+display(Image(filename=str(fig4[0])))
+
+# %% [markdown]
+# ## 3 · Diversity behind the gains (§4.4–4.5)
+
+# %%
+div = diversity.pair_diversity_table(L, params, families)
+relation = diversity.gain_by_relation(div)
+forecast.write_csv_atomic(relation, paths.data_dir / "diversity_by_relation.csv")
+display(relation, diversity.gain_regression(div))
+fig5 = save_figure(diversity.plot_diversity(div, pair_win_shares(L)), paths.figures_dir, "fig5_diversity")
+display(Image(filename=str(fig5[0])))
+
+# %% [markdown]
+# ## 4 · Does the law forecast? (§1)
+
+# %%
+candidates = list(exact["subset"]) + list(subsets.beam_points(L, params, beam_width=beam_width)["subset"])
+fc = forecast.forecast_table(L, params, families, candidates, fit_fraction=fit_fraction, n_bootstrap=n_bootstrap,
+                             seed=seed, params_unit=params_unit)
+forecast.write_csv_atomic(fc, paths.data_dir / "forecast.csv")
+display(fc)
+fig6 = save_figure(forecast.plot_forecast(L, params, families, fc, exact, params_unit=params_unit),
+                   paths.figures_dir, "fig6_forecast")
+display(Image(filename=str(fig6[0])))
+
+# %%
+summary = forecast.beyond_pairs_markdown(profile, exact=exact, size_fits=size_fits, shortfall=shortfall, gain_kept=kept,
+                                         relation=relation, forecast=fc, exact_seconds=exact_seconds,
+                                         n_models=L.shape[0], n_texts=L.shape[1])
+forecast.write_text_atomic(paths.data_dir / "beyond_pairs.md", summary)
+display(Markdown(summary))
