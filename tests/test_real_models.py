@@ -70,9 +70,10 @@ def test_vocab_and_prefix_token(loaded):
     assert len(tokenizer) == expected_vocab
     assert model.get_output_embeddings().weight.shape[0] == expected_vocab
     prefix_id, policy = prefix_token(tokenizer)
-    # SmolLM2-Instruct's GGUF names <|im_start|> (id 1) as BOS; Gemma's BOS is <bos> (id 2)
-    assert prefix_id == {SMOLLM2: 1, GEMMA3: 2}[model_id]
-    assert policy.startswith("bos:")
+    # SmolLM2-Instruct's GGUF names the chat marker <|im_start|> (id 1) as BOS; load_packaged_model
+    # swaps in its document separator <|endoftext|> (id 0). Gemma's BOS <bos> (id 2) is kept.
+    assert (prefix_id, policy) == {SMOLLM2: (0, "bos:<|endoftext|>=0"), GEMMA3: (2, "bos:<bos>=2")}[model_id]
+    assert (extras["prefix_override"] is None) == (model_id == GEMMA3)
     assert extras["model"] == model_id and extras["model_hash"] == f"sha256:{realmodels.packaged_model(model_id).gguf_sha256}"
 
 
@@ -120,6 +121,19 @@ def test_batched_kernel_matches_float64_reference(loaded):
     reference = _reference_nll(model, prefix_id, own)
     assert batched["n_tokens"].iloc[0] == len(own)
     assert batched["nll"].iloc[0] == pytest.approx(reference, rel=1e-4), model_id
+
+
+@pytest.mark.slow
+def test_prefix_sensitivity_uses_the_kernel(loaded):
+    model_id, model, tokenizer, _ = loaded
+    kernel = score_texts(model, tokenizer, TEXTS, max_length=2048)["nll"].to_numpy()
+    same = realmodels.prefix_sensitivity(model, tokenizer, TEXTS, tokenizer.bos_token)
+    np.testing.assert_allclose(same["nll_kernel"], kernel, rtol=1e-6)
+    np.testing.assert_array_equal(same["nll_alt"], same["nll_kernel"])  # the BOS as "alternative" changes nothing
+    if model_id == SMOLLM2:
+        chat = realmodels.prefix_sensitivity(model, tokenizer, TEXTS, "<|im_start|>")
+        # the reason for the swap: prose after a chat-turn marker costs more than after a document start
+        assert (chat["nll_alt"] > chat["nll_kernel"]).all()
 
 
 # ----------------------------------------------------------------------------- fast (no models)
@@ -194,3 +208,20 @@ def test_compare_caches_writes_table_from_score_files(tmp_path):
     fig = realmodels.pair_scatter_figure(lm)
     offsets = fig.axes[0].collections[0].get_offsets()
     assert offsets.shape == (4, 2) and offsets[0, 0] == pytest.approx(30 / 40 / math.log(2))
+
+
+def test_committed_real2_caches_are_complete_and_match_the_text_set():
+    """When data/real2/scores holds caches: both models, every text, the text set's fingerprint."""
+    import json
+
+    from mmlaw_utils.pipeline import load_run_pool, resolve_run_paths
+
+    paths = resolve_run_paths("real2")
+    if not list(paths.cache_dir.glob("*.parquet")):
+        pytest.skip("data/real2/scores has no committed caches yet (scoring in progress)")
+    manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.manifest.json").read_text())
+    table, lm = realmodels.compare_caches(paths.cache_dir, load_run_pool(paths))
+    assert sorted(lm.model_names) == sorted(realmodels.PACKAGED_MODELS)
+    assert len(lm.text_ids) == manifest["n_texts"]
+    assert set(lm.models["dataset_fingerprint"]) == {manifest["dataset_fingerprint"]}
+    assert np.isfinite(lm.to_array()).all()
