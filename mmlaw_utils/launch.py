@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout-min", type=int, default=240)
     parser.add_argument("--cpus-per-task", type=int, default=8)
     parser.add_argument("--gpu-memory-gb", type=float, default=80.0, help="memory of one GPU (sizes GPUs per job)")
+    parser.add_argument("--max-gpus-per-node", type=int, default=8, help="models needing more GPUs are skipped")
     parser.add_argument("--mem-gb-per-gpu", type=float, default=64.0, help="host memory per GPU requested from SLURM")
     parser.add_argument("--threads", type=int, help="torch CPU threads per job (local executor: default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the job plan, submit nothing")
@@ -132,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = job_plan(pool, settings, use_gpus=args.executor == "slurm", dtype=str(profile.scoring.get("dtype", "auto")),
                     gpu_memory_gb=args.gpu_memory_gb)
     print(plan[["model", "params_nominal", "gpus"]].to_string(index=False))
+    too_big = plan[plan["gpus"] > args.max_gpus_per_node]
+    for row in too_big.itertuples(index=False):
+        # device_map="auto" shards within one node only
+        print(f"mmlaw_utils.launch: skipping {row.model}: needs {row.gpus} GPUs of {args.gpu_memory_gb:g} GB, more than "
+              f"one node's {args.max_gpus_per_node}; use larger GPUs (--gpu-memory-gb) or score it by hand", file=sys.stderr)
+    plan = plan[plan["gpus"] <= args.max_gpus_per_node].reset_index(drop=True)
     if args.dry_run or plan.empty:
         return 0
     jobs = submit(plan, executor=args.executor, folder=args.folder, timeout_min=args.timeout_min,

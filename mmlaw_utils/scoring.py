@@ -46,6 +46,9 @@ _DTYPES = {
 # CPU cache and bounded memory; wide enough that each head weight slice serves many positions.
 _LOGITS_TILE_BYTES = 16 * 2**20
 _MIN_VOCAB_TILE = 4096
+# On CPU a forward gains nothing from more than ~2k tokens (no idle parallel units to fill) and
+# loses cache locality; measured in benchmarks/bench_scoring.py runs (about 20% at 8k tokens).
+_CPU_MAX_BATCH_TOKENS = 2048
 
 
 # ----------------------------------------------------------------------------- windows
@@ -329,6 +332,8 @@ def score_token_sequences(
     nll = torch.zeros(len(sequences), dtype=torch.float64, device=head_device)
     windows_left = np.bincount(windows[:, 0], minlength=len(sequences))
     use_full_forward = settings.head_mode == "full"
+    if device.type == "cpu":
+        batch_tokens = min(batch_tokens, _CPU_MAX_BATCH_TOKENS)
     with torch.inference_mode():
         for batch in pack_batches(windows[:, 2], batch_tokens):
             rows = windows[batch]
@@ -414,7 +419,8 @@ def score_texts(
     ``max_length``: window length in model input tokens (default: the model's context).
     ``context_tokens``: minimum context of each newly scored token in windows after the
     first (default ``max_length // 2``; 1 = lm-evaluation-harness's disjoint windows).
-    ``batch_tokens``: padded tokens per forward. ``progress``: True for a tqdm bar, or a bar.
+    ``batch_tokens``: padded tokens per forward (at most 2,048 on CPU, where bigger batches only
+    lose cache locality). ``progress``: True for a tqdm bar, or a bar.
     The frame's index is the text ids (default "0", "1", ...).
     """
     ids = check_texts(texts, text_ids)
