@@ -207,3 +207,20 @@ def test_cli_errors_are_clear(tmp_path, text_file, capsys):
     assert code == 1 and f"model path {str(missing)!r} does not exist" in capsys.readouterr().err
     code = score.main(["--stale"])
     assert code == 1 and "--stale needs --profile" in capsys.readouterr().err
+
+
+def test_score_from_settings_resolves_paths_against_base_dir(tiny_model_dirs, text_file, tmp_path):
+    base = text_file.parent
+    run = score.score_from_settings(
+        None, str(tiny_model_dirs["tiny-gpt2"]), progress=False, base_dir=base, dataset=text_file.name,
+        data_dir=tmp_path / "out", n_texts=5, device="cpu", max_length=40, context_tokens=8,
+    )
+    assert run.path.parent == tmp_path / "out" / "scores" and len(run.results) == 5
+    assert run.provenance["window_policy"] == "rolling(max_length=40,context_tokens=8)"
+    summary = score.summarize_run(run).iloc[0]
+    assert summary["tokens"] == run.results["n_tokens"].sum()
+    assert summary["bits_per_byte"] == pytest.approx(
+        run.results["nll"].sum() / run.results["n_bytes"].sum() / np.log(2), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="give a profile, or both dataset and cache_dir"):
+        score.score_from_settings(None, "x/y", dataset=str(text_file))
