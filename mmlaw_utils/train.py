@@ -6,7 +6,7 @@ trains every model of the pool (or one), family by family, resuming where a kill
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
 tokens, lr, ...), ``families`` (per family: ``architecture``, ``tokenizer`` spec, ``data_mix``,
 optional overrides of ``training``) and ``models`` (``id`` = local output folder, ``family``,
-``params_b``, ``d_model``, ``n_layers``, ``n_heads``, optional ``train_tokens``, ``train_batch_size``).
+``params_b``, ``d_model``, ``n_layers``, ``n_heads``, optional ``train_tokens``, ``train_batch_size``, ``train_lr``).
 
 Per family (under ``<models root>/_family/<family>/``, gitignored): the decontaminated training
 documents' manifest, the trained tokenizer, and the token stream (``tokens.npy``; each document is
@@ -391,6 +391,8 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
         settings["tokens"] = int(entry["train_tokens"])
     if entry.get("train_batch_size"):  # per-model batch size (sequences per optimiser step)
         settings["batch_size"] = int(entry["train_batch_size"])
+    if entry.get("train_lr"):  # per-model peak learning rate
+        settings["lr"] = float(entry["train_lr"])
     device = resolve_device(device)
     if device == "cpu":
         torch.set_num_threads(int(settings["threads"]))

@@ -46,7 +46,7 @@ def test_pool_has_five_families_of_six_sizes_spanning_30x(pool_config):
     # the same token budget per size across families, never less for a larger model
     for _, group in models.sort_values("params_b").groupby("family"):
         assert group["train_tokens"].is_monotonic_increasing, group[["id", "train_tokens"]]
-    assert models.groupby("d_model")[["train_tokens", "train_batch_size"]].nunique().max().max() == 1
+    assert models.groupby("d_model")[["train_tokens", "train_batch_size", "train_lr"]].nunique().max().max() == 1
 
 
 def test_families_differ_in_architecture_tokenizer_and_data(pool_config):
@@ -266,6 +266,7 @@ def test_committed_models_table_and_training_logs(pool_config):
     for row in table.itertuples():
         entry = recipe[row.model]
         assert row.batch_size == entry["train_batch_size"], row.model
+        assert row.lr == pytest.approx(entry["train_lr"]), row.model
         assert row.tokens_trained == entry["train_tokens"] // (row.batch_size * row.context) * row.batch_size * row.context
         assert (row.d_model, row.n_layers) == (entry["d_model"], entry["n_layers"]), row.model
 
