@@ -224,7 +224,7 @@ def markdown(results: list[dict], memory: list[dict], args, command: str) -> str
             "|---|---|---:|---:|---:|",
         ]
         for row in result["rows"]:
-            lines.append(f"| {row['method']} | {row['batch']} | {row['seconds']:.2f} | {row['tokens_per_s']:,.0f} | {row['peak_mb']:.0f} |")
+            lines.append(f"| {row['method']} | {row['batch']} | {row['seconds']:.2f} | {row['tokens_per_s']:,.0f} | {max(row['peak_mb'], 0):.0f} |")
         kernel = result["rows"][0]["tokens_per_s"]
         best_lm = max(r["tokens_per_s"] for r in result["rows"] if r["method"] == LM_EVAL)
         lines += [

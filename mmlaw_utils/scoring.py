@@ -329,7 +329,7 @@ def score_token_sequences(
     vocab_size = int(head.linear.weight.shape[0])
     device = _input_device(model)
     head_device = head.linear.weight.device
-    nll = torch.zeros(len(sequences), dtype=torch.float64, device=head_device)
+    nll = torch.zeros(len(sequences), dtype=torch.float64)  # on CPU: float64 works on every backend
     windows_left = np.bincount(windows[:, 0], minlength=len(sequences))
     use_full_forward = settings.head_mode == "full"
     if device.type == "cpu":
@@ -368,13 +368,13 @@ def score_token_sequences(
                     f"model {model_name(model)!r} gave non-finite log-probabilities (dtype "
                     f"{head.linear.weight.dtype}) for text id(s) {bad[:20]}; try dtype='float32'"
                 )
-            nll.index_add_(0, flat_owner, -logprobs.double())
+            nll.index_add_(0, flat_owner.cpu(), -logprobs.cpu().double())
             if progress is not None:
                 np.subtract.at(windows_left, rows[:, 0], 1)
                 _report_progress(progress, int(rows[:, 3].sum()), int((windows_left == 0).sum()))
             if on_batch is not None:
                 on_batch()
-    return nll.cpu().numpy()
+    return nll.numpy()
 
 
 def _report_progress(bar: Any, tokens: int, texts_done: int) -> None:
