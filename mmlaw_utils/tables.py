@@ -349,6 +349,60 @@ def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -
     return csv_path, md_path
 
 
+def claim_support(boot: pd.DataFrame, group: str, other: str, column: str, larger: bool) -> float:
+    """Share of bootstrap resamples in which ``column`` of ``group`` is larger (or smaller) than ``other``'s."""
+    ok = boot[boot["status"].astype(str).str.startswith("ok")]
+    wide = ok.pivot(index="resample", columns="group", values=column)
+    if group not in wide or other not in wide:
+        return math.nan
+    both = wide[[group, other]].dropna()
+    if both.empty:
+        return math.nan
+    wins = both[group] > both[other] if larger else both[group] < both[other]
+    return float(wins.mean())
+
+
+def _compare(table: pd.DataFrame, boot: pd.DataFrame | None, group: str, other: str, column: str,
+             larger: bool, symbol: str) -> str:
+    """One sentence comparing a fitted quantity of two groups, with bootstrap support when available."""
+    rows = table.set_index("group")
+    if group not in rows.index or other not in rows.index:
+        return f"{GROUP_LABELS[group].lower()} vs {GROUP_LABELS[other].lower()}: not fitted in this run."
+    a, b = float(rows.at[group, column]), float(rows.at[other, column])
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return f"{symbol}: {GROUP_LABELS[group].lower()} vs {GROUP_LABELS[other].lower()}: not fitted in this run."
+    holds = a > b if larger else a < b
+    text = (f"{symbol} = {a:.4g} ({GROUP_LABELS[group].lower()}) vs {b:.4g} ({GROUP_LABELS[other].lower()}): "
+            f"**{'agrees' if holds else 'disagrees'}**")
+    if boot is not None:
+        share = claim_support(boot, group, other, column, larger)
+        if math.isfinite(share):
+            text += f"; the paper's ordering holds in {share:.0%} of bootstrap resamples"
+    return text + "."
+
+
+def claims_markdown(table: pd.DataFrame, boot: pd.DataFrame | None = None) -> str:
+    """The paper's three claims (§4.1-§4.3) checked against a run's Table 1 and bootstrap fits."""
+    rows = table.set_index("group")
+    fit_lines = []
+    for group in ("single", "same_family", "cross_family"):
+        if group not in rows.index:
+            continue
+        r2, status = float(rows.at[group, "r2"]), str(rows.at[group, "fit_status"])
+        fit_lines.append(f"{GROUP_LABELS[group].lower()} R² = {r2:.3f} (status {status})")
+    return "\n".join([
+        "How this run compares with the paper's claims (computed from the fits above):",
+        "",
+        "1. *A power law on each frontier* (§4.1): " + "; ".join(fit_lines) + ".",
+        "2. *Ensembles scale with a larger exponent than single models* (§4.2): "
+        + _compare(table, boot, "cross_family", "single", "alpha", True, "α") + " "
+        + _compare(table, boot, "same_family", "single", "alpha", True, "α"),
+        "3. *Cross-family ensembles reach a lower floor than same-family ones* (§4.3): "
+        + _compare(table, boot, "cross_family", "same_family", "L_inf", False, "L∞") + " "
+        + _compare(table, boot, "cross_family", "single", "L_inf", False, "L∞"),
+    ]) + "\n"
+
+
 def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
     """The README results block of a profile: its Table 1 and both figures, linked relative to the README."""
     md_path = data_dir / "table1.md"
@@ -366,11 +420,21 @@ def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relat
         md_path.read_text().strip(),
         "",
     ]
+    csv_path = data_dir / "table1.csv"
+    if csv_path.is_file():
+        boot_path = data_dir / "bootstrap.parquet"
+        boot = pd.read_parquet(boot_path) if boot_path.is_file() else None
+        lines += [claims_markdown(pd.read_csv(csv_path), boot), ""]
     for stem, title in (("fig1_single_vs_ensemble", "Figure 1"), ("fig2_same_vs_cross_family", "Figure 2")):
         png = figures_dir / f"{stem}.png"
         if png.is_file():
             rel = os.path.relpath(png, relative_to)
             lines += [f"![{title}: {stem}]({rel})", ""]
+    beyond = data_dir / "beyond_pairs.md"
+    if beyond.is_file():  # written by notebook 07
+        lines += ["### Beyond pairs (notebook 07)", "", beyond.read_text().strip(), ""]
+        for png in sorted(figures_dir.glob("fig[3-9]_*.png")):
+            lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -173,3 +173,37 @@ def test_fit_groups_records_a_group_that_cannot_be_fitted(tmp_path):
     write_fits_json(fits, tmp_path / "fits.json")
     back = fits_from_json(read_fits_json(tmp_path / "fits.json"))
     assert back["single"] == fits["single"] and back["same_family"] == fits["same_family"]
+
+
+def test_claim_support_counts_resamples_with_the_claimed_ordering():
+    from mmlaw_utils.tables import claim_support
+
+    # resample 0: cross > single; 1: cross < single; 2: cross > single; 3: failed fit, ignored
+    boot = pd.DataFrame({
+        "resample": [0, 0, 1, 1, 2, 2, 3, 3],
+        "group": ["single", "cross_family"] * 4,
+        "alpha": [0.3, 0.5, 0.4, 0.2, 0.1, 0.9, 0.1, 0.9],
+        "status": ["ok"] * 6 + ["failed: x", "ok"],
+    })
+    assert claim_support(boot, "cross_family", "single", "alpha", larger=True) == pytest.approx(2 / 3)
+    assert claim_support(boot, "cross_family", "single", "alpha", larger=False) == pytest.approx(1 / 3)
+
+
+def test_claims_markdown_verdicts_follow_the_fitted_numbers():
+    from mmlaw_utils.tables import claims_markdown
+
+    table = pd.DataFrame({
+        "group": ["single", "same_family", "cross_family"],
+        "alpha": [0.3, 0.2, 0.5],
+        "L_inf": [10.0, 9.0, 8.0],
+        "r2": [0.99, 0.98, 0.97],
+        "fit_status": ["ok", "ok", "alpha_at_bound"],
+    })
+    text = claims_markdown(table)
+    claim2 = next(line for line in text.splitlines() if line.startswith("2."))
+    claim3 = next(line for line in text.splitlines() if line.startswith("3."))
+    # cross (0.5) > single (0.3) agrees; same (0.2) > single (0.3) disagrees
+    assert claim2.count("**agrees**") == 1 and claim2.count("**disagrees**") == 1
+    # cross floor 8 is below same (9) and single (10)
+    assert claim3.count("**agrees**") == 2
+    assert "status alpha_at_bound" in text
