@@ -55,7 +55,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 100,
     "threads": 2,
 }
-ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "qwen2", "opt", "mistral", "phi")
+ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "gemma", "qwen2", "opt", "mistral", "phi")
 TOKENIZER_KINDS = ("byte_bpe", "bytes", "unigram_bytes", "sp_bpe")
 
 
@@ -225,6 +225,12 @@ def model_config(architecture: str, vocab_size: int, d_model: int, n_layers: int
         return tf.Qwen2Config(hidden_size=d_model, intermediate_size=swiglu_ffn, num_hidden_layers=n_layers,
                               num_attention_heads=n_heads, num_key_value_heads=kv_heads,
                               max_position_embeddings=context, tie_word_embeddings=True, **common)
+    if architecture == "gemma":
+        # Gemma-style: multi-query attention, GeGLU MLP, (1 + w) RMSNorm, embeddings scaled by sqrt(d), tied
+        return tf.GemmaConfig(hidden_size=d_model, intermediate_size=swiglu_ffn, num_hidden_layers=n_layers,
+                              num_attention_heads=n_heads, num_key_value_heads=1, head_dim=d_model // n_heads,
+                              max_position_embeddings=context, hidden_activation="gelu_pytorch_tanh",
+                              tie_word_embeddings=True, **common)
     if architecture == "opt":
         return tf.OPTConfig(hidden_size=d_model, ffn_dim=4 * d_model, num_hidden_layers=n_layers,
                             num_attention_heads=n_heads, max_position_embeddings=context, word_embed_proj_dim=d_model,
@@ -476,6 +482,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     shutil.rmtree(tmp_dir, ignore_errors=True)
     model.to("cpu").save_pretrained(tmp_dir)
     tokenizer.save_pretrained(tmp_dir)
+    check_saved_tokenizer(tmp_dir, tokenizer, tokens, name)
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp_dir, out_dir)
@@ -499,6 +506,26 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     print(f"[{name}] P={params['params_total']:,} val_loss={val:.4f} nats/token in {train_seconds:.0f}s", flush=True)
     return summary
+
+
+def check_saved_tokenizer(folder: Path, tokenizer, tokens: np.ndarray, name: str) -> None:
+    """Fail if AutoTokenizer, loading the model folder, tokenizes differently from the trained tokenizer.
+
+    transformers picks a model-specific tokenizer class for some model types (e.g. Qwen2Tokenizer for
+    qwen2) that rebuilds a byte-level BPE and ignores a custom tokenizer.json; scoring would then use
+    the wrong tokens.
+    """
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(folder)
+    sample = tokenizer.decode([int(t) for t in tokens[:4000]], skip_special_tokens=True)
+    probe = [sample, "Zürich café — naïve 1987 £3,000\n\tend"]
+    if loaded(probe, add_special_tokens=False)["input_ids"] != tokenizer(probe, add_special_tokens=False)["input_ids"]:
+        raise RuntimeError(f"model {name}: AutoTokenizer loads {type(loaded).__name__} from {folder}, which tokenizes "
+                           "differently from the trained tokenizer; use an architecture whose tokenizer class "
+                           "honours tokenizer.json")
+    if prefix_id(loaded) != prefix_id(tokenizer):
+        raise RuntimeError(f"model {name}: the reloaded tokenizer has another BOS/EOS prefix token")
 
 
 def tokenizer_label(spec: dict) -> str:

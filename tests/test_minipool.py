@@ -109,6 +109,32 @@ def test_tokenizers_are_lossless_and_load_with_autotokenizer(spec, review_texts,
         assert len(loaded) == spec["vocab_size"]
 
 
+def _save_folder(folder: Path, architecture: str, tokenizer) -> None:
+    config = train.model_config(architecture, len(tokenizer), 16, 1, 2, 32, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    train.build_model(config, seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_every_family_folder_reloads_its_own_tokenizer(pool_config, review_texts, tmp_path):
+    """A model folder of each family's architecture + tokenizer kind loads (AutoTokenizer) to the same tokens."""
+    for family, spec in pool_config["families"].items():
+        tok_spec = {**spec["tokenizer"], **({"vocab_size": 400} if spec["tokenizer"].get("vocab_size") else {})}
+        trained = train.train_tokenizer(tok_spec, review_texts)
+        folder = tmp_path / family
+        _save_folder(folder, spec["architecture"], trained)
+        stream = train.encode_stream(trained, review_texts[:3])
+        train.check_saved_tokenizer(folder, trained, stream, family)  # raises on a mismatch
+
+
+def test_saved_tokenizer_check_catches_a_class_that_ignores_tokenizer_json(review_texts, tmp_path):
+    """transformers loads Qwen2Tokenizer for qwen2 folders, which re-tokenizes a unigram tokenizer into bytes."""
+    trained = train.train_tokenizer({"kind": "unigram_bytes", "vocab_size": 400, "eos": "<|endoftext|>", "unk": "<unk>"},
+                                    review_texts)
+    _save_folder(tmp_path, "qwen2", trained)
+    with pytest.raises(RuntimeError, match="tokenizes differently"):
+        train.check_saved_tokenizer(tmp_path, trained, train.encode_stream(trained, review_texts[:3]), "q")
+
+
 def test_encode_stream_prefixes_every_document():
     trained = train.train_tokenizer({"kind": "bytes", "eos": "<|endoftext|>"}, ["ab"])
     stream = train.encode_stream(trained, ["hi", "é"])
