@@ -77,7 +77,7 @@ def plot_group(
         if np.isfinite(band_lo).all():
             ax.fill_between(grid, band_lo, band_hi, color=color, alpha=0.2, linewidth=0, zorder=0)
     ax.plot(grid, scaling_law(grid, A, alpha, L_inf), color=color, linewidth=2, zorder=2,
-            label=f"fit: {A:.1f}/P^{alpha:.3f} + {L_inf:.1f}")
+            label=f"fit: {A:.4g}/P^{alpha:.3f} + {L_inf:.1f}")
 
 
 def comparison_figure(

@@ -306,14 +306,14 @@ def table1_frame(
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
-def _fmt(value: float, digits: int) -> str:
-    return "—" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+def _fmt(value: float, spec: str) -> str:
+    return "—" if value is None or not np.isfinite(value) else format(value, spec)
 
 
-def _with_ci(row: pd.Series, name: str, digits: int) -> str:
-    text = _fmt(row[name], digits)
+def _with_ci(row: pd.Series, name: str, spec: str) -> str:
+    text = _fmt(row[name], spec)
     if np.isfinite(row[f"{name}_lo"]) and np.isfinite(row[f"{name}_hi"]):
-        text += f" [{_fmt(row[f'{name}_lo'], digits)}, {_fmt(row[f'{name}_hi'], digits)}]"
+        text += f" [{_fmt(row[f'{name}_lo'], spec)}, {_fmt(row[f'{name}_hi'], spec)}]"
     return text
 
 
@@ -332,9 +332,10 @@ def table1_markdown(table: pd.DataFrame, caption: str = "") -> str:
         lines.append(
             f"| {row['setting']} | {row['raw_points']}{paper('raw_points', 0)} "
             f"| {row['pareto_points']}{paper('pareto_points', 0)} "
-            f"| {_with_ci(row, 'L_inf', 2)}{paper('L_inf', 2)} "
-            f"| {_with_ci(row, 'A', 2)}{paper('A', 2)} "
-            f"| {_with_ci(row, 'alpha', 4)}{paper('alpha', 4)} | {row['fit_status']} |"
+            f"| {_with_ci(row, 'L_inf', '.2f')}{paper('L_inf', 2)} "
+            # A depends on the unit of P (tiny in billions for small pools): significant digits
+            f"| {_with_ci(row, 'A', '.4g')}{paper('A', 2)} "
+            f"| {_with_ci(row, 'alpha', '.4f')}{paper('alpha', 4)} | {row['fit_status']} |"
         )
     text = header + "\n".join(lines) + "\n"
     return (caption.strip() + "\n\n" + text) if caption else text
@@ -432,7 +433,7 @@ def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relat
             lines += [f"![{title}: {stem}]({rel})", ""]
     beyond = data_dir / "beyond_pairs.md"
     if beyond.is_file():  # written by notebook 07
-        lines += ["### Beyond pairs (notebook 07)", "", beyond.read_text().strip(), ""]
+        lines += [beyond.read_text().strip(), ""]
         for png in sorted(figures_dir.glob("fig[3-9]_*.png")):
             lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
     return "\n".join(lines).rstrip() + "\n"
