@@ -4,7 +4,8 @@
 trains every model of the pool (or one), family by family, resuming where a killed build stopped.
 
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
-tokens, lr, ...), ``families`` (per family: ``architecture``, ``tokenizer`` spec, ``data_mix``,
+tokens, lr, ...), ``tokenizer_dir`` (optional: trained tokenizers are stored there and reused),
+``log_dir``, ``eval_dataset``, ``families`` (per family: ``architecture``, ``tokenizer`` spec, ``data_mix``,
 optional overrides of ``training``) and ``models`` (``id`` = local output folder, ``family``,
 ``params_b``, ``d_model``, ``n_layers``, ``n_heads``, optional ``train_tokens``, ``train_batch_size``, ``train_lr``).
 
@@ -180,6 +181,31 @@ def _train_sp_bpe(texts: list[str], vocab_size: int, specials: list[str], unk: s
     return tokenizer
 
 
+def stored_or_trained_tokenizer(spec: dict, texts: list[str], store: str | Path | None, family: str):
+    """The family's tokenizer from ``store/<family>/`` when stored there for this spec, else trained (and stored).
+
+    Training a unigram tokenizer is not bit-for-bit repeatable (the ``tokenizers`` trainer's EM runs in
+    parallel), so the pool commits its trained tokenizers and a rebuild reuses them: same tokens, same weights.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    if store is None:
+        return train_tokenizer(spec, texts)
+    folder = resolve_path(store) / family
+    spec_path = folder / "spec.json"
+    if spec_path.is_file() and json.loads(spec_path.read_text()) == spec:
+        print(f"[{family}] using the stored tokenizer {folder}", flush=True)
+        return PreTrainedTokenizerFast.from_pretrained(folder)
+    tokenizer = train_tokenizer(spec, texts)
+    tmp = folder.with_name(folder.name + f".{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "spec.json").write_text(json.dumps(spec, indent=1, sort_keys=True))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return PreTrainedTokenizerFast.from_pretrained(folder)
+
+
 def prefix_id(tokenizer) -> int:
     """Document prefix token: BOS if the tokenizer has one, else EOS (the scorer's rule)."""
     for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
@@ -307,7 +333,7 @@ def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str
     print(f"[{family}] building mixture {corpora.mix_name(spec['data_mix'])}", flush=True)
     docs, data_manifest = corpora.build_mixture(spec["data_mix"], eval_texts, seed=f"mmlaw-minipool:{spec['training']['seed']}")
     texts = [text for _, text in docs]
-    tokenizer = train_tokenizer(spec["tokenizer"], texts)
+    tokenizer = stored_or_trained_tokenizer(spec["tokenizer"], texts, pool.get("tokenizer_dir"), family)
     # a seeded document order: sources interleave instead of coming in blocks
     order = np.random.default_rng(spec["training"]["seed"]).permutation(len(texts))
     tokens = encode_stream(tokenizer, [texts[i] for i in order])

@@ -309,3 +309,30 @@ def test_held_out_loss_falls_with_size_in_every_family(pool_config):
         rows.append({"family": entry["family"], "params": provenance["params_total"], "loss": results["nll"].mean()})
     for family, group in pd.DataFrame(rows).sort_values("params").groupby("family"):
         assert group["loss"].is_monotonic_decreasing, f"{family}:\n{group}"
+
+
+def test_committed_tokenizers_match_the_pool_specs(pool_config):
+    """data/minipool/tokenizers/<family> holds each family's trained tokenizer, reused by a rebuild."""
+    from transformers import AutoTokenizer
+
+    store = REPO_ROOT / pool_config["tokenizer_dir"]
+    for family, spec in pool_config["families"].items():
+        folder = store / family
+        assert json.loads((folder / "spec.json").read_text()) == spec["tokenizer"], family
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        ids = tokenizer(PROBE, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids) == PROBE, family
+        expected = spec["tokenizer"].get("vocab_size") or 257
+        assert len(tokenizer) == expected, family
+        assert train.prefix_id(tokenizer) in (tokenizer.bos_token_id, tokenizer.eos_token_id)
+
+
+def test_stored_tokenizer_is_reused_not_retrained(review_texts, tmp_path):
+    spec = {"kind": "unigram_bytes", "vocab_size": 300, "eos": "<|endoftext|>", "unk": "<unk>"}
+    first = train.stored_or_trained_tokenizer(spec, review_texts, tmp_path, "fam")
+    assert (tmp_path / "fam" / "spec.json").is_file()
+    # a different corpus would train a different tokenizer; the stored one is returned instead
+    second = train.stored_or_trained_tokenizer(spec, ["zzz qqq"] * 5, tmp_path, "fam")
+    assert second.get_vocab() == first.get_vocab()
+    changed = train.stored_or_trained_tokenizer({**spec, "vocab_size": 280}, review_texts, tmp_path, "fam")
+    assert len(changed) == 280
