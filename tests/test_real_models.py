@@ -211,17 +211,25 @@ def test_compare_caches_writes_table_from_score_files(tmp_path):
 
 
 def test_committed_real2_caches_are_complete_and_match_the_text_set():
-    """When data/real2/scores holds caches: both models, every text, the text set's fingerprint."""
+    """Each cache in data/real2/scores: a pool model, complete, every text in order, the text set's fingerprint."""
     import json
 
+    from mmlaw_utils.cache import read_cache
     from mmlaw_utils.pipeline import load_run_pool, resolve_run_paths
 
     paths = resolve_run_paths("real2")
-    if not list(paths.cache_dir.glob("*.parquet")):
-        pytest.skip("data/real2/scores has no committed caches yet (scoring in progress)")
+    files = sorted(paths.cache_dir.glob("*.parquet"))
+    if not files:
+        pytest.skip("data/real2/scores has no committed caches yet")
     manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.manifest.json").read_text())
-    table, lm = realmodels.compare_caches(paths.cache_dir, load_run_pool(paths))
-    assert sorted(lm.model_names) == sorted(realmodels.PACKAGED_MODELS)
-    assert len(lm.text_ids) == manifest["n_texts"]
-    assert set(lm.models["dataset_fingerprint"]) == {manifest["dataset_fingerprint"]}
-    assert np.isfinite(lm.to_array()).all()
+    text_ids = [json.loads(line)["text_id"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl").open()]
+    assert len(text_ids) == manifest["n_texts"]
+    for path in files:
+        results, provenance = read_cache(path)
+        assert provenance["model"] in realmodels.PACKAGED_MODELS, path.name
+        assert provenance["complete"] is True and provenance["dataset_fingerprint"] == manifest["dataset_fingerprint"], path.name
+        assert results["text_id"].tolist() == text_ids, path.name
+        assert np.isfinite(results["nll"]).all() and (results["nll"] > 0).all() and (results["n_tokens"] > 0).all()
+    if len(files) == len(realmodels.PACKAGED_MODELS):
+        table, lm = realmodels.compare_caches(paths.cache_dir, load_run_pool(paths))
+        assert lm.to_array().shape == (2, len(text_ids))
