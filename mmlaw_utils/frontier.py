@@ -65,6 +65,20 @@ def _group_frame(members: list[tuple[int, ...]], params: np.ndarray, loss: np.nd
     return frame
 
 
+def as_param_counts(params: np.ndarray, n_models: int) -> np.ndarray:
+    """Whole positive parameter counts (int64), one per model (raw counts, not billions)."""
+    p = np.asarray(params)
+    if p.shape != (n_models,):
+        raise ValueError(f"params needs one entry per model ({n_models}), got shape {p.shape}")
+    if not np.issubdtype(p.dtype, np.integer):
+        if not np.all(np.isfinite(p)) or np.any(p != np.round(p)):
+            raise ValueError("params must be whole parameter counts (raw counts, not billions)")
+    p = p.astype(np.int64)
+    if (p <= 0).any():
+        raise ValueError(f"params must be positive; model row(s) {np.flatnonzero(p <= 0).tolist()} are not")
+    return p
+
+
 def collaboration_groups(
     L: np.ndarray,
     params: np.ndarray,
@@ -81,16 +95,10 @@ def collaboration_groups(
     """
     array = _as_loss_matrix(L)
     n_models = array.shape[0]
-    p = np.asarray(params)
+    p = as_param_counts(params, n_models)
     fam = np.asarray(families).astype(str)
-    if p.shape != (n_models,) or fam.shape != (n_models,):
-        raise ValueError(f"params and families need one entry per model ({n_models}), got {p.shape} and {fam.shape}")
-    if not np.issubdtype(p.dtype, np.integer):
-        if not np.all(np.isfinite(p)) or np.any(p != np.round(p)):
-            raise ValueError("params must be whole parameter counts (raw counts, not billions)")
-        p = p.astype(np.int64)
-    if (p <= 0).any():
-        raise ValueError(f"params must be positive; model row(s) {np.flatnonzero(p <= 0).tolist()} are not")
+    if fam.shape != (n_models,):
+        raise ValueError(f"families needs one entry per model ({n_models}), got shape {fam.shape}")
     losses = pair_oracle_losses(array) if pair_losses is None else np.asarray(pair_losses, dtype=np.float64)
     if losses.shape != (n_models, n_models):
         raise ValueError(f"pair_losses must be {n_models} x {n_models}, got {losses.shape}")

@@ -45,7 +45,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from mmlaw_utils.fit import fit_scaling_law
-from mmlaw_utils.frontier import pareto_front
+from mmlaw_utils.frontier import as_param_counts, pareto_front
 from mmlaw_utils.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
 
 FRONTIER_COLUMNS = ("subset", "size", "params", "loss", "lower_bound", "gap", "proven_optimal", "solve_s", "method")
@@ -57,20 +57,6 @@ _PROOF_TOL = 1e-9
 
 
 # ---------------------------------------------------------------- checks and canonical losses
-
-
-def _check_params(params: np.ndarray, n_models: int) -> np.ndarray:
-    """Whole positive parameter counts, one per model (raw counts, not billions)."""
-    p = np.asarray(params)
-    if p.shape != (n_models,):
-        raise ValueError(f"params needs one entry per model ({n_models}), got shape {p.shape}")
-    if not np.issubdtype(p.dtype, np.integer):
-        if not np.all(np.isfinite(p)) or np.any(p != np.round(p)):
-            raise ValueError("params must be whole parameter counts (raw counts, not billions)")
-    p = p.astype(np.int64)
-    if (p <= 0).any():
-        raise ValueError(f"params must be positive; model row(s) {np.flatnonzero(p <= 0).tolist()} are not")
-    return p
 
 
 def _check_sizes(n_models: int, max_size: int | None, min_size: int) -> tuple[int, int]:
@@ -183,7 +169,7 @@ def small_subsets(L: np.ndarray, params: np.ndarray, max_size: int = 3, *,
                   block_texts: int = DEFAULT_BLOCK_TEXTS) -> pd.DataFrame:
     """Every subset of 1..``max_size`` (<= 3) models: columns subset, size, params (raw), loss (nats)."""
     array = _as_loss_matrix(L)
-    p = _check_params(params, array.shape[0])
+    p = as_param_counts(params, array.shape[0])
     if not 1 <= max_size <= 3:
         raise ValueError(f"small_subsets enumerates sizes 1..3, got max_size={max_size}")
     n_models, n_texts = array.shape
@@ -220,7 +206,7 @@ def brute_force_points(L: np.ndarray, params: np.ndarray, *, max_size: int | Non
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
-    p = _check_params(params, n_models)
+    p = as_param_counts(params, n_models)
     lo, hi = _check_sizes(n_models, max_size, min_size)
     if n_models > _BRUTE_MAX_MODELS:
         raise ValueError(f"brute force over 2^{n_models} subsets is too large (K <= {_BRUTE_MAX_MODELS})")
@@ -259,7 +245,7 @@ def dominated_models(L: np.ndarray, params: np.ndarray) -> np.ndarray:
     Exact duplicates (same params, identical rows) keep their lowest row index.
     """
     array = _as_loss_matrix(L)
-    p = _check_params(params, array.shape[0])
+    p = as_param_counts(params, array.shape[0])
     dom = pair_dominance(array)  # dom[j, i]: j <= i on every text
     np.fill_diagonal(dom, False)
     cheaper = p[:, None] <= p[None, :]  # [j, i]: P_j <= P_i
@@ -425,7 +411,7 @@ def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = No
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
-    p = _check_params(params, n_models)
+    p = as_param_counts(params, n_models)
     lo, hi = _check_sizes(n_models, max_size, min_size)
     if method == "auto":
         method = "brute" if n_models <= 16 and 2.0**n_models * n_texts <= _BRUTE_MAX_CELLS else "milp"
@@ -449,7 +435,7 @@ def greedy_points(L: np.ndarray, params: np.ndarray, *, max_size: int | None = N
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
-    p = _check_params(params, n_models)
+    p = as_param_counts(params, n_models)
     _, hi = _check_sizes(n_models, max_size, 1)
     seen: dict[tuple[int, ...], tuple[int, float]] = {}
     for first in range(n_models):
@@ -480,7 +466,7 @@ def beam_points(L: np.ndarray, params: np.ndarray, *, beam_width: int = 32, max_
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
-    p = _check_params(params, n_models)
+    p = as_param_counts(params, n_models)
     _, hi = _check_sizes(n_models, max_size, 1)
     singles = [(i,) for i in range(n_models)]
     all_keys = list(singles)
@@ -561,7 +547,7 @@ def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, smal
     """Frontiers of exactly-k subsets ("k=1", "k=2", ...; exhaustive for k <= 3, MIP above), of
     at-most-k subsets ("k<=2", ...) and of all sizes ("all")."""
     array = _as_loss_matrix(L)
-    p = _check_params(params, array.shape[0])
+    p = as_param_counts(params, array.shape[0])
     n_models = array.shape[0]
     max_k = min(max_k, n_models)
     small = small_subsets(array, p, max_size=min(3, max_k)) if small is None else small
