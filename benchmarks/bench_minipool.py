@@ -2,6 +2,7 @@
 measurement of each family's smallest and largest configuration.
 
     nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --full-build /tmp/minipool-bench [--threads 1] [--write-readme]
+    nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --score-all /tmp/minipool-scores [--write-readme]
 
 ``--full-build DIR`` trains every model of configs/pools/minipool.yaml from nothing into DIR (mixtures,
 decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils.train``), reports
@@ -9,6 +10,8 @@ the wall time per family and in total, and checks that every model's weights equ
 models/minipool/ where those exist (the build is deterministic). Without it, the per-model times
 recorded in data/minipool/models_table.csv are summarised instead. The live part trains ``--steps``
 optimiser steps (after 2 warm-up steps) of random-init models with the pool's batch shape.
+``--score-all DIR`` instead scores every trained model (models/minipool/) in one process, timed, and
+compares each cache with the committed one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ POOL = REPO / "configs" / "pools" / "minipool.yaml"
 TABLE = REPO / "data" / "minipool" / "models_table.csv"
 README = REPO / "benchmarks" / "README.md"
 START, END = "<!-- minipool:start -->", "<!-- minipool:end -->"
+START_SCORING, END_SCORING = "<!-- minipool-scoring:start -->", "<!-- minipool-scoring:end -->"
 
 
 def live_tokens_per_s(pool: dict, entry: dict, steps: int) -> float:
@@ -85,14 +89,70 @@ def full_build(folder: Path, threads: int) -> tuple[float, int, int, Path]:
     return wall, same, compared, folder / "models_table.csv"
 
 
+def score_all(folder: Path, threads: int) -> list[str]:
+    """Score every trained pool model into ``folder`` (one process, the profile's settings), timed, and
+    compare each cache with the committed one; returns the README section lines."""
+    import shutil
+
+    from mmlaw_utils import cache, score
+    from mmlaw_utils.profiles import load_profile
+
+    shutil.rmtree(folder, ignore_errors=True)
+    profile = load_profile("minipool")
+    pool = train.load_pool_config(POOL)
+    rows, total = [], 0.0
+    for entry in pool["models"]:
+        if not (REPO / entry["id"] / "config.json").is_file():
+            continue
+        settings = profile.scoring
+        request = score.request_from_settings(
+            None, str(entry["id"]), dataset=profile.dataset, cache_dir=folder, max_length=settings.get("max_length"),
+            context_tokens=settings.get("context_tokens"), batch_tokens=settings.get("batch_tokens"),
+            device=settings.get("device"), dtype=settings.get("dtype"))
+        start = time.perf_counter()
+        run = score.score_model(request, progress=False)
+        seconds = time.perf_counter() - start
+        total += seconds
+        committed, _ = cache.read_cache(profile.cache_dir / run.path.name)
+        diff = float((run.results["nll"].to_numpy() - committed["nll"].to_numpy()).__abs__().max())
+        rows.append(f"| {Path(entry['id']).name} | {int(run.results['n_tokens'].sum()):,} | {seconds:.1f} | {diff:.2g} |")
+    return ([START_SCORING, "## Miniature pool scoring", "",
+             f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --threads {threads} --score-all {folder} "
+             f"--write-readme` (load average {os.getloadavg()[0]:.1f} at start, {threads} thread(s)): every model of the "
+             f"pool scored on the 1,186 held-out texts in one process with the `minipool` profile's settings: "
+             f"**{total:.0f} s ({total / 60:.1f} min)** for {len(rows)} models; max |NLL − committed cache| per model "
+             "(nats per text) in the last column.", "",
+             "| model | tokens scored | seconds | max abs diff |", "|---|---:|---:|---:|", *rows, END_SCORING])
+
+
+def write_section(lines: list[str], start: str, end: str) -> None:
+    """Replace (or append) the README section between ``start`` and ``end``, atomically."""
+    section = "\n".join(lines)
+    text = README.read_text() if README.is_file() else "# Benchmarks\n"
+    if start in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: section, text, flags=re.DOTALL)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    tmp = README.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, README)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--full-build", metavar="DIR", help="train the whole pool from scratch into DIR, timed")
+    parser.add_argument("--score-all", metavar="DIR", help="only: score every trained model into DIR, timed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.score_all:
+        lines = score_all(Path(args.score_all), args.threads)
+        print("\n".join(lines))
+        if args.write_readme:
+            write_section(lines, START_SCORING, END_SCORING)
+        return 0
     pool = train.load_pool_config(POOL)
     load = os.getloadavg()[0]
     lines = [START, "## Miniature pool build", "",
@@ -131,14 +191,7 @@ def main() -> int:
     section = "\n".join(lines)
     print(section)
     if args.write_readme:
-        text = README.read_text() if README.is_file() else "# Benchmarks\n"
-        if START in text:
-            text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: section, text, flags=re.DOTALL)
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        tmp = README.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, README)
+        write_section(lines, START, END)
     return 0
 
 
