@@ -43,6 +43,8 @@ Stages, in order (executed notebooks go to runs/<profile>/, open them to see eve
   05_fit_scaling_laws  fits of eq. 7 + bootstrap CIs -> fits.json, bootstrap.parquet, table1.{md,csv}
   06_figures           Figures 1-2 -> <figures_dir>/fig{1,2}_*.{png,pdf}
   07_beyond_pairs      (when notebooks/07_beyond_pairs.ipynb exists) subsets beyond pairs
+A profile may name its own stage list (key `stages:`); profile real2 (two real models, one pair)
+runs scores, 02, 03 and 08_real_pair (alone vs oracle pair) instead of the frontier fits.
 After 06, the results region of README.md is regenerated for the default profile.
 
 Options:
@@ -206,10 +208,13 @@ try:
     p = load_profile(sys.argv[1])
 except (FileNotFoundError, ValueError) as error:
     sys.exit(f"run_all.sh: {error}")
-print("\t".join([str(int(p.synthetic is not None)), str(p.pool or ""), str(p.data_dir), str(p.figures_dir)]))
+print("\t".join([str(int(p.synthetic is not None)), str(p.pool or ""), str(p.data_dir), str(p.figures_dir),
+                 " ".join(p.stages or ())]))
 PY
 )" || die "cannot load profile '$PROFILE'"
-IFS=$'\t' read -r IS_SYNTHETIC POOL_PATH DATA_DIR FIGURES_DIR <<< "$PROFILE_INFO"
+IFS=$'\t' read -r IS_SYNTHETIC POOL_PATH DATA_DIR FIGURES_DIR PROFILE_STAGES <<< "$PROFILE_INFO"
+# a profile may run its own stage list (real2: a pair is compared, not fitted)
+if [[ -n "$PROFILE_STAGES" ]]; then read -r -a STAGES <<< "$PROFILE_STAGES"; fi
 RUNS_DIR="$REPO_ROOT/runs/$PROFILE"
 mkdir -p "$RUNS_DIR"
 TIMINGS="$RUNS_DIR/timings.tsv"

@@ -3,8 +3,9 @@
 A profile is what ``run_all.sh --profile NAME`` runs. Keys:
 ``pool`` (pool yaml, or null), ``dataset`` (local text file or hub name), ``n_texts``,
 ``data_dir`` (loss matrix, pairs, fits, table 1), ``figures_dir``, ``scoring``
-(``max_length``, ``batch_tokens``, ``device``, ``dtype``), and ``synthetic`` (generator
-settings; when set, score caches are generated instead of scored).
+(``max_length``, ``batch_tokens``, ``device``, ``dtype``), ``synthetic`` (generator
+settings; when set, score caches are generated instead of scored) and ``stages`` (the
+run_all.sh stages of this profile, default scores and notebooks 02-07).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Profile:
     figures_dir: Path
     scoring: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, Any] | None = None
+    stages: tuple[str, ...] | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -68,7 +70,7 @@ def load_profile(name: str) -> Profile:
     for key in ("dataset", "data_dir"):
         if key not in raw:
             raise ValueError(f"profile {path}: missing key {key!r}")
-    unknown = set(raw) - {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic"}
+    unknown = set(raw) - {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic", "stages"}
     if unknown:
         raise ValueError(f"profile {path}: unknown key(s) {sorted(unknown)}")
     scoring = {**_SCORING_DEFAULTS, **(raw.get("scoring") or {})}
@@ -82,4 +84,5 @@ def load_profile(name: str) -> Profile:
         figures_dir=_resolve(raw.get("figures_dir", f"figures/{name}")),
         scoring=scoring,
         synthetic=raw.get("synthetic"),
+        stages=tuple(raw["stages"]) if raw.get("stages") else None,
     )
