@@ -16,14 +16,13 @@ Also here: the markdown summary of notebook 07 (``beyond_pairs_markdown``).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.cache import atomic_write_text
 from mmlaw_utils.bootstrap import bootstrap_counts, weighted_pair_means
 from mmlaw_utils.fit import MIN_POINTS, fit_scaling_law, predict
 from mmlaw_utils.frontier import pareto_front
@@ -257,19 +256,9 @@ def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.Da
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file + os.replace); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` to ``path`` atomically (``cache.atomic_write_text``); returns the path."""
+    atomic_write_text(path, text)
+    return Path(path)
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -22,8 +22,6 @@ collects the summaries.
 from __future__ import annotations
 
 import argparse
-import copy
-import csv
 import json
 import math
 import os
@@ -38,6 +36,7 @@ import pandas as pd
 import torch
 import yaml
 
+from mmlaw_utils.cache import atomic_output, atomic_write_text
 from mmlaw_utils.profiles import REPO_ROOT
 
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -299,16 +298,12 @@ def family_dir(models_root: Path, family: str) -> Path:
 
 
 def _atomic_write_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def _atomic_save_npy(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    with atomic_output(path) as handle:
+        np.save(handle, array)
 
 
 def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str | Path) -> tuple[Any, np.ndarray, dict]:
