@@ -33,9 +33,9 @@ Set MMLAW_TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu) to take to
 another index, e.g. CPU-only wheels.
 
 Stages, in order (executed notebooks go to runs/<profile>/, open them to see every output):
-  scores               synthetic profiles: generate the score caches (python -m mmlaw_utils.synthetic);
+  scores               synthetic profiles: generate the score caches (python -m mmlaw_utils.scoring.synthetic);
                        otherwise: run notebooks/01_*.ipynb once per model whose cache is missing,
-                       incomplete or stale (python -m mmlaw_utils.score --profile NAME --stale);
+                       incomplete or stale (python -m mmlaw_utils.scoring.run --profile NAME --stale);
                        skipped with a message when every cache matches.
   02_loss_matrix       assemble and validate data/<profile>/loss_matrix.parquet + models.parquet
   03_oracle_pairs      pair oracle losses (eqs. 3-4), pairs.parquet, win shares
@@ -53,7 +53,7 @@ Options:
   -p KEY VALUE     papermill parameter passed to every notebook (repeatable), e.g.
                    -p n_bootstrap 200 -p seed 1 -p params_unit 1e9
   --rescore        rescore every model of the pool from its weights (synthetic: regenerate)
-  --rebuild        first train the miniature pool: python -m mmlaw_utils.train --pool <pool>
+  --rebuild        first train the miniature pool: python -m mmlaw_utils.minipool.train --pool <pool>
   --from STAGE     start at STAGE (name or number, e.g. 04 or 04_frontiers); earlier outputs must exist
   --to STAGE       stop after STAGE (e.g. --to 06 skips 07)
   --update-readme  regenerate the README results region from this profile (any profile)
@@ -203,7 +203,7 @@ fi
 # one line of tab-separated facts about the profile (fails with a clear message if it is missing)
 PROFILE_INFO="$("$VPY" - "$PROFILE" <<'PY'
 import sys
-from mmlaw_utils.profiles import load_profile
+from mmlaw_utils.config import load_profile
 try:
     p = load_profile(sys.argv[1])
 except (FileNotFoundError, ValueError) as error:
@@ -262,9 +262,9 @@ TOTAL_START=$SECONDS
 if [[ $REBUILD -eq 1 ]]; then
   [[ "$IS_SYNTHETIC" == 1 ]] && die "--rebuild trains a pool of real models; profile '$PROFILE' is synthetic"
   [[ -n "$POOL_PATH" ]] || die "--rebuild: profile '$PROFILE' names no pool"
-  echo "==> [rebuild] python -m mmlaw_utils.train --pool $POOL_PATH"
+  echo "==> [rebuild] python -m mmlaw_utils.minipool.train --pool $POOL_PATH"
   start=$SECONDS
-  "$VPY" -m mmlaw_utils.train --pool "$POOL_PATH" || die "stage 'rebuild' FAILED (python -m mmlaw_utils.train --pool $POOL_PATH)"
+  "$VPY" -m mmlaw_utils.minipool.train --pool "$POOL_PATH" || die "stage 'rebuild' FAILED (python -m mmlaw_utils.minipool.train --pool $POOL_PATH)"
   printf 'rebuild\t%s\n' "$((SECONDS - start))" >> "$TIMINGS"
   RESCORE=1  # new weights make every cache stale
 fi
@@ -279,7 +279,7 @@ if stage_wanted scores; then
     for ((k = 0; k < ${#PARAMS[@]}; k += 3)); do
       [[ "${PARAMS[k+1]}" == data_dir ]] && force+=(--data-dir "${PARAMS[k+2]}")
     done
-    "$VPY" -m mmlaw_utils.synthetic --profile "$PROFILE" ${force[@]+"${force[@]}"} || die "stage 'scores' FAILED (python -m mmlaw_utils.synthetic --profile $PROFILE)"
+    "$VPY" -m mmlaw_utils.scoring.synthetic --profile "$PROFILE" ${force[@]+"${force[@]}"} || die "stage 'scores' FAILED (python -m mmlaw_utils.scoring.synthetic --profile $PROFILE)"
   else
     SCORE_NB="$(ls notebooks/01_*.ipynb 2>/dev/null | head -n 1 || true)"
     [[ -n "$SCORE_NB" ]] || die "stage 'scores': no notebooks/01_*.ipynb found"
@@ -288,8 +288,8 @@ if stage_wanted scores; then
         die "stage 'scores': cannot read the pool $POOL_PATH"
       EXTRA=(-p force True)
     else
-      MODELS="$("$VPY" -m mmlaw_utils.score --profile "$PROFILE" --stale)" ||
-        die "stage 'scores': 'python -m mmlaw_utils.score --profile $PROFILE --stale' failed"
+      MODELS="$("$VPY" -m mmlaw_utils.scoring.run --profile "$PROFILE" --stale)" ||
+        die "stage 'scores': 'python -m mmlaw_utils.scoring.run --profile $PROFILE --stale' failed"
       EXTRA=()
     fi
     if [[ -z "$MODELS" ]]; then
@@ -322,7 +322,7 @@ done
 # ---------------------------------------------------------------- README results
 if [[ "$README_MODE" == yes || ( "$README_MODE" == auto && "$PROFILE" == "$DEFAULT_PROFILE" ) ]]; then
   if stage_wanted 06_figures || [[ "$README_MODE" == yes ]]; then
-    "$VPY" -m mmlaw_utils.tables readme --profile "$PROFILE" || die "could not update the README results region"
+    "$VPY" -m mmlaw_utils.report.tables readme --profile "$PROFILE" || die "could not update the README results region"
   fi
 fi
 

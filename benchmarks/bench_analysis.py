@@ -28,8 +28,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from mmlaw_utils.bootstrap import bootstrap_counts, bootstrap_group_fits, weighted_pair_means  # noqa: E402
-from mmlaw_utils.oracle import pair_oracle_losses  # noqa: E402
+from mmlaw_utils.analysis.bootstrap import bootstrap_counts, bootstrap_group_fits, weighted_pair_means  # noqa: E402
+from mmlaw_utils.analysis.oracle import pair_oracle_losses  # noqa: E402
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- analysis:start -->", "<!-- analysis:end -->"

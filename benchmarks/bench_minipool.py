@@ -5,7 +5,7 @@ measurement of each family's smallest and largest configuration.
     nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --score-all /tmp/minipool-scores [--write-readme]
 
 ``--full-build DIR`` trains every model of configs/pools/minipool.yaml from nothing into DIR (mixtures,
-decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils.train``), reports
+decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils.minipool.train``), reports
 the wall time per family and in total, and checks that every model's weights equal those in
 models/minipool/ where those exist (the build is deterministic). Without it, the per-model times
 recorded in data/minipool/models_table.csv are summarised instead. The live part trains ``--steps``
@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mmlaw_utils import train  # noqa: E402
+from mmlaw_utils.minipool import train  # noqa: E402
 
 POOL = REPO / "configs" / "pools" / "minipool.yaml"
 TABLE = REPO / "data" / "minipool" / "models_table.csv"
@@ -94,8 +94,8 @@ def score_all(folder: Path, threads: int) -> list[str]:
     compare each cache with the committed one; returns the README section lines."""
     import shutil
 
-    from mmlaw_utils import cache, score
-    from mmlaw_utils.profiles import load_profile
+    from mmlaw_utils.scoring import cache, run
+    from mmlaw_utils.config import load_profile
 
     shutil.rmtree(folder, ignore_errors=True)
     profile = load_profile("minipool")
@@ -105,12 +105,12 @@ def score_all(folder: Path, threads: int) -> list[str]:
         if not (REPO / entry["id"] / "config.json").is_file():
             continue
         settings = profile.scoring
-        request = score.request_from_settings(
+        request = run.request_from_settings(
             None, str(entry["id"]), dataset=profile.dataset, cache_dir=folder, max_length=settings.get("max_length"),
             context_tokens=settings.get("context_tokens"), batch_tokens=settings.get("batch_tokens"),
             device=settings.get("device"), dtype=settings.get("dtype"))
         start = time.perf_counter()
-        run = score.score_model(request, progress=False)
+        run = run.score_model(request, progress=False)
         seconds = time.perf_counter() - start
         total += seconds
         committed, _ = cache.read_cache(profile.cache_dir / run.path.name)
@@ -169,7 +169,7 @@ def main() -> int:
                   f"models/minipool/ for {same} of {compared} models compared")
     if table_path.is_file():
         table = pd.read_csv(table_path)
-        lines += [f"Training (`python -m mmlaw_utils.train --pool configs/pools/minipool.yaml`), from {source}:", "",
+        lines += [f"Training (`python -m mmlaw_utils.minipool.train --pool configs/pools/minipool.yaml`), from {source}:", "",
                   "| family | models | params (min-max) | tokens/model | train time (s) | tokens/s (smallest, largest) |",
                   "|---|---:|---:|---:|---:|---:|"]
         for family, group in table.groupby("family", sort=False):

@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from mmlaw_utils import scoring  # noqa: E402
+from mmlaw_utils.scoring import kernel  # noqa: E402
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- scoring:start -->", "<!-- scoring:end -->"
@@ -135,15 +135,15 @@ def throughput(config_name: str, args) -> dict:
     rows, outputs = [], {}
 
     def kernel(context):
-        return lambda: scoring.score_texts(
+        return lambda: kernel.score_texts(
             model, tokenizer, texts, max_length=max_length, context_tokens=context, batch_tokens=args.batch_tokens
         )["nll"].to_numpy()
 
-    scoring.score_texts(model, tokenizer, texts[:4], max_length=max_length)  # warm-up
+    kernel.score_texts(model, tokenizer, texts[:4], max_length=max_length)  # warm-up
     for name, context in ((SAME_WINDOWS, 1), (f"score_texts, default windows (context_tokens={max_length // 2})", None)):
         nll, seconds, peak = timed(kernel(context))
         outputs[name] = nll
-        cpu_batch = min(args.batch_tokens, scoring._CPU_MAX_BATCH_TOKENS)  # the kernel caps CPU batches
+        cpu_batch = min(args.batch_tokens, kernel._CPU_MAX_BATCH_TOKENS)  # the kernel caps CPU batches
         rows.append({"method": name, "batch": f"{cpu_batch} tokens", "seconds": seconds, "peak_mb": peak})
     for batch_size in args.lm_eval_batch_sizes:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, device="cpu")
@@ -159,7 +159,7 @@ def throughput(config_name: str, args) -> dict:
         f"lm-eval {key}": float(np.max(np.abs(value - reference) / np.abs(reference)))
         for key, value in outputs.items() if key.startswith("bs")
     }
-    params = scoring.count_parameters(model)["params_total"]
+    params = kernel.count_parameters(model)["params_total"]
     return {"config": config_name, **config, "rows": rows, "n_texts": len(texts), "n_tokens": n_tokens,
             "agreement_max_rel": agreement, "params": params, "vocab_size": len(tokenizer)}
 
@@ -170,10 +170,10 @@ def memory_case(method: str, vocab: int, length: int) -> dict:
     model = build_model(vocab, hidden=64, layers=1, max_positions=length)
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(3, vocab, (length,), generator=generator).numpy()  # text tokens; prefix added
-    settings = scoring.ScoreSettings(length, 1, 0, "bos", "rolling", "chunked")
+    settings = kernel.ScoreSettings(length, 1, 0, "bos", "rolling", "chunked")
 
     def chunked():
-        return float(scoring.score_token_sequences(model, [tokens[: length]], settings, batch_tokens=length)[0])
+        return float(kernel.score_token_sequences(model, [tokens[: length]], settings, batch_tokens=length)[0])
 
     def naive():
         # the usual recipe: full fp32 logits [T x V] from the model, then log-softmax over them
@@ -257,7 +257,7 @@ def markdown(results: list[dict], memory: list[dict], args, command: str) -> str
 
 def write_readme_section(section: str) -> None:
     """Replace (or append) the scoring section of benchmarks/README.md, atomically."""
-    from mmlaw_utils.cache import atomic_write_text
+    from mmlaw_utils.scoring.cache import atomic_write_text
 
     text = README.read_text() if README.is_file() else "# Benchmarks\n"
     if START in text and END in text:

@@ -1,4 +1,4 @@
-"""Benchmarks for mmlaw_utils.subsets: all triples, the exact all-sizes frontier, growth with K and N.
+"""Benchmarks for mmlaw_utils.analysis.subsets: all triples, the exact all-sizes frontier, growth with K and N.
 
     nice -n 10 .venv/bin/python benchmarks/bench_subsets.py [--cap 600] [--write-readme]
 
@@ -8,7 +8,7 @@
    30 models x 1,000 texts; the table says which) (target < 10 min);
 3. growth of (2) with K (at N=1,000) and N (at K=30), up to K=71; each run capped at ``--cap``
    seconds (a capped run reports how many frontier points it reached).
-Synthetic matrices come from ``mmlaw_utils.synthetic.synthetic_losses`` (family-correlated texts).
+Synthetic matrices come from ``mmlaw_utils.scoring.synthetic.synthetic_losses`` (family-correlated texts).
 With ``--write-readme`` the table replaces the "beyond" region of benchmarks/README.md.
 """
 
@@ -26,9 +26,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mmlaw_utils import subsets  # noqa: E402
-from mmlaw_utils.forecast import write_text_atomic  # noqa: E402
-from mmlaw_utils.synthetic import SyntheticSettings, synthetic_losses  # noqa: E402
+from mmlaw_utils.analysis import subsets  # noqa: E402
+from mmlaw_utils.analysis.forecast import write_text_atomic  # noqa: E402
+from mmlaw_utils.scoring.synthetic import SyntheticSettings, synthetic_losses  # noqa: E402
 
 START, END = "<!-- beyond:start -->", "<!-- beyond:end -->"
 
@@ -60,7 +60,7 @@ def bench_triples(repeats: int = 3) -> dict:
 def minipool_or_synthetic() -> tuple[np.ndarray, np.ndarray, str]:
     data = REPO / "data" / "minipool"
     if (data / "loss_matrix.parquet").is_file():
-        from mmlaw_utils.lossmatrix import load_loss_matrix
+        from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
 
         lm = load_loss_matrix(data)
         return lm.to_array(), lm.params, "miniature pool (data/minipool)"

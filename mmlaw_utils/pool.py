@@ -20,10 +20,13 @@ import math
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
+
+if TYPE_CHECKING:
+    from mmlaw_utils.config import RunPaths
 
 POOL_COLUMNS = ["model", "family", "params_nominal", "revision"]
 _RESERVED = {"model", "params_nominal"}  # table columns a pool entry may not set directly
@@ -139,6 +142,17 @@ def summary(pool_df: pd.DataFrame) -> str:
         f"({params_b.max() / params_b.min():.3g}x span)",
     ]
     return "\n".join(lines)
+
+
+def load_run_pool(paths: RunPaths) -> pd.DataFrame:
+    """The pool table of a run (model, family, params_nominal, ...): a synthetic pool file or a pool yaml."""
+    if paths.pool is None:
+        raise ValueError(f"profile {paths.profile!r} names no pool")
+    if paths.synthetic:
+        from mmlaw_utils.scoring.synthetic import read_pool_file
+
+        return read_pool_file(paths.pool)
+    return load_pool(paths.pool)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,8 @@
 # window of context). Results go to the model's score cache (one parquet per model and text set, with
 # provenance), which notebook 02 assembles into the loss matrix. A complete, matching cache is reused; an
 # interrupted run resumes from its last finished chunk. `run_all.sh` runs this notebook once per model whose
-# cache is missing or stale; `python -m mmlaw_utils.score` does the same from a shell (one model per process,
-# e.g. a SLURM array task), and `python -m mmlaw_utils.launch` sends a whole pool to a cluster.
+# cache is missing or stale; `python -m mmlaw_utils.scoring.run` does the same from a shell (one model per process,
+# e.g. a SLURM array task), and `python -m mmlaw_utils.scoring.launch` sends a whole pool to a cluster.
 
 # %% tags=["parameters"]
 profile = "minipool"  # configs/profiles/<profile>.yaml fills every setting left at None
@@ -41,8 +41,8 @@ data_dir = None  # override the profile's output folder (the cache goes to <data
 force = False  # rescore even when a matching cache exists
 
 # %%
-from mmlaw_utils.profiles import REPO_ROOT
-from mmlaw_utils.score import score_from_settings, summarize_run
+from mmlaw_utils.config import REPO_ROOT
+from mmlaw_utils.scoring.run import score_from_settings, summarize_run
 
 run = score_from_settings(
     profile, model, force=force, base_dir=REPO_ROOT, data_dir=data_dir, dataset=dataset, n_texts=n_texts,

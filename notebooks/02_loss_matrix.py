@@ -34,9 +34,10 @@ dataset_fingerprint = None  # choose one text set when the cache folder holds se
 # %%
 from IPython.display import Markdown, display
 
-from mmlaw_utils.lossmatrix import assemble_loss_matrix, save_loss_matrix
-from mmlaw_utils.pipeline import load_run_pool, resolve_run_paths
-from mmlaw_utils.tables import loss_matrix_summary
+from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix, save_loss_matrix
+from mmlaw_utils.config import resolve_run_paths
+from mmlaw_utils.pool import load_run_pool
+from mmlaw_utils.report.tables import loss_matrix_summary
 
 paths = resolve_run_paths(profile, data_dir=data_dir, pool=pool)
 pool_df = load_run_pool(paths)

@@ -36,10 +36,10 @@ level = 0.95  # confidence level of the intervals
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mmlaw_utils.bootstrap import bootstrap_group_fits
-from mmlaw_utils.lossmatrix import load_loss_matrix
-from mmlaw_utils.pipeline import require, resolve_run_paths
-from mmlaw_utils.tables import (fit_groups, fit_to_dict, groups_from_frontiers_table, table1_frame, table1_markdown,
+from mmlaw_utils.analysis.bootstrap import bootstrap_group_fits
+from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+from mmlaw_utils.config import require, resolve_run_paths
+from mmlaw_utils.report.tables import (fit_groups, fit_to_dict, groups_from_frontiers_table, table1_frame, table1_markdown,
                                 write_fits_json, write_frame, write_table1)
 
 paths = resolve_run_paths(profile, data_dir=data_dir)

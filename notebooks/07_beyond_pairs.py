@@ -42,12 +42,12 @@ import time
 
 from IPython.display import Image, Markdown, display
 
-from mmlaw_utils import diversity, forecast, mixture, subsets
-from mmlaw_utils.lossmatrix import load_loss_matrix
-from mmlaw_utils.oracle import pair_win_shares
-from mmlaw_utils.pipeline import resolve_run_paths
-from mmlaw_utils.plots import save_figure
-from mmlaw_utils.tables import write_frame
+from mmlaw_utils.analysis import diversity, forecast, mixture, subsets
+from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+from mmlaw_utils.analysis.oracle import pair_win_shares
+from mmlaw_utils.config import resolve_run_paths
+from mmlaw_utils.report.figures import save_figure
+from mmlaw_utils.report.tables import write_frame
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 lm = load_loss_matrix(paths.data_dir)

@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlaw_utils.bootstrap import (
+from mmlaw_utils.analysis.bootstrap import (
     bootstrap_ci,
     bootstrap_counts,
     bootstrap_group_fits,
     prediction_band,
     weighted_pair_means,
 )
-from mmlaw_utils.fit import fit_scaling_law
-from mmlaw_utils.frontier import collaboration_groups
-from mmlaw_utils.oracle import pair_oracle_losses
+from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.frontier import collaboration_groups
+from mmlaw_utils.analysis.oracle import pair_oracle_losses
 
 
 def synthetic_pool(k: int = 12, n: int = 300, seed: int = 0):

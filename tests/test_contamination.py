@@ -14,8 +14,8 @@ import re
 import pandas as pd
 import pytest
 
-from mmlaw_utils import corpora, train
-from mmlaw_utils.profiles import REPO_ROOT, load_profile
+from mmlaw_utils.minipool import corpora, train
+from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 NGRAM = 13

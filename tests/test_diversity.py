@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmlaw_utils import diversity
+from mmlaw_utils.analysis import diversity
 
 
 def _matrix():
@@ -70,7 +70,7 @@ def test_gain_by_relation_and_regression_on_planted_effect():
 def test_plot_diversity_draws_three_panels():
     L, params, fam = _matrix()
     table = diversity.pair_diversity_table(L, params, fam)
-    from mmlaw_utils.oracle import pair_win_shares
+    from mmlaw_utils.analysis.oracle import pair_win_shares
 
     fig = diversity.plot_diversity(table, pair_win_shares(L))
     assert len(fig.axes) >= 3

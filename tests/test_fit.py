@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmlaw_utils.fit import ScalingFit, fit_scaling_law, predict
+from mmlaw_utils.analysis.fit import ScalingFit, fit_scaling_law, predict
 
 # The paper's eqs. 8-10 (P in billions): (A, alpha, L_inf)
 PAPER_LAWS = {

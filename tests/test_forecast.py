@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlaw_utils import forecast
-from mmlaw_utils.frontier import pareto_front
-from mmlaw_utils.oracle import pair_oracle_losses
+from mmlaw_utils.analysis import forecast
+from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.oracle import pair_oracle_losses
 
 
 def test_cutoff_budget_hand_cases():
@@ -89,7 +89,7 @@ def test_notebook_07_runs_on_a_tiny_pool(tmp_path):
 
     import papermill
 
-    from mmlaw_utils.lossmatrix import loss_matrix_from_arrays, save_loss_matrix
+    from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays, save_loss_matrix
 
     L, params, fam = _pool(seed=3, K=9, N=80)
     names = [f"m{k}" for k in range(len(params))]
@@ -109,7 +109,7 @@ def test_notebook_07_runs_on_a_tiny_pool(tmp_path):
         assert (tmp_path / "figures" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     front = pd.read_parquet(tmp_path / "subset_frontier.parquet")
     # the saved frontier is the exact one (9 models: checked against brute force)
-    from mmlaw_utils import subsets
+    from mmlaw_utils.analysis import subsets
 
     brute = subsets.subset_frontier(L, params, method="brute")
     assert front["params"].tolist() == brute["params"].tolist()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmlaw_utils.frontier import collaboration_groups, group_counts, is_dominated, pareto_front
-from mmlaw_utils.oracle import oracle_loss
+from mmlaw_utils.analysis.frontier import collaboration_groups, group_counts, is_dominated, pareto_front
+from mmlaw_utils.analysis.oracle import oracle_loss
 
 
 def naive_dominated(params, losses):

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mmlaw_utils.cache import PROVENANCE_KEY, cache_path, write_cache
-from mmlaw_utils.lossmatrix import (
+from mmlaw_utils.scoring.cache import PROVENANCE_KEY, cache_path, write_cache
+from mmlaw_utils.analysis.lossmatrix import (
     LossMatrix,
     assemble_loss_matrix,
     load_loss_matrix,

@@ -12,8 +12,10 @@ import pytest
 import torch
 import yaml
 
-from mmlaw_utils import cache, corpora, train
-from mmlaw_utils.profiles import REPO_ROOT, load_profile
+from mmlaw_utils.scoring import cache
+
+from mmlaw_utils.minipool import corpora, train
+from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 POOL_PATH = REPO_ROOT / "configs" / "pools" / "minipool.yaml"
@@ -221,8 +223,8 @@ def _load_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_tiny_pool_build_score_analyse(tmp_path, eval_file):
     """2 families x 2 sizes: train -> score (scoring CLI API) -> loss matrix -> oracle pairs -> frontiers."""
-    from mmlaw_utils import frontier, lossmatrix, oracle
-    from mmlaw_utils.score import ScoreRequest, score_model
+    from mmlaw_utils.analysis import frontier, lossmatrix, oracle
+    from mmlaw_utils.scoring.run import ScoreRequest, score_model
 
     pool_path = _tiny_pool(tmp_path, TINY_FAMILIES, [(8, 1, 1), (32, 1, 2)], tokens=4096)
     table = train.build_pool(pool_path, log_dir=tmp_path / "logs", eval_dataset=eval_file)

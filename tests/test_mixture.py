@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import minimize_scalar
 
-from mmlaw_utils import mixture
+from mmlaw_utils.analysis import mixture
 
 losses = arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)),
                 elements=st.floats(0.0, 2000.0, allow_nan=False, allow_infinity=False))

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mmlaw_utils.cache import read_cache
-from mmlaw_utils.synthetic import SyntheticSettings, generate
-from mmlaw_utils.tables import PAPER_TABLE1
+from mmlaw_utils.scoring.cache import read_cache
+from mmlaw_utils.scoring.synthetic import SyntheticSettings, generate
+from mmlaw_utils.report.tables import PAPER_TABLE1
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO_ROOT / "notebooks"

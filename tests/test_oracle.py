@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mmlaw_utils.oracle import (
+from mmlaw_utils.analysis.oracle import (
     oracle_loss,
     pair_dominance,
     pair_oracle_losses,

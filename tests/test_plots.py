@@ -1,4 +1,4 @@
-"""Figures 1-2 (mmlaw_utils.plots): what is drawn, and the files written."""
+"""Figures 1-2 (mmlaw_utils.report.figures): what is drawn, and the files written."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlaw_utils.fit import fit_scaling_law
-from mmlaw_utils.frontier import collaboration_groups
-from mmlaw_utils.plots import figure1, figure2, law_band, save_figure, scaling_law
+from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.frontier import collaboration_groups
+from mmlaw_utils.report.figures import figure1, figure2, law_band, save_figure, scaling_law
 
 
 @pytest.fixture(scope="module")

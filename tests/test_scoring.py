@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tiny_models
 from conftest import TINY_CASES
-from mmlaw_utils import scoring
+from mmlaw_utils.scoring import kernel
 
 
 def reference_nll(model, tokens: list[int], prefix: int) -> float:
@@ -39,26 +39,26 @@ def windowed_reference_nll(model, tokens: list[int], prefix: int, windows: np.nd
 def test_windows_match_lm_eval_gold_case():
     # lm-evaluation-harness test_get_rolling_token_windows_v1: 34 tokens, max_seq_len 10, context_len 1;
     # its inputs [-100,0..8], [9..18], [19..28], [23..32] are sequence positions 0, 10, 20, 24 here
-    windows = scoring.rolling_windows(34, 10, context_tokens=1)
+    windows = kernel.rolling_windows(34, 10, context_tokens=1)
     assert windows.tolist() == [[0, 10, 10], [10, 10, 10], [20, 10, 10], [24, 10, 4]]
 
 
 def test_windows_default_policy_hand_computed():
     # L=8, default context 4 -> stride 5: targets 1-8, 9-13 (inputs 5-12), 14-18 (10-17), 19-20 (12-19)
-    windows = scoring.rolling_windows(20, 8)
+    windows = kernel.rolling_windows(20, 8)
     assert windows.tolist() == [[0, 8, 8], [5, 8, 5], [10, 8, 5], [12, 8, 2]]
 
 
 def test_text_that_fits_is_one_window():
-    assert scoring.rolling_windows(7, 8).tolist() == [[0, 7, 7]]
-    assert scoring.rolling_windows(8, 8).tolist() == [[0, 8, 8]]
+    assert kernel.rolling_windows(7, 8).tolist() == [[0, 7, 7]]
+    assert kernel.rolling_windows(8, 8).tolist() == [[0, 8, 8]]
 
 
 @settings(max_examples=300, deadline=None)
 @given(n=st.integers(1, 400), length=st.integers(1, 64), data=st.data())
 def test_windows_score_every_token_once_with_enough_context(n, length, data):
     context = data.draw(st.integers(1, length))
-    windows = scoring.rolling_windows(n, length, context)
+    windows = kernel.rolling_windows(n, length, context)
     scored = []
     for i, (start, width, n_scored) in enumerate(windows):
         assert 1 <= width <= length and 1 <= n_scored <= width and start >= 0
@@ -72,14 +72,14 @@ def test_windows_score_every_token_once_with_enough_context(n, length, data):
 
 def test_window_argument_errors():
     with pytest.raises(ValueError, match="context_tokens"):
-        scoring.rolling_windows(10, 8, context_tokens=9)
+        kernel.rolling_windows(10, 8, context_tokens=9)
     with pytest.raises(ValueError, match="context_tokens"):
-        scoring.rolling_windows(10, 8, context_tokens=0)
+        kernel.rolling_windows(10, 8, context_tokens=0)
 
 
 def test_pack_batches_respects_budget_and_covers_all():
     lengths = np.array([5, 17, 3, 17, 9, 40, 1, 8])
-    batches = scoring.pack_batches(lengths, batch_tokens=34)
+    batches = kernel.pack_batches(lengths, batch_tokens=34)
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(len(lengths)))
     for batch in batches:
@@ -87,15 +87,15 @@ def test_pack_batches_respects_budget_and_covers_all():
     assert batches[0].tolist() == [5]  # 40 tokens exceeds the budget: alone
     # hand-packed: [40] | [17, 17] (34 <= 34) | [9, 8] (18 <= 1.1*17) | [5] (3*9 > 34) ...
     assert [b.tolist() for b in batches] == [[5], [1, 3], [4, 7], [0], [2], [6]]
-    loose = scoring.pack_batches(lengths, batch_tokens=34, max_padding=10.0)
+    loose = kernel.pack_batches(lengths, batch_tokens=34, max_padding=10.0)
     assert [b.tolist() for b in loose] == [[5], [1, 3], [4, 7, 0], [2, 6]]
 
 
 # ------------------------------------------------------------------ prefix and tokens
 def test_prefix_policy(tiny_tokenizers):
-    assert scoring.prefix_token(tiny_tokenizers["bos"])[0] == tiny_tokenizers["bos"].bos_token_id
-    assert scoring.prefix_token(tiny_tokenizers["eos_only"])[0] == tiny_tokenizers["eos_only"].eos_token_id
-    assert scoring.prefix_token(tiny_tokenizers["eos_only"])[1].startswith("eos:")
+    assert kernel.prefix_token(tiny_tokenizers["bos"])[0] == tiny_tokenizers["bos"].bos_token_id
+    assert kernel.prefix_token(tiny_tokenizers["eos_only"])[0] == tiny_tokenizers["eos_only"].eos_token_id
+    assert kernel.prefix_token(tiny_tokenizers["eos_only"])[1].startswith("eos:")
 
 
 def test_auto_bos_tokenizer_gets_no_second_bos(tiny_tokenizers):
@@ -103,7 +103,7 @@ def test_auto_bos_tokenizer_gets_no_second_bos(tiny_tokenizers):
     text = "The river city was ancient."
     with_specials = tokenizer(text)["input_ids"]
     assert with_specials[0] == tokenizer.bos_token_id  # the post-processor adds BOS by itself
-    (tokens,) = scoring.tokenize_texts(tokenizer, [text])
+    (tokens,) = kernel.tokenize_texts(tokenizer, [text])
     assert tokens.tolist() == with_specials[1:]
     assert tokenizer.bos_token_id not in tokens.tolist()
 
@@ -113,8 +113,8 @@ def test_auto_bos_tokenizer_gets_no_second_bos(tiny_tokenizers):
 def test_matches_unbatched_float64_reference(tiny_lms, case):
     model, tokenizer = tiny_lms[case]
     texts = tiny_models.sample_texts(6, seed=11)
-    result = scoring.score_texts(model, tokenizer, texts, batch_tokens=300)
-    prefix = scoring.prefix_token(tokenizer)[0]
+    result = kernel.score_texts(model, tokenizer, texts, batch_tokens=300)
+    prefix = kernel.prefix_token(tokenizer)[0]
     for text, (_, row) in zip(texts, result.iterrows()):
         tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
         if case[1] == "auto_bos":
@@ -129,16 +129,16 @@ def test_matches_unbatched_float64_reference(tiny_lms, case):
 def test_rolling_windows_fit_equals_full_and_long_texts_use_windows(tiny_lms):
     model, tokenizer = tiny_lms[("llama", "bos")]
     texts = tiny_models.sample_texts(4, seed=5, min_sentences=4, max_sentences=6)
-    prefix = scoring.prefix_token(tokenizer)[0]
+    prefix = kernel.prefix_token(tokenizer)[0]
     tokens = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     longest = max(len(t) for t in tokens)
-    fits = scoring.score_texts(model, tokenizer, texts, max_length=longest, batch_tokens=4 * longest)
+    fits = kernel.score_texts(model, tokenizer, texts, max_length=longest, batch_tokens=4 * longest)
     for row, toks in zip(fits["nll"], tokens):
         assert row == pytest.approx(reference_nll(model, toks, prefix), rel=1e-5)
     for context in (None, 1, 16):
-        rolled = scoring.score_texts(model, tokenizer, texts, max_length=24, context_tokens=context, batch_tokens=100)
+        rolled = kernel.score_texts(model, tokenizer, texts, max_length=24, context_tokens=context, batch_tokens=100)
         for row, n, toks in zip(rolled["nll"], rolled["n_tokens"], tokens):
-            windows = scoring.rolling_windows(len(toks), 24, context)
+            windows = kernel.rolling_windows(len(toks), 24, context)
             assert len(windows) > 1 and n == len(toks)
             assert row == pytest.approx(windowed_reference_nll(model, toks, prefix, windows), rel=1e-5)
         # less context cannot be what the full-context run computed
@@ -149,11 +149,11 @@ def test_chunked_head_over_large_vocab(tiny_lms, monkeypatch):
     model, tokenizer = tiny_lms[("qwen2", "bos")]
     assert model.get_output_embeddings().weight.shape[0] == 32768
     texts = tiny_models.sample_texts(3, seed=8)
-    whole = scoring.score_texts(model, tokenizer, texts)
-    monkeypatch.setattr(scoring, "_LOGITS_TILE_BYTES", 4 * 1000 * 7)
-    monkeypatch.setattr(scoring, "_MIN_VOCAB_TILE", 1000)
-    assert scoring._tile_shape(100, 32768, True) == (7, 1000)  # 7 positions x 33 vocabulary tiles
-    chunked = scoring.score_texts(model, tokenizer, texts)
+    whole = kernel.score_texts(model, tokenizer, texts)
+    monkeypatch.setattr(kernel, "_LOGITS_TILE_BYTES", 4 * 1000 * 7)
+    monkeypatch.setattr(kernel, "_MIN_VOCAB_TILE", 1000)
+    assert kernel._tile_shape(100, 32768, True) == (7, 1000)  # 7 positions x 33 vocabulary tiles
+    chunked = kernel.score_texts(model, tokenizer, texts)
     np.testing.assert_allclose(chunked["nll"], whole["nll"], rtol=1e-6)
 
 
@@ -161,23 +161,23 @@ def test_batch_invariance_and_input_order(tiny_lms):
     model, tokenizer = tiny_lms[("gpt_neox", "auto_bos")]
     texts = tiny_models.sample_texts(12, seed=21)
     ids = [f"t{i}" for i in range(len(texts))]
-    base = scoring.score_texts(model, tokenizer, texts, text_ids=ids, batch_tokens=1)  # one window per forward
-    packed = scoring.score_texts(model, tokenizer, texts, text_ids=ids, batch_tokens=2000, max_length=40)
+    base = kernel.score_texts(model, tokenizer, texts, text_ids=ids, batch_tokens=1)  # one window per forward
+    packed = kernel.score_texts(model, tokenizer, texts, text_ids=ids, batch_tokens=2000, max_length=40)
     permutation = np.random.default_rng(0).permutation(len(texts))
-    shuffled = scoring.score_texts(
+    shuffled = kernel.score_texts(
         model, tokenizer, [texts[i] for i in permutation], text_ids=[ids[i] for i in permutation], batch_tokens=500
     )
     assert list(base.index) == ids and list(shuffled.index) == [ids[i] for i in permutation]
     np.testing.assert_allclose(shuffled.loc[ids, "nll"], base["nll"], rtol=1e-4)
-    rolled_single = scoring.score_texts(model, tokenizer, texts, text_ids=ids, batch_tokens=1, max_length=40)
+    rolled_single = kernel.score_texts(model, tokenizer, texts, text_ids=ids, batch_tokens=1, max_length=40)
     np.testing.assert_allclose(packed["nll"], rolled_single["nll"], rtol=1e-4)
 
 
 def test_gemma_softcapping_is_applied(tiny_lms):
     model, tokenizer = tiny_lms[("gemma2", "auto_bos")]
-    settings_ = scoring.check_head(model, tokenizer, scoring.resolve_settings(model, tokenizer))
+    settings_ = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer))
     assert settings_.head_mode == "chunked"
-    head = scoring._output_head(model)
+    head = kernel._output_head(model)
     assert head.softcap == pytest.approx(3.0)
 
 
@@ -192,7 +192,7 @@ def test_non_finite_loss_names_model_and_texts(tiny_tokenizers):
     with torch.no_grad():  # a NaN embedding poisons every later position of text 'b' only
         model.get_input_embeddings().weight[sorted(only_in_b)[0]] = float("nan")
     with pytest.raises(FloatingPointError, match=r"broken-llama.*'b'") as error:
-        scoring.score_texts(model, tokenizer, texts, text_ids=["a", "b"])
+        kernel.score_texts(model, tokenizer, texts, text_ids=["a", "b"])
     assert "'a'" not in str(error.value)
 
 
@@ -202,9 +202,9 @@ def test_count_parameters_hand_computed(tiny_lms):
     h, v, p, layers = 32, 400, 256, 2
     per_layer = 2 * h + (h * 3 * h + 3 * h) + (h * h + h) + 2 * h + (h * 4 * h + 4 * h) + (4 * h * h + h)
     total = v * h + p * h + layers * per_layer + 2 * h
-    assert scoring.count_parameters(model) == {"params_total": total, "params_nonembed": total - v * h - p * h}
+    assert kernel.count_parameters(model) == {"params_total": total, "params_nonembed": total - v * h - p * h}
     llama, _ = tiny_lms[("llama", "bos")]  # untied head
-    counts = scoring.count_parameters(llama)
+    counts = kernel.count_parameters(llama)
     assert counts["params_total"] == sum(p.numel() for p in llama.parameters())
     assert counts["params_total"] - counts["params_nonembed"] == 2 * 400 * 32
 
@@ -222,25 +222,25 @@ def test_count_parameters_hand_computed(tiny_lms):
 def test_bad_texts_are_clear_errors(tiny_lms, texts, ids, error, match):
     model, tokenizer = tiny_lms[("llama", "bos")]
     with pytest.raises(error, match=match):
-        scoring.score_texts(model, tokenizer, texts, text_ids=ids)
+        kernel.score_texts(model, tokenizer, texts, text_ids=ids)
 
 
 def test_load_errors(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(FileNotFoundError, match="no-such-model"):
-        scoring.load_model_and_tokenizer(str(missing))
+        kernel.load_model_and_tokenizer(str(missing))
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
-        scoring.resolve_dtype("float8", "cpu")
-    assert scoring.resolve_dtype("auto", "cpu") == torch.float32
-    assert scoring.resolve_dtype("bf16", "cpu") == torch.bfloat16
+        kernel.resolve_dtype("float8", "cpu")
+    assert kernel.resolve_dtype("auto", "cpu") == torch.float32
+    assert kernel.resolve_dtype("bf16", "cpu") == torch.bfloat16
 
 
 def test_load_local_model_round_trip(tiny_model_dirs):
-    model, tokenizer = scoring.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], device="cpu", dtype="float32")
+    model, tokenizer = kernel.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], device="cpu", dtype="float32")
     assert model.dtype == torch.float32 and not model.training
     assert tokenizer.bos_token_id is None
-    result = scoring.score_texts(model, tokenizer, ["The museum of the river."])
+    result = kernel.score_texts(model, tokenizer, ["The museum of the river."])
     tokens = tokenizer("The museum of the river.", add_special_tokens=False)["input_ids"]
     assert result["nll"].iloc[0] == pytest.approx(reference_nll(model, tokens, tokenizer.eos_token_id), rel=1e-5)
     with pytest.raises(ValueError, match="unknown dtype"):
-        scoring.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], dtype="int3")
+        kernel.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], dtype="int3")

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 import tiny_models
-from mmlaw_utils import cache, score, scoring
-from mmlaw_utils.profiles import Profile
+from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import run as scoring_run
+from mmlaw_utils.config import Profile
 
 CONTRACT_KEYS = {
     "model", "model_revision", "model_hash", "tokenizer", "dtype", "device", "max_length", "window_policy",
@@ -35,50 +36,50 @@ def text_file(tmp_path_factory) -> Path:
     return path
 
 
-def request(model_dir: Path, text_file: Path, cache_dir: Path, **kwargs) -> score.ScoreRequest:
+def request(model_dir: Path, text_file: Path, cache_dir: Path, **kwargs) -> scoring_run.ScoreRequest:
     """A small-chunk CPU request (4 texts per chunk, several batches per chunk)."""
     base = dict(model=str(model_dir), dataset=str(text_file), cache_dir=cache_dir, chunk_texts=4, batch_tokens=128, device="cpu")
-    return score.ScoreRequest(**{**base, **kwargs})
+    return scoring_run.ScoreRequest(**{**base, **kwargs})
 
 
 def test_cache_matches_kernel_and_has_provenance(tiny_model_dirs, text_file, tmp_path):
-    run = score.score_model(request(tiny_model_dirs["tiny-llama"], text_file, tmp_path), progress=False)
+    run = scoring_run.score_model(request(tiny_model_dirs["tiny-llama"], text_file, tmp_path), progress=False)
     assert run.computed and run.path.is_file() and run.path.parent == tmp_path
     results, provenance = cache.read_cache(run.path)
     texts = pd.read_json(text_file, lines=True, dtype={"text_id": str})
     assert results["text_id"].tolist() == texts["text_id"].tolist()  # dataset order
-    model, tokenizer = scoring.load_model_and_tokenizer(tiny_model_dirs["tiny-llama"], device="cpu")
-    direct = scoring.score_texts(model, tokenizer, texts["text"].tolist(), text_ids=texts["text_id"].tolist())
+    model, tokenizer = kernel.load_model_and_tokenizer(tiny_model_dirs["tiny-llama"], device="cpu")
+    direct = kernel.score_texts(model, tokenizer, texts["text"].tolist(), text_ids=texts["text_id"].tolist())
     np.testing.assert_allclose(results["nll"], direct["nll"], rtol=1e-6)
     assert (results["n_tokens"].to_numpy() == direct["n_tokens"].to_numpy()).all()
     assert CONTRACT_KEYS <= set(provenance)
     assert provenance["complete"] is True and provenance["n_texts"] == 14
-    assert provenance["params_total"] == scoring.count_parameters(model)["params_total"]
-    assert provenance["model_hash"] == scoring.hash_model_files(tiny_model_dirs["tiny-llama"])
+    assert provenance["params_total"] == kernel.count_parameters(model)["params_total"]
+    assert provenance["model_hash"] == kernel.hash_model_files(tiny_model_dirs["tiny-llama"])
     assert provenance["prefix_policy"].startswith("bos:") and provenance["max_length"] == 64
     assert not cache.partial_dir(run.path).exists()
 
 
 def test_complete_matching_cache_is_reused_without_loading(tiny_model_dirs, text_file, tmp_path, monkeypatch):
-    first = score.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path), progress=False)
+    first = scoring_run.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path), progress=False)
     stamp = first.path.stat().st_mtime_ns
 
     def no_loading(_request):
         raise AssertionError("model loaded although a matching cache exists")
 
-    monkeypatch.setattr(score, "load_for_scoring", no_loading)
-    again = score.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, dtype="float32"), progress=False)
+    monkeypatch.setattr(scoring_run, "load_for_scoring", no_loading)
+    again = scoring_run.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, dtype="float32"), progress=False)
     assert not again.computed and first.path.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(again.results, first.results)
 
 
 def test_provenance_mismatch_is_an_error_unless_forced(tiny_model_dirs, text_file, tmp_path):
-    first = score.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path), progress=False)
+    first = scoring_run.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path), progress=False)
     with pytest.raises(ValueError, match=r"does not match.*max_length: cache has 64, requested 32.*--force"):
-        score.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, max_length=32), progress=False)
+        scoring_run.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, max_length=32), progress=False)
     with pytest.raises(ValueError, match=r"dtype: cache has 'float32', requested 'bfloat16'"):
-        score.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, dtype="bfloat16"), progress=False)
-    forced = score.score_model(
+        scoring_run.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, dtype="bfloat16"), progress=False)
+    forced = scoring_run.score_model(
         request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, max_length=32), force=True, progress=False
     )
     assert forced.computed and forced.provenance["max_length"] == 32 and forced.path == first.path
@@ -89,14 +90,14 @@ def test_provenance_mismatch_is_an_error_unless_forced(tiny_model_dirs, text_fil
 def test_changed_weights_make_the_cache_stale(tmp_path, text_file):
     model_dir = tiny_models.save_tiny_model(tmp_path / "m", "gpt2", "eos_only", seed=1, max_positions=64)
     req = request(model_dir, text_file, tmp_path / "scores")
-    run = score.score_model(req, progress=False)
+    run = scoring_run.score_model(req, progress=False)
     fingerprint = run.provenance["dataset_fingerprint"]
-    assert score.cache_status(run.path, req, fingerprint, score.requested_model_hash(req))[0] == "ok"
+    assert scoring_run.cache_status(run.path, req, fingerprint, scoring_run.requested_model_hash(req))[0] == "ok"
     tiny_models.save_tiny_model(model_dir, "gpt2", "eos_only", seed=2, max_positions=64)  # retrained weights
-    status, reasons = score.cache_status(run.path, req, fingerprint, score.requested_model_hash(req))
+    status, reasons = scoring_run.cache_status(run.path, req, fingerprint, scoring_run.requested_model_hash(req))
     assert status == "mismatch" and reasons[0].startswith("model_hash")
     with pytest.raises(ValueError, match="model_hash"):
-        score.score_model(req, progress=False)
+        scoring_run.score_model(req, progress=False)
 
 
 def test_same_model_twice_is_refused_other_models_proceed(tiny_model_dirs, text_file, tmp_path):
@@ -104,10 +105,10 @@ def test_same_model_twice_is_refused_other_models_proceed(tiny_model_dirs, text_
     fingerprint = scoring_fingerprint(text_file)
     with cache.CacheLock(cache.cache_path(tmp_path, llama.model, fingerprint), llama.model):
         with pytest.raises(RuntimeError, match=r"already being scored.*tiny-llama"):
-            score.score_model(llama, progress=False)
-        other = score.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path), progress=False)
+            scoring_run.score_model(llama, progress=False)
+        other = scoring_run.score_model(request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path), progress=False)
         assert other.computed
-    assert score.score_model(llama, progress=False).computed  # lock released
+    assert scoring_run.score_model(llama, progress=False).computed  # lock released
 
 
 def scoring_fingerprint(text_file: Path) -> str:
@@ -123,16 +124,16 @@ KILLER = textwrap.dedent(
     import os, signal, sys, torch
     from pathlib import Path
     torch.set_num_threads(1)
-    from mmlaw_utils import score
+    from mmlaw_utils.scoring import run as scoring_run
     batches = 0
     def on_batch():
         global batches
         batches += 1
         if batches == int(sys.argv[4]):
             os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of a chunk
-    req = score.ScoreRequest(model=sys.argv[1], dataset=sys.argv[2], cache_dir=Path(sys.argv[3]),
+    req = scoring_run.ScoreRequest(model=sys.argv[1], dataset=sys.argv[2], cache_dir=Path(sys.argv[3]),
                              chunk_texts=4, batch_tokens=128, device="cpu")
-    score.score_model(req, progress=False, on_batch=on_batch)
+    scoring_run.score_model(req, progress=False, on_batch=on_batch)
     """
 )
 
@@ -142,7 +143,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tiny_model_dirs, text_file, 
     fingerprint = scoring_fingerprint(text_file)
     clean_partial = cache.partial_dir(cache.cache_path(tmp_path / "clean", str(model_dir), fingerprint))
     chunks_at_batch = []  # finished chunk files present when each forward batch ends
-    clean = score.score_model(
+    clean = scoring_run.score_model(
         request(model_dir, text_file, tmp_path / "clean"), progress=False,
         on_batch=lambda: chunks_at_batch.append(len(list(clean_partial.glob("chunk_*.parquet")))),
     )
@@ -159,7 +160,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tiny_model_dirs, text_file, 
     finished = cache.read_chunks(partial)
     assert not path.exists() and len(finished) == chunks_at_batch[kill_at - 1] < 4  # 14 texts in 4 chunks
     resumed_batches = []
-    resumed = score.score_model(
+    resumed = scoring_run.score_model(
         request(model_dir, text_file, tmp_path / "killed"), progress=False, on_batch=lambda: resumed_batches.append(1)
     )
     assert 0 < len(resumed_batches) < total_batches  # finished chunks were not recomputed
@@ -174,8 +175,8 @@ def test_partial_run_with_other_settings_is_an_error_unless_forced(tiny_model_di
     path = cache.cache_path(tmp_path, req.model, scoring_fingerprint(text_file))
     cache.write_manifest(cache.partial_dir(path), {"model": req.model, "max_length": 16})
     with pytest.raises(ValueError, match=r"interrupted run.*max_length: cache has 16, requested 64"):
-        score.score_model(req, progress=False)
-    assert score.score_model(req, force=True, progress=False).computed
+        scoring_run.score_model(req, progress=False)
+    assert scoring_run.score_model(req, force=True, progress=False).computed
 
 
 def test_stale_lists_missing_and_mismatched_models_only(tiny_model_dirs, text_file, tmp_path, monkeypatch, capsys):
@@ -186,41 +187,41 @@ def test_stale_lists_missing_and_mismatched_models_only(tiny_model_dirs, text_fi
     )
     (tmp_path / "pool.yaml").write_text("name: tiny\n")
     models = [str(tiny_model_dirs["tiny-llama"]), str(tiny_model_dirs["tiny-gpt2"])]
-    monkeypatch.setattr(score, "load_profile", lambda name: profile)
-    monkeypatch.setattr(score, "_pool_models", lambda path: pd.DataFrame({"model": models, "revision": [None, None]}))
-    assert score.main(["--profile", "tiny", "--stale"]) == 0
+    monkeypatch.setattr(scoring_run, "load_profile", lambda name: profile)
+    monkeypatch.setattr(scoring_run, "_pool_models", lambda path: pd.DataFrame({"model": models, "revision": [None, None]}))
+    assert scoring_run.main(["--profile", "tiny", "--stale"]) == 0
     assert capsys.readouterr().out.split() == models
-    assert score.main(["--profile", "tiny", "--model", models[0], "--no-progress"]) == 0
+    assert scoring_run.main(["--profile", "tiny", "--model", models[0], "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "bits_per_byte" in out and "computed: True" in out
-    assert score.main(["--profile", "tiny", "--stale"]) == 0
+    assert scoring_run.main(["--profile", "tiny", "--stale"]) == 0
     assert capsys.readouterr().out.split() == [models[1]]
     profile_32 = Profile(**{**profile.__dict__, "scoring": {**profile.scoring, "max_length": 32}})
-    monkeypatch.setattr(score, "load_profile", lambda name: profile_32)
-    assert score.main(["--profile", "tiny", "--stale"]) == 0
+    monkeypatch.setattr(scoring_run, "load_profile", lambda name: profile_32)
+    assert scoring_run.main(["--profile", "tiny", "--stale"]) == 0
     assert capsys.readouterr().out.split() == models  # window setting changed: stale again
 
 
 def test_cli_errors_are_clear(tmp_path, text_file, capsys):
     missing = tmp_path / "nowhere" / "model"
-    code = score.main(["--model", str(missing), "--dataset", str(text_file), "--cache-dir", str(tmp_path), "--no-progress"])
+    code = scoring_run.main(["--model", str(missing), "--dataset", str(text_file), "--cache-dir", str(tmp_path), "--no-progress"])
     assert code == 1 and f"model path {str(missing)!r} does not exist" in capsys.readouterr().err
-    code = score.main(["--stale"])
+    code = scoring_run.main(["--stale"])
     assert code == 1 and "--stale needs --profile" in capsys.readouterr().err
 
 
 def test_score_from_settings_resolves_paths_against_base_dir(tiny_model_dirs, text_file, tmp_path):
     base = text_file.parent
-    run = score.score_from_settings(
+    run = scoring_run.score_from_settings(
         None, str(tiny_model_dirs["tiny-gpt2"]), progress=False, base_dir=base, dataset=text_file.name,
         data_dir=tmp_path / "out", n_texts=5, device="cpu", max_length=40, context_tokens=8,
     )
     assert run.path.parent == tmp_path / "out" / "scores" and len(run.results) == 5
     assert run.provenance["window_policy"] == "rolling(max_length=40,context_tokens=8)"
-    summary = score.summarize_run(run).iloc[0]
+    summary = scoring_run.summarize_run(run).iloc[0]
     assert summary["tokens"] == run.results["n_tokens"].sum()
     assert summary["bits_per_byte"] == pytest.approx(
         run.results["nll"].sum() / run.results["n_bytes"].sum() / np.log(2), rel=1e-12
     )
     with pytest.raises(ValueError, match="give a profile, or both dataset and cache_dir"):
-        score.score_from_settings(None, "x/y", dataset=str(text_file))
+        scoring_run.score_from_settings(None, "x/y", dataset=str(text_file))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import tiny_models
-from mmlaw_utils import cache, launch, scoring
+from mmlaw_utils.scoring import cache, launch, kernel
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_local_executor_scores_two_models_in_subprocesses(tiny_model_dirs, tmp_p
     for model_dir in tiny_model_dirs.values():
         (path,) = (tmp_path / "scores").glob(f"{model_dir.name}__*.parquet")
         results, provenance = cache.read_cache(path)
-        model, tokenizer = scoring.load_model_and_tokenizer(model_dir, device="cpu")
-        direct = scoring.score_texts(model, tokenizer, texts)
+        model, tokenizer = kernel.load_model_and_tokenizer(model_dir, device="cpu")
+        direct = kernel.score_texts(model, tokenizer, texts)
         np.testing.assert_allclose(results["nll"], direct["nll"], rtol=1e-6)
         assert provenance["complete"] and provenance["model"] == str(model_dir)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlaw_utils import subsets
-from mmlaw_utils.fit import predict, ScalingFit
-from mmlaw_utils.frontier import pareto_front
-from mmlaw_utils.oracle import oracle_loss, pair_oracle_losses
+from mmlaw_utils.analysis import subsets
+from mmlaw_utils.analysis.fit import predict, ScalingFit
+from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.oracle import oracle_loss, pair_oracle_losses
 
 
 def _reference_frontier(L: np.ndarray, params: np.ndarray, lo: int = 1, hi: int | None = None):
@@ -193,7 +193,7 @@ def test_bad_inputs_are_named():
 
 
 def test_public_api_in_oracle():
-    from mmlaw_utils import oracle
+    from mmlaw_utils.analysis import oracle
 
     rng = np.random.default_rng(12)
     L, params = _tied_matrix(rng, 7, 15)

@@ -1,4 +1,4 @@
-"""Result tables (mmlaw_utils.tables): pairs, frontiers, Table 1, fits.json, README results region."""
+"""Result tables (mmlaw_utils.report.tables): pairs, frontiers, Table 1, fits.json, README results region."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlaw_utils.fit import ScalingFit, fit_scaling_law
-from mmlaw_utils.frontier import collaboration_groups
-from mmlaw_utils.oracle import pair_oracle_losses, pair_win_shares
-from mmlaw_utils.tables import (
+from mmlaw_utils.analysis.fit import ScalingFit, fit_scaling_law
+from mmlaw_utils.analysis.frontier import collaboration_groups
+from mmlaw_utils.analysis.oracle import pair_oracle_losses, pair_win_shares
+from mmlaw_utils.report.tables import (
     PAPER_TABLE1, RESULTS_END, RESULTS_START, TABLE1_COLUMNS, family_win_summary, fit_groups, fits_from_json,
     frontiers_table,
     groups_from_frontiers_table, loss_matrix_summary, pair_loss_matrix, pairs_table, read_fits_json,
@@ -176,7 +176,7 @@ def test_fit_groups_records_a_group_that_cannot_be_fitted(tmp_path):
 
 
 def test_claim_support_counts_resamples_with_the_claimed_ordering():
-    from mmlaw_utils.tables import claim_support
+    from mmlaw_utils.report.tables import claim_support
 
     # resample 0: cross > single; 1: cross < single; 2: cross > single; 3: failed fit, ignored
     boot = pd.DataFrame({
@@ -190,7 +190,7 @@ def test_claim_support_counts_resamples_with_the_claimed_ordering():
 
 
 def test_claims_markdown_verdicts_follow_the_fitted_numbers():
-    from mmlaw_utils.tables import claims_markdown
+    from mmlaw_utils.report.tables import claims_markdown
 
     table = pd.DataFrame({
         "group": ["single", "same_family", "cross_family"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmlaw_utils import textset
+from mmlaw_utils.minipool import textset
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 COMMITTED = Path(__file__).resolve().parent.parent / "data" / "texts" / "wiki_heldout.jsonl"

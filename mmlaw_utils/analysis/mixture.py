@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from mmlaw_utils.frontier import pareto_front
-from mmlaw_utils.oracle import _as_loss_matrix, _subset_rows
+from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, _subset_rows
 
 GROUPS = ("single", "same_family", "cross_family")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.oracle import _as_loss_matrix, pair_oracle_losses
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses
 
 GROUPS = ("single", "same_family", "cross_family")
 

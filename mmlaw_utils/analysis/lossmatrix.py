@@ -7,7 +7,7 @@ model-major in model order then text order; and ``models.parquet`` with ``model`
 ``params_source`` ("measured" = provenance ``params_total``; "nominal" = the pool's
 ``params_nominal`` fallback), the pool's columns, and the provenance of each model's cache.
 
-CLI: ``python -m mmlaw_utils.lossmatrix --profile NAME`` assembles the profile's caches and saves.
+CLI: ``python -m mmlaw_utils.analysis.lossmatrix --profile NAME`` assembles the profile's caches and saves.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmlaw_utils.cache import atomic_write_table, model_slug, read_cache
+from mmlaw_utils.scoring.cache import atomic_write_table, model_slug, read_cache
 
 LONG_COLUMNS = ["model", "text_id", "nll", "n_tokens", "n_bytes"]
 MODEL_COLUMNS = ["model", "family", "params", "params_nonembed", "params_source"]
@@ -298,7 +298,7 @@ def load_loss_matrix(data_dir: str | Path) -> LossMatrix:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: assemble a profile's caches into its loss matrix and print its shape."""
-    from mmlaw_utils.profiles import load_profile
+    from mmlaw_utils.config import load_profile
 
     parser = argparse.ArgumentParser(description="Assemble score caches into data/<profile>/loss_matrix.parquet")
     parser.add_argument("--profile", required=True)

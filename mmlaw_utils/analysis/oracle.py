@@ -171,20 +171,20 @@ def subsets_oracle_losses(L: np.ndarray, subsets: Sequence[Sequence[int]]) -> np
     return np.array([oracle_loss(array, subset) for subset in subsets], dtype=np.float64)
 
 
-# ---- beyond pairs: public re-exports of mmlaw_utils.subsets / mmlaw_utils.mixture (worker BEYOND) ----
+# ---- beyond pairs: public re-exports of mmlaw_utils.analysis.subsets / mmlaw_utils.analysis.mixture (worker BEYOND) ----
 # Lazy wrappers, not imports: subsets and mixture import this module, so a module-level import here
 # would be circular.
 
 
 def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = None, **kwargs):
-    """Exact Pareto frontier over all subsets (<= ``max_size`` models); see ``mmlaw_utils.subsets.subset_frontier``."""
-    from mmlaw_utils.subsets import subset_frontier as _subset_frontier
+    """Exact Pareto frontier over all subsets (<= ``max_size`` models); see ``mmlaw_utils.analysis.subsets.subset_frontier``."""
+    from mmlaw_utils.analysis.subsets import subset_frontier as _subset_frontier
 
     return _subset_frontier(L, params, max_size, **kwargs)
 
 
 def mixture_loss(L: np.ndarray, subset: Sequence[int], weights=None, per_text: bool = False):
-    """Sequence-level Bayesian mixture loss (nats); see ``mmlaw_utils.mixture.mixture_loss``."""
-    from mmlaw_utils.mixture import mixture_loss as _mixture_loss
+    """Sequence-level Bayesian mixture loss (nats); see ``mmlaw_utils.analysis.mixture.mixture_loss``."""
+    from mmlaw_utils.analysis.mixture import mixture_loss as _mixture_loss
 
     return _mixture_loss(L, subset, weights, per_text)

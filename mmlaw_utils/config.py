@@ -1,4 +1,6 @@
-"""Run profiles: ``configs/profiles/<name>.yaml`` names a pool, a text set and output folders.
+"""Run configuration: profiles, the folders of a run and the registry of its output files.
+
+Profiles: ``configs/profiles/<name>.yaml`` names a pool, a text set and output folders.
 
 A profile is what ``run_all.sh --profile NAME`` runs. Keys:
 ``pool`` (pool yaml, or null), ``dataset`` (local text file or hub name), ``n_texts``,
@@ -86,3 +88,73 @@ def load_profile(name: str) -> Profile:
         synthetic=raw.get("synthetic"),
         stages=tuple(raw["stages"]) if raw.get("stages") else None,
     )
+
+
+# file name of a synthetic pool, written by the generator into the data folder
+POOL_FILE = "pool.yaml"
+
+OUTPUT_FILES = {
+    "loss_matrix": "loss_matrix.parquet",
+    "models": "models.parquet",
+    "pairs": "pairs.parquet",
+    "frontiers": "frontiers.parquet",
+    "fits": "fits.json",
+    "bootstrap": "bootstrap.parquet",
+    "table1_md": "table1.md",
+    "table1_csv": "table1.csv",
+}
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Absolute folders of one run: data (loss matrix, pairs, fits, Table 1), score caches, figures, pool file."""
+
+    profile: str
+    data_dir: Path
+    figures_dir: Path
+    pool: Path | None
+    synthetic: bool
+
+    @property
+    def cache_dir(self) -> Path:
+        """Per-model score caches (``data_dir/scores``)."""
+        return self.data_dir / "scores"
+
+    def output(self, key: str) -> Path:
+        """Path of one output of the pipeline, e.g. ``output("pairs")`` -> data_dir/pairs.parquet."""
+        if key not in OUTPUT_FILES:
+            raise KeyError(f"unknown output {key!r}; known: {sorted(OUTPUT_FILES)}")
+        return self.data_dir / OUTPUT_FILES[key]
+
+
+def resolve_run_paths(
+    profile: str,
+    data_dir: str | Path | None = None,
+    figures_dir: str | Path | None = None,
+    pool: str | Path | None = None,
+) -> RunPaths:
+    """Folders of ``profile`` with any of them overridden (None keeps the profile's own).
+
+    With ``data_dir`` overridden and no ``figures_dir``, figures go to ``data_dir/figures``.
+    A synthetic profile's pool file lives in its data folder (written by the generator), so it
+    follows a ``data_dir`` override.
+    """
+    spec = load_profile(profile)
+    data = Path(data_dir).resolve() if data_dir else spec.data_dir
+    # a run pointed at another data folder keeps its figures there too, away from the repository's
+    figures = Path(figures_dir).resolve() if figures_dir else (data / "figures" if data_dir else spec.figures_dir)
+    if pool:
+        pool_path: Path | None = Path(pool).resolve()
+    elif spec.synthetic is not None:
+        pool_path = data / POOL_FILE
+    else:
+        pool_path = spec.pool
+    return RunPaths(profile=spec.name, data_dir=data, figures_dir=figures, pool=pool_path,
+                    synthetic=spec.synthetic is not None)
+
+
+def require(path: Path, made_by: str) -> Path:
+    """``path`` if it exists, else a clear error naming the notebook that writes it."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist; run {made_by} first (or ./run_all.sh --from {made_by[:2]})")
+    return Path(path)

@@ -1,10 +1,10 @@
 """Score a whole pool on a cluster with submitit: one job per model, GPUs sized from its parameters.
 
-    python -m mmlaw_utils.launch --profile paper71 --executor slurm --partition gpu --account myproj
-    python -m mmlaw_utils.launch --profile minipool --executor local          # same, as local subprocesses
+    python -m mmlaw_utils.scoring.launch --profile paper71 --executor slurm --partition gpu --account myproj
+    python -m mmlaw_utils.scoring.launch --profile minipool --executor local          # same, as local subprocesses
 
-Each job runs ``mmlaw_utils.score.score_from_settings`` for one model (exactly what
-``python -m mmlaw_utils.score --profile P --model ID`` does), so a job that dies is simply
+Each job runs ``mmlaw_utils.scoring.run.score_from_settings`` for one model (exactly what
+``python -m mmlaw_utils.scoring.run --profile P --model ID`` does), so a job that dies is simply
 relaunched: it resumes from the model's last finished chunk, and models whose cache is
 already complete and matching are skipped (``--all`` submits them anyway; ``--force``
 rescores). Job logs go to ``--folder`` (default ``runs/submitit``).
@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmlaw_utils.profiles import REPO_ROOT
+from mmlaw_utils.config import REPO_ROOT
 
 BYTES_PER_PARAM = {"auto": 2, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "half": 2, "float32": 4, "fp32": 4}
 
@@ -34,7 +34,7 @@ def gpus_for_params(params: float, dtype: str = "auto", gpu_memory_gb: float = 8
 
 def score_job(settings: dict[str, Any]) -> dict[str, Any]:
     """Body of one job: score one model (settings as for score_from_settings) and return its summary row."""
-    from mmlaw_utils.score import score_from_settings, summarize_run
+    from mmlaw_utils.scoring.run import score_from_settings, summarize_run
 
     run = score_from_settings(progress=True, **settings)
     return summarize_run(run).iloc[0].to_dict()
@@ -89,7 +89,7 @@ def submit(plan: pd.DataFrame, *, executor: str = "local", folder: str | Path = 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.launch", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.scoring.launch", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", required=True, help="configs/profiles/<NAME>.yaml (pool, texts, cache dir, settings)")
     parser.add_argument("--executor", choices=["slurm", "local"], default="slurm")
     parser.add_argument("--models", nargs="*", help="only these pool ids (default: the whole pool)")
@@ -111,19 +111,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
-    from mmlaw_utils.profiles import load_profile
-    from mmlaw_utils.score import _pool_models, stale_models
+    from mmlaw_utils.config import load_profile
+    from mmlaw_utils.scoring.run import _pool_models, stale_models
 
     args = _parser().parse_args(argv)
     profile = load_profile(args.profile)
     if profile.pool is None:
-        print(f"mmlaw_utils.launch: error: profile {args.profile!r} has no pool", file=sys.stderr)
+        print(f"mmlaw_utils.scoring.launch: error: profile {args.profile!r} has no pool", file=sys.stderr)
         return 1
     pool = _pool_models(profile.pool)
     if args.models:
         unknown = sorted(set(args.models) - set(pool["model"]))
         if unknown:
-            print(f"mmlaw_utils.launch: error: not in the pool of {args.profile!r}: {unknown}", file=sys.stderr)
+            print(f"mmlaw_utils.scoring.launch: error: not in the pool of {args.profile!r}: {unknown}", file=sys.stderr)
             return 1
         pool = pool[pool["model"].isin(args.models)]
     if not (args.all or args.force):
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     too_big = plan[plan["gpus"] > args.max_gpus_per_node]
     for row in too_big.itertuples(index=False):
         # device_map="auto" shards within one node only
-        print(f"mmlaw_utils.launch: skipping {row.model}: needs {row.gpus} GPUs of {args.gpu_memory_gb:g} GB, more than "
+        print(f"mmlaw_utils.scoring.launch: skipping {row.model}: needs {row.gpus} GPUs of {args.gpu_memory_gb:g} GB, more than "
               f"one node's {args.max_gpus_per_node}; use larger GPUs (--gpu-memory-gb) or score it by hand", file=sys.stderr)
     plan = plan[plan["gpus"] <= args.max_gpus_per_node].reset_index(drop=True)
     if args.dry_run or plan.empty:

@@ -1,6 +1,6 @@
 """Train the miniature pool: tokenizers (``tokenizers``) and random-init causal LMs (transformers).
 
-``python -m mmlaw_utils.train --pool configs/pools/minipool.yaml [--model NAME] [--device auto]``
+``python -m mmlaw_utils.minipool.train --pool configs/pools/minipool.yaml [--model NAME] [--device auto]``
 trains every model of the pool (or one), family by family, resuming where a killed build stopped.
 
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 import yaml
 
-from mmlaw_utils.cache import atomic_output, atomic_write_text
-from mmlaw_utils.profiles import REPO_ROOT
+from mmlaw_utils.scoring.cache import atomic_output, atomic_write_text
+from mmlaw_utils.config import REPO_ROOT
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "seed": 1234,
@@ -279,7 +279,7 @@ def build_model(config, seed: int):
 
 def count_params(model) -> dict[str, int]:
     """``params_total`` (embeddings included, tied weights once) and ``params_nonembed``."""
-    from mmlaw_utils.scoring import count_parameters
+    from mmlaw_utils.scoring.kernel import count_parameters
 
     return count_parameters(model)
 
@@ -310,7 +310,7 @@ def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str
     """Build (or reuse) a family's decontaminated mixture, tokenizer and token stream."""
     from transformers import PreTrainedTokenizerFast
 
-    from mmlaw_utils import corpora
+    from mmlaw_utils.minipool import corpora
     from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
     spec = pool["families"][family]
@@ -509,7 +509,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     os.replace(tmp_dir, out_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(pd.DataFrame(rows).to_csv(index=False, float_format="%.6g"), log_path)
-    from mmlaw_utils import corpora
+    from mmlaw_utils.minipool import corpora
 
     summary = {
         "model": str(entry["id"]), "name": name, "family": family, "architecture": spec["architecture"],
@@ -577,12 +577,12 @@ def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None 
                threads: int | None = None) -> list[Path]:
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
 
-    Uses the scoring CLI's API (``score.score_model``) with the profile's settings, so the caches are
-    exactly what ``python -m mmlaw_utils.score --profile NAME --model ID`` writes. ``wait`` polls for
+    Uses the scoring CLI's API (``run.score_model``) with the profile's settings, so the caches are
+    exactly what ``python -m mmlaw_utils.scoring.run --profile NAME --model ID`` writes. ``wait`` polls for
     models that a concurrent build has not finished yet.
     """
-    from mmlaw_utils import score
-    from mmlaw_utils.profiles import load_profile
+    from mmlaw_utils.scoring import run
+    from mmlaw_utils.config import load_profile
 
     pool = load_pool_config(pool_path)
     profile = load_profile(profile_name)
@@ -597,13 +597,13 @@ def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None 
             continue
         while wait and not ((resolve_path(entry["id"]) / "config.json").is_file() and (log_dir / f"{name}.json").is_file()):
             time.sleep(15)
-        request = score.request_from_settings(
+        request = run.request_from_settings(
             None, str(entry["id"]), dataset=profile.dataset, n_texts=profile.n_texts, cache_dir=profile.cache_dir,
             max_length=settings.get("max_length"), context_tokens=settings.get("context_tokens"),
             batch_tokens=settings.get("batch_tokens"), device=settings.get("device"), dtype=settings.get("dtype"),
             chunk_texts=settings.get("chunk_texts"))
         start = time.time()
-        run = score.score_model(request, progress=True)
+        run = run.score_model(request, progress=True)
         print(f"[{name}] scored {len(run.results)} texts -> {run.path.name} "
               f"({'computed' if run.computed else 'cached'}, {time.time() - start:.0f}s)", flush=True)
         paths.append(run.path)

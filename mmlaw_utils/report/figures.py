@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mmlaw_utils.bootstrap import prediction_band
-from mmlaw_utils.cache import atomic_output
-from mmlaw_utils.tables import GROUP_LABELS, fit_value
+from mmlaw_utils.analysis.bootstrap import prediction_band
+from mmlaw_utils.scoring.cache import atomic_output
+from mmlaw_utils.report.tables import GROUP_LABELS, fit_value
 
 GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
 FIGURE_STEMS = {"fig1": "fig1_single_vs_ensemble", "fig2": "fig2_same_vs_cross_family"}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from mmlaw_utils.oracle import _as_loss_matrix, pair_oracle_losses, pair_win_shares
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses, pair_win_shares
 
 
 def pair_gain_matrix(L: np.ndarray, pair_losses: np.ndarray | None = None) -> np.ndarray:

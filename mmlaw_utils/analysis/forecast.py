@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.cache import atomic_write_text
-from mmlaw_utils.bootstrap import bootstrap_counts, weighted_pair_means
-from mmlaw_utils.fit import MIN_POINTS, fit_scaling_law, predict
-from mmlaw_utils.frontier import pareto_front
-from mmlaw_utils.oracle import _as_loss_matrix, pair_oracle_losses
+from mmlaw_utils.scoring.cache import atomic_write_text
+from mmlaw_utils.analysis.bootstrap import bootstrap_counts, weighted_pair_means
+from mmlaw_utils.analysis.fit import MIN_POINTS, fit_scaling_law, predict
+from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses
 
 FORECAST_GROUPS = ("single", "same_family", "cross_family", "any_size")
 ERROR_COLUMNS = ("mae", "mre", "bias", "last_error", "naive_mae")

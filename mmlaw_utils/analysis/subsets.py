@@ -44,9 +44,9 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from mmlaw_utils.fit import fit_scaling_law
-from mmlaw_utils.frontier import as_param_counts, pareto_front
-from mmlaw_utils.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
+from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
+from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
 
 FRONTIER_COLUMNS = ("subset", "size", "params", "loss", "lower_bound", "gap", "proven_optimal", "solve_s", "method")
 # brute force evaluates 2^K subsets x N texts; above this many cells "auto" switches to the MIP

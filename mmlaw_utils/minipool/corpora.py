@@ -43,7 +43,7 @@ def _gensim_test_file(name: str) -> Path:
 
 def wiki_docs() -> list[Doc]:
     """Wikipedia TRAIN articles (the prose core), one document per article."""
-    from mmlaw_utils import textset
+    from mmlaw_utils.minipool import textset
 
     return [(f"wiki:{textset.title_slug(title)}", text) for title, text in textset.train_articles()]
 
@@ -116,7 +116,7 @@ def select_docs(docs: list[Doc], max_bytes: int | None, seed: str) -> list[Doc]:
 
 def drop_contaminated(docs: list[Doc], eval_texts: pd.DataFrame) -> tuple[list[Doc], list[str]]:
     """Remove training documents sharing a 13-gram with an evaluation text; return (kept, dropped ids)."""
-    from mmlaw_utils import textset
+    from mmlaw_utils.minipool import textset
 
     hits = textset.find_contamination(eval_texts, docs)
     dropped = sorted(set(hits["doc_id"]))
