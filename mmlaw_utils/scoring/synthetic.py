@@ -141,6 +141,63 @@ def synthetic_losses(settings: SyntheticSettings) -> tuple[pd.DataFrame, np.ndar
     return pool, nll, n_bytes
 
 
+def paper_like_pool(n_models: int = 71, seed: int = 0, pool_file: str | Path | None = None) -> pd.DataFrame:
+    """Model table shaped like ``configs/pools/paper71.yaml``: model, family, release, params (count), params_b.
+
+    The first 71 rows are the pool file's models in its family partition (27 Qwen, 14 Llama, ...)
+    with nominal sizes jittered by up to 5 % (measured counts differ from names). Beyond 71, rows
+    cycle through the file again as same-family variants (continued pre-training, merges) with
+    sizes jittered by up to 20 %, so large synthetic pools keep the paper's family mix.
+    """
+    from mmlaw_utils.config import REPO_ROOT
+    from mmlaw_utils.pool import load_pool
+
+    base = load_pool(pool_file or REPO_ROOT / "configs" / "pools" / "paper71.yaml")
+    rng = np.random.default_rng([seed, 3])
+    rows = []
+    for k in range(n_models):
+        entry = base.iloc[k % len(base)]
+        spread = 0.05 if k < len(base) else 0.20
+        params = int(round(float(entry["params_nominal"]) * (1.0 + spread * rng.uniform(-1.0, 1.0))))
+        variant = "" if k < len(base) else f"-v{k // len(base)}"
+        rows.append({"model": f"{entry['model']}{variant}", "family": entry["family"],
+                     "release": entry.get("release", entry["family"]), "params": params, "params_b": params / 1e9})
+    return pd.DataFrame(rows)
+
+
+def paper_like_losses(n_models: int = 71, n_texts: int = 10_000, seed: int = 0,
+                      settings: SyntheticSettings | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """(pool, nll K x N in summed nats): a paper-like loss matrix for benchmarks of the subset frontier.
+
+    Every text has a difficulty shared by all models, a strength per family and per release
+    (models of one family, and more so of one release, win and lose on the same texts), and a
+    private deviation per model; each family and release has its own size law (floor, amplitude,
+    exponent) in nats per byte, so newer releases are better at equal size. Sizes come from
+    ``paper_like_pool``. Seeded: the same arguments give the same matrix.
+    """
+    s = settings or SyntheticSettings()
+    pool = paper_like_pool(n_models, seed)
+    rng = np.random.default_rng([seed, 4])
+    n_bytes = np.maximum(50, np.round(s.mean_bytes * rng.lognormal(-0.125, 0.5, size=n_texts)))
+    common = rng.normal(0.0, 0.10, size=n_texts)
+    law: dict[str, tuple[float, float, float]] = {}
+    shift: dict[str, np.ndarray] = {}
+    for family in pool["family"].unique():
+        law[family] = (s.floor_nats_per_byte + s.floor_spread * rng.standard_normal(),
+                       s.amplitude_nats_per_byte * rng.uniform(0.8, 1.25), rng.uniform(*s.alpha_range))
+        shift[family] = rng.normal(0.0, s.family_text_sd, size=n_texts)
+    for release in pool["release"].unique():
+        shift[f"release:{release}"] = rng.normal(0.0, s.model_text_sd, size=n_texts)
+    release_quality = {r: rng.normal(0.0, 0.03) for r in pool["release"].unique()}
+    nll = np.empty((len(pool), n_texts))
+    for k, row in enumerate(pool.itertuples(index=False)):
+        floor, amplitude, alpha = law[row.family]
+        per_byte = (floor + amplitude * row.params_b ** (-alpha)) * np.exp(release_quality[row.release])
+        private = rng.normal(0.0, s.model_text_sd, size=n_texts)
+        nll[k] = n_bytes * per_byte * np.exp(common + shift[row.family] + shift[f"release:{row.release}"] + private)
+    return pool, nll
+
+
 def _n_tokens(n_bytes: np.ndarray, family_index: int) -> np.ndarray:
     """Token counts for a family's tokenizer: ~4 bytes per token, tokenizer-specific ratio."""
     return np.maximum(1, np.round(n_bytes / (3.6 + 0.2 * (family_index % 5)))).astype(np.int64)

@@ -1,0 +1,360 @@
+"""Exact all-sizes oracle frontier by bi-objective branch and bound over models (paper §2.5).
+
+One depth-first search enumerates subsets S in a set-enumeration tree: a node is a chosen set I
+and a candidate list R; its subtree holds every I + J with J a subset of R. The search keeps the
+incumbent frontier (a staircase of (P_total, loss) points, eqs. 4–5) and prunes a subtree when a
+lower bound on the loss of its subsets, as a function of their total parameters, nowhere falls
+strictly below the staircase. Work is in summed nats (sum over texts of the per-text minimum);
+points are divided by N at the end.
+
+Lower bounds for the subsets I + J (J in R, P(J) <= b), all proven in ``node_bound``:
+
+- bottom-up: the gain of J over I is a monotone submodular (facility-location) function, so it is
+  at most the sum of the single-model gains Delta_j = sum_t max(0, m_t - L_jt) (m: minimum over I);
+  at most their fractional knapsack at capacity b; at most the k largest Delta of affordable
+  models when only k more models may be added; and at most the gain of all affordable models of
+  R at once (each text takes the best model it could afford);
+- top-down: removing a set D from U = I + R raises the loss by at least the sum of the single
+  removal costs delta_d (only the unique best model of a text has delta > 0 on it, and removing
+  it costs at least the gap to the second best), so loss(I + J) >= loss(U) + the fractional
+  min-cost cover of the parameters P(R) - b that must be removed.
+
+Models whose gain over I is zero are dropped from R (adding one never changes the loss). Memory
+is O(K·N) floats for the depth-first stack plus O(|R|·N) temporaries per node (bounded in
+``memory_bound_bytes``). A search stopped by its time, node or memory budget returns the
+incumbent staircase with a certificate: for each point, the lowest bound over every subtree still
+open, so each point carries a valid lower bound and a gap.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS
+
+# bounds are compared with the staircase with this relative slack (bounds are summed in another
+# order than losses; a subtree is kept unless its bound is above the staircase by more than this)
+BOUND_REL_TOL = 1e-11
+
+
+class SearchStopped(Exception):
+    """Raised inside the search when its time, node or memory budget is spent."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def canonical_sum(minima: np.ndarray, block_texts: int = DEFAULT_BLOCK_TEXTS) -> float:
+    """Sum of a per-text minimum vector (nats) in the canonical blocked order of ``subsets.row_sums_blocked``."""
+    total = 0.0
+    for start in range(0, minima.shape[0], block_texts):
+        total += minima[start : start + block_texts].sum()
+    return float(total)
+
+
+@dataclass
+class Staircase:
+    """Incumbent frontier: params strictly increasing, loss sums strictly decreasing (nats summed over texts)."""
+
+    params: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    subsets: list[tuple[int, ...]] = field(default_factory=list)
+    version: int = 0
+
+    def best_within(self, budget: int) -> float:
+        """Lowest loss sum among points with params <= ``budget`` (inf when none)."""
+        idx = bisect.bisect_right(self.params, budget) - 1
+        return self.losses[idx] if idx >= 0 else np.inf
+
+    def insert(self, params: int, loss: float, subset: tuple[int, ...]) -> bool:
+        """Add a point unless a point with <= params has <= loss; drop the points it dominates."""
+        if loss >= self.best_within(params):
+            return False
+        idx = bisect.bisect_left(self.params, params)
+        end = idx
+        while end < len(self.params) and self.losses[end] >= loss:
+            end += 1
+        self.params[idx:end] = [params]
+        self.losses[idx:end] = [loss]
+        self.subsets[idx:end] = [subset]
+        self.version += 1
+        return True
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(params int64, loss sums float64) as arrays."""
+        return np.asarray(self.params, dtype=np.int64), np.asarray(self.losses, dtype=np.float64)
+
+
+@dataclass
+class NodeBound:
+    """Lower bound on the loss sum of the subsets I + J (J in R) as a function of their total params."""
+
+    cost: int  # params of I
+    loss: float  # loss sum of I (inf when I is empty)
+    reach: int  # params of I + R: no subset in the subtree costs more
+    # bottom-up: fractional knapsack of single gains (sorted by gain per param)
+    fk_cum_params: np.ndarray
+    fk_cum_gain: np.ndarray
+    fk_ratio: np.ndarray
+    # bottom-up, affordable models sorted by params: gain of all of them, k largest single gains
+    afford_params: np.ndarray
+    afford_all_gain: np.ndarray
+    afford_topk_gain: np.ndarray | None
+    # top-down: loss of I + R, fractional min-cost cover of removal costs, k-smallest removal sum
+    union_loss: float
+    cover_cum_params: np.ndarray
+    cover_cum_cost: np.ndarray
+    cover_ratio: np.ndarray
+    min_removal_cost: float
+
+    def at(self, total_params: np.ndarray) -> np.ndarray:
+        """Lower bound (nats, summed) on the loss of a subset in the subtree with params <= ``total_params``."""
+        b = np.asarray(total_params, dtype=np.float64) - self.cost
+        out = np.full(b.shape, np.inf)
+        ok = b >= 0
+        if not ok.any():
+            return out
+        b = b[ok]
+        gain = np.full(b.shape, np.inf)
+        if self.fk_ratio.size:
+            i = np.searchsorted(self.fk_cum_params, b, side="right")
+            prev_p = np.where(i > 0, self.fk_cum_params[np.maximum(i - 1, 0)], 0.0)
+            prev_g = np.where(i > 0, self.fk_cum_gain[np.maximum(i - 1, 0)], 0.0)
+            frac = np.where(i < self.fk_ratio.size, (b - prev_p) * self.fk_ratio[np.minimum(i, self.fk_ratio.size - 1)], 0.0)
+            gain = np.minimum(gain, prev_g + frac)
+        j = np.searchsorted(self.afford_params, b, side="right")  # number of affordable models
+        all_gain = np.where(j > 0, self.afford_all_gain[np.maximum(j - 1, 0)], 0.0)
+        gain = np.minimum(gain, all_gain)
+        if self.afford_topk_gain is not None:
+            gain = np.minimum(gain, np.where(j > 0, self.afford_topk_gain[np.maximum(j - 1, 0)], 0.0))
+        bottom_up = self.loss - gain  # inf - inf cannot happen: gain is finite once I is empty (fk empty)
+        need = (self.reach - self.cost) - b  # params of R that must be left out
+        removal = np.zeros(b.shape)
+        if self.cover_ratio.size:
+            k = np.searchsorted(self.cover_cum_params, need, side="left")
+            prev_p = np.where(k > 0, self.cover_cum_params[np.maximum(k - 1, 0)], 0.0)
+            prev_c = np.where(k > 0, self.cover_cum_cost[np.maximum(k - 1, 0)], 0.0)
+            inside = k < self.cover_ratio.size
+            frac = np.where(inside, (need - prev_p) * self.cover_ratio[np.minimum(k, self.cover_ratio.size - 1)], 0.0)
+            removal = np.where(need > 0, np.where(inside, prev_c + frac, self.cover_cum_cost[-1]), 0.0)
+        top_down = self.union_loss + np.maximum(removal, self.min_removal_cost)
+        out[ok] = np.maximum(bottom_up, top_down)
+        return out
+
+
+def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R: np.ndarray, k_left: int,
+               base_union: float) -> tuple[NodeBound, np.ndarray]:
+    """Bound of a node from the minima over I on its active texts ``m_active`` (inf when I is empty) and the
+    candidates' losses there ``D`` (|R| x active texts); returns (bound, single gains Delta in nats).
+
+    ``base_union``: loss sum of I on the inactive texts (their minimum cannot drop below I's).
+    """
+    r = D.shape[0]
+    p_f = p_R.astype(np.float64)
+    best = D.min(axis=0) if r else m_active.copy()
+    best = np.minimum(best, m_active)
+    union_loss = base_union + float(best.sum())
+    finite_I = np.isfinite(loss)
+    if finite_I:
+        gains = np.maximum(m_active[None, :] - D, 0.0).sum(axis=1)
+        order = np.argsort(-(gains / p_f), kind="stable")
+        fk_cum_params = np.cumsum(p_f[order])
+        fk_cum_gain = np.cumsum(gains[order])
+        fk_ratio = gains[order] / p_f[order]
+    else:
+        gains = np.full(r, np.inf)
+        fk_cum_params = fk_cum_gain = fk_ratio = np.zeros(0)
+    by_params = np.argsort(p_f, kind="stable")
+    afford_params = p_f[by_params]
+    if finite_I and r:
+        prefix_min = np.minimum.accumulate(D[by_params], axis=0)
+        afford_all_gain = np.maximum(m_active[None, :] - prefix_min, 0.0).sum(axis=1)
+    elif r:  # I empty: the bound is the loss of the affordable models, gain relative to "no model" is inf
+        afford_all_gain = np.full(r, np.inf)
+    else:
+        afford_all_gain = np.zeros(0)
+    afford_topk_gain = None
+    if finite_I and 0 <= k_left < r:
+        heap: list[float] = []
+        total = 0.0
+        topk = np.empty(r)
+        for idx, g in enumerate(gains[by_params]):
+            if k_left == 0:
+                topk[idx] = 0.0
+                continue
+            if len(heap) < k_left:
+                heapq.heappush(heap, g)
+                total += g
+            elif g > heap[0]:
+                total += g - heapq.heapreplace(heap, g)
+            topk[idx] = total
+        afford_topk_gain = topk
+    # removal costs from U = I + R: unique best model of a text pays the gap to the second best
+    if r:
+        arg = D.argmin(axis=0)
+        first = D[arg, np.arange(D.shape[1])]
+        masked = D.copy()
+        masked[arg, np.arange(D.shape[1])] = np.inf
+        second = np.minimum(masked.min(axis=0) if r > 1 else np.full(D.shape[1], np.inf), m_active)
+        use = first < m_active
+        delta = np.bincount(arg[use], weights=(second - first)[use], minlength=r)
+    else:
+        delta = np.zeros(0)
+    if r:
+        cover_order = np.argsort(delta / p_f, kind="stable")
+        cover_cum_params = np.cumsum(p_f[cover_order])
+        cover_cum_cost = np.cumsum(delta[cover_order])
+        cover_ratio = delta[cover_order] / p_f[cover_order]
+    else:
+        cover_cum_params = cover_cum_cost = cover_ratio = np.zeros(0)
+    min_removal = float(np.sort(delta)[: r - k_left].sum()) if 0 <= k_left < r else 0.0
+    bound = NodeBound(cost=int(cost), loss=float(loss), reach=int(cost + p_R.sum()),
+                      fk_cum_params=fk_cum_params, fk_cum_gain=fk_cum_gain, fk_ratio=fk_ratio,
+                      afford_params=afford_params,
+                      afford_all_gain=afford_all_gain if finite_I else np.zeros(r),
+                      afford_topk_gain=afford_topk_gain, union_loss=union_loss,
+                      cover_cum_params=cover_cum_params, cover_cum_cost=cover_cum_cost, cover_ratio=cover_ratio,
+                      min_removal_cost=min_removal)
+    if not finite_I:
+        # I empty: bottom-up bound is the loss of all affordable models of R on every text
+        bound.loss = 0.0
+        if r:
+            prefix_min = np.minimum.accumulate(D[by_params], axis=0)
+            bound.afford_all_gain = -(prefix_min.sum(axis=1) + base_union)
+            bound.afford_params = afford_params
+        bound.afford_topk_gain = None
+    return bound, gains
+
+
+def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
+    """True when some total-params value in the node's range has a bound strictly below the staircase."""
+    if cache.get("version") != stair.version:
+        xs, fs = stair.arrays()
+        cache.update(version=stair.version, xs=xs, fs=fs)
+    xs, fs = cache["xs"], cache["fs"]
+    lo_i = np.searchsorted(xs, bound.cost, side="right")
+    hi_i = np.searchsorted(xs, bound.reach, side="right")
+    # right end of each staircase step that the node's range meets: just below the next point, and its reach
+    query = np.concatenate([xs[lo_i:hi_i] - 1, [bound.reach]])
+    level = np.concatenate([fs[lo_i - 1 : hi_i - 1] if lo_i > 0 else np.r_[np.inf, fs[: hi_i - 1]], [fs[hi_i - 1] if hi_i > 0 else np.inf]])
+    if not np.isfinite(level).all():
+        return True
+    lb = bound.at(query)
+    return bool((lb < level - BOUND_REL_TOL * np.abs(level)).any())
+
+
+def memory_bound_bytes(n_models: int, n_texts: int, max_size: int) -> int:
+    """Upper bound on the search's working memory beyond L itself (bytes): stack minima plus node temporaries."""
+    stack = (max_size + 1) * n_texts * (8 + 8)  # per frame: minimum vector and active-text index
+    node = 5 * n_models * n_texts * 8  # candidate losses, gains, prefix minima, masked copy, one spare
+    return stack + node
+
+
+@dataclass
+class SearchResult:
+    """Staircase found, whether the search finished, and the open subtrees' bounds (for certificates)."""
+
+    stair: Staircase
+    complete: bool
+    reason: str
+    n_nodes: int
+    open_bounds: list[NodeBound]
+    seconds: float
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4096
+    except OSError:
+        return 0
+
+
+def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, hi: int, *,
+                    time_limit: float | None = None, max_nodes: int | None = None,
+                    memory_limit_bytes: int | None = None, progress: bool = False) -> SearchResult:
+    """Depth-first branch and bound over the ``usable`` rows of ``L`` (nats) with integer ``p``; see module doc."""
+    start = time.perf_counter()
+    n_texts = L.shape[1]
+    stair = Staircase()
+    cache: dict = {}
+    open_frames: list[NodeBound] = []
+    state = {"nodes": 0}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="subset frontier (branch and bound)", unit="node", mininterval=5.0)
+
+    def check_budget() -> None:
+        state["nodes"] += 1
+        n = state["nodes"]
+        if bar is not None and n % 512 == 0:
+            bar.update(512)
+            bar.set_postfix(points=len(stair.params))
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            raise SearchStopped(f"time limit {time_limit:g} s")
+        if max_nodes is not None and n > max_nodes:
+            raise SearchStopped(f"node limit {max_nodes}")
+        if memory_limit_bytes is not None and n % 64 == 0 and _rss_bytes() > memory_limit_bytes:
+            raise SearchStopped(f"memory limit {memory_limit_bytes / 2**30:.2f} GiB")
+
+    def expand(I: tuple[int, ...], cost: int, m: np.ndarray, loss: float, R: np.ndarray, active: np.ndarray) -> None:
+        check_budget()
+        if len(I) >= lo:
+            stair.insert(cost, loss, tuple(sorted(I)))
+        k_left = hi - len(I)
+        if k_left <= 0 or R.size == 0:
+            return
+        D = L[np.ix_(R, active)]
+        m_act = m[active]
+        improvable = (D < m_act).any(axis=0)
+        if not improvable.all():
+            active, D, m_act = active[improvable], D[:, improvable], m_act[improvable]
+        inactive_sum = loss - float(m_act.sum())  # loss sum of I on texts no candidate can improve
+        bound, gains = node_bound(m_act, D, cost, loss, p[R], k_left, inactive_sum)
+        if len(I) >= lo:
+            keep = gains > 0  # a model with no gain over I never changes the loss below this node
+            if not keep.all():
+                R, D, gains = R[keep], D[keep], gains[keep]
+                if R.size == 0:
+                    return
+                bound, gains = node_bound(m_act, D, cost, loss, p[R], k_left, inactive_sum)
+        if not can_improve(bound, stair, cache):
+            return
+        order = np.argsort(-gains, kind="stable")
+        R = R[order]
+        open_frames.append(bound)
+        for k, j in enumerate(R.tolist()):
+            child_m = np.minimum(m, L[j])
+            expand(I + (j,), cost + int(p[j]), child_m, canonical_sum(child_m), R[k + 1 :], active)
+        open_frames.pop()
+
+    rows = np.flatnonzero(usable)
+    complete, reason = True, "complete"
+    try:
+        # root: the candidates are all usable models, best single loss first
+        singles = np.array([canonical_sum(L[j]) for j in rows])
+        order = rows[np.argsort(singles, kind="stable")]
+        all_texts = np.arange(n_texts)
+        root_bound, _ = node_bound(np.full(n_texts, np.inf), L[order], 0, np.inf, p[order], hi, 0.0)
+        open_frames.append(root_bound)
+        for k, j in enumerate(order.tolist()):
+            expand((j,), int(p[j]), L[j].copy(), canonical_sum(L[j]), order[k + 1 :], all_texts)
+        open_frames.pop()
+    except SearchStopped as stop:
+        complete, reason = False, stop.reason
+    except MemoryError:
+        complete, reason = False, "out of memory (MemoryError)"
+    if bar is not None:
+        bar.update(state["nodes"] % 512)
+        bar.close()
+    return SearchResult(stair=stair, complete=complete, reason=reason, n_nodes=state["nodes"],
+                        open_bounds=list(open_frames) if not complete else [],
+                        seconds=time.perf_counter() - start)
