@@ -149,9 +149,10 @@ class NodeBound:
 
 
 def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R: np.ndarray, k_left: int,
-               base_union: float) -> tuple[NodeBound, np.ndarray]:
+               base_union: float, gains: np.ndarray | None) -> NodeBound:
     """Bound of a node from the minima over I on its active texts ``m_active`` (inf when I is empty) and the
-    candidates' losses there ``D`` (|R| x active texts); returns (bound, single gains Delta in nats).
+    candidates' losses there ``D`` (|R| x active texts) and their single gains ``gains`` (Delta, nats; None
+    when I is empty).
 
     ``base_union``: loss sum of I on the inactive texts (their minimum cannot drop below I's).
     """
@@ -162,7 +163,6 @@ def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R:
     union_loss = base_union + float(best.sum())
     finite_I = np.isfinite(loss)
     if finite_I:
-        gains = np.maximum(m_active[None, :] - D, 0.0).sum(axis=1)
         order = np.argsort(-(gains / p_f), kind="stable")
         fk_cum_params = np.cumsum(p_f[order])
         fk_cum_gain = np.cumsum(gains[order])
@@ -229,7 +229,7 @@ def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R:
             bound.afford_all_gain = -(prefix_min.sum(axis=1) + base_union)
             bound.afford_params = afford_params
         bound.afford_topk_gain = None
-    return bound, gains
+    return bound
 
 
 def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
@@ -305,35 +305,53 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
         if memory_limit_bytes is not None and n % 64 == 0 and _rss_bytes() > memory_limit_bytes:
             raise SearchStopped(f"memory limit {memory_limit_bytes / 2**30:.2f} GiB")
 
-    def expand(I: tuple[int, ...], cost: int, m: np.ndarray, loss: float, R: np.ndarray, active: np.ndarray) -> None:
+    def try_insert(I: tuple[int, ...], cost: int, approx_loss: float) -> float:
+        """Insert I when its loss may beat the staircase; returns its canonical loss sum (or the approximation)."""
+        if approx_loss >= stair.best_within(cost) + BOUND_REL_TOL * abs(approx_loss):
+            return approx_loss
+        exact = canonical_sum(L[list(I)].min(axis=0))
+        stair.insert(cost, exact, tuple(sorted(I)))
+        return exact
+
+    def expand(I: tuple[int, ...], cost: int, loss: float, m_act: np.ndarray, D: np.ndarray, R: np.ndarray) -> None:
+        """Node I with candidates R; ``m_act``: minimum over I on the texts where the parent could still improve,
+        ``D``: the candidates' losses on those texts (rows aligned with R); ``loss``: loss sum of I."""
         check_budget()
         if len(I) >= lo:
-            stair.insert(cost, loss, tuple(sorted(I)))
+            loss = try_insert(I, cost, loss)
         k_left = hi - len(I)
         if k_left <= 0 or R.size == 0:
             return
-        D = L[np.ix_(R, active)]
-        m_act = m[active]
         improvable = (D < m_act).any(axis=0)
         if not improvable.all():
-            active, D, m_act = active[improvable], D[:, improvable], m_act[improvable]
-        inactive_sum = loss - float(m_act.sum())  # loss sum of I on texts no candidate can improve
-        bound, gains = node_bound(m_act, D, cost, loss, p[R], k_left, inactive_sum)
+            D, m_act = D[:, improvable], m_act[improvable]
+        gains = np.maximum(m_act[None, :] - D, 0.0).sum(axis=1)
         if len(I) >= lo:
             keep = gains > 0  # a model with no gain over I never changes the loss below this node
             if not keep.all():
                 R, D, gains = R[keep], D[keep], gains[keep]
-                if R.size == 0:
-                    return
-                bound, gains = node_bound(m_act, D, cost, loss, p[R], k_left, inactive_sum)
+            if k_left == 1 or R.size == 1:  # the children are leaves: try each directly
+                for j, g in zip(R.tolist(), gains.tolist()):
+                    check_budget()
+                    try_insert(I + (j,), cost + int(p[j]), loss - g)
+                return
+        if R.size == 0:
+            return
+        inactive_sum = loss - float(m_act.sum())  # loss sum of I on texts no candidate can improve
+        bound = node_bound(m_act, D, cost, loss, p[R], k_left, inactive_sum, gains)
         if not can_improve(bound, stair, cache):
             return
         order = np.argsort(-gains, kind="stable")
-        R = R[order]
+        R, D, gains = R[order], D[order], gains[order]
+        # child k holds subsets I + R[k] + (part of R[k+1:]): none costs less than I + R[k] nor has a loss
+        # below that of I + R[k:]; if the staircase at that cost is already as low, the child cannot improve it
+        union = inactive_sum + np.minimum(np.minimum.accumulate(D[::-1], axis=0)[::-1], m_act).sum(axis=1)
         open_frames.append(bound)
         for k, j in enumerate(R.tolist()):
-            child_m = np.minimum(m, L[j])
-            expand(I + (j,), cost + int(p[j]), child_m, canonical_sum(child_m), R[k + 1 :], active)
+            level = stair.best_within(cost + int(p[j]))
+            if union[k] >= level - BOUND_REL_TOL * abs(level):
+                continue
+            expand(I + (j,), cost + int(p[j]), loss - gains[k], np.minimum(m_act, D[k]), D[k + 1 :], R[k + 1 :])
         open_frames.pop()
 
     rows = np.flatnonzero(usable)
@@ -342,11 +360,11 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
         # root: the candidates are all usable models, best single loss first
         singles = np.array([canonical_sum(L[j]) for j in rows])
         order = rows[np.argsort(singles, kind="stable")]
-        all_texts = np.arange(n_texts)
-        root_bound, _ = node_bound(np.full(n_texts, np.inf), L[order], 0, np.inf, p[order], hi, 0.0)
+        root_bound = node_bound(np.full(n_texts, np.inf), L[order], 0, np.inf, p[order], hi, 0.0, None)
         open_frames.append(root_bound)
+        D_root = L[order]
         for k, j in enumerate(order.tolist()):
-            expand((j,), int(p[j]), L[j].copy(), canonical_sum(L[j]), order[k + 1 :], all_texts)
+            expand((j,), int(p[j]), float(singles[np.searchsorted(rows, j)]), D_root[k], D_root[k + 1 :], order[k + 1 :])
         open_frames.pop()
     except SearchStopped as stop:
         complete, reason = False, stop.reason
