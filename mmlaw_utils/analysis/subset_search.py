@@ -19,9 +19,10 @@ Lower bounds for the subsets I + J (J in R, P(J) <= b), all proven in ``node_bou
   it costs at least the gap to the second best), so loss(I + J) >= loss(U) + the fractional
   min-cost cover of the parameters P(R) - b that must be removed.
 
-Models whose gain over I is zero are dropped from R (adding one never changes the loss). Memory
-is O(K·N) floats for the depth-first stack plus O(|R|·N) temporaries per node (bounded in
-``memory_bound_bytes``). A search stopped by its time, node or memory budget returns the
+Models whose gain over I is zero are dropped from R (adding one never changes the loss). A child
+I + j is skipped when the loss of I + j + (all of R after j) is not below the staircase at the
+cost of I + j. Memory: at most O(K^2·N) floats on the depth-first stack (``memory_bound_bytes``:
+409 MB at K=71, N=10,000). A search stopped by its time, node or memory budget returns the
 incumbent staircase with a certificate: for each point, the lowest bound over every subtree still
 open, so each point carries a valid lower bound and a gap.
 """
@@ -65,7 +66,9 @@ class Staircase:
     params: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     subsets: list[tuple[int, ...]] = field(default_factory=list)
+    found_s: list[float] = field(default_factory=list)  # search seconds when each point was found
     version: int = 0
+    start: float = field(default_factory=time.perf_counter)
 
     def best_within(self, budget: int) -> float:
         """Lowest loss sum among points with params <= ``budget`` (inf when none)."""
@@ -83,6 +86,7 @@ class Staircase:
         self.params[idx:end] = [params]
         self.losses[idx:end] = [loss]
         self.subsets[idx:end] = [subset]
+        self.found_s[idx:end] = [time.perf_counter() - self.start]
         self.version += 1
         return True
 
@@ -232,6 +236,20 @@ def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R:
     return bound
 
 
+def subtree_bound(L: np.ndarray, p: np.ndarray, chosen: list[int], candidates: list[int], k_left: int) -> NodeBound:
+    """Bound of the subsets chosen + J (J within candidates, |J| <= k_left) built as the search builds it."""
+    R = np.asarray(candidates, dtype=np.int64)
+    if not chosen:
+        return node_bound(np.full(L.shape[1], np.inf), L[R], 0, np.inf, p[R], k_left, 0.0, None)
+    m = L[list(chosen)].min(axis=0)
+    loss = canonical_sum(m)
+    D = L[R]
+    improvable = (D < m).any(axis=0)
+    m_act, D = m[improvable], D[:, improvable]
+    gains = np.maximum(m_act[None, :] - D, 0.0).sum(axis=1)
+    return node_bound(m_act, D, int(p[list(chosen)].sum()), loss, p[R], k_left, loss - float(m_act.sum()), gains)
+
+
 def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
     """True when some total-params value in the node's range has a bound strictly below the staircase."""
     if cache.get("version") != stair.version:
@@ -250,10 +268,14 @@ def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
 
 
 def memory_bound_bytes(n_models: int, n_texts: int, max_size: int) -> int:
-    """Upper bound on the search's working memory beyond L itself (bytes): stack minima plus node temporaries."""
-    stack = (max_size + 1) * n_texts * (8 + 8)  # per frame: minimum vector and active-text index
-    node = 5 * n_models * n_texts * 8  # candidate losses, gains, prefix minima, masked copy, one spare
-    return stack + node
+    """Upper bound on the search's working memory beyond L itself (bytes, float64 arrays).
+
+    The depth-first stack holds at most max_size + 1 frames (the root's copy of L included); each
+    keeps its candidates' losses (<= K x N) and minima (<= N); a node adds at most five K x N
+    temporaries (gains, prefix and suffix minima, a masked copy, a comparison).
+    """
+    frames = min(max_size, n_models) + 1
+    return 8 * (frames * (n_models + 1) * n_texts + 5 * n_models * n_texts)
 
 
 @dataclass

@@ -3,8 +3,10 @@
 The frontier of §2.5 ranges over *all* subsets S of the pool: points (P_total(S) eq. 5, raw
 parameter counts; L_oracle(S) eq. 4, nats per text), with the dominance rule of
 ``frontier.pareto_front`` (weakly better in both, strictly in one). 2^K subsets rule out brute
-force beyond K ~ 25, so ``subset_frontier`` solves a sequence of mixed-integer programs
-(budgeted facility location, ``scipy.optimize.milp`` = HiGHS branch-and-cut):
+force beyond K ~ 25. ``subset_frontier`` (default) runs the bi-objective branch and bound of
+``subset_search`` (submodular bounds, one search for the whole frontier). The older alternative,
+``method="milp"``, solves a sequence of mixed-integer programs (budgeted facility location,
+``scipy.optimize.milp`` = HiGHS branch-and-cut):
 
     min_S  sum_t min_{i in S} L_it   s.t.  sum_{i in S} P_i <= B,  min_size <= |S| <= max_size,
 
@@ -47,6 +49,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from mmlaw_utils.analysis.fit import fit_scaling_law
 from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
 from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
+from mmlaw_utils.analysis.subset_search import memory_bound_bytes, search_frontier
 
 FRONTIER_COLUMNS = ("subset", "size", "params", "loss", "lower_bound", "gap", "proven_optimal", "solve_s", "method")
 # brute force evaluates 2^K subsets x N texts; above this many cells "auto" switches to the MIP
@@ -392,35 +395,83 @@ def _milp_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limi
     return frame
 
 
+def _bnb_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limit: float | None,
+                  memory_limit_gb: float | None, node_limit: int | None, progress: bool) -> pd.DataFrame:
+    """Frontier frame from ``subset_search.search_frontier``, with each point's certificate."""
+    n_models, n_texts = array.shape
+    usable = np.ones(n_models, dtype=bool) if lo > 1 else ~dominated_models(array, p)
+    limit = None if memory_limit_gb is None else int(memory_limit_gb * 2**30)
+    result = search_frontier(array, p, usable, lo, hi, time_limit=time_limit, max_nodes=node_limit,
+                             memory_limit_bytes=limit, progress=progress)
+    stair = result.stair
+    subsets_found = list(stair.subsets)
+    losses = subset_losses(array, subsets_found) if subsets_found else np.zeros(0)
+    totals = np.asarray(stair.params, dtype=np.int64)
+    lower_sums = np.asarray(stair.losses, dtype=np.float64)
+    for bound in result.open_bounds:  # subtrees never searched: their bound is all that is known there
+        lower_sums = np.minimum(lower_sums, bound.at(totals))
+    lower = np.minimum(losses, lower_sums / n_texts)
+    frame = pd.DataFrame({
+        "subset": pd.Series(subsets_found, dtype=object), "size": [len(s) for s in subsets_found],
+        "params": totals, "loss": losses, "lower_bound": lower, "gap": losses - lower,
+    })
+    frame["proven_optimal"] = frame["gap"] <= _PROOF_TOL * np.maximum(1.0, np.abs(frame["loss"]))
+    frame["solve_s"] = np.asarray(stair.found_s, dtype=np.float64)
+    frame["method"] = "branch_and_bound"
+    frame = frame_of_front(frame) if result.complete else frame
+    frame.attrs.update({"complete": result.complete, "stop_reason": result.reason, "n_solves": 0,
+                        "n_nodes": result.n_nodes, "search_s": result.seconds, "n_usable_models": int(usable.sum()),
+                        "stopped_at_budget": None,
+                        "memory_bound_bytes": memory_bound_bytes(n_models, n_texts, hi)})
+    return frame
+
+
+def frame_of_front(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frontier_of`` keeping the certificate columns and the frame's attrs."""
+    attrs = dict(frame.attrs)
+    front = frontier_of(frame)
+    front.attrs.update(attrs)
+    return front
+
+
 def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = None, *, min_size: int = 1,
                     method: str = "auto", time_limit: float | None = None, total_time_limit: float | None = None,
+                    memory_limit_gb: float | None = None, node_limit: int | None = None,
                     progress: bool = False) -> pd.DataFrame:
     """Exact Pareto frontier (§2.5) over all subsets of the pool with min_size <= |S| <= max_size.
 
     ``L``: K models x N texts, nats (eq. 1); ``params``: raw parameter counts (eq. 5).
     Returns one row per frontier point, sorted by params, with ``subset`` (tuple of model rows),
     ``size``, ``params`` (total, raw count), ``loss`` (oracle loss, nats per text), and the
-    certificate: ``lower_bound`` (HiGHS dual bound: no subset within this point's budget has a
-    lower loss), ``gap`` = loss - lower_bound, ``proven_optimal``, ``solve_s`` and ``method``.
+    certificate: ``lower_bound`` (no subset within this point's budget has a lower loss), ``gap`` =
+    loss - lower_bound, ``proven_optimal``, ``solve_s`` and ``method``.
     The dominance rule is ``frontier.pareto_front``'s; where several subsets share a frontier
     point exactly (same params and loss) one of them is reported.
-    ``method``: "milp", "brute" (all 2^K - 1 subsets, K <= 22) or "auto" (brute when small).
-    ``time_limit``: seconds per MIP; a point not proven within it keeps its gap.
-    ``total_time_limit``: seconds for the whole walk; when exceeded the walk stops and the frame's
-    ``attrs["complete"]`` is False (only the frontier above ``attrs["stopped_at_budget"]`` is known).
+    ``method``: "bnb" (branch and bound over models, ``subset_search``; memory O(K^2 N) floats at
+    most, ``attrs["memory_bound_bytes"]``), "milp" (a budget walk of HiGHS MIPs), "brute" (all
+    2^K - 1 subsets, K <= 22) or "auto" (brute when small, else bnb).
+    ``time_limit``: seconds per MIP (milp; a point not proven within it keeps its gap).
+    ``total_time_limit``: seconds for the whole search; ``memory_limit_gb``: resident-memory cap
+    (bnb; the process's resident set, checked every 64 nodes); ``node_limit``: search nodes (bnb).
+    A search that hits a limit stops with ``attrs["complete"]`` False: bnb then returns the
+    points found so far, each with a lower bound from every subtree left open (its gap may be > 0,
+    and frontier points not yet found are missing); milp returns the frontier above
+    ``attrs["stopped_at_budget"]``.
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
     p = as_param_counts(params, n_models)
     lo, hi = _check_sizes(n_models, max_size, min_size)
     if method == "auto":
-        method = "brute" if n_models <= 16 and 2.0**n_models * n_texts <= _BRUTE_MAX_CELLS else "milp"
+        method = "brute" if n_models <= 16 and 2.0**n_models * n_texts <= _BRUTE_MAX_CELLS else "bnb"
     if method == "brute":
         front = frontier_of(brute_force_points(array, p, max_size=hi, min_size=lo))
         front.attrs.update({"complete": True, "n_solves": 0})
         return front
+    if method == "bnb":
+        return _bnb_frontier(array, p, lo, hi, total_time_limit, memory_limit_gb, node_limit, progress)
     if method != "milp":
-        raise ValueError(f"method must be 'auto', 'milp' or 'brute', got {method!r}")
+        raise ValueError(f"method must be 'auto', 'bnb', 'milp' or 'brute', got {method!r}")
     return _milp_frontier(array, p, lo, hi, time_limit, progress, total_time_limit)
 
 

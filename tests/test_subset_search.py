@@ -1,0 +1,166 @@
+"""Branch and bound for the exact all-sizes frontier (analysis.subset_search) against brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmlaw_utils.analysis import subset_search, subsets
+from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.oracle import oracle_loss
+
+
+def _all_subsets(L, params, lo=1, hi=None):
+    """(subsets, params, losses) of every subset by itertools and oracle.oracle_loss (the reference)."""
+    K = L.shape[0]
+    hi = K if hi is None else hi
+    subs = [s for k in range(lo, hi + 1) for s in itertools.combinations(range(K), k)]
+    tot = np.array([params[list(s)].sum() for s in subs], dtype=np.int64)
+    loss = np.array([oracle_loss(L, s) for s in subs])
+    return subs, tot, loss
+
+
+def _reference_points(L, params, lo=1, hi=None):
+    subs, tot, loss = _all_subsets(L, params, lo, hi)
+    keep = pareto_front(tot, loss)
+    return sorted({(int(tot[i]), float(loss[i])) for i in keep})
+
+
+def _matrix(draw_kind: str, seed: int, K: int, N: int):
+    rng = np.random.default_rng(seed)
+    if draw_kind == "ties":  # small integer losses and sizes: many exact ties in loss and in params
+        L = rng.integers(1, 5, size=(K, N)).astype(np.float64)
+        params = rng.integers(1, 6, size=K)
+        if K > 2:
+            L[-1] = L[0]  # an exact duplicate model
+            params[-1] = params[0]
+    else:
+        L = 100 * rng.uniform(1, 3, size=(K, 1)) * np.exp(rng.normal(0, 0.3, size=(K, N)))
+        params = rng.integers(1, 10**6, size=K)
+    return L, params
+
+
+def _check(front, L, params, lo=1, hi=None):
+    want = _reference_points(L, params, lo, hi)
+    got = list(zip(front["params"].astype(int), front["loss"].astype(float)))
+    assert got == want
+    for subset, p, loss in zip(front["subset"], front["params"], front["loss"]):
+        assert lo <= len(subset) <= (hi or L.shape[0])
+        assert params[list(subset)].sum() == p and oracle_loss(L, subset) == loss
+    assert front["proven_optimal"].all() and (front["gap"] == 0).all()
+    assert front.attrs["complete"]
+
+
+@pytest.mark.parametrize("seed,K", [(0, 5), (1, 8), (2, 10), (3, 12)])
+def test_bnb_equals_brute_force_on_the_tied_matrices_of_the_milp_tests(seed, K):
+    rng = np.random.default_rng(seed)
+    L = rng.integers(10, 30, size=(K, 25)).astype(np.float64)
+    params = rng.integers(1, 40, size=K) * 1000
+    L[K - 1], params[K - 1] = L[0], params[0]
+    params[1] = params[2]
+    L[3], params[3] = 10.0, params.max() * 2
+    _check(subsets.subset_frontier(L, params, method="bnb"), L, params)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["ties", "continuous"]), seed=st.integers(0, 10**6), K=st.integers(1, 9),
+       N=st.integers(1, 30), lo=st.integers(1, 3), width=st.integers(0, 9))
+def test_bnb_equals_brute_force_random_and_tie_heavy(kind, seed, K, N, lo, width):
+    L, params = _matrix(kind, seed, K, N)
+    lo = min(lo, K)
+    hi = min(K, lo + width)
+    _check(subsets.subset_frontier(L, params, max_size=hi, min_size=lo, method="bnb"), L, params, lo, hi)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["ties", "continuous"]), seed=st.integers(0, 10**6), K=st.integers(2, 9),
+       N=st.integers(1, 25), n_chosen=st.integers(0, 3), k_left=st.integers(0, 9))
+def test_subtree_bound_never_exceeds_the_best_subset_within_each_budget(kind, seed, K, N, n_chosen, k_left):
+    """The bound at every budget is <= the brute-force best loss of chosen + J (J in R, |J| <= k_left)."""
+    L, params = _matrix(kind, seed, K, N)
+    rng = np.random.default_rng(seed + 1)
+    perm = rng.permutation(K)
+    chosen = sorted(perm[: min(n_chosen, K - 1)].tolist())
+    cand = sorted(perm[len(chosen):].tolist())
+    k_left = min(k_left, len(cand))
+    bound = subset_search.subtree_bound(L, params, chosen, cand, k_left)
+    base = int(params[chosen].sum()) if chosen else 0
+    reach = base + int(params[cand].sum())
+    budgets = np.arange(base, reach + 1)
+    best = np.full(budgets.shape, np.inf)
+    for r in range(0 if chosen else 1, k_left + 1):
+        for extra in itertools.combinations(cand, r):
+            members = chosen + list(extra)
+            cost = int(params[members].sum())
+            best[budgets >= cost] = np.minimum(best[budgets >= cost], L[members].min(axis=0).sum())
+    lower = bound.at(budgets)
+    slack = 1e-9 * np.abs(np.where(np.isfinite(best), best, 0.0)) + 1e-9
+    assert (lower <= best + slack).all()
+
+
+def test_bound_pieces_by_hand():
+    """Chosen {0}; candidates 1 and 2 each win one text: the single gains add up exactly."""
+    L = np.array([[5.0, 5.0, 5.0], [1.0, 5.0, 5.0], [5.0, 2.0, 5.0], [5.0, 5.0, 4.0]])
+    params = np.array([10, 3, 4, 100])
+    bound = subset_search.subtree_bound(L, params, [0], [1, 2, 3], 3)
+    # budgets 10..117: with 3 more params only model 1 (gain 4) fits; with 7 both 1 and 2 (gain 4 + 3)
+    lower = bound.at(np.array([9, 10, 13, 17, 117]))
+    assert lower[0] == np.inf  # below the chosen set's own cost nothing exists
+    assert lower[1] == pytest.approx(15.0)  # no budget to add anything: the chosen set's own loss
+    assert lower[2] == pytest.approx(11.0)  # fractional knapsack: model 1 has the best gain per param
+    assert lower[3] == pytest.approx(8.0)  # models 1 and 2
+    assert lower[4] == pytest.approx(7.0)  # all three: 1 + 2 + 4
+    # with one more model allowed, the k-largest-gain piece caps the gain at 4
+    assert subset_search.subtree_bound(L, params, [0], [1, 2, 3], 1).at(np.array([117]))[0] == pytest.approx(11.0)
+
+
+def test_staircase_keeps_only_strict_improvements():
+    stair = subset_search.Staircase()
+    assert stair.insert(5, 10.0, (0,))
+    assert not stair.insert(6, 10.0, (1,))  # same loss, more params: dominated
+    assert not stair.insert(5, 10.0, (2,))  # the same point again
+    assert stair.insert(7, 8.0, (3,))
+    assert stair.insert(4, 10.0, (4,))  # same loss, fewer params: replaces (5, 10)
+    assert stair.insert(6, 7.0, (5,))  # dominates (7, 8)
+    assert stair.params == [4, 6] and stair.losses == [10.0, 7.0] and stair.subsets == [(4,), (5,)]
+    assert stair.best_within(3) == np.inf and stair.best_within(5) == 10.0 and stair.best_within(100) == 7.0
+
+
+def test_stopped_search_returns_a_certified_partial_frontier():
+    rng = np.random.default_rng(3)
+    K, N = 12, 40
+    L = 100 * rng.uniform(1, 3, size=(K, 1)) * np.exp(rng.normal(0, 0.3, size=(K, N)))
+    params = rng.integers(1, 10**6, size=K)
+    subs, tot, loss = _all_subsets(L, params)
+    full = subsets.subset_frontier(L, params, method="bnb")
+    n_nodes = full.attrs["n_nodes"]
+    for limit in sorted({1, n_nodes // 4, n_nodes // 2, n_nodes - 1}):
+        part = subsets.subset_frontier(L, params, method="bnb", node_limit=limit)
+        assert not part.attrs["complete"] and part.attrs["stop_reason"] == f"node limit {limit}"
+        for p, lb, ls in zip(part["params"], part["lower_bound"], part["loss"]):
+            best_within = loss[tot <= p].min()
+            assert lb <= best_within + 1e-9 and best_within <= ls  # a valid certificate
+        proven = part[part["proven_optimal"]]
+        for p, ls in zip(proven["params"], proven["loss"]):
+            assert ls == pytest.approx(loss[tot <= p].min(), rel=1e-12)
+    assert len(full) > 10 and n_nodes > 8
+    _check(full, L, params)
+
+
+def test_memory_limit_stops_without_crashing():
+    rng = np.random.default_rng(4)
+    L = rng.normal(50, 5, size=(10, 200))
+    params = rng.integers(1, 1000, size=10)
+    part = subsets.subset_frontier(L, params, method="bnb", memory_limit_gb=1e-6)
+    assert not part.attrs["complete"] and part.attrs["stop_reason"].startswith("memory limit")
+    assert (part["lower_bound"] <= part["loss"]).all()
+
+
+def test_memory_bound_states_the_paper_scale_figure():
+    # K=71, N=10,000, any size: (71 + 1) frames of 72 x 10,000 floats plus 5 x 71 x 10,000 temporaries
+    assert subset_search.memory_bound_bytes(71, 10_000, 71) == 8 * (72 * 72 * 10_000 + 5 * 71 * 10_000)
+    assert subset_search.memory_bound_bytes(71, 10_000, 71) < 4 * 2**30
