@@ -250,6 +250,32 @@ def subtree_bound(L: np.ndarray, p: np.ndarray, chosen: list[int], candidates: l
     return node_bound(m_act, D, int(p[list(chosen)].sum()), loss, p[R], k_left, loss - float(m_act.sum()), gains)
 
 
+def greedy_seeds(L: np.ndarray, p: np.ndarray, usable: np.ndarray, max_size: int) -> list[tuple[int, ...]]:
+    """Subsets on cost-benefit greedy chains (largest gain in nats per parameter first), one chain from
+    each single model on the singles' frontier; incumbents that let the search prune from the start."""
+    rows = np.flatnonzero(usable)
+    single = L[rows].sum(axis=1)
+    order = np.lexsort((single, p[rows]))
+    starts = [rows[i] for i in order if single[i] < single[order[: list(order).index(i)]].min(initial=np.inf)]
+    seeds: list[tuple[int, ...]] = []
+    for first in starts:
+        chosen = [int(first)]
+        current = L[first].copy()
+        seeds.append((int(first),))
+        while len(chosen) < max_size:
+            rest = np.setdiff1d(rows, chosen)
+            if rest.size == 0:
+                break
+            gain = np.maximum(current[None, :] - L[rest], 0.0).sum(axis=1) / p[rest]
+            if gain.max() <= 0:
+                break
+            pick = int(rest[np.argmax(gain)])
+            chosen.append(pick)
+            current = np.minimum(current, L[pick])
+            seeds.append(tuple(sorted(chosen)))
+    return seeds
+
+
 def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
     """True when some total-params value in the node's range has a bound strictly below the staircase."""
     if cache.get("version") != stair.version:
@@ -300,8 +326,12 @@ def _rss_bytes() -> int:
 
 def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, hi: int, *,
                     time_limit: float | None = None, max_nodes: int | None = None,
-                    memory_limit_bytes: int | None = None, progress: bool = False) -> SearchResult:
-    """Depth-first branch and bound over the ``usable`` rows of ``L`` (nats) with integer ``p``; see module doc."""
+                    memory_limit_bytes: int | None = None, progress: bool = False,
+                    seeds: list[tuple[int, ...]] | None = None) -> SearchResult:
+    """Depth-first branch and bound over the ``usable`` rows of ``L`` (nats) with integer ``p``; see module doc.
+
+    ``seeds``: subsets (e.g. from a heuristic) put on the staircase first, so pruning starts strong.
+    """
     start = time.perf_counter()
     n_texts = L.shape[1]
     stair = Staircase()
@@ -376,6 +406,9 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
             expand(I + (j,), cost + int(p[j]), loss - gains[k], np.minimum(m_act, D[k]), D[k + 1 :], R[k + 1 :])
         open_frames.pop()
 
+    for subset in seeds or []:
+        if lo <= len(subset) <= hi:
+            stair.insert(int(p[list(subset)].sum()), canonical_sum(L[list(subset)].min(axis=0)), tuple(sorted(subset)))
     rows = np.flatnonzero(usable)
     complete, reason = True, "complete"
     try:

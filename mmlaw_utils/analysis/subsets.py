@@ -49,7 +49,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from mmlaw_utils.analysis.fit import fit_scaling_law
 from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
 from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
-from mmlaw_utils.analysis.subset_search import memory_bound_bytes, search_frontier
+from mmlaw_utils.analysis.subset_search import greedy_seeds, memory_bound_bytes, search_frontier
 
 FRONTIER_COLUMNS = ("subset", "size", "params", "loss", "lower_bound", "gap", "proven_optimal", "solve_s", "method")
 # brute force evaluates 2^K subsets x N texts; above this many cells "auto" switches to the MIP
@@ -401,8 +401,9 @@ def _bnb_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limit
     n_models, n_texts = array.shape
     usable = np.ones(n_models, dtype=bool) if lo > 1 else ~dominated_models(array, p)
     limit = None if memory_limit_gb is None else int(memory_limit_gb * 2**30)
+    seeds = greedy_seeds(array, p, usable, hi)
     result = search_frontier(array, p, usable, lo, hi, time_limit=time_limit, max_nodes=node_limit,
-                             memory_limit_bytes=limit, progress=progress)
+                             memory_limit_bytes=limit, progress=progress, seeds=seeds)
     stair = result.stair
     subsets_found = list(stair.subsets)
     losses = subset_losses(array, subsets_found) if subsets_found else np.zeros(0)
