@@ -123,3 +123,30 @@ def test_pool_file_agrees_with_the_pool_module(tmp_path):
     assert ours["family"].tolist() == theirs["family"].tolist()
     assert ours["params_nominal"].tolist() == theirs["params_nominal"].tolist()
     assert pair_group_counts(theirs) == {"single": 9, "same_family": 9, "cross_family": 27}
+
+
+def test_paper_like_losses_follow_the_paper71_partition_and_share_difficulty_within_families():
+    from collections import Counter
+
+    from mmlaw_utils.config import REPO_ROOT
+    from mmlaw_utils.pool import load_pool
+    from mmlaw_utils.scoring.synthetic import paper_like_losses
+
+    paper = load_pool(REPO_ROOT / "configs" / "pools" / "paper71.yaml")
+    pool, nll = paper_like_losses(71, 2000, seed=3)
+    assert nll.shape == (71, 2000) and np.isfinite(nll).all() and (nll > 0).all()
+    assert Counter(pool["family"]) == Counter(paper["family"])  # 27 Qwen, 14 Llama, ...
+    ratio = pool["params"].to_numpy() / paper["params_nominal"].to_numpy()
+    assert (np.abs(ratio - 1) <= 0.05).all()
+    again_pool, again = paper_like_losses(71, 2000, seed=3)
+    assert np.array_equal(again, nll) and again_pool.equals(pool)
+    assert not np.array_equal(paper_like_losses(71, 2000, seed=4)[1], nll)
+    # residual log-losses (text difficulty removed) correlate more within a family than across
+    resid = np.log(nll) - np.log(nll).mean(axis=0)
+    corr = np.corrcoef(resid)
+    fam = pool["family"].to_numpy()
+    same = fam[:, None] == fam[None, :]
+    off = ~np.eye(71, dtype=bool)
+    assert corr[same & off].mean() > corr[~same].mean() + 0.2
+    big_pool, big = paper_like_losses(200, 50, seed=0)
+    assert len(big_pool) == 200 and big_pool["model"].is_unique and set(big_pool["family"]) == set(paper["family"])
