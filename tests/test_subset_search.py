@@ -164,3 +164,10 @@ def test_memory_bound_states_the_paper_scale_figure():
     # K=71, N=10,000, any size: (71 + 1) frames of 72 x 10,000 floats plus 5 x 71 x 10,000 temporaries
     assert subset_search.memory_bound_bytes(71, 10_000, 71) == 8 * (72 * 72 * 10_000 + 5 * 71 * 10_000)
     assert subset_search.memory_bound_bytes(71, 10_000, 71) < 4 * 2**30
+
+
+@given(values=st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=30), k=st.integers(0, 8))
+def test_running_topk_sums_match_sorting(values, k):
+    got = subset_search.running_topk_sums(np.array(values), k)
+    want = [sum(sorted(values[: i + 1], reverse=True)[:k]) for i in range(len(values))]
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-9)

@@ -152,6 +152,39 @@ class NodeBound:
         return out
 
 
+def running_topk_sums(values: np.ndarray, k: int) -> np.ndarray:
+    """For each prefix values[:i+1], the sum of its k largest entries (nats)."""
+    out = np.zeros(values.shape[0])
+    if k <= 0:
+        return out
+    heap: list[float] = []
+    total = 0.0
+    for idx, v in enumerate(values.tolist()):
+        if len(heap) < k:
+            heapq.heappush(heap, v)
+            total += v
+        elif v > heap[0]:
+            total += v - heapq.heapreplace(heap, v)
+        out[idx] = total
+    return out
+
+
+def gain_bound(cost: int, loss: float, p_R: np.ndarray, gains: np.ndarray, k_left: int) -> NodeBound:
+    """The bottom-up bound from the single gains alone (fractional knapsack, k largest affordable gains):
+    no pass over the texts, so it is tried before ``node_bound``."""
+    r = gains.shape[0]
+    p_f = p_R.astype(np.float64)
+    order = np.argsort(-(gains / p_f), kind="stable")
+    by_params = np.argsort(p_f, kind="stable")
+    topk = running_topk_sums(gains[by_params], k_left) if 0 <= k_left < r else None
+    empty = np.zeros(0)
+    return NodeBound(cost=int(cost), loss=float(loss), reach=int(cost + p_R.sum()),
+                     fk_cum_params=np.cumsum(p_f[order]), fk_cum_gain=np.cumsum(gains[order]),
+                     fk_ratio=gains[order] / p_f[order], afford_params=p_f[by_params],
+                     afford_all_gain=np.full(r, np.inf), afford_topk_gain=topk, union_loss=-np.inf,
+                     cover_cum_params=empty, cover_cum_cost=empty, cover_ratio=empty, min_removal_cost=0.0)
+
+
 def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R: np.ndarray, k_left: int,
                base_union: float, gains: np.ndarray | None) -> NodeBound:
     """Bound of a node from the minima over I on its active texts ``m_active`` (inf when I is empty) and the
@@ -183,22 +216,7 @@ def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R:
         afford_all_gain = np.full(r, np.inf)
     else:
         afford_all_gain = np.zeros(0)
-    afford_topk_gain = None
-    if finite_I and 0 <= k_left < r:
-        heap: list[float] = []
-        total = 0.0
-        topk = np.empty(r)
-        for idx, g in enumerate(gains[by_params]):
-            if k_left == 0:
-                topk[idx] = 0.0
-                continue
-            if len(heap) < k_left:
-                heapq.heappush(heap, g)
-                total += g
-            elif g > heap[0]:
-                total += g - heapq.heapreplace(heap, g)
-            topk[idx] = total
-        afford_topk_gain = topk
+    afford_topk_gain = running_topk_sums(gains[by_params], k_left) if finite_I and 0 <= k_left < r else None
     # removal costs from U = I + R: unique best model of a text pays the gap to the second best
     if r:
         arg = D.argmin(axis=0)
@@ -390,6 +408,8 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
         if R.size == 0:
             return
         inactive_sum = loss - float(m_act.sum())  # loss sum of I on texts no candidate can improve
+        if not can_improve(gain_bound(cost, loss, p[R], gains, k_left), stair, cache):
+            return
         bound = node_bound(m_act, D, cost, loss, p[R], k_left, inactive_sum, gains)
         if not can_improve(bound, stair, cache):
             return
