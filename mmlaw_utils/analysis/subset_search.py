@@ -375,20 +375,23 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
         if memory_limit_bytes is not None and n % 64 == 0 and _rss_bytes() > memory_limit_bytes:
             raise SearchStopped(f"memory limit {memory_limit_bytes / 2**30:.2f} GiB")
 
-    def try_insert(I: tuple[int, ...], cost: int, approx_loss: float) -> float:
-        """Insert I when its loss may beat the staircase; returns its canonical loss sum (or the approximation)."""
+    def try_insert(I: tuple[int, ...], cost: int, approx_loss: float, minima: np.ndarray) -> float:
+        """Insert I (per-text minima ``minima``, all N texts) when its loss may beat the staircase; returns its
+        canonical loss sum (or the approximation when it cannot)."""
         if approx_loss >= stair.best_within(cost) + BOUND_REL_TOL * abs(approx_loss):
             return approx_loss
-        exact = canonical_sum(L[list(I)].min(axis=0))
+        exact = canonical_sum(minima)
         stair.insert(cost, exact, tuple(sorted(I)))
         return exact
 
-    def expand(I: tuple[int, ...], cost: int, loss: float, m_act: np.ndarray, D: np.ndarray, R: np.ndarray) -> None:
-        """Node I with candidates R; ``m_act``: minimum over I on the texts where the parent could still improve,
-        ``D``: the candidates' losses on those texts (rows aligned with R); ``loss``: loss sum of I."""
+    def expand(I: tuple[int, ...], cost: int, loss: float, m_full: np.ndarray, m_act: np.ndarray, D: np.ndarray,
+               R: np.ndarray) -> None:
+        """Node I with candidates R; ``m_full``: minimum over I on every text; ``m_act``: the same on the texts
+        where the parent could still improve, ``D``: the candidates' losses there (rows aligned with R);
+        ``loss``: loss sum of I."""
         check_budget()
         if len(I) >= lo:
-            loss = try_insert(I, cost, loss)
+            loss = try_insert(I, cost, loss, m_full)
         k_left = hi - len(I)
         if k_left <= 0 or R.size == 0:
             return
@@ -403,7 +406,8 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
             if k_left == 1 or R.size == 1:  # the children are leaves: try each directly
                 for j, g in zip(R.tolist(), gains.tolist()):
                     check_budget()
-                    try_insert(I + (j,), cost + int(p[j]), loss - g)
+                    if loss - g < stair.best_within(cost + int(p[j])) + BOUND_REL_TOL * abs(loss):
+                        try_insert(I + (j,), cost + int(p[j]), loss - g, np.minimum(m_full, L[j]))
                 return
         if R.size == 0:
             return
@@ -423,7 +427,8 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
             level = stair.best_within(cost + int(p[j]))
             if union[k] >= level - BOUND_REL_TOL * abs(level):
                 continue
-            expand(I + (j,), cost + int(p[j]), loss - gains[k], np.minimum(m_act, D[k]), D[k + 1 :], R[k + 1 :])
+            expand(I + (j,), cost + int(p[j]), loss - gains[k], np.minimum(m_full, L[j]), np.minimum(m_act, D[k]),
+                   D[k + 1 :], R[k + 1 :])
         open_frames.pop()
 
     for subset in seeds or []:
@@ -439,7 +444,8 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
         open_frames.append(root_bound)
         D_root = L[order]
         for k, j in enumerate(order.tolist()):
-            expand((j,), int(p[j]), float(singles[np.searchsorted(rows, j)]), D_root[k], D_root[k + 1 :], order[k + 1 :])
+            expand((j,), int(p[j]), float(singles[np.searchsorted(rows, j)]), L[j], D_root[k], D_root[k + 1 :],
+                   order[k + 1 :])
         open_frames.pop()
     except SearchStopped as stop:
         complete, reason = False, stop.reason
