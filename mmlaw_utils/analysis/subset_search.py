@@ -117,39 +117,43 @@ class NodeBound:
     cover_ratio: np.ndarray
     min_removal_cost: float
 
+    def __post_init__(self) -> None:
+        # padded copies: entry i is the state after the first i items, so lookups need no clamping
+        zero = np.zeros(1)
+        self._fk_p = np.concatenate([zero, self.fk_cum_params])
+        self._fk_g = np.concatenate([zero, self.fk_cum_gain])
+        self._fk_r = np.concatenate([self.fk_ratio, zero])
+        self._all = np.concatenate([zero, self.afford_all_gain])
+        self._topk = None if self.afford_topk_gain is None else np.concatenate([zero, self.afford_topk_gain])
+        self._cv_p = np.concatenate([zero, self.cover_cum_params])
+        self._cv_c = np.concatenate([zero, self.cover_cum_cost])
+        self._cv_r = np.concatenate([self.cover_ratio, zero])
+
     def at(self, total_params: np.ndarray) -> np.ndarray:
         """Lower bound (nats, summed) on the loss of a subset in the subtree with params <= ``total_params``."""
         b = np.asarray(total_params, dtype=np.float64) - self.cost
-        out = np.full(b.shape, np.inf)
-        ok = b >= 0
-        if not ok.any():
+        if (b < 0).any():
+            out = np.full(b.shape, np.inf)
+            ok = b >= 0
+            if ok.any():
+                out[ok] = self.at(np.asarray(total_params)[ok])
             return out
-        b = b[ok]
-        gain = np.full(b.shape, np.inf)
+        j = np.searchsorted(self.afford_params, b, side="right")  # number of affordable models
+        gain = self._all[j]
         if self.fk_ratio.size:
             i = np.searchsorted(self.fk_cum_params, b, side="right")
-            prev_p = np.where(i > 0, self.fk_cum_params[np.maximum(i - 1, 0)], 0.0)
-            prev_g = np.where(i > 0, self.fk_cum_gain[np.maximum(i - 1, 0)], 0.0)
-            frac = np.where(i < self.fk_ratio.size, (b - prev_p) * self.fk_ratio[np.minimum(i, self.fk_ratio.size - 1)], 0.0)
-            gain = np.minimum(gain, prev_g + frac)
-        j = np.searchsorted(self.afford_params, b, side="right")  # number of affordable models
-        all_gain = np.where(j > 0, self.afford_all_gain[np.maximum(j - 1, 0)], 0.0)
-        gain = np.minimum(gain, all_gain)
-        if self.afford_topk_gain is not None:
-            gain = np.minimum(gain, np.where(j > 0, self.afford_topk_gain[np.maximum(j - 1, 0)], 0.0))
-        bottom_up = self.loss - gain  # inf - inf cannot happen: gain is finite once I is empty (fk empty)
+            gain = np.minimum(gain, self._fk_g[i] + (b - self._fk_p[i]) * self._fk_r[i])
+        if self._topk is not None:
+            gain = np.minimum(gain, self._topk[j])
+        bottom_up = self.loss - gain
+        if not np.isfinite(self.union_loss):
+            return bottom_up
         need = (self.reach - self.cost) - b  # params of R that must be left out
         removal = np.zeros(b.shape)
         if self.cover_ratio.size:
             k = np.searchsorted(self.cover_cum_params, need, side="left")
-            prev_p = np.where(k > 0, self.cover_cum_params[np.maximum(k - 1, 0)], 0.0)
-            prev_c = np.where(k > 0, self.cover_cum_cost[np.maximum(k - 1, 0)], 0.0)
-            inside = k < self.cover_ratio.size
-            frac = np.where(inside, (need - prev_p) * self.cover_ratio[np.minimum(k, self.cover_ratio.size - 1)], 0.0)
-            removal = np.where(need > 0, np.where(inside, prev_c + frac, self.cover_cum_cost[-1]), 0.0)
-        top_down = self.union_loss + np.maximum(removal, self.min_removal_cost)
-        out[ok] = np.maximum(bottom_up, top_down)
-        return out
+            removal = np.maximum(self._cv_c[k] + (need - self._cv_p[k]) * self._cv_r[k], 0.0)
+        return np.maximum(bottom_up, self.union_loss + np.maximum(removal, self.min_removal_cost))
 
 
 def running_topk_sums(values: np.ndarray, k: int) -> np.ndarray:
@@ -209,13 +213,10 @@ def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R:
         fk_cum_params = fk_cum_gain = fk_ratio = np.zeros(0)
     by_params = np.argsort(p_f, kind="stable")
     afford_params = p_f[by_params]
+    afford_all_gain = np.zeros(0)
     if finite_I and r:
         prefix_min = np.minimum.accumulate(D[by_params], axis=0)
         afford_all_gain = np.maximum(m_active[None, :] - prefix_min, 0.0).sum(axis=1)
-    elif r:  # I empty: the bound is the loss of the affordable models, gain relative to "no model" is inf
-        afford_all_gain = np.full(r, np.inf)
-    else:
-        afford_all_gain = np.zeros(0)
     afford_topk_gain = running_topk_sums(gains[by_params], k_left) if finite_I and 0 <= k_left < r else None
     # removal costs from U = I + R: unique best model of a text pays the gap to the second best
     if r:
@@ -236,22 +237,17 @@ def node_bound(m_active: np.ndarray, D: np.ndarray, cost: int, loss: float, p_R:
     else:
         cover_cum_params = cover_cum_cost = cover_ratio = np.zeros(0)
     min_removal = float(np.sort(delta)[: r - k_left].sum()) if 0 <= k_left < r else 0.0
-    bound = NodeBound(cost=int(cost), loss=float(loss), reach=int(cost + p_R.sum()),
-                      fk_cum_params=fk_cum_params, fk_cum_gain=fk_cum_gain, fk_ratio=fk_ratio,
-                      afford_params=afford_params,
-                      afford_all_gain=afford_all_gain if finite_I else np.zeros(r),
-                      afford_topk_gain=afford_topk_gain, union_loss=union_loss,
-                      cover_cum_params=cover_cum_params, cover_cum_cost=cover_cum_cost, cover_ratio=cover_ratio,
-                      min_removal_cost=min_removal)
     if not finite_I:
-        # I empty: bottom-up bound is the loss of all affordable models of R on every text
-        bound.loss = 0.0
-        if r:
-            prefix_min = np.minimum.accumulate(D[by_params], axis=0)
-            bound.afford_all_gain = -(prefix_min.sum(axis=1) + base_union)
-            bound.afford_params = afford_params
-        bound.afford_topk_gain = None
-    return bound
+        # I empty: the bottom-up bound is the loss of all affordable models of R on every text
+        loss = 0.0
+        afford_topk_gain = None
+        afford_all_gain = -(np.minimum.accumulate(D[by_params], axis=0).sum(axis=1) + base_union) if r else np.zeros(0)
+    return NodeBound(cost=int(cost), loss=float(loss), reach=int(cost + p_R.sum()),
+                     fk_cum_params=fk_cum_params, fk_cum_gain=fk_cum_gain, fk_ratio=fk_ratio,
+                     afford_params=afford_params, afford_all_gain=afford_all_gain,
+                     afford_topk_gain=afford_topk_gain, union_loss=union_loss,
+                     cover_cum_params=cover_cum_params, cover_cum_cost=cover_cum_cost, cover_ratio=cover_ratio,
+                     min_removal_cost=min_removal)
 
 
 def subtree_bound(L: np.ndarray, p: np.ndarray, chosen: list[int], candidates: list[int], k_left: int) -> NodeBound:
