@@ -419,10 +419,15 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
         # below that of I + R[k:]; if the staircase at that cost is already as low, the child cannot improve it
         union = inactive_sum + np.minimum(np.minimum.accumulate(D[::-1], axis=0)[::-1], m_act).sum(axis=1)
         open_frames.append(bound)
+        p_R = p[R]
         for k, j in enumerate(R.tolist()):
             level = stair.best_within(cost + int(p[j]))
             if union[k] >= level - BOUND_REL_TOL * abs(level):
                 continue
+            # gains over I bound the gains over I + j (submodularity): a bound for the child without a text pass
+            if k + 1 < R.size and not can_improve(gain_bound(cost + int(p[j]), loss - gains[k], p_R[k + 1 :],
+                                                             gains[k + 1 :], k_left - 1), stair, cache):
+                continue  # the bound covers the child's own point too
             expand(I + (j,), cost + int(p[j]), loss - gains[k], np.minimum(m_full, L[j]), np.minimum(m_act, D[k]),
                    D[k + 1 :], R[k + 1 :])
         open_frames.pop()
