@@ -95,8 +95,27 @@ def run_case(case: dict) -> dict:
     }
 
 
+CACHE = Path(os.environ.get("BENCH_SUBSETS_CACHE", "/tmp/bench_subsets_runs.json"))
+REUSE = {"on": False}
+
+
 def run_child(case: dict) -> dict:
-    """``run_case`` in a fresh interpreter; adds its peak resident memory (bytes, ru_maxrss)."""
+    """``run_case`` in a fresh interpreter; adds its peak resident memory (bytes, ru_maxrss).
+
+    Every result is kept in CACHE; with ``--reuse`` a case already there is not run again (its row is
+    marked "(earlier run)")."""
+    key = json.dumps(case, sort_keys=True)
+    cached = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
+    if REUSE["on"] and key in cached:
+        return {**cached[key], "reused": True}
+    result = _run_child(case)
+    cached = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
+    cached[key] = result
+    write_text_atomic(CACHE, json.dumps(cached, indent=1))
+    return result
+
+
+def _run_child(case: dict) -> dict:
     proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(case)], stdout=subprocess.PIPE,
                             text=True, cwd=REPO)
     out = proc.stdout.read()
@@ -112,6 +131,8 @@ def run_child(case: dict) -> dict:
 def row_for(label: str, r: dict, reference_cpu: float | None) -> dict:
     status = "complete" if r["complete"] else f"STOPPED ({r['reason']})"
     method = f"{r['nodes']:,} search nodes" if r["nodes"] else f"{r['solves']} MIP solves"
+    if r.get("reused"):
+        label += " (earlier run)"
     return {
         "task": label, "seconds": r["seconds"], "cpu": r["cpu"],
         "ratio": None if not reference_cpu else r["cpu"] / reference_cpu,
@@ -137,8 +158,8 @@ def verdict(label: str, r: dict, cpu_target: float, need_complete: bool, memory_
 
 
 def reference_cpu_seconds() -> float:
-    """CPU seconds of the reference solve (paper-like K=30, N=1,000, bnb), in a child."""
-    return run_child({**REFERENCE, "cap": 600.0})["cpu"]
+    """CPU seconds of the reference solve (paper-like K=30, N=1,000, bnb), in a child (never reused)."""
+    return _run_child({**REFERENCE, "cap": 600.0})["cpu"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--milp", type=int, nargs="*", default=[], help="K values (N=1,000) also run with method=milp")
     parser.add_argument("--skip", nargs="*", default=[], choices=["triples", "exact", "growth"])
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help=f"reuse results of earlier runs kept in {CACHE}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    REUSE["on"] = args.reuse
     if args.child:
         print(json.dumps(run_case(json.loads(args.child))), flush=True)
         return 0
@@ -195,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
               "of an idle run; CPU seconds (the search is single-threaded) are the better measure, and the last "
               f"column divides them by the CPU time of a reference solve (paper-like K=30, N=1,000, branch and "
               f"bound) timed in the same run: {ref_before:.2f} s before and {ref_after:.2f} s after the table. "
-              "Peak RSS is the child process's maximum resident set (Python, numpy and L included).")
+              "Peak RSS is the child process's maximum resident set (Python, numpy and L included). Rows marked "
+              "\"(earlier run)\" come from an earlier run of the same script and code (`--reuse`).")
     reference = (ref_before + ref_after) / 2
     table = ["| task | wall (s) | CPU (s) | CPU / reference | detail |", "|---|---:|---:|---:|---|"]
     for r in rows:

@@ -307,6 +307,32 @@ def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
     return bool((lb < level - BOUND_REL_TOL * np.abs(level)).any())
 
 
+def pair_screen(cost: int, loss: float, p_R: np.ndarray, gains: np.ndarray, stair: Staircase, cache: dict) -> np.ndarray:
+    """For a node that may add two more models: which children I + R[k] can hold a point below the staircase.
+
+    By submodularity the loss of I + R[k] + R[l] (l > k) is at least loss - gains[k] - gains[l]; each such
+    pair and each I + R[k] alone is checked against the staircase at its exact cost, all at once.
+    """
+    if cache.get("version") != stair.version:
+        xs, fs = stair.arrays()
+        cache.update(version=stair.version, xs=xs, fs=fs)
+    xs, fs = cache["xs"], cache["fs"]
+    padded = np.concatenate([[np.inf], fs])
+
+    def level(total: np.ndarray) -> np.ndarray:
+        return padded[np.searchsorted(xs, total, side="right")]
+
+    child_loss = loss - gains
+    child_cost = cost + p_R
+    own = level(child_cost)
+    alive = child_loss < own - BOUND_REL_TOL * np.abs(own)
+    pair_level = level(child_cost[:, None] + p_R[None, :])
+    pair_lb = child_loss[:, None] - gains[None, :]
+    later = np.triu(np.ones((p_R.size, p_R.size), dtype=bool), k=1)
+    alive |= (later & (pair_lb < pair_level - BOUND_REL_TOL * np.abs(pair_level))).any(axis=1)
+    return alive
+
+
 def memory_bound_bytes(n_models: int, n_texts: int, max_size: int) -> int:
     """Upper bound on the search's working memory beyond L itself (bytes, float64 arrays).
 
@@ -420,12 +446,16 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
         union = inactive_sum + np.minimum(np.minimum.accumulate(D[::-1], axis=0)[::-1], m_act).sum(axis=1)
         open_frames.append(bound)
         p_R = p[R]
+        alive = pair_screen(cost, loss, p_R, gains, stair, cache) if k_left == 2 else None
         for k, j in enumerate(R.tolist()):
             level = stair.best_within(cost + int(p[j]))
             if union[k] >= level - BOUND_REL_TOL * abs(level):
                 continue
+            if alive is not None:
+                if not alive[k]:
+                    continue
             # gains over I bound the gains over I + j (submodularity): a bound for the child without a text pass
-            if k + 1 < R.size and not can_improve(gain_bound(cost + int(p[j]), loss - gains[k], p_R[k + 1 :],
+            elif k + 1 < R.size and not can_improve(gain_bound(cost + int(p[j]), loss - gains[k], p_R[k + 1 :],
                                                              gains[k + 1 :], k_left - 1), stair, cache):
                 continue  # the bound covers the child's own point too
             expand(I + (j,), cost + int(p[j]), loss - gains[k], np.minimum(m_full, L[j]), np.minimum(m_act, D[k]),
