@@ -1,6 +1,6 @@
 """Benchmarks for mmlaw_utils.analysis.subsets: all triples, the exact all-sizes frontier, growth with K and N.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_subsets.py [--cap 600] [--write-readme]
+    nice -n 5 .venv/bin/python benchmarks/bench_subsets.py [--cap 600] [--write-readme]
 
 1. all C(71,3) triples on N=10,000 texts (``subsets.triple_losses``; target < 10 s on 2 cores);
 2. the exact all-sizes frontier (``subsets.subset_frontier``, branch and bound) on the miniature
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ks", type=int, nargs="*", default=[30, 50, 71])
     parser.add_argument("--ns", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--big-k", type=int, default=200, help="K of the max_size-4 run (0: skip)")
+    parser.add_argument("--big-cap", type=float, default=600.0, help="wall seconds for the max_size-4 run")
     parser.add_argument("--milp", type=int, nargs="*", default=[], help="K values (N=1,000) also run with method=milp")
     parser.add_argument("--milp-cap", type=float, default=300.0, help="wall seconds per method=milp run")
     parser.add_argument("--skip", nargs="*", default=[], choices=["triples", "exact", "growth"])
@@ -202,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                     verdicts.append(verdict("K=71, N=10,000, all sizes (target: complete, every point proven, "
                                             "<= 600 s, < 4 GiB)", r, 600.0, True, 4 * 2**30))
         if args.big_k:
-            r = run_child({"n_models": args.big_k, "n_texts": 10_000, "max_size": 4, "method": "bnb", "cap": args.cap})
+            r = run_child({"n_models": args.big_k, "n_texts": 10_000, "max_size": 4, "method": "bnb",
+                           "cap": args.big_cap})
             rows.append(row_for(f"exact frontier, max_size 4, paper-like K={args.big_k}, N=10,000", r, ref_before))
             print(rows[-1], flush=True)
             verdicts.append(verdict(f"K={args.big_k}, N=10,000, max_size 4 (target: <= 600 s)", r, 600.0, True, None))
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row_for(f"HiGHS budget walk (method=milp), paper-like K={k}, N=1,000", r, ref_before))
             print(rows[-1], flush=True)
     ref_after = reference_cpu_seconds()
-    command = " ".join(["nice -n 10 .venv/bin/python benchmarks/bench_subsets.py",
+    command = " ".join(["nice -n 5 .venv/bin/python benchmarks/bench_subsets.py",
                         *(argv if argv is not None else sys.argv[1:])])
     header = (f"Command: `{command}` ({platform.machine()}, {os.cpu_count()} cores visible, load average "
               f"{load:.1f} at start and {os.getloadavg()[0]:.1f} at the end, numpy {np.__version__}, python "
