@@ -24,11 +24,12 @@ import pandas as pd
 
 from mmlaw_utils.scoring.cache import atomic_write_text
 from mmlaw_utils.analysis.bootstrap import bootstrap_counts, weighted_pair_means
-from mmlaw_utils.analysis.fit import MIN_POINTS, fit_scaling_law, predict
+from mmlaw_utils.analysis.fit import MIN_POINTS, FitStatus, fit_points, predict
 from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.groups import ANY_SIZE, CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 
-FORECAST_GROUPS = ("single", "same_family", "cross_family", "any_size")
+FORECAST_GROUPS = (*GROUPS, ANY_SIZE)
 ERROR_COLUMNS = ("mae", "mre", "bias", "last_error", "naive_mae")
 
 
@@ -61,9 +62,11 @@ def forecast_errors(params: np.ndarray, losses: np.ndarray, cutoff: int, params_
     test_mask = ~fit_mask
     out: dict = {"n_fit": int(fit_mask.sum()), "n_test": int(test_mask.sum())}
     nan_row = {k: math.nan for k in ("A", "alpha", "L_inf", *ERROR_COLUMNS)}
-    if out["n_fit"] < MIN_POINTS or out["n_test"] < 1:
-        return {**out, **nan_row, "status": "too_few_points"}
-    fit = fit_scaling_law(p[fit_mask] / params_unit, y[fit_mask])
+    if out["n_test"] < 1:
+        return {**out, **nan_row, "status": str(FitStatus.TOO_FEW_POINTS)}
+    fit = fit_points(p[fit_mask] / params_unit, y[fit_mask])
+    if not fit.fitted:
+        return {**out, **nan_row, "status": fit.status}
     pred = predict(fit, p[test_mask] / params_unit)
     err = pred - y[test_mask]
     last_fit = y[fit_mask][np.argmax(p[fit_mask])]
@@ -87,12 +90,12 @@ def group_frontiers(singles: np.ndarray, pairs: np.ndarray, params: np.ndarray, 
     ``oracle.pair_index`` order) and optional any-size candidates (params, losses)."""
     p = np.asarray(params, dtype=np.int64)
     index = pair_index(families)
-    out = {"single": _front(p, singles)}
-    for name, mask in (("same_family", index.same_family), ("cross_family", index.cross_family)):
+    out = {SINGLE: _front(p, singles)}
+    for name, mask in ((SAME_FAMILY, index.same_family), (CROSS_FAMILY, index.cross_family)):
         if mask.any():
             out[name] = _front(p[index.i][mask] + p[index.j][mask], pairs[mask])
     if any_size is not None:
-        out["any_size"] = _front(*any_size)
+        out[ANY_SIZE] = _front(*any_size)
     return out
 
 
@@ -125,7 +128,7 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
         cutoffs[group] = cutoff_budget(fp, fit_fraction)
         base = {"group": group, "cutoff": cutoffs[group], "n_points": int(fp.size)}
         rows[group] = {**base, **(forecast_errors(fp, fl, cutoffs[group], params_unit) if cutoffs[group] is not None
-                                  else {"status": "too_few_points"})}
+                                  else {"status": str(FitStatus.TOO_FEW_POINTS)})}
     boot: dict[str, list[dict]] = {g: [] for g in fronts}
     if n_bootstrap > 0:
         counts = bootstrap_counts(array.shape[1], n_bootstrap, seed)
@@ -179,9 +182,8 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
             if np.isfinite(row["alpha"]):
                 grid_lo = np.geomspace(fp.min(), cut, 50) / params_unit
                 grid_hi = np.geomspace(cut, fp.max(), 50) / params_unit
-                law = lambda x: row["A"] * x ** (-row["alpha"]) + row["L_inf"]  # noqa: E731
-                ax.plot(grid_lo, law(grid_lo), "-", color="tab:blue")
-                ax.plot(grid_hi, law(grid_hi), "--", color="tab:red")
+                ax.plot(grid_lo, predict(row, grid_lo), "-", color="tab:blue")
+                ax.plot(grid_hi, predict(row, grid_hi), "--", color="tab:red")
                 ax.set_title(f"{group.replace('_', ' ')}: MRE {100 * row['mre']:.2f}%", fontsize=10)
             ax.axvline(cut / params_unit, color="0.7", lw=0.8)
         ax.set_xscale("log")

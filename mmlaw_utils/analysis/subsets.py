@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.fit import fit_points, predict
 from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
 from mmlaw_utils.analysis.oracle import (DEFAULT_BLOCK_TEXTS, _as_loss_matrix, blocked_text_sums, pair_dominance,
                                          pair_minimum_sums)
@@ -507,19 +507,14 @@ def fit_frontiers(frontiers: dict[str, pd.DataFrame], params_unit: float = 1e9, 
     """Eq. 7 fitted to each frontier (params / ``params_unit``, loss in nats): one row per label.
 
     Columns: frontier, n_points, A, alpha, L_inf, A_se, alpha_se, L_inf_se, r2, rmse, status.
-    Frontiers with fewer than 4 points get NaNs and status "too_few_points".
+    Frontiers with fewer than 4 points get NaNs and status "too_few_points" (``fit.fit_points``).
     """
     rows = []
     for label, front in frontiers.items():
-        row = {"frontier": label, "n_points": int(len(front))}
-        try:
-            fit = fit_scaling_law(front["params"].to_numpy() / params_unit, front["loss"].to_numpy(), **fit_kwargs)
-            row.update({k: getattr(fit, k) for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2",
-                                                     "rmse", "status")})
-        except ValueError as err:
-            row.update({k: math.nan for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse")})
-            row["status"] = "too_few_points" if len(front) < 4 else f"error: {err}"
-        rows.append(row)
+        fit = fit_points(front["params"].to_numpy() / params_unit, front["loss"].to_numpy(), **fit_kwargs)
+        rows.append({"frontier": label, "n_points": int(len(front)),
+                     **{k: getattr(fit, k) for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2",
+                                                     "rmse", "status")}})
     return pd.DataFrame(rows)
 
 
@@ -569,7 +564,7 @@ def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame
         if fit_rows is not None and label in fit_rows.index and np.isfinite(fit_rows.loc[label, "alpha"]):
             row = fit_rows.loc[label]
             grid = np.geomspace(front["params"].min(), front["params"].max(), 100) / params_unit
-            ax.plot(grid, row["A"] * grid ** (-row["alpha"]) + row["L_inf"], "-", color=color, lw=1,
+            ax.plot(grid, predict(row, grid), "-", color=color, lw=1,
                     label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}")
     ax.set_xscale("log")
     ax.set_xlabel("total parameters (B)")

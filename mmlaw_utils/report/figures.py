@@ -17,17 +17,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mmlaw_utils.analysis.bootstrap import prediction_band
+from mmlaw_utils.analysis.fit import predict
 from mmlaw_utils.scoring.cache import atomic_output
-from mmlaw_utils.report.tables import GROUP_LABELS, fit_value
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, SAME_FAMILY, SINGLE
+from mmlaw_utils.report.tables import fit_value
 
-GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
+GROUP_COLORS = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
 FIGURE_STEMS = {"fig1": "fig1_single_vs_ensemble", "fig2": "fig2_same_vs_cross_family"}
 UNIT_NAMES = {1.0: "parameters", 1e6: "millions of parameters", 1e9: "billions of parameters"}
-
-
-def scaling_law(params_scaled: np.ndarray, A: float, alpha: float, L_inf: float) -> np.ndarray:
-    """Eq. 7: L(P) = A * P**-alpha + L_inf, with P in the units the fit used; nats per text."""
-    return A * np.power(np.asarray(params_scaled, dtype=np.float64), -alpha) + L_inf
 
 
 def law_band(boot_group: pd.DataFrame, params_scaled: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +73,7 @@ def plot_group(
         band_lo, band_hi = law_band(boot_group, grid, level)
         if np.isfinite(band_lo).all():
             ax.fill_between(grid, band_lo, band_hi, color=color, alpha=0.2, linewidth=0, zorder=0)
-    ax.plot(grid, scaling_law(grid, A, alpha, L_inf), color=color, linewidth=2, zorder=2,
+    ax.plot(grid, predict((A, alpha, L_inf), grid), color=color, linewidth=2, zorder=2,
             label=f"fit: {A:.4g}/P^{alpha:.3f} + {L_inf:.1f}")
 
 
@@ -120,16 +117,16 @@ def comparison_figure(
 
 
 def figure1(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
-            *, ensemble_group: str = "cross_family", params_unit: float = 1e9, level: float = 0.95) -> Figure:
+            *, ensemble_group: str = CROSS_FAMILY, params_unit: float = 1e9, level: float = 0.95) -> Figure:
     """Figure 1: single models vs the model ensemble (``ensemble_group``, cross-family by default)."""
-    return comparison_figure(groups, fits, boot, ("single", ensemble_group),
+    return comparison_figure(groups, fits, boot, (SINGLE, ensemble_group),
                              title="Single model vs model ensemble", params_unit=params_unit, level=level)
 
 
 def figure2(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
             *, params_unit: float = 1e9, level: float = 0.95) -> Figure:
     """Figure 2: ensembles within a family vs across families."""
-    return comparison_figure(groups, fits, boot, ("same_family", "cross_family"),
+    return comparison_figure(groups, fits, boot, (SAME_FAMILY, CROSS_FAMILY),
                              title="Ensembles within vs across families", params_unit=params_unit, level=level)
 
 

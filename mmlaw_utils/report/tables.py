@@ -22,19 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.fit import ScalingFit, fit_points
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.scoring.cache import atomic_write_table, atomic_write_text
 
-GROUP_ORDER = ("single", "same_family", "cross_family")
-GROUP_LABELS = {
-    "single": "Single model",
-    "same_family": "Model ensemble within a family",
-    "cross_family": "Model ensemble across families",
-}
 # The paper's Table 1 (§4.2; eqs. 8-10), P in billions, losses in nats per text.
 PAPER_TABLE1 = pd.DataFrame(
     {
-        "group": list(GROUP_ORDER),
+        "group": list(GROUPS),
         "raw_points": [71, 506, 1979],
         "pareto_points": [12, 22, 32],
         "L_inf": [1765.0285, 1780.0938, 1625.5834],
@@ -88,28 +84,20 @@ def fit_to_dict(fit: Any) -> dict[str, Any]:
     return out
 
 
-def fit_groups(groups: Mapping[str, pd.DataFrame], params_unit: float = 1e9, **fit_kwargs: Any) -> dict[str, Any]:
+def fit_groups(groups: Mapping[str, pd.DataFrame], params_unit: float = 1e9, **fit_kwargs: Any) -> dict[str, ScalingFit]:
     """Fit eq. 7 to the Pareto points of each group (P = params / params_unit); a group that cannot be fitted
-    (fewer than 4 frontier points, say) maps to ``{"status": "failed: <reason>"}`` instead of stopping the run."""
-    from mmlaw_utils.analysis.fit import fit_scaling_law
-
-    fits: dict[str, Any] = {}
+    (fewer than 4 frontier points, say) gets a NaN fit with its status (``fit.fit_points``) instead of stopping the run."""
+    fits: dict[str, ScalingFit] = {}
     for group, frame in groups.items():
         front = frame[frame["on_frontier"]]
-        try:
-            fits[group] = fit_scaling_law(front["params"].to_numpy(dtype=np.float64) / params_unit,
-                                          front["loss"].to_numpy(dtype=np.float64), **fit_kwargs)
-        except ValueError as error:
-            fits[group] = {"status": f"failed: {error}", "n_points": int(len(front))}
+        fits[group] = fit_points(front["params"].to_numpy(dtype=np.float64) / params_unit,
+                                 front["loss"].to_numpy(dtype=np.float64), **fit_kwargs)
     return fits
 
 
-def fits_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Group -> ScalingFit from a fits.json payload; failed groups stay plain dicts (with their status)."""
-    from mmlaw_utils.analysis.fit import ScalingFit
-
-    return {group: ScalingFit.from_dict(fit) if not str(fit.get("status", "")).startswith("failed") else dict(fit)
-            for group, fit in payload["groups"].items()}
+def fits_from_json(payload: Mapping[str, Any]) -> dict[str, ScalingFit]:
+    """Group -> ScalingFit from a fits.json payload (a group that was not fitted has NaN parameters and its status)."""
+    return {group: ScalingFit.from_dict(fit) for group, fit in payload["groups"].items()}
 
 
 def write_fits_json(fits: Mapping[str, Any], path: str | Path, **meta: Any) -> dict[str, Any]:
@@ -284,7 +272,7 @@ def table1_frame(
     intervals = bootstrap_ci(boot, level).set_index("group") if boot is not None and len(boot) else None
     paper = PAPER_TABLE1.set_index("group")
     rows = []
-    for group in [g for g in GROUP_ORDER if g in groups] + [g for g in groups if g not in GROUP_ORDER]:
+    for group in [g for g in GROUPS if g in groups] + [g for g in groups if g not in GROUPS]:
         frame, fit = groups[group], fits.get(group)
         row: dict[str, Any] = {
             "group": group,
@@ -387,7 +375,7 @@ def claims_markdown(table: pd.DataFrame, boot: pd.DataFrame | None = None) -> st
     """The paper's three claims (§4.1-§4.3) checked against a run's Table 1 and bootstrap fits."""
     rows = table.set_index("group")
     fit_lines = []
-    for group in ("single", "same_family", "cross_family"):
+    for group in GROUPS:
         if group not in rows.index:
             continue
         r2, status = float(rows.at[group, "r2"]), str(rows.at[group, "fit_status"])
@@ -397,11 +385,11 @@ def claims_markdown(table: pd.DataFrame, boot: pd.DataFrame | None = None) -> st
         "",
         "1. *A power law on each frontier* (§4.1): " + "; ".join(fit_lines) + ".",
         "2. *Ensembles scale with a larger exponent than single models* (§4.2): "
-        + _compare(table, boot, "cross_family", "single", "alpha", True, "α") + " "
-        + _compare(table, boot, "same_family", "single", "alpha", True, "α"),
+        + _compare(table, boot, CROSS_FAMILY, SINGLE, "alpha", True, "α") + " "
+        + _compare(table, boot, SAME_FAMILY, SINGLE, "alpha", True, "α"),
         "3. *Cross-family ensembles reach a lower floor than same-family ones* (§4.3): "
-        + _compare(table, boot, "cross_family", "same_family", "L_inf", False, "L∞") + " "
-        + _compare(table, boot, "cross_family", "single", "L_inf", False, "L∞"),
+        + _compare(table, boot, CROSS_FAMILY, SAME_FAMILY, "L_inf", False, "L∞") + " "
+        + _compare(table, boot, CROSS_FAMILY, SINGLE, "L_inf", False, "L∞"),
     ]) + "\n"
 
 
