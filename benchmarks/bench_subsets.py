@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mmlaw_utils.analysis import subsets  # noqa: E402
-from mmlaw_utils.analysis.forecast import write_text_atomic  # noqa: E402
+from mmlaw_utils.scoring.cache import atomic_write_text  # noqa: E402
 from mmlaw_utils.scoring.synthetic import SyntheticSettings, synthetic_losses  # noqa: E402
 
 START, END = "<!-- beyond:start -->", "<!-- beyond:end -->"
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
-        write_text_atomic(readme, text)
+        atomic_write_text(readme, text)
     return 0
 
 

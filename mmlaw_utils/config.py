@@ -102,6 +102,12 @@ OUTPUT_FILES = {
     "bootstrap": "bootstrap.parquet",
     "table1_md": "table1.md",
     "table1_csv": "table1.csv",
+    "subset_frontier": "subset_frontier.parquet",
+    "subset_fits": "subset_fits.csv",
+    "mixture_gain": "mixture_gain.csv",
+    "diversity_by_relation": "diversity_by_relation.csv",
+    "forecast": "forecast.csv",
+    "beyond_pairs": "beyond_pairs.md",
 }
 
 

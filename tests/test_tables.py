@@ -211,3 +211,12 @@ def test_claims_markdown_verdicts_follow_the_fitted_numbers():
     # cross floor 8 is below same (9) and single (10)
     assert claim3.count("**agrees**") == 2
     assert "status alpha_at_bound" in text
+
+
+def test_write_csv_writes_the_frame_atomically(tmp_path):
+    from mmlaw_utils.report.tables import write_csv
+
+    frame = pd.DataFrame({"members": [(0, 1), (2,)], "loss": [1.5, 2.25]})
+    path = write_csv(frame, tmp_path / "sub" / "out.csv")
+    assert path.read_text() == "members,loss\n\"(0, 1)\",1.5\n\"(2,)\",2.25\n"
+    assert [p.name for p in path.parent.iterdir()] == ["out.csv"]

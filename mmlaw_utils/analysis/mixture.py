@@ -198,36 +198,3 @@ def subset_mixture_losses(L: np.ndarray, subsets: Sequence[Sequence[int]], param
             "mix_fitted": mixture_loss(ev, members, w),
         })
     return pd.DataFrame(rows)
-
-
-def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = None, params_unit: float = 1e9):
-    """Figure: per pair group, oracle vs mixture frontiers (held-out texts), beside the single-model frontier."""
-    import matplotlib.pyplot as plt
-
-    fronts = mixture_frontiers(table)
-    panels = [g for g in PAIR_GROUPS if g in fronts]
-    ncols = len(panels) + (any_size is not None and not any_size.empty)
-    fig, axes = plt.subplots(1, max(ncols, 1), figsize=(5.2 * max(ncols, 1), 4.2), squeeze=False)
-    styles = {"oracle": ("k", "o", "oracle"), "mix_fitted": ("tab:red", "s", "mixture (fitted w)"),
-              "mix_uniform": ("tab:orange", "^", "mixture (uniform w)")}
-    for ax, group in zip(axes[0], panels):
-        single = fronts[SINGLE]["oracle"]
-        ax.plot(single["params"] / params_unit, single["loss"], "-", color="0.6", marker=".", label="single models")
-        for column, (color, marker, label) in styles.items():
-            f = fronts[group][column]
-            ax.plot(f["params"] / params_unit, f["loss"], "-", color=color, marker=marker, ms=4, label=label)
-        ax.set_xscale("log")
-        ax.set_title(group.replace("_", " ") + " pairs")
-        ax.set_xlabel("total parameters (B)")
-        ax.set_ylabel("loss on held-out half (nats / text)")
-        ax.legend(fontsize=8)
-    if ncols > len(panels):
-        ax = axes[0][-1]
-        for column, (color, marker, label) in styles.items():
-            ax.plot(any_size["params"] / params_unit, any_size[column], "-", color=color, marker=marker, ms=4, label=label)
-        ax.set_xscale("log")
-        ax.set_title("all-sizes oracle frontier subsets")
-        ax.set_xlabel("total parameters (B)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
