@@ -257,15 +257,10 @@ def markdown(results: list[dict], memory: list[dict], args, command: str) -> str
 
 def write_readme_section(section: str) -> None:
     """Replace (or append) the scoring section of benchmarks/README.md, atomically."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import write_marked_region
 
-    text = README.read_text() if README.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    atomic_write_text(README, text)
+    body = section.strip("\n").removeprefix(START).removesuffix(END)
+    write_marked_region(README, body, START, END, append_if_missing=True, new_file_text="# Benchmarks\n")
 
 
 def main(argv=None) -> int:

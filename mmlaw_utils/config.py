@@ -108,6 +108,17 @@ OUTPUT_FILES = {
     "diversity_by_relation": "diversity_by_relation.csv",
     "forecast": "forecast.csv",
     "beyond_pairs": "beyond_pairs.md",
+    "comparison_md": "comparison.md",
+    "comparison_csv": "comparison.csv",
+}
+# figure files: <figures_dir>/<stem>.png and .pdf
+FIGURE_STEMS = {
+    "fig1": "fig1_single_vs_ensemble",
+    "fig2": "fig2_same_vs_cross_family",
+    "fig3": "fig3_subset_frontiers",
+    "fig4": "fig4_mixture_vs_oracle",
+    "fig5": "fig5_diversity",
+    "fig6": "fig6_forecast",
 }
 
 

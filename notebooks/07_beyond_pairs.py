@@ -45,11 +45,11 @@ from IPython.display import Image, Markdown, display
 from mmlaw_utils.analysis import diversity, forecast, mixture, subsets
 from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
 from mmlaw_utils.analysis.oracle import pair_win_shares
-from mmlaw_utils.config import resolve_run_paths
+from mmlaw_utils.config import FIGURE_STEMS, resolve_run_paths
 from mmlaw_utils.report import figures
 from mmlaw_utils.report.beyond_pairs import beyond_pairs_markdown
 from mmlaw_utils.report.tables import write_csv, write_frame
-from mmlaw_utils.scoring.cache import atomic_write_text
+from mmlaw_utils.io import atomic_write_text
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 lm = load_loss_matrix(paths.data_dir)
@@ -75,7 +75,7 @@ display(size_fits)
 
 # %%
 fig3 = figures.save_figure(figures.plot_subset_frontiers(fronts, size_fits, heuristics, params_unit=params_unit),
-                           paths.figures_dir, figures.FIGURE_STEMS["fig3"])
+                           paths.figures_dir, FIGURE_STEMS["fig3"])
 display(Image(filename=str(fig3[0])))
 
 # %% [markdown]
@@ -88,7 +88,7 @@ any_size_mix = mixture.subset_mixture_losses(L, exact["subset"], params, seed=se
 write_csv(kept, paths.output("mixture_gain"))
 display(kept)
 fig4 = figures.save_figure(figures.plot_mixture_vs_oracle(pair_table, any_size_mix, params_unit=params_unit),
-                           paths.figures_dir, figures.FIGURE_STEMS["fig4"])
+                           paths.figures_dir, FIGURE_STEMS["fig4"])
 display(Image(filename=str(fig4[0])))
 
 # %% [markdown]
@@ -100,7 +100,7 @@ relation = diversity.gain_by_relation(div)
 write_csv(relation, paths.output("diversity_by_relation"))
 display(relation, diversity.gain_regression(div))
 fig5 = figures.save_figure(figures.plot_diversity(div, pair_win_shares(L)), paths.figures_dir,
-                           figures.FIGURE_STEMS["fig5"])
+                           FIGURE_STEMS["fig5"])
 display(Image(filename=str(fig5[0])))
 
 # %% [markdown]
@@ -113,7 +113,7 @@ fc = forecast.forecast_table(L, params, families, candidates, fit_fraction=fit_f
 write_csv(fc, paths.output("forecast"))
 display(fc)
 fig6 = figures.save_figure(figures.plot_forecast(L, params, families, fc, exact, params_unit=params_unit),
-                           paths.figures_dir, figures.FIGURE_STEMS["fig6"])
+                           paths.figures_dir, FIGURE_STEMS["fig6"])
 display(Image(filename=str(fig6[0])))
 
 # %%

@@ -15,6 +15,7 @@ import yaml
 from mmlaw_utils.scoring import cache
 
 from mmlaw_utils.minipool import corpora, train
+from mmlaw_utils.scoring.kernel import prefix_token
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
@@ -326,7 +327,8 @@ def test_committed_tokenizers_match_the_pool_specs(pool_config):
         assert tokenizer.decode(ids) == PROBE, family
         expected = spec["tokenizer"].get("vocab_size") or 257
         assert len(tokenizer) == expected, family
-        assert train.prefix_id(tokenizer) in (tokenizer.bos_token_id, tokenizer.eos_token_id)
+        expected_prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        assert prefix_token(tokenizer)[0] == expected_prefix, family
 
 
 def test_stored_tokenizer_is_reused_not_retrained(review_texts, tmp_path):

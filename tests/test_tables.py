@@ -15,7 +15,7 @@ from mmlaw_utils.report.tables import (
     PAPER_TABLE1, RESULTS_END, RESULTS_START, TABLE1_COLUMNS, family_win_summary, fit_groups, fits_from_json,
     frontiers_table,
     groups_from_frontiers_table, loss_matrix_summary, pair_loss_matrix, pairs_table, read_fits_json,
-    replace_marked_region, table1_frame, table1_markdown, update_readme, write_fits_json, write_table1,
+    table1_frame, table1_markdown, update_readme, write_fits_json, write_table1,
 )
 
 # 3 models x 2 texts, families a, a, b; params 1, 2, 4 (billions)
@@ -133,13 +133,6 @@ def test_loss_matrix_summary_hand_computed():
     np.testing.assert_allclose(summary["nats_per_byte"], [4 / 40, 4 / 40, 4 / 40])
     np.testing.assert_allclose(summary["bits_per_byte"], summary["nats_per_byte"] / math.log(2))
     assert summary["params_b"].tolist() == [1.0, 2.0, 4.0]
-
-
-def test_replace_marked_region():
-    text = f"top\n{RESULTS_START}\nold\n{RESULTS_END}\nbottom\n"
-    assert replace_marked_region(text, "new\n") == f"top\n{RESULTS_START}\nnew\n{RESULTS_END}\nbottom\n"
-    with pytest.raises(ValueError, match="markers"):
-        replace_marked_region("no markers here", "x")
 
 
 def test_update_readme_embeds_table_and_figures(tmp_path):

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmlaw_utils.scoring.cache import atomic_output
+from mmlaw_utils.io import atomic_write_bytes, sha256_file
 
 SAMPLE_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # sha256 of the sample as shipped by gensim==4.4.0; a different file means a different text set
@@ -126,15 +126,6 @@ def sample_path() -> Path:
             "install the pinned gensim (pip install -e .)"
         )
     return path
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_dump(path: str | Path) -> list[Article]:
@@ -550,11 +541,6 @@ def manifest_path_for(out_path: str | Path) -> Path:
     return out_path.with_name(out_path.name.rsplit(".", 1)[0] + ".manifest.json")
 
 
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    with atomic_output(path) as handle:
-        handle.write(data)
-
-
 def _version(package: str) -> str:
     return metadata.version(package)
 
@@ -562,7 +548,7 @@ def _version(package: str) -> str:
 def build_frame() -> tuple[pd.DataFrame, dict]:
     """The text set as a frame (text_id, text, source) plus the build statistics for the manifest."""
     path = sample_path()
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if actual != SAMPLE_SHA256:
         raise ValueError(f"{path}: sha256 {actual} is not the pinned sample's {SAMPLE_SHA256}; "
                          "install the pinned gensim to rebuild the same text set")
@@ -692,10 +678,10 @@ def build_textset(out_path: str | Path = DEFAULT_OUT) -> pd.DataFrame:
     frame, stats = build_frame()
     data = serialise_jsonl(frame)
     manifest = {"file": out_path.name, "sha256": hashlib.sha256(data).hexdigest(), **stats}
-    _atomic_write_bytes(data, out_path)
-    _atomic_write_bytes((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-                        manifest_path_for(out_path))
-    _atomic_write_bytes(attribution_markdown(manifest).encode("utf-8"), out_path.parent / "ATTRIBUTION.md")
+    atomic_write_bytes(out_path, data)
+    atomic_write_bytes(manifest_path_for(out_path),
+                       (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(out_path.parent / "ATTRIBUTION.md", attribution_markdown(manifest).encode("utf-8"))
     return frame
 
 
@@ -708,7 +694,7 @@ def check_textset(path: str | Path = DEFAULT_OUT) -> str:
     if not manifest_file.is_file():
         raise FileNotFoundError(f"manifest {manifest_file} does not exist")
     expected = json.loads(manifest_file.read_text(encoding="utf-8"))["sha256"]
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ValueError(f"{path}: sha256 {actual} does not match {manifest_file} ({expected})")
     return actual

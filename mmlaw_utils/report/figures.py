@@ -23,20 +23,12 @@ from matplotlib.figure import Figure
 from mmlaw_utils.analysis import diversity, forecast, mixture
 from mmlaw_utils.analysis.bootstrap import prediction_band
 from mmlaw_utils.analysis.fit import predict
-from mmlaw_utils.scoring.cache import atomic_output
+from mmlaw_utils.io import atomic_output
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, PAIR_GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import pair_index, pair_oracle_losses
 from mmlaw_utils.report.tables import fit_value
 
 GROUP_COLORS = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
-FIGURE_STEMS = {
-    "fig1": "fig1_single_vs_ensemble",
-    "fig2": "fig2_same_vs_cross_family",
-    "fig3": "fig3_subset_frontiers",
-    "fig4": "fig4_mixture_vs_oracle",
-    "fig5": "fig5_diversity",
-    "fig6": "fig6_forecast",
-}
 UNIT_NAMES = {1.0: "parameters", 1e6: "millions of parameters", 1e9: "billions of parameters"}
 
 

@@ -24,6 +24,7 @@ Policies (recorded in every cache's provenance):
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import warnings
@@ -35,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
+from mmlaw_utils.io import update_with_file
 
 RESULT_COLUMNS = ["nll", "n_tokens", "n_bytes"]
 _DTYPES = {
@@ -554,8 +557,6 @@ def model_revision(model) -> str | None:
 
 def hash_model_files(path: str | os.PathLike) -> str:
     """SHA-256 over the names and bytes of a local model's config, tokenizer and weight files."""
-    import hashlib
-
     path = Path(path)
     if path.is_file():
         files = [path]
@@ -567,9 +568,7 @@ def hash_model_files(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(2**22), b""):
-                digest.update(block)
+        update_with_file(digest, file)
     return digest.hexdigest()
 
 

@@ -24,7 +24,6 @@ pins with ``pip --no-deps --require-hashes`` rather than through a pip extra.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -42,7 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.config import REPO_ROOT
+from mmlaw_utils.config import OUTPUT_FILES, REPO_ROOT
+from mmlaw_utils.io import sha256_file
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 PYPI_PREFIX = "pypi:"
 ASSEMBLED_DIR_ENV = "MMLAW_REAL_MODELS_DIR"  # where Gemma's GGUF chunks are joined (default ~/.cache/mmlaw/real-models)
@@ -163,15 +163,6 @@ def packaged_model(name: str) -> PackagedModel:
     if key not in PACKAGED_MODELS:
         raise KeyError(f"unknown packaged model {name!r}; known: {sorted(PACKAGED_MODELS)}")
     return PACKAGED_MODELS[key]
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _require_installed(spec: PackagedModel) -> None:
@@ -367,11 +358,11 @@ def compare_caches(cache_dir: str | Path, pool_df: pd.DataFrame) -> tuple[pd.Dat
 
 def write_comparison_files(table: pd.DataFrame, lm, data_dir: str | Path, dataset: str) -> Path:
     """Atomically write ``data_dir/comparison.md`` and ``comparison.csv``; return the .md path."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import atomic_write_text
 
-    out = Path(data_dir) / "comparison.md"
+    out = Path(data_dir) / OUTPUT_FILES["comparison_md"]
     atomic_write_text(out, comparison_markdown(table, lm, dataset))
-    atomic_write_text(Path(data_dir) / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(Path(data_dir) / OUTPUT_FILES["comparison_csv"], table.to_csv(index=False, float_format="%.6f"))
     return out
 
 
