@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from mmlaw_utils.scoring import kernel  # noqa: E402
+from mmlaw_utils.scoring import kernel, models  # noqa: E402
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- scoring:start -->", "<!-- scoring:end -->"
@@ -159,7 +159,7 @@ def throughput(config_name: str, args) -> dict:
         f"lm-eval {key}": float(np.max(np.abs(value - reference) / np.abs(reference)))
         for key, value in outputs.items() if key.startswith("bs")
     }
-    params = kernel.count_parameters(model)["params_total"]
+    params = models.count_parameters(model)["params_total"]
     return {"config": config_name, **config, "rows": rows, "n_texts": len(texts), "n_tokens": n_tokens,
             "agreement_max_rel": agreement, "params": params, "vocab_size": len(tokenizer)}
 

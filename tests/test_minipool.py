@@ -15,7 +15,7 @@ import yaml
 from mmlaw_utils.scoring import cache
 
 from mmlaw_utils.minipool import corpora, train
-from mmlaw_utils.scoring.kernel import prefix_token
+from mmlaw_utils.scoring.models import prefix_token
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 

