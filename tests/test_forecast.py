@@ -77,12 +77,13 @@ def test_notebook_07_runs_on_a_tiny_pool(tmp_path):
 
     import papermill
 
-    from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays, save_loss_matrix
+    from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays
+    from mmlaw_utils.report.tables import write_loss_matrix
 
     L, params, fam = _pool(seed=3, K=9, N=80)
     names = [f"m{k}" for k in range(len(params))]
     lm = loss_matrix_from_arrays(L, names, [f"t{n}" for n in range(L.shape[1])], fam, params)
-    save_loss_matrix(lm, tmp_path)
+    write_loss_matrix(lm, tmp_path)
     os.environ.setdefault("MPLBACKEND", "Agg")
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
     papermill.execute_notebook(
