@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.analysis.fit import ScalingFit, fit_points
+from mmlaw_utils.analysis.fit import FitStatus, ScalingFit, fit_points
 from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import pair_index
@@ -356,7 +356,7 @@ def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -
 
 def claim_support(boot: pd.DataFrame, group: str, other: str, column: str, larger: bool) -> float:
     """Share of bootstrap resamples in which ``column`` of ``group`` is larger (or smaller) than ``other``'s."""
-    ok = boot[boot["status"].astype(str).str.startswith("ok")]
+    ok = boot[boot["status"].astype(str) == FitStatus.OK]
     wide = ok.pivot(index="resample", columns="group", values=column)
     if group not in wide or other not in wide:
         return math.nan
