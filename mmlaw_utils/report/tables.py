@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.scoring.cache import atomic_write_table, atomic_write_text
 
 GROUP_ORDER = ("single", "same_family", "cross_family")
@@ -168,9 +169,9 @@ def pairs_table(
     k = len(names)
     if pair_losses.shape != (k, k):
         raise ValueError(f"pair_losses must be {k} x {k} for {k} models, got {pair_losses.shape}")
-    rows, cols = np.triu_indices(k, k=1)
+    index = pair_index(fam)
+    rows, cols = index.i, index.j
     singles = np.diag(pair_losses)
-    same = fam[rows] == fam[cols]
     frame = pd.DataFrame(
         {
             "i": rows.astype(np.int64),
@@ -179,7 +180,7 @@ def pairs_table(
             "model_b": names[cols].astype(str),
             "family_a": fam[rows],
             "family_b": fam[cols],
-            "group": np.where(same, "same_family", "cross_family"),
+            "group": index.group,
             "params": p[rows] + p[cols],
             "loss": pair_losses[rows, cols],
             "loss_a": singles[rows],

@@ -164,11 +164,6 @@ def packaged_model(name: str) -> PackagedModel:
     return PACKAGED_MODELS[key]
 
 
-def is_packaged_model_id(model_id: str) -> bool:
-    """Whether a pool id names a PyPI-packaged model (``pypi:...``)."""
-    return str(model_id).startswith(PYPI_PREFIX)
-
-
 def sha256_file(path: str | Path) -> str:
     """SHA-256 hex digest of a file's bytes."""
     digest = hashlib.sha256()
