@@ -1,4 +1,4 @@
-"""Benchmarks of the analysis numerics (issue 3, item 7) on synthetic loss matrices.
+"""Benchmarks of the analysis numerics on synthetic loss matrices.
 
 1. all pair oracle losses, K=71 models x N=10,000 texts (target < 0.5 s on 2 cores);
 2. all pair oracle losses, K=200 x N=50,000: time and peak memory;

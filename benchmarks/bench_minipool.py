@@ -5,7 +5,7 @@ measurement of each family's smallest and largest configuration.
     nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --score-all /tmp/minipool-scores [--write-readme]
 
 ``--full-build DIR`` trains every model of configs/pools/minipool.yaml from nothing into DIR (mixtures,
-decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils.minipool.train``), reports
+decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils minipool build``), reports
 the wall time per family and in total, and checks that every model's weights equal those in
 models/minipool/ where those exist (the build is deterministic). Without it, the per-model times
 recorded in data/minipool/models_table.csv are summarised instead. The live part trains ``--steps``
@@ -161,7 +161,7 @@ def main() -> int:
                   f"models/minipool/ for {same} of {compared} models compared")
     if table_path.is_file():
         table = pd.read_csv(table_path)
-        lines += [f"Training (`python -m mmlaw_utils.minipool.train --pool configs/pools/minipool.yaml`), from {source}:", "",
+        lines += [f"Training (`python -m mmlaw_utils minipool build --pool configs/pools/minipool.yaml`), from {source}:", "",
                   "| family | models | params (min-max) | tokens/model | train time (s) | tokens/s (smallest, largest) |",
                   "|---|---:|---:|---:|---:|---:|"]
         for family, group in table.groupby("family", sort=False):

@@ -1,6 +1,6 @@
 """Train the miniature pool: tokenizers (``tokenizers``) and random-init causal LMs (transformers).
 
-``python -m mmlaw_utils.minipool.train --pool configs/pools/minipool.yaml [--model NAME] [--device auto]``
+``python -m mmlaw_utils minipool build --pool configs/pools/minipool.yaml [--model NAME] [--device auto]``
 trains every model of the pool (or one), family by family, resuming where a killed build stopped.
 
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
@@ -552,7 +552,7 @@ def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None 
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
 
     Uses the scoring CLI's API (``run.score_model``) with the profile's settings, so the caches are
-    exactly what ``python -m mmlaw_utils.scoring.run --profile NAME --model ID`` writes. ``wait`` polls for
+    exactly what ``python -m mmlaw_utils score --profile NAME --model ID`` writes. ``wait`` polls for
     models that a concurrent build has not finished yet.
     """
     from mmlaw_utils.scoring import run

@@ -1,8 +1,8 @@
 """Score one model on one text set into its per-model cache (eq. 1), resumably; CLI for one model per process.
 
-    python -m mmlaw_utils.scoring.run --profile minipool --model models/minipool/<name> [--force]
-    python -m mmlaw_utils.scoring.run --profile minipool --stale        # ids whose cache is missing/stale
-    python -m mmlaw_utils.scoring.run --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
+    python -m mmlaw_utils score --profile minipool --model models/minipool/<name> [--force]
+    python -m mmlaw_utils stale --profile minipool        # ids whose cache is missing/stale
+    python -m mmlaw_utils score --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
         --cache-dir data/mine/scores [--n-texts N --max-length L --batch-tokens B --device D --dtype T]
 
 A run holds an exclusive lock on ``<cache>.lock``, scores texts in chunks (longest first)
