@@ -126,6 +126,7 @@ FIGURE_STEMS = {
     "fig4": "fig4_mixture_vs_oracle",
     "fig5": "fig5_diversity",
     "fig6": "fig6_forecast",
+    "real2_pair": "real2_pair_scatter",
 }
 
 

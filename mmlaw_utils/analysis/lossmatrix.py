@@ -273,6 +273,15 @@ def assemble_loss_matrix(
     return LossMatrix(long=pd.concat(frames, ignore_index=True), models=models[ordered])
 
 
+def loss_matrix_bytes(lm: LossMatrix) -> np.ndarray:
+    """UTF-8 bytes of each text of a LossMatrix (its text order), checked equal across models."""
+    table = lm.long.pivot(index="model", columns="text_id", values="n_bytes").loc[lm.model_names, lm.text_ids]
+    values = table.to_numpy()
+    if not (values == values[0]).all():
+        raise ValueError("n_bytes differ between models for the same text: the caches disagree on the texts")
+    return values[0].astype(np.int64)
+
+
 def load_loss_matrix(data_dir: str | Path) -> LossMatrix:
     """Read the LossMatrix written by ``report.tables.write_loss_matrix`` from ``data_dir`` (validated again)."""
     data_dir = Path(data_dir)

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from mmlaw_utils.analysis.fit import FitStatus, ScalingFit, fit_points
-from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, GROUPS, SAME_FAMILY, SINGLE
+from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
 from mmlaw_utils.io import atomic_write_table, atomic_write_text, write_marked_region
