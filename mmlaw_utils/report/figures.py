@@ -25,7 +25,6 @@ from mmlaw_utils.analysis.bootstrap import prediction_band
 from mmlaw_utils.analysis.fit import predict
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, PAIR_GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.lossmatrix import LossMatrix, loss_matrix_bytes
-from mmlaw_utils.analysis.oracle import pair_index, pair_oracle_losses
 from mmlaw_utils.io import atomic_output
 from mmlaw_utils.report.tables import fit_value
 
@@ -267,11 +266,8 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
                   any_size_front: pd.DataFrame | None = None, params_unit: float = 1e9) -> Figure:
     """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below
     the cutoff (solid) and extrapolated above it (dashed)."""
-    p = np.asarray(params, dtype=np.int64)
-    pm = pair_oracle_losses(L)
-    index = pair_index(families)
     any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
-    fronts = forecast.group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
+    fronts = forecast.loss_matrix_frontiers(L, np.asarray(params, dtype=np.int64), families, any_full)
     groups = [g for g in forecast.FORECAST_GROUPS if g in fronts]
     fig = Figure(figsize=(4.4 * len(groups), 4.0))
     axes = fig.subplots(1, len(groups), squeeze=False)
