@@ -290,6 +290,16 @@ def resolve_settings(model, tokenizer, max_length: int | None = None, context_to
     length = model_max_length(model) if max_length is None else int(max_length)
     if length < 2:
         raise ValueError(f"max_length must be >= 2 for model {model_name(model)!r}, got {length}")
+    if max_length is not None:
+        try:
+            limit = model_max_length(model)
+        except ValueError:
+            limit = None  # no context length in the config: the caller's max_length is all we have
+        if limit is not None and length > limit:
+            raise ValueError(
+                f"max_length {length} exceeds the context of model {model_name(model)!r} ({limit} tokens, "
+                f"its trained positions); use max_length <= {limit} (longer texts are scored in rolling windows)"
+            )
     context = default_context_tokens(length) if context_tokens is None else int(context_tokens)
     rolling_windows(1, length, context)  # validates context range
     prefix_id, prefix_policy = prefix_token(tokenizer)
@@ -364,9 +374,11 @@ def score_token_sequences(
             finite = torch.isfinite(logprobs)
             if not bool(finite.all()):
                 bad = sorted({ids[i] for i in flat_owner[~finite].unique().tolist()})
+                weight_dtype = head.linear.weight.dtype
+                hint = "; try dtype='float32'" if weight_dtype != torch.float32 else "; the weights or inputs are broken (already float32)"
                 raise FloatingPointError(
                     f"model {model_name(model)!r} gave non-finite log-probabilities (dtype "
-                    f"{head.linear.weight.dtype}) for text id(s) {bad[:20]}; try dtype='float32'"
+                    f"{weight_dtype}) for text id(s) {bad[:20]}{hint}"
                 )
             nll.index_add_(0, flat_owner.cpu(), -logprobs.cpu().double())
             if progress is not None:
@@ -502,6 +514,23 @@ def looks_like_local_path(model_id: str) -> bool:
     return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or Path(text).exists() or text.endswith(".gguf")
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout_s`` seconds (False when offline mode is set)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_model_and_tokenizer(
     model_id: str | os.PathLike,
     revision: str | None = None,
@@ -513,7 +542,20 @@ def load_model_and_tokenizer(
 
     CUDA: weights in ``dtype`` (bf16 by default), SDPA attention, ``device_map="auto"``
     (sharded over GPUs when larger than one). CPU: fp32 unless a dtype is given.
+    Any loading failure is raised as ``RuntimeError`` naming the model; a hub id is loaded from
+    the local hub cache only when the hub is unreachable (failing in seconds, not after retries).
     """
+    try:
+        return _load_model_and_tokenizer(model_id, revision, device, dtype, gguf_file)
+    except (FileNotFoundError, ValueError) as error:  # our own checks (path, device, dtype)
+        if type(error) in (FileNotFoundError, ValueError) and str(model_id) not in str(error):
+            raise type(error)(f"model {str(model_id)!r}: {error}") from error
+        raise
+    except Exception as error:  # safetensors, tokenizers and the hub client raise many types
+        raise RuntimeError(f"model {str(model_id)!r} could not be loaded: {type(error).__name__}: {error}") from error
+
+
+def _load_model_and_tokenizer(model_id, revision, device, dtype, gguf_file):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_id = str(model_id)
@@ -530,6 +572,15 @@ def load_model_and_tokenizer(
     extra: dict[str, Any] = {"revision": revision}
     if gguf_file:
         extra["gguf_file"] = gguf_file
+    if not looks_like_local_path(model_id) and not Path(model_id).exists() and not hub_reachable():
+        try:
+            AutoTokenizer.from_pretrained(model_id, local_files_only=True, **extra)
+        except OSError:
+            raise OSError(
+                f"the Hugging Face hub is unreachable and model {model_id!r} is not in the local hub cache; "
+                "download it where the hub is reachable (or set HF_HOME to a cache that holds it)"
+            ) from None
+        extra["local_files_only"] = True
     tokenizer = AutoTokenizer.from_pretrained(model_id, **extra)
     placement: dict[str, Any] = {}
     if resolved_device == "cuda":
