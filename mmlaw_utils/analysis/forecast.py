@@ -76,6 +76,13 @@ def forecast_errors(params: np.ndarray, losses: np.ndarray, cutoff: int, params_
     }
 
 
+def no_forecast(n_points: int) -> dict:
+    """The row of a frontier with too few points to fit and test: every number NaN, status ``too_few_points``."""
+    nan_row = {k: math.nan for k in ("A", "alpha", "L_inf")}
+    return {"n_fit": int(n_points), "n_test": 0, **nan_row, "status": "too_few_points",
+            **{k: math.nan for k in ERROR_COLUMNS}}
+
+
 def _front(params: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = pareto_front(params, losses)
     return np.asarray(params)[keep], np.asarray(losses)[keep]
@@ -127,7 +134,7 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
         cutoffs[group] = cutoff_budget(fp, fit_fraction)
         base = {"group": group, "cutoff": cutoffs[group], "n_points": int(fp.size)}
         rows[group] = {**base, **(forecast_errors(fp, fl, cutoffs[group], params_unit) if cutoffs[group] is not None
-                                  else {"status": "too_few_points"})}
+                                  else no_forecast(fp.size))}
     boot: dict[str, list[dict]] = {g: [] for g in fronts}
     if n_bootstrap > 0:
         counts = bootstrap_counts(array.shape[1], n_bootstrap, seed)
@@ -252,6 +259,9 @@ def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.Da
               "(95% bootstrap intervals over texts); `naive_mae` predicts no further improvement.", "",
               markdown_table(forecast, ["group", "n_fit", "n_test", "alpha", "mae", "mae_lo", "mae_hi", "mre", "bias",
                                         "naive_mae", "n_boot_ok"]), ""]
+    if not (forecast["n_test"] > 0).any():
+        lines += [f"Not enough points: no frontier has the {MIN_POINTS} points below a cutoff and one above it "
+                  "that a forecast needs.", ""]
     return "\n".join(lines)
 
 
