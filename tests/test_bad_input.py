@@ -95,7 +95,7 @@ def test_assembly_refuses_caches_of_another_text_set_and_names_the_command(tmp_p
                                         check_provenance=expected.check, rescore_hint=expected.rescore_hint)
     message = str(error.value)
     assert all(repr(model) in message for model in pool["model"])
-    assert "python -m mmlaw_utils.scoring.synthetic --profile tinysyn" in message
+    assert "python -m mmlaw_utils synth --profile tinysyn" in message
 
 
 def test_assembly_refuses_caches_scored_with_other_settings(tiny_model_dirs, text_file, tmp_path, monkeypatch):
@@ -119,8 +119,10 @@ def test_n_texts_below_one_is_refused(text_file, n_texts):
 
 
 def test_cli_n_texts_negative_is_an_error_before_anything_is_written(text_file, tmp_path, capsys):
-    code = scoring_run.main(["--model", "x/y", "--dataset", str(text_file), "--cache-dir", str(tmp_path / "c"),
-                             "--n-texts", "-2", "--no-progress"])
+    from mmlaw_utils.cli import main
+
+    code = main(["score", "--model", "x/y", "--dataset", str(text_file), "--cache-dir", str(tmp_path / "c"),
+                 "--n-texts", "-2", "--no-progress"])
     assert code == 1 and "n_texts must be an integer >= 1, got -2" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 

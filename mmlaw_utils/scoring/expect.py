@@ -46,7 +46,7 @@ def synthetic_expectation(profile_name: str, own_data_dir: bool) -> CacheExpecta
     from mmlaw_utils.scoring.synthetic import synthetic_texts
     from mmlaw_utils.texts import dataset_fingerprint
 
-    command = f"python -m mmlaw_utils.scoring.synthetic --profile {profile_name} --force"
+    command = f"python -m mmlaw_utils synth --profile {profile_name} --force"
     if not own_data_dir:  # assembly still requires one fingerprint shared by all caches
         return CacheExpectation(profile_name, None, lambda model, provenance: [], lambda models: command + " --data-dir DATA_DIR")
     settings = _synthetic_settings(profile_name)
@@ -78,7 +78,7 @@ def scored_expectation(profile_name: str, cache_dir: str | Path) -> CacheExpecta
         return run.cache_mismatches(provenance, request, stored_fingerprint, run.requested_model_hash(request))
 
     def hint(models: Sequence[str]) -> str:
-        lines = [f"python -m mmlaw_utils.scoring.run --profile {profile_name} --model {m} --force" for m in models]
+        lines = [f"python -m mmlaw_utils score --profile {profile_name} --model {m} --force" for m in models]
         return "\n".join(lines) + f"\n(or ./run_all.sh --profile {profile_name} --rescore for the whole pool)"
 
     return CacheExpectation(profile_name, fingerprint, matches_profile, hint)
