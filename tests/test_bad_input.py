@@ -17,7 +17,6 @@ import tiny_models
 from mmlaw_utils import config
 from mmlaw_utils.analysis import lossmatrix
 from mmlaw_utils.scoring import cache, kernel
-from mmlaw_utils.scoring import expect as scoring_expect
 from mmlaw_utils.scoring import run as scoring_run
 from mmlaw_utils.scoring.synthetic import SyntheticSettings, generate, read_pool_file
 from mmlaw_utils.texts import load_texts
@@ -80,6 +79,8 @@ def _synthetic_profile(tmp_path: Path, n_texts: int) -> config.Profile:
 
 
 def test_assembly_refuses_caches_of_another_text_set_and_names_the_command(tmp_path, monkeypatch):
+    from mmlaw_utils.scoring import expect as scoring_expect
+
     generate(SyntheticSettings(n_families=2, sizes_b=(0.1, 1.0), n_texts=30, seed=2), tmp_path)
     pool = read_pool_file(tmp_path / "pool.yaml")
     monkeypatch.setattr(scoring_expect, "load_profile", lambda name: _synthetic_profile(tmp_path, 30))
@@ -99,6 +100,8 @@ def test_assembly_refuses_caches_of_another_text_set_and_names_the_command(tmp_p
 
 
 def test_assembly_refuses_caches_scored_with_other_settings(tiny_model_dirs, text_file, tmp_path, monkeypatch):
+    from mmlaw_utils.scoring import expect as scoring_expect
+
     model = str(tiny_model_dirs["tiny-gpt2"])
     scoring_run.score_model(_request(model, text_file, tmp_path), progress=False)
     profile = config.Profile(name="tiny", description="", pool=None, dataset=str(text_file), n_texts=None,
