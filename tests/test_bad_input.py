@@ -180,6 +180,19 @@ def test_negative_nll_and_removed_rows_are_refused(tmp_path):
         cache.read_cache(path)
 
 
+@pytest.mark.parametrize(
+    ("column", "values", "match"),
+    [("n_tokens", [3, 0, 3, 3], r"n_tokens below 1 for text\(s\) \['t1'\]"),
+     ("n_bytes", [12, 12, 12, 0], r"n_bytes below 1 for text\(s\) \['t3'\]"),
+     ("text_id", ["t0", "t1", "t1", "t3"], r"duplicate text_id\(s\) \['t1'\]"),
+     ("text_id", ["t0", None, "t2", "t3"], r"1 row\(s\) without a text_id")],
+)
+def test_damaged_cache_rows_are_refused(tmp_path, column, values, match):
+    frame = _results([1.0, 2.0, 3.0, 4.0]).assign(**{column: values})
+    with pytest.raises(ValueError, match=match):
+        cache.write_cache(tmp_path / "m.parquet", frame, _provenance("m"))
+
+
 def test_stale_notices_a_cache_with_rows_removed(tiny_model_dirs, text_file, tmp_path, monkeypatch, capsys):
     model = str(tiny_model_dirs["tiny-gpt2"])
     profile = config.Profile(name="tiny", description="", pool=tmp_path / "pool.yaml", dataset=str(text_file),
@@ -245,10 +258,11 @@ def test_max_length_beyond_the_context_is_refused_before_any_partial(tiny_model_
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.parquet"))
 
 
-@pytest.mark.parametrize("batch_tokens", [0, -5])
-def test_batch_tokens_must_be_positive(tiny_model_dirs, text_file, tmp_path, batch_tokens):
-    with pytest.raises(ValueError, match=r"batch_tokens must be an integer >= 1"):
-        _request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, batch_tokens=batch_tokens)
+@pytest.mark.parametrize(("key", "value", "low"), [("batch_tokens", 0, 1), ("batch_tokens", -5, 1), ("chunk_texts", 0, 1),
+                                                ("context_tokens", 0, 1), ("max_length", 1, 2), ("n_texts", -2, 1)])
+def test_scoring_settings_are_checked_before_loading(tiny_model_dirs, text_file, tmp_path, key, value, low):
+    with pytest.raises(ValueError, match=rf"'.*tiny-gpt2': {key} must be an integer >= {low}, got {value}"):
+        _request(tiny_model_dirs["tiny-gpt2"], text_file, tmp_path, **{key: value})
 
 
 # ----------------------------------------------------------------- 9. damaged partial folders
@@ -324,11 +338,12 @@ def test_provenance_records_threads_and_a_repo_relative_tokenizer(tmp_path, text
     assert run.provenance["torch_threads"] == torch.get_num_threads()
 
 
-def test_nan_hint_does_not_suggest_float32_to_a_float32_model(tiny_tokenizers):
+@pytest.mark.parametrize(("dtype", "suggests_float32"), [(torch.float32, False), (torch.bfloat16, True)])
+def test_nan_hint_suggests_float32_only_to_a_lower_precision_model(tiny_tokenizers, dtype, suggests_float32):
     tokenizer = tiny_tokenizers["bos"]
-    model = tiny_models.build_model("llama", tokenizer, seed=9)
+    model = tiny_models.build_model("llama", tokenizer, seed=9).to(dtype)
     with torch.no_grad():
         model.get_input_embeddings().weight.fill_(float("nan"))
-    with pytest.raises(FloatingPointError) as error:
+    with pytest.raises(FloatingPointError, match=str(dtype)) as error:
         kernel.score_texts(model, tokenizer, ["The river."])
-    assert "float32" in str(error.value) and "try dtype='float32'" not in str(error.value)
+    assert ("try dtype='float32'" in str(error.value)) is suggests_float32
