@@ -17,6 +17,7 @@ import tiny_models
 from mmlaw_utils import config
 from mmlaw_utils.analysis import lossmatrix
 from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import models as scoring_models
 from mmlaw_utils.scoring import run as scoring_run
 from mmlaw_utils.scoring.synthetic import SyntheticSettings, generate, read_pool_file
 from mmlaw_utils.texts import load_texts
@@ -235,7 +236,7 @@ def test_corrupt_weights_name_the_model(tiny_model_dirs, tmp_path):
     shutil.copytree(tiny_model_dirs["tiny-gpt2"], broken)
     (broken / "model.safetensors").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(RuntimeError, match=r"model '.*broken-model' could not be loaded"):
-        kernel.load_model_and_tokenizer(str(broken), device="cpu")
+        scoring_models.load_model_and_tokenizer(str(broken), device="cpu")
 
 
 def test_unreachable_hub_fails_fast_naming_the_model(monkeypatch, tmp_path):
@@ -246,7 +247,7 @@ def test_unreachable_hub_fails_fast_naming_the_model(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     start = time.monotonic()
     with pytest.raises(RuntimeError, match=r"model 'no-org/no-such-model'.*hub is unreachable"):
-        kernel.load_model_and_tokenizer("no-org/no-such-model", device="cpu")
+        scoring_models.load_model_and_tokenizer("no-org/no-such-model", device="cpu")
     assert time.monotonic() - start < 15
 
 

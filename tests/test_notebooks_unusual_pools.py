@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mmlaw_utils.analysis.bootstrap import bootstrap_counts
-from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays, save_loss_matrix
+from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays
+from mmlaw_utils.report.tables import write_loss_matrix
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -27,7 +28,7 @@ def _save_pool(data_dir: Path, families: list[str], n_texts: int = 20, equal: bo
     noise = np.random.default_rng(0).normal(0.0, 0.1, (k, n_texts))
     losses = np.full((k, n_texts), 500.0) if equal else 1000 * (params[:, None] / 1e9) ** -0.1 * np.exp(noise)
     lm = loss_matrix_from_arrays(losses, [f"m{i}" for i in range(k)], [f"t{j}" for j in range(n_texts)], families, params)
-    save_loss_matrix(lm, data_dir)
+    write_loss_matrix(lm, data_dir)
 
 
 def _run(name: str, data_dir: Path, **parameters) -> str:
