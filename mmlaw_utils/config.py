@@ -95,7 +95,7 @@ def _check_scoring(raw: Any, where: str) -> dict[str, Any]:
     for key in ("device", "dtype"):
         if key in raw and not isinstance(raw[key], str):
             raise ValueError(f"{where}: key 'scoring.{key}' must be a string, got {raw[key]!r}")
-    if str(raw.get("dtype", "auto")).lower() not in _DTYPES:
+    if str(raw.get("dtype", "auto")).lower().removeprefix("torch.") not in _DTYPES:
         raise ValueError(f"{where}: key 'scoring.dtype' is {raw['dtype']!r}; use one of {sorted(_DTYPES)}")
     return {**_SCORING_DEFAULTS, **raw}
 

@@ -92,6 +92,10 @@ def _check_jsonl(raw: bytes, where: str) -> list[int]:
 
 def _check_local_file(path: Path) -> list[int] | None:
     """Refuse an empty or undecodable text file naming the file and line; JSON-lines row -> line numbers."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"text set {str(path)!r} is empty (no rows)")
+    if path.suffix not in (".jsonl", ".json", ".csv"):
+        return None  # binary formats: the reader's own errors, wrapped with the file name
     raw = path.read_bytes()
     if not raw.strip():
         raise ValueError(f"text set {str(path)!r} is empty (no rows)")
@@ -100,8 +104,7 @@ def _check_local_file(path: Path) -> list[int] | None:
         if not lines:
             raise ValueError(f"text set {str(path)!r} is empty (no rows)")
         return lines
-    if path.suffix in (".json", ".csv"):
-        _decode_utf8(raw, str(path))
+    _decode_utf8(raw, str(path))
     return None
 
 
@@ -139,6 +142,8 @@ def load_texts(dataset: str | Path, n_texts: int | None = None, split: str = "tr
         where = f"hub dataset {dataset!r} (split {split!r})"
         loaded = datasets.load_dataset(str(dataset), split=split)
     frame = loaded.to_pandas()
+    if frame.empty:
+        raise ValueError(f"{where}: the text set is empty (no rows)")
     if "text" not in frame.columns:
         raise ValueError(f"{where}: no 'text' column; have {list(frame.columns)}")
     if "text_id" not in frame.columns:
