@@ -77,6 +77,13 @@ def forecast_errors(params: np.ndarray, losses: np.ndarray, cutoff: int, params_
     }
 
 
+def no_forecast(n_points: int) -> dict:
+    """The row of a frontier with too few points to fit and test: every number NaN, status ``too_few_points``."""
+    nan_row = {k: math.nan for k in ("A", "alpha", "L_inf")}
+    return {"n_fit": int(n_points), "n_test": 0, **nan_row, "status": str(FitStatus.TOO_FEW_POINTS),
+            **{k: math.nan for k in ERROR_COLUMNS}}
+
+
 def _front(params: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = pareto_front(params, losses)
     return np.asarray(params)[keep], np.asarray(losses)[keep]
@@ -132,7 +139,7 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
         cutoffs[group] = cutoff_budget(fp, fit_fraction)
         base = {"group": group, "cutoff": cutoffs[group], "n_points": int(fp.size)}
         rows[group] = {**base, **(forecast_errors(fp, fl, cutoffs[group], params_unit) if cutoffs[group] is not None
-                                  else {"status": str(FitStatus.TOO_FEW_POINTS)})}
+                                  else no_forecast(fp.size))}
     boot: dict[str, list[dict]] = {g: [] for g in fronts}
     if n_bootstrap > 0:
         counts = bootstrap_counts(array.shape[1], n_bootstrap, seed)

@@ -202,6 +202,9 @@ def pairs_table(
 
 def pair_loss_matrix(pairs: pd.DataFrame, n_models: int) -> np.ndarray:
     """K x K pair oracle losses (nats; singles on the diagonal) rebuilt from a :func:`pairs_table` frame."""
+    if n_models < 2:
+        raise ValueError(f"the loss matrix has {n_models} model: there are no pairs, and the frontiers compare "
+                         "single models with pairs; a pool needs at least 2 models")
     expected = n_models * (n_models - 1) // 2
     if len(pairs) != expected:
         raise ValueError(f"pairs table has {len(pairs)} rows; {n_models} models have {expected} pairs")
