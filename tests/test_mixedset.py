@@ -178,7 +178,8 @@ def test_training_and_heldout_documents_partition_a_source(tmp_path, monkeypatch
     toy = sources.Source("toy", "news", "public domain", True, 0.25, lambda _: iter(docs))
     monkeypatch.setitem(sources.SOURCES, "toy", toy)
     held = {d["doc_id"] for d in sources.heldout_documents("toy")}
-    train = {d["doc_id"] for d in sources.training_documents("toy")}
+    train = {doc_id for doc_id, _ in sources.training_documents("toy")}
+    assert [d["doc_id"] for d in sources.training_records("toy")] == sorted(train, key=lambda i: int(i[4:]))
     assert held.isdisjoint(train) and held | train == {d["doc_id"] for d in docs}
     assert 0.18 < len(held) / len(docs) < 0.32
     assert sources.docs_path("toy").is_file()  # cached as jsonl

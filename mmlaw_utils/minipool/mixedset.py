@@ -164,7 +164,7 @@ def select_round_robin(frame: pd.DataFrame, target: int = DOMAIN_TARGET) -> pd.D
 
 def training_side(names: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
     """(doc_id, text) of every training document, per source."""
-    return {name: [(d["doc_id"], d["text"]) for d in sources.training_documents(name)] for name in names}
+    return {name: sources.training_documents(name) for name in names}
 
 
 def _docs_sha256(docs: list[tuple[str, str]]) -> str:

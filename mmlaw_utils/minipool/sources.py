@@ -533,9 +533,14 @@ def heldout_documents(name: str) -> list[Doc]:
     return [d for d in documents(name) if is_heldout_doc(d)]
 
 
-def training_documents(name: str) -> list[Doc]:
-    """Documents of a source that the held-out set never uses (disjoint by source document)."""
+def training_records(name: str) -> list[Doc]:
+    """Documents (full records) of a source that the held-out set never uses (disjoint by source document)."""
     return [d for d in documents(name) if not is_heldout_doc(d)]
+
+
+def training_documents(name: str) -> list[tuple[str, str]]:
+    """(doc_id, text) of a source's training side, in corpora's Doc form, ready for corpora.build_mixture."""
+    return [(d["doc_id"], d["text"]) for d in training_records(name)]
 
 
 def source_table() -> list[dict]:
