@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmlaw_utils.config import REPO_ROOT
 from mmlaw_utils.scoring.cache import atomic_output
 
 SPLIT_SEED = "mmlaw-mixed-v1"
@@ -605,7 +606,7 @@ def heldout_documents(name: str) -> list[Doc]:
     return [d for d in documents(name) if is_heldout_doc(d)]
 
 
-HELDOUT_FILE = Path(__file__).resolve().parents[2] / "data" / "texts" / "mixed_heldout.jsonl"
+HELDOUT_FILE = REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl"
 
 
 def _heldout_texts() -> list[tuple[str, str]]:
