@@ -31,6 +31,9 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``report.figures``: every figure.
 * ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
+* ``minipool.sources``: text sources from pinned pip/npm/apt archives; held-out/training split by document.
+* ``minipool.mixedset``: builds the mixed-domain held-out text set (8 domains) bit for bit.
+* ``minipool.rdata``: reads R lazy-load databases (the Austen novels' package format).
 * ``minipool.corpora``: training mixtures of the miniature pool.
 * ``minipool.train``: trains the miniature pool's tokenizers and models.
 """

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 TEXT_COLUMNS = ["text_id", "text", "source"]
+OPTIONAL_COLUMNS = ["domain"]  # kept when the text set has them (the mixed-domain set does)
 _LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
@@ -158,4 +159,5 @@ def load_texts(dataset: str | Path, n_texts: int | None = None, split: str = "tr
         if n_texts > len(frame):
             raise ValueError(f"{where}: n_texts={n_texts} but the text set holds only {len(frame)} texts")
         frame = frame.iloc[:n_texts]
-    return validate_texts(frame[TEXT_COLUMNS].reset_index(drop=True), where, lines)
+    columns = TEXT_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+    return validate_texts(frame[columns].reset_index(drop=True), where, lines)
