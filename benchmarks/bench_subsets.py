@@ -35,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mmlaw_utils.analysis import subsets  # noqa: E402
-from mmlaw_utils.analysis.forecast import write_text_atomic  # noqa: E402
 from mmlaw_utils.analysis.subset_search import memory_bound_bytes  # noqa: E402
+from mmlaw_utils.io import atomic_write_text, write_marked_region  # noqa: E402
 from mmlaw_utils.scoring.synthetic import paper_like_losses  # noqa: E402
 
 START, END = "<!-- beyond:start -->", "<!-- beyond:end -->"
@@ -111,7 +111,7 @@ def run_child(case: dict) -> dict:
     result = _run_child(case)
     cached = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     cached[key] = result
-    write_text_atomic(CACHE, json.dumps(cached, indent=1))
+    atomic_write_text(CACHE, json.dumps(cached, indent=1))
     return result
 
 
@@ -231,13 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     block = "\n".join([START, "## Beyond pairs (subsets)", "", header, "", *table, "", *verdicts, END])
     print(block)
     if args.write_readme:
-        readme = REPO / "benchmarks" / "README.md"
-        text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-        if START in text and END in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        write_text_atomic(readme, text)
+        body = "\n".join(["## Beyond pairs (subsets)", "", header, "", *table, "", *verdicts])
+        write_marked_region(REPO / "benchmarks" / "README.md", body, START, END, append_if_missing=True,
+                            new_file_text="# Benchmarks\n")
     return 0
 
 

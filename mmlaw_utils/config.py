@@ -1,13 +1,20 @@
 """Run configuration: profiles, the folders of a run and the registry of its output files.
 
-Profiles: ``configs/profiles/<name>.yaml`` names a pool, a text set and output folders.
+A profile, ``configs/profiles/<name>.yaml``, is what ``python -m mmlaw_utils run --profile NAME``
+(and ``./run_all.sh --profile NAME``) runs. Keys:
 
-A profile is what ``run_all.sh --profile NAME`` runs. Keys:
-``pool`` (pool yaml, or null), ``dataset`` (local text file or hub name), ``n_texts``,
-``data_dir`` (loss matrix, pairs, fits, table 1), ``figures_dir``, ``scoring``
-(``max_length``, ``batch_tokens``, ``device``, ``dtype``), ``synthetic`` (generator
-settings; when set, score caches are generated instead of scored) and ``stages`` (the
-run_all.sh stages of this profile, default scores and notebooks 02-07).
+* ``description``: one line shown in listings;
+* ``pool``: pool yaml (configs/pools/<name>.yaml), or null;
+* ``dataset`` (required): local text file (relative to the repository root) or hub dataset name;
+* ``n_texts``: first N texts only (null: all);
+* ``data_dir`` (required): score caches (``data_dir/scores``), loss matrix, pairs, fits, Table 1;
+* ``figures_dir``: figures (default ``figures/<name>``);
+* ``scoring``: ``max_length`` (window, tokens; null: the model's context), ``context_tokens`` (min
+  context of later windows, tokens; null: half a window), ``batch_tokens`` (padded tokens per
+  forward), ``chunk_texts`` (texts per resumable chunk), ``device``, ``dtype``;
+* ``synthetic``: generator settings; when set, score caches are generated instead of scored;
+* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; see
+  ``mmlaw_utils.pipeline``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = REPO_ROOT / "configs" / "profiles"
 DEFAULT_PROFILE = "minipool"
 _SCORING_DEFAULTS: dict[str, Any] = {"max_length": None, "batch_tokens": 8192, "device": "auto", "dtype": "auto"}
+_SCORING_KEYS = {*_SCORING_DEFAULTS, "context_tokens", "chunk_texts"}
 
 
 @dataclass(frozen=True)
@@ -63,19 +71,68 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
+_PROFILE_KEYS = {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic", "stages"}
+_DTYPES = {"auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "half"}
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_scoring(raw: Any, where: str) -> dict[str, Any]:
+    """The ``scoring:`` mapping with defaults filled in; unknown keys and bad values name the key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: key 'scoring' must be a mapping of {sorted(_SCORING_KEYS)}, got {raw!r}")
+    unknown = sorted(set(raw) - _SCORING_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {['scoring.' + str(k) for k in unknown]}; known: {sorted(_SCORING_KEYS)}")
+    for key, low in (("max_length", 2), ("context_tokens", 1), ("batch_tokens", 1), ("chunk_texts", 1)):
+        value = raw.get(key)
+        if value is not None and not _is_int(value, low):
+            raise ValueError(f"{where}: key 'scoring.{key}' must be a whole number >= {low}, got {value!r}")
+    for key in ("device", "dtype"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ValueError(f"{where}: key 'scoring.{key}' must be a string, got {raw[key]!r}")
+    if str(raw.get("dtype", "auto")).lower().removeprefix("torch.") not in _DTYPES:
+        raise ValueError(f"{where}: key 'scoring.dtype' is {raw['dtype']!r}; use one of {sorted(_DTYPES)}")
+    return {**_SCORING_DEFAULTS, **raw}
+
+
+def _check_types(raw: dict[str, Any], where: str) -> None:
+    """Type of every top-level profile key; the error names the key."""
+    for key in ("description", "dataset", "data_dir", "figures_dir", "pool"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ValueError(f"{where}: key {key!r} must be a string, got {raw[key]!r}")
+    if raw.get("n_texts") is not None and not _is_int(raw["n_texts"], 1):
+        raise ValueError(f"{where}: key 'n_texts' must be a whole number >= 1 (or null for all), got {raw['n_texts']!r}")
+    if raw.get("synthetic") is not None and not isinstance(raw["synthetic"], dict):
+        raise ValueError(f"{where}: key 'synthetic' must be a mapping of generator settings, got {raw['synthetic']!r}")
+    stages = raw.get("stages")
+    if stages is not None and (not isinstance(stages, list) or not all(isinstance(x, str) for x in stages)):
+        raise ValueError(f"{where}: key 'stages' must be a list of stage names, got {stages!r}")
+
+
 def load_profile(name: str) -> Profile:
-    """Read ``configs/profiles/<name>.yaml``; a missing profile or key is a clear error."""
+    """Read ``configs/profiles/<name>.yaml``; a missing profile, bad YAML, or a missing, unknown or mistyped key is a clear error."""
     path = PROFILES_DIR / f"{name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"profile {name!r} not found at {path}; available: {available_profiles()}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"profile {path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"profile {path}: a profile is a mapping of keys, got {type(raw).__name__}")
     for key in ("dataset", "data_dir"):
         if key not in raw:
             raise ValueError(f"profile {path}: missing key {key!r}")
-    unknown = set(raw) - {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic", "stages"}
+    unknown = set(raw) - _PROFILE_KEYS
     if unknown:
         raise ValueError(f"profile {path}: unknown key(s) {sorted(unknown)}")
-    scoring = {**_SCORING_DEFAULTS, **(raw.get("scoring") or {})}
+    _check_types(raw, f"profile {path}")
+    scoring = _check_scoring(raw.get("scoring"), f"profile {path}")
     return Profile(
         name=name,
         description=raw.get("description", ""),
@@ -102,6 +159,24 @@ OUTPUT_FILES = {
     "bootstrap": "bootstrap.parquet",
     "table1_md": "table1.md",
     "table1_csv": "table1.csv",
+    "subset_frontier": "subset_frontier.parquet",
+    "subset_fits": "subset_fits.csv",
+    "mixture_gain": "mixture_gain.csv",
+    "diversity_by_relation": "diversity_by_relation.csv",
+    "forecast": "forecast.csv",
+    "beyond_pairs": "beyond_pairs.md",
+    "comparison_md": "comparison.md",
+    "comparison_csv": "comparison.csv",
+}
+# figure files: <figures_dir>/<stem>.png and .pdf
+FIGURE_STEMS = {
+    "fig1": "fig1_single_vs_ensemble",
+    "fig2": "fig2_same_vs_cross_family",
+    "fig3": "fig3_subset_frontiers",
+    "fig4": "fig4_mixture_vs_oracle",
+    "fig5": "fig5_diversity",
+    "fig6": "fig6_forecast",
+    "real2_pair": "real2_pair_scatter",
 }
 
 
@@ -156,5 +231,5 @@ def resolve_run_paths(
 def require(path: Path, made_by: str) -> Path:
     """``path`` if it exists, else a clear error naming the notebook that writes it."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path} does not exist; run {made_by} first (or ./run_all.sh --from {made_by[:2]})")
+        raise FileNotFoundError(f"{path} does not exist; run {made_by} first (python -m mmlaw_utils run --from {made_by[:2]})")
     return Path(path)

