@@ -429,7 +429,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.peak:
-        command = "nice -n 10 .venv/bin/python benchmarks/bench_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = f"nice -n {os.nice(0)} .venv/bin/python benchmarks/bench_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
         section = peak_markdown(peak_fraction(args.peak_sequences, args.peak_length), command.strip())
         print(section)
         if args.write_readme:

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row_for(f"HiGHS budget walk (method=milp), paper-like K={k}, N=1,000", r, ref_before))
             print(rows[-1], flush=True)
     ref_after = reference_cpu_seconds()
-    command = " ".join(["nice -n 5 .venv/bin/python benchmarks/bench_subsets.py",
+    command = " ".join([f"nice -n {os.nice(0)} .venv/bin/python benchmarks/bench_subsets.py",
                         *(argv if argv is not None else sys.argv[1:])])
     header = (f"Command: `{command}` ({platform.machine()}, {os.cpu_count()} cores visible, load average "
               f"{load:.1f} at start and {os.getloadavg()[0]:.1f} at the end, numpy {np.__version__}, python "
