@@ -226,7 +226,9 @@ def brute_force_points(L: np.ndarray, params: np.ndarray, *, max_size: int | Non
 def dominated_models(L: np.ndarray, params: np.ndarray) -> np.ndarray:
     """Mask of models never needed on a frontier: some other model with <= params is <= on every text.
 
-    Exact duplicates (same params, identical rows) keep their lowest row index.
+    Exact duplicates (same params, identical rows) keep their lowest row index. Why: if i dominates
+    j, any subset S holding j is matched by S - j (when i is in S) or S - j + i (when not), with loss
+    and params no higher and size no larger; so without a minimum size, dropping j loses no point.
     """
     array = _as_loss_matrix(L)
     p = as_param_counts(params, array.shape[0])
