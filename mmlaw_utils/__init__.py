@@ -24,6 +24,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.fit``: fits of L(P) = A * P^-alpha + L_inf (eq. 7).
 * ``analysis.bootstrap``: confidence intervals over texts for the fits.
 * ``analysis.subsets``: exact frontiers over subsets of any size.
+* ``analysis.subset_search``: branch and bound behind the exact any-size frontier (bounds, certificates).
 * ``analysis.mixture``: the realizable Bayesian mixture vs the oracle.
 * ``analysis.diversity``: pair win shares and gains by family relation.
 * ``analysis.forecast``: fit below a budget, predict the frontier above it.
