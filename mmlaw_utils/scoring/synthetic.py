@@ -149,17 +149,19 @@ def paper_like_pool(n_models: int = 71, seed: int = 0, pool_file: str | Path | N
     sizes jittered by up to 20 %, so large synthetic pools keep the paper's family mix.
     """
     from mmlaw_utils.config import REPO_ROOT
-    from mmlaw_utils.pool import load_pool
 
-    base = load_pool(pool_file or REPO_ROOT / "configs" / "pools" / "paper71.yaml")
+    path = Path(pool_file or REPO_ROOT / "configs" / "pools" / "paper71.yaml")
+    base = (yaml.safe_load(path.read_text()) or {}).get("models") or []  # read directly: pool imports this module
+    if not base:
+        raise ValueError(f"pool file {path} lists no models")
     rng = np.random.default_rng([seed, 3])
     rows = []
     for k in range(n_models):
-        entry = base.iloc[k % len(base)]
+        entry = base[k % len(base)]
         spread = 0.05 if k < len(base) else 0.20
-        params = int(round(float(entry["params_nominal"]) * (1.0 + spread * rng.uniform(-1.0, 1.0))))
+        params = int(round(float(entry["params_b"]) * 1e9 * (1.0 + spread * rng.uniform(-1.0, 1.0))))
         variant = "" if k < len(base) else f"-v{k // len(base)}"
-        rows.append({"model": f"{entry['model']}{variant}", "family": entry["family"],
+        rows.append({"model": f"{entry['id']}{variant}", "family": entry["family"],
                      "release": entry.get("release", entry["family"]), "params": params, "params_b": params / 1e9})
     return pd.DataFrame(rows)
 
