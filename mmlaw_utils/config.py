@@ -102,6 +102,13 @@ OUTPUT_FILES = {
     "bootstrap": "bootstrap.parquet",
     "table1_md": "table1.md",
     "table1_csv": "table1.csv",
+    "cluster_bootstrap": "cluster_bootstrap.parquet",
+    "jackknife": "model_jackknife.csv",
+    "uncertainty": "uncertainty.csv",
+    "model_comparison": "model_comparison.csv",
+    "sensitivity": "sensitivity.csv",
+    "equal_budget": "equal_budget.csv",
+    "claims": "claims.csv",
 }
 
 
