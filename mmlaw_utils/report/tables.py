@@ -59,6 +59,12 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
     atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
 
 
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Atomically write a frame to CSV (no index); return the path."""
+    atomic_write_text(path, frame.to_csv(index=False))
+    return Path(path)
+
+
 def fit_value(fit: Any, name: str) -> float:
     """Attribute ``name`` of a fit given as a ScalingFit-like object or a mapping (NaN when absent)."""
     value = fit.get(name) if isinstance(fit, Mapping) else getattr(fit, name, None)
