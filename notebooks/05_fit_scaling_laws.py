@@ -150,8 +150,9 @@ display(claims)
 table1 = table1_frame(groups, fits, boot, level=level, uncertainty=uncertainty)
 caption = (f"**Table 1** ({paths.profile}: {lm.shape[0]} models, {lm.shape[1]} texts in {n_clusters} source "
            f"clusters). Fits of eq. 7 on the Pareto points, P in units of {params_unit:g} parameters; "
-           f"[the widest of four {level:.0%} intervals: text bootstrap and cluster bootstrap ({n_bootstrap} "
-           f"resamples each), model jackknife, profile likelihood; the column *interval method* names it]; "
+           f"[the widest of four {level:.0%} intervals: text bootstrap ({n_bootstrap} text resamples), cluster "
+           f"bootstrap ({n_bootstrap} resamples of the {n_clusters} clusters), model jackknife, profile likelihood; "
+           f"the column *interval method* names it]; "
            f"(the paper's value).")
 write_table1(table1, paths.data_dir, caption=caption)
 display(Markdown(table1_markdown(table1, caption)))

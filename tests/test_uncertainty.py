@@ -146,3 +146,23 @@ def test_sensitivity_flags_a_model_that_moves_the_fit_beyond_its_profile_interva
     assert table["influential"].to_dict() == {"m0": False, "m1": True, "m2": True}
     assert "alpha outside" in table.loc["m1", "reason"] and "failed" in table.loc["m2", "reason"]
     assert table.loc["m1", "alpha_change"] == pytest.approx(0.9 - fit.alpha)
+
+
+def test_curve_band_is_the_widest_of_the_methods():
+    from mmlaw_utils.analysis.uncertainty import curve_band
+
+    params_b = np.array([0.1, 0.2, 0.5, 1.0, 2.0, 5.0])
+    fit = _fit_on(params_b, 3.0 * params_b**-0.4 + 2.0 + np.array([0.05, -0.08, 0.1, -0.03, 0.02, -0.09]))
+    x = np.array([1.0])
+    boot = pd.DataFrame({"group": "g", "A": [1.0, 2.0, 3.0, np.nan], "alpha": 0.5, "L_inf": 0.0})
+    jack = pd.DataFrame({"group": "g", "A": [fit.A - 1.0, fit.A + 1.0], "alpha": 0.0, "L_inf": fit.L_inf})
+    lo, hi, used = curve_band(fit, {"text_bootstrap": boot}, "g", x, level=0.5)
+    assert (lo[0], hi[0], used) == (pytest.approx(1.5), pytest.approx(2.5), ["text_bootstrap"])
+    # jackknife curves at P = 1: fit.A + L_inf -/+ 1, so se = sqrt(1/2 * 2) = 1 around the fitted curve
+    lo, hi, used = curve_band(fit, {"text_bootstrap": boot, "model_jackknife": jack}, "g", x, level=0.5)
+    z = norm.ppf(0.75)
+    centre = fit.A + fit.L_inf
+    assert lo[0] == pytest.approx(min(1.5, centre - z)) and hi[0] == pytest.approx(max(2.5, centre + z))
+    assert used == ["text_bootstrap", "model_jackknife"]
+    lo, _, used = curve_band(fit, {}, "g", x)
+    assert np.isnan(lo).all() and used == []

@@ -219,3 +219,37 @@ def sensitivity_table(
     return pd.DataFrame.from_records(records, columns=[
         "group", "left_out", "alpha", "alpha_full", "alpha_change", "L_inf", "L_inf_full", "L_inf_change",
         "n_frontier", "status", "influential", "reason"])
+
+
+def curve_band(fit: Any, draws: Mapping[str, pd.DataFrame], group: str, params: np.ndarray,
+               level: float = 0.95) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Pointwise band (nats) of the fitted law of ``group`` at ``params`` (the fit's unit): the widest of the methods.
+
+    ``draws`` maps a method to its refits (columns group, A, alpha, L_inf): bootstrap methods give
+    percentile bands, ``model_jackknife`` the fitted curve -/+ z * the jackknife SE of the curve.
+    Returns (lo, hi, methods used); NaN bands when no method has two finite refits.
+    """
+    p = np.asarray(params, dtype=np.float64)
+    center = float(fit.A) * p ** (-float(fit.alpha)) + float(fit.L_inf)
+    lows, highs, used = [], [], []
+    for method, frame in draws.items():
+        sub = frame[frame["group"] == group].dropna(subset=list(FIT_COLUMNS))
+        if len(sub) < 2:
+            continue
+        with np.errstate(over="ignore"):
+            curves = (sub["A"].to_numpy()[:, None] * p[None, :] ** (-sub["alpha"].to_numpy()[:, None])
+                      + sub["L_inf"].to_numpy()[:, None])
+        if method == "model_jackknife":
+            k = curves.shape[0]
+            se = np.sqrt((k - 1) / k * ((curves - curves.mean(axis=0)) ** 2).sum(axis=0))
+            z = float(norm.ppf((1 + level) / 2))
+            lo, hi = center - z * se, center + z * se
+        else:
+            lo, hi = np.quantile(curves, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        lows.append(lo)
+        highs.append(hi)
+        used.append(method)
+    if not used:
+        nan = np.full(p.shape, np.nan)
+        return nan, nan, []
+    return np.min(lows, axis=0), np.max(highs, axis=0), used

@@ -1,9 +1,12 @@
-"""Figures 1 and 2 of the paper (§4.1): Pareto frontiers, fitted laws (eq. 7) and bootstrap bands.
+"""Figures 1 and 2 of the paper (§4.1) and the equal-budget figure: Pareto frontiers, fitted laws (eq. 7), bands.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state), so they render the
 same under papermill, in tests and on headless machines, whatever the backend. x axis: total
-parameters P in units of ``params_unit`` (1e9: billions), log scale; y axis: oracle loss in nats
-per text (eq. 4).
+parameters P on a log scale, in a unit read off the data (thousands, millions or billions); the
+laws are evaluated in the unit they were fitted in (``params_unit``). y axis: oracle loss in nats
+per text (eq. 4). Every raw point is drawn; Pareto points carry the model names and a marker per
+family; a floor held at its bound is drawn dashed and said so; bands are the widest of the methods
+given (text and cluster bootstrap, model jackknife).
 """
 
 from __future__ import annotations
@@ -17,12 +20,31 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mmlaw_utils.analysis.bootstrap import prediction_band
+from mmlaw_utils.analysis.uncertainty import curve_band
 from mmlaw_utils.scoring.cache import atomic_output
 from mmlaw_utils.report.tables import GROUP_LABELS, fit_value
 
 GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
-FIGURE_STEMS = {"fig1": "fig1_single_vs_ensemble", "fig2": "fig2_same_vs_cross_family"}
-UNIT_NAMES = {1.0: "parameters", 1e6: "millions of parameters", 1e9: "billions of parameters"}
+FIGURE_STEMS = {"fig1": "fig1_single_vs_ensemble", "fig2": "fig2_same_vs_cross_family",
+                "budget": "fig_equal_budget"}
+UNIT_NAMES = {1.0: "parameters", 1e3: "thousands of parameters", 1e6: "millions of parameters",
+              1e9: "billions of parameters"}
+FAMILY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+METHOD_LABELS = {"text_bootstrap": "text bootstrap", "cluster_bootstrap": "cluster bootstrap",
+                 "model_jackknife": "model jackknife"}
+
+
+def display_unit(max_params: float) -> tuple[float, str]:
+    """Axis unit for data whose largest value is ``max_params`` raw parameters: (parameters per unit, name)."""
+    for scale in (1e9, 1e6, 1e3):
+        if max_params >= scale:
+            return scale, UNIT_NAMES[scale]
+    return 1.0, UNIT_NAMES[1.0]
+
+
+def short_name(model: str) -> str:
+    """Model id without its folder (``models/minipool/neox-d8l1`` -> ``neox-d8l1``)."""
+    return str(model).rstrip("/").rsplit("/", 1)[-1]
 
 
 def scaling_law(params_scaled: np.ndarray, A: float, alpha: float, L_inf: float) -> np.ndarray:
@@ -45,6 +67,21 @@ def _fit_is_usable(fit: Any) -> bool:
     return fit is not None and all(np.isfinite(float(fit_value(fit, name))) for name in ("A", "alpha", "L_inf"))
 
 
+def _member_labels(frame: pd.DataFrame, model_names: Sequence[str] | None,
+                   model_families: Sequence[str] | None, params: np.ndarray | None) -> tuple[list[str], list[str]]:
+    """Per row: "a + b" model names and the family shown by its marker (the larger member's for pairs)."""
+    labels, families = [], []
+    for members in frame["members"]:
+        members = tuple(int(m) for m in members)
+        labels.append(" + ".join(short_name(model_names[m]) for m in members) if model_names is not None else "")
+        if model_families is not None:
+            largest = max(members, key=lambda m: params[m]) if params is not None else members[0]
+            families.append(str(model_families[largest]))
+        else:
+            families.append("")
+    return labels, families
+
+
 def plot_group(
     ax: Any,
     frame: pd.DataFrame,
@@ -56,28 +93,66 @@ def plot_group(
     x_range: tuple[float, float] | None = None,
     level: float = 0.95,
     show_raw: bool = True,
+    display_scale: float | None = None,
+    band: tuple[np.ndarray, np.ndarray] | None = None,
+    band_grid: np.ndarray | None = None,
+    band_label: str = "",
+    model_names: Sequence[str] | None = None,
+    model_families: Sequence[str] | None = None,
+    model_params: np.ndarray | None = None,
+    family_markers: Mapping[str, str] | None = None,
 ) -> None:
-    """Draw one collaboration group on ``ax``: raw points (faint), frontier points, fitted law and its band."""
+    """Draw one collaboration group on ``ax``: raw points (faint), Pareto points, fitted law and its band.
+
+    ``display_scale`` (raw parameters per x unit; default ``params_unit``) sets the x unit; ``x_range``
+    is in that unit. ``band`` (lo, hi) at ``band_grid`` (x unit) replaces the bootstrap band of ``boot_group``.
+    With ``model_names`` the Pareto points are labelled; with ``model_families`` marked per family.
+    """
+    scale = float(display_scale or params_unit)
     color = GROUP_COLORS.get(group, "#8172B3")
     label = GROUP_LABELS.get(group, group)
-    x = frame["params"].to_numpy(dtype=np.float64) / params_unit
+    x = frame["params"].to_numpy(dtype=np.float64) / scale
     y = frame["loss"].to_numpy(dtype=np.float64)
     front = frame["on_frontier"].to_numpy(dtype=bool)
-    if show_raw:
-        ax.scatter(x[~front], y[~front], s=8, color=color, alpha=0.15, linewidths=0, zorder=1)
-    ax.scatter(x[front], y[front], s=36, color=color, edgecolors="black", linewidths=0.6, zorder=3,
-               label=f"{label}: Pareto points ({int(front.sum())} of {len(frame)})")
+    if show_raw and (~front).any():
+        ax.scatter(x[~front], y[~front], s=8, color=color, alpha=0.25, linewidths=0, zorder=1,
+                   label=f"{label}: other raw points ({int((~front).sum())})")
+    names, families = _member_labels(frame[front], model_names, model_families, model_params)
+    markers = family_markers or {}
+    xf, yf = x[front], y[front]
+    first = True
+    for family in dict.fromkeys(families):
+        rows = np.array([f == family for f in families])
+        ax.scatter(xf[rows], yf[rows], s=36, color=color, marker=markers.get(family, "o"), edgecolors="black",
+                   linewidths=0.6, zorder=3,
+                   label=f"{label}: Pareto points ({int(front.sum())} of {len(frame)})" if first else None)
+        first = False
+    if model_names is not None:
+        for xi, yi, name in zip(xf, yf, names):
+            ax.annotate(name, (xi, yi), xytext=(3, -2), textcoords="offset points", fontsize=4.5, color="0.25",
+                        zorder=4)
     if not _fit_is_usable(fit):
         return
-    lo, hi = x_range if x_range is not None else (x[front].min(), x.max())
+    lo, hi = x_range if x_range is not None else (xf.min(), x.max())
     grid = np.geomspace(lo, hi, 200)
+    grid_fit = grid * scale / params_unit
     A, alpha, L_inf = (float(fit_value(fit, n)) for n in ("A", "alpha", "L_inf"))
-    if boot_group is not None and len(boot_group):
-        band_lo, band_hi = law_band(boot_group, grid, level)
+    if band is not None:
+        band_lo, band_hi = band
+        where = band_grid if band_grid is not None else grid
+        if np.isfinite(band_lo).all():
+            ax.fill_between(where, band_lo, band_hi, color=color, alpha=0.18, linewidth=0, zorder=0,
+                            label=f"{label}: {level:.0%} band ({band_label})" if band_label else None)
+    elif boot_group is not None and len(boot_group):
+        band_lo, band_hi = law_band(boot_group, grid_fit, level)
         if np.isfinite(band_lo).all():
             ax.fill_between(grid, band_lo, band_hi, color=color, alpha=0.2, linewidth=0, zorder=0)
-    ax.plot(grid, scaling_law(grid, A, alpha, L_inf), color=color, linewidth=2, zorder=2,
-            label=f"fit: {A:.4g}/P^{alpha:.3f} + {L_inf:.1f}")
+    at_bound = fit_value(fit, "L_inf_at_bound") is True
+    text = f"fit: {A:.4g}/P^{alpha:.3f} + {L_inf:.1f}"
+    if at_bound:
+        text += " (L∞ held at its bound)"
+    ax.plot(grid, scaling_law(grid_fit, A, alpha, L_inf), color=color, linewidth=2, zorder=2,
+            linestyle="--" if at_bound else "-", label=text)
 
 
 def comparison_figure(
@@ -89,8 +164,16 @@ def comparison_figure(
     title: str,
     params_unit: float = 1e9,
     level: float = 0.95,
+    draws: Mapping[str, pd.DataFrame] | None = None,
+    model_names: Sequence[str] | None = None,
+    model_families: Sequence[str] | None = None,
+    model_params: np.ndarray | None = None,
 ) -> Figure:
-    """One panel comparing ``keys`` groups: frontier points, fitted laws, bootstrap bands, raw points faint; log-x."""
+    """One panel comparing ``keys`` groups: every raw point, labelled Pareto points, fitted laws and bands; log-x.
+
+    ``draws`` (method -> refits) gives each law the widest band of those methods (else the text
+    bootstrap band of ``boot``); x in a unit read off the data.
+    """
     import seaborn as sns
 
     missing = [k for k in keys if k not in groups]
@@ -98,39 +181,113 @@ def comparison_figure(
         raise KeyError(f"group(s) {missing} not in {list(groups)}")
     fronts = np.concatenate([groups[k].loc[groups[k]["on_frontier"], "params"].to_numpy(dtype=np.float64) for k in keys])
     raws = np.concatenate([groups[k]["params"].to_numpy(dtype=np.float64) for k in keys])
-    x_range = (fronts.min() / params_unit, raws.max() / params_unit)
+    scale, unit = display_unit(float(raws.max()))
+    x_range = (fronts.min() / scale, raws.max() / scale)
+    markers = ({family: FAMILY_MARKERS[i % len(FAMILY_MARKERS)] for i, family in enumerate(sorted(set(map(str, model_families))))}
+               if model_families is not None else None)
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(6.4, 4.6), layout="constrained")
+        fig = Figure(figsize=(7.6, 5.6), layout="constrained")
         ax = fig.add_subplot()
     for key in keys:
         boot_group = None if boot is None or not len(boot) else boot[boot["group"] == key]
-        plot_group(ax, groups[key], fits.get(key), boot_group, group=key, params_unit=params_unit,
-                   x_range=x_range, level=level)
+        band, band_grid, band_label = None, None, ""
+        fit = fits.get(key)
+        if draws and _fit_is_usable(fit):
+            band_grid = np.geomspace(*x_range, 200)
+            lo, hi, used = curve_band(fit, draws, key, band_grid * scale / params_unit, level)
+            band, band_label = (lo, hi), "widest of " + ", ".join(METHOD_LABELS.get(m, m) for m in used)
+        plot_group(ax, groups[key], fit, boot_group, group=key, params_unit=params_unit,
+                   x_range=x_range, level=level, display_scale=scale, band=band, band_grid=band_grid,
+                   band_label=band_label, model_names=model_names, model_families=model_families,
+                   model_params=model_params, family_markers=markers)
     ax.set_xscale("log")
-    unit = UNIT_NAMES.get(float(params_unit), f"{params_unit:g} parameters")
     ax.set_xlabel(f"Total parameters P ({unit})")
     ax.set_ylabel("Oracle loss (nats per text)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper right", frameon=True)
-    # keep the faint raw cloud from stretching the axes far above the frontiers
-    front_losses = np.concatenate([groups[k].loc[groups[k]["on_frontier"], "loss"].to_numpy() for k in keys])
-    span = front_losses.max() - front_losses.min()
-    ax.set_ylim(front_losses.min() - 0.15 * span - 1e-9, front_losses.max() + 0.25 * span + 1e-9)
+    handles, labels = ax.get_legend_handles_labels()
+    if markers:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], marker=m, linestyle="", color="0.4", markeredgecolor="black") for m in markers.values()]
+        labels += [f"family {f}" + (" (larger member)" if any(k != "single" for k in keys) else "") for f in markers]
+    ax.legend(handles, labels, fontsize=6, loc="upper right", frameon=True)
+    all_losses = np.concatenate([groups[k]["loss"].to_numpy() for k in keys])
+    span = all_losses.max() - all_losses.min()
+    ax.set_ylim(all_losses.min() - 0.05 * span - 1e-9, all_losses.max() + 0.05 * span + 1e-9)
     return fig
 
 
 def figure1(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
-            *, ensemble_group: str = "cross_family", params_unit: float = 1e9, level: float = 0.95) -> Figure:
-    """Figure 1: single models vs the model ensemble (``ensemble_group``, cross-family by default)."""
+            *, ensemble_group: str = "cross_family", params_unit: float = 1e9, level: float = 0.95,
+            **labels: Any) -> Figure:
+    """Figure 1: single models vs the model ensemble (``ensemble_group``, cross-family by default).
+
+    ``labels``: ``draws``, ``model_names``, ``model_families``, ``model_params`` of :func:`comparison_figure`.
+    """
     return comparison_figure(groups, fits, boot, ("single", ensemble_group),
-                             title="Single model vs model ensemble", params_unit=params_unit, level=level)
+                             title="Single model vs model ensemble", params_unit=params_unit, level=level, **labels)
 
 
 def figure2(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
-            *, params_unit: float = 1e9, level: float = 0.95) -> Figure:
-    """Figure 2: ensembles within a family vs across families."""
+            *, params_unit: float = 1e9, level: float = 0.95, **labels: Any) -> Figure:
+    """Figure 2: ensembles within a family vs across families (``labels`` as in :func:`figure1`)."""
     return comparison_figure(groups, fits, boot, ("same_family", "cross_family"),
-                             title="Ensembles within vs across families", params_unit=params_unit, level=level)
+                             title="Ensembles within vs across families", params_unit=params_unit, level=level,
+                             **labels)
+
+
+BUDGET_TITLES = {"pairs_vs_single": ("best pair", "best single model"),
+                 "cross_vs_same": ("best cross-family pair", "best same-family pair")}
+
+
+def budget_figure(budget: pd.DataFrame) -> Figure:
+    """Equal-budget gain (top) and the parameters the reference needs to match the ensemble (bottom).
+
+    ``budget`` from ``analysis.budget.equal_budget_table``; x: the budget P in a unit read off the data.
+    """
+    import seaborn as sns
+
+    comparisons = [c for c in BUDGET_TITLES if c in set(budget["comparison"])]
+    scale, unit = display_unit(float(budget["budget_params"].max()))
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(5.6 * max(len(comparisons), 1), 7.6), layout="constrained")
+        axes = fig.subplots(2, max(len(comparisons), 1), squeeze=False)
+    for column, name in enumerate(comparisons):
+        ensemble, reference = BUDGET_TITLES[name]
+        rows = budget[budget["comparison"] == name]
+        x = rows["budget_params"].to_numpy(dtype=float) / scale
+        level = float(rows["level"].iloc[0])
+        ax = axes[0][column]
+        ax.fill_between(x, rows["gain_lo"], rows["gain_hi"], step="post", color="#55A868", alpha=0.25, linewidth=0,
+                        label=f"{level:.0%} interval ({int(rows['n_resamples'].iloc[0])} resamples)")
+        ax.step(x, rows["gain"], where="post", color="#55A868", label=f"{reference} − {ensemble}")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_ylabel("gain (nats per text)")
+        ax.set_xlabel(f"budget P ({unit})")
+        ax.set_title(f"{ensemble} vs {reference}, both with ≤ P parameters", fontsize=9)
+        ax.legend(fontsize=7)
+        ax = axes[1][column]
+        used = rows["ensemble_params"].to_numpy(dtype=float) / scale
+        need = rows["reference_params_to_match"].to_numpy(dtype=float) / scale
+        finite = np.isfinite(need) & np.isfinite(rows["match_lo"].to_numpy(dtype=float))
+        top = float(np.nanmax(np.r_[used, need[finite]])) * 2 if finite.any() else float(used.max()) * 2
+        with np.errstate(invalid="ignore"):  # inf - inf where nothing matches; those rows are not drawn
+            err_lo = np.maximum(need - rows["match_lo"].to_numpy(dtype=float) / scale, 0.0)
+            err_hi = np.maximum(np.minimum(rows["match_hi"].to_numpy(dtype=float) / scale, top) - need, 0.0)
+        ax.errorbar(used[finite], need[finite], yerr=[err_lo[finite], err_hi[finite]], fmt="o", ms=3,
+                    color="#4C72B0", ecolor="#4C72B0", elinewidth=0.7, label=f"{reference}: P needed to match")
+        if (~finite).any():
+            ax.scatter(used[~finite], np.full((~finite).sum(), top), marker="^", color="#C44E52", zorder=3,
+                       label=f"no {reference.split('best ')[-1]} in the pool matches")
+        lims = [min(used.min(), np.nanmin(need[finite]) if finite.any() else used.min()), top]
+        ax.plot(lims, lims, color="black", linewidth=0.8, label="same parameters (above: ensemble saves)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"P used by the {ensemble} ({unit})", fontsize=8)
+        ax.set_ylabel(f"P the {reference.split('best ')[-1]} needs ({unit})", fontsize=8)
+        ax.legend(fontsize=7)
+    return fig
 
 
 def save_figure(fig: Figure, figures_dir: str | Path, stem: str, formats: Sequence[str] = ("png", "pdf"),
