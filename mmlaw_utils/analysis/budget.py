@@ -19,7 +19,7 @@ import pandas as pd
 
 from mmlaw_utils.analysis.bootstrap import resample_counts, weighted_pair_means
 from mmlaw_utils.analysis.frontier import pareto_front
-from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 
 COMPARISONS = ("pairs_vs_single", "cross_vs_same")
 BUDGET_COLUMNS = ["comparison", "budget_params", "reference_loss", "ensemble_loss", "gain", "gain_lo", "gain_hi",
@@ -106,12 +106,13 @@ def equal_budget_table(L: np.ndarray, params: np.ndarray, families: np.ndarray, 
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
     p = np.asarray(params, dtype=np.float64)
-    fam = np.asarray(families).astype(str)
-    rows, cols = np.triu_indices(n_models, k=1)
-    same = fam[rows] == fam[cols]
-    pair_params = p[rows] + p[cols]
+    index = pair_index(families)
+    if len(p) != n_models or index.i.size != n_models * (n_models - 1) // 2:
+        raise ValueError(f"params and families need one entry per model ({n_models})")
+    same = index.same_family
+    pair_params = p[index.i] + p[index.j]
     full = pair_oracle_losses(array)
-    sets = _comparison_sets(np.diag(full), full[rows, cols], p, same, pair_params)
+    sets = _comparison_sets(np.diag(full), full[index.i, index.j], p, same, pair_params)
     sets = {name: s for name, s in sets.items() if s[0][0].size and s[1][0].size}
     grids = {name: budget_grid(*s) for name, s in sets.items()}
     point = {name: compare_at_budgets(*sets[name], grids[name]) for name in sets}

@@ -28,7 +28,7 @@ from scipy.stats import norm
 from mmlaw_utils.analysis.bootstrap import FIT_COLUMNS, _fit_row, bootstrap_ci
 from mmlaw_utils.analysis.forecast import group_frontiers
 from mmlaw_utils.analysis.frontier import GROUPS
-from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 from mmlaw_utils.analysis.profile import ProfileInterval
 
 METHODS = ("text_bootstrap", "cluster_bootstrap", "model_jackknife", "profile_likelihood")
@@ -84,8 +84,8 @@ def leave_one_model_out(
     for left_out in range(n_models):
         keep = np.delete(np.arange(n_models), left_out)
         sub = full[np.ix_(keep, keep)]
-        rows, cols = np.triu_indices(keep.size, k=1)
-        fronts = group_frontiers(np.diag(sub), sub[rows, cols], p[keep], fam[keep])
+        index = pair_index(fam[keep])
+        fronts = group_frontiers(np.diag(sub), sub[index.i, index.j], p[keep], fam[keep])
         for group in GROUPS:
             front_params, front_losses = fronts.get(group, (np.zeros(0), np.zeros(0)))
             # every point is already on the frontier, so _fit_row's frontier pass keeps them all
