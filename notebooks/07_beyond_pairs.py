@@ -40,6 +40,7 @@ params_unit = 1e9  # fits use P in billions
 # %%
 import time
 
+import numpy as np
 from IPython.display import Image, Markdown, display
 
 from mmlaw_utils.analysis import diversity, forecast, mixture, subsets
@@ -97,7 +98,8 @@ div = diversity.pair_diversity_table(L, params, families)
 relation = diversity.gain_by_relation(div)
 forecast.write_csv_atomic(relation, paths.data_dir / "diversity_by_relation.csv")
 display(relation, diversity.gain_regression(div))
-fig5 = save_figure(diversity.plot_diversity(div, pair_win_shares(L)), paths.figures_dir, "fig5_diversity")
+fig5 = save_figure(diversity.plot_diversity(div, pair_win_shares(L), np.lexsort((params, families)), names),
+                   paths.figures_dir, "fig5_diversity")
 display(Image(filename=str(fig5[0])))
 
 # %% [markdown]
@@ -109,7 +111,8 @@ fc = forecast.forecast_table(L, params, families, candidates, fit_fraction=fit_f
                              seed=seed, params_unit=params_unit)
 forecast.write_csv_atomic(fc, paths.data_dir / "forecast.csv")
 display(fc)
-fig6 = save_figure(forecast.plot_forecast(L, params, families, fc, exact, params_unit=params_unit),
+fig6 = save_figure(forecast.plot_forecast(L, params, families, fc, exact, params_unit=params_unit,
+                                           n_bootstrap=n_bootstrap, seed=seed),
                    paths.figures_dir, "fig6_forecast")
 display(Image(filename=str(fig6[0])))
 

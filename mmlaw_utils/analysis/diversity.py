@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses, pair_win_shares
+from mmlaw_utils.report.units import short_name
 
 
 def pair_gain_matrix(L: np.ndarray, pair_losses: np.ndarray | None = None) -> np.ndarray:
@@ -93,9 +94,10 @@ def gain_regression(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"term": names, "coef": coef, "se": np.sqrt(np.clip(np.diag(cov), 0, None))})
 
 
-def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, model_order: np.ndarray | None = None):
+def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, model_order: np.ndarray | None = None,
+                   model_names: list[str] | None = None):
     """Figure: family x family mean gain heatmap, gain vs size ratio by relation, and (optional) the
-    K x K pair win-share matrix (rows sorted by ``model_order``)."""
+    K x K pair win-share matrix (rows sorted by ``model_order``, ticks labelled with ``model_names``)."""
     import matplotlib.pyplot as plt
 
     n_panels = 3 if win_shares is not None else 2
@@ -122,7 +124,11 @@ def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, mo
         im2 = axes[2].imshow(win_shares[np.ix_(order, order)], cmap="coolwarm", vmin=0, vmax=1)
         fig.colorbar(im2, ax=axes[2], label="share of texts row model wins vs column")
         axes[2].set_title("pair win shares")
-        axes[2].set_xlabel("model")
-        axes[2].set_ylabel("model")
+        if model_names is not None:
+            labels = [short_name(model_names[k]) for k in order]
+            axes[2].set_xticks(range(len(labels)), labels, rotation=90, fontsize=4)
+            axes[2].set_yticks(range(len(labels)), labels, fontsize=4)
+        axes[2].set_xlabel("column model")
+        axes[2].set_ylabel("row model")
     fig.tight_layout()
     return fig

@@ -151,11 +151,47 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
     return pd.DataFrame(out)
 
 
+def forecast_bands(L: np.ndarray, params: np.ndarray, families: np.ndarray, table: pd.DataFrame,
+                   grid: Mapping[str, np.ndarray], *, n_bootstrap: int = 200, seed: int = 0, params_unit: float = 1e9,
+                   level: float = 0.95) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Pointwise percentile band (nats) of the law fitted below each group's cutoff, over text resamples.
+
+    ``grid`` maps a group to raw parameter counts; each resample recomputes the pair frontiers, fits
+    eq. 7 to the points at or below the cutoff and evaluates it on the grid. Groups without a cutoff,
+    or any-size subsets (not resampled here), get no band.
+    """
+    array = _as_loss_matrix(L)
+    p = np.asarray(params, dtype=np.int64)
+    cutoffs = table.set_index("group")["cutoff"].to_dict()
+    curves: dict[str, list[np.ndarray]] = {g: [] for g in grid if g != "any_size"}
+    if n_bootstrap < 1 or not curves:
+        return {}
+    singles_b, pairs_b = weighted_pair_means(array, bootstrap_counts(array.shape[1], n_bootstrap, seed))
+    for r in range(n_bootstrap):
+        fronts = group_frontiers(singles_b[r], pairs_b[r], p, families)
+        for group in curves:
+            cut = cutoffs.get(group)
+            if group not in fronts or cut is None or (isinstance(cut, float) and math.isnan(cut)):
+                continue
+            fp, fl = fronts[group]
+            below = fp <= cut
+            try:
+                fit = fit_scaling_law(fp[below] / params_unit, fl[below])
+            except ValueError:
+                continue
+            curves[group].append(predict(fit, np.asarray(grid[group], dtype=np.float64) / params_unit))
+    q = [(1 - level) / 2, (1 + level) / 2]
+    return {g: tuple(np.quantile(np.stack(c), q, axis=0)) for g, c in curves.items() if len(c) >= 2}
+
+
 def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table: pd.DataFrame,
-                  any_size_front: pd.DataFrame | None = None, params_unit: float = 1e9):
-    """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below
-    the cutoff (solid) and extrapolated above it (dashed)."""
+                  any_size_front: pd.DataFrame | None = None, params_unit: float = 1e9, *, n_bootstrap: int = 200,
+                  seed: int = 0, level: float = 0.95):
+    """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below the
+    labelled cutoff (solid) and extrapolated above it (dashed), with its bootstrap band over texts."""
     import matplotlib.pyplot as plt
+
+    from mmlaw_utils.report.units import display_unit
 
     array = _as_loss_matrix(L)
     p = np.asarray(params, dtype=np.int64)
@@ -164,30 +200,37 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
     any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
     fronts = group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
     groups = [g for g in FORECAST_GROUPS if g in fronts]
+    scale, unit = display_unit(float(max(fronts[g][0].max() for g in groups)))
+    grids = {g: np.geomspace(fronts[g][0].min(), fronts[g][0].max(), 100) for g in groups}
+    bands = forecast_bands(array, p, families, table, grids, n_bootstrap=n_bootstrap, seed=seed,
+                           params_unit=params_unit, level=level)
     fig, axes = plt.subplots(1, len(groups), figsize=(4.4 * len(groups), 4.0), squeeze=False)
     rows = table.set_index("group")
     for ax, group in zip(axes[0], groups):
         fp, fl = fronts[group]
         cut = rows.loc[group, "cutoff"] if group in rows.index else None
         if cut is None or (isinstance(cut, float) and math.isnan(cut)):
-            ax.plot(fp / params_unit, fl, "o", color="0.5")
+            ax.plot(fp / scale, fl, "o", color="0.5")
         else:
             below = fp <= cut
-            ax.plot(fp[below] / params_unit, fl[below], "o", color="tab:blue", label="fitted points")
-            ax.plot(fp[~below] / params_unit, fl[~below], "o", mfc="none", color="tab:red", label="forecast targets")
+            ax.plot(fp[below] / scale, fl[below], "o", color="tab:blue", label="fitted points")
+            ax.plot(fp[~below] / scale, fl[~below], "o", mfc="none", color="tab:red", label="forecast targets")
             row = rows.loc[group]
+            if group in bands:
+                ax.fill_between(grids[group] / scale, *bands[group], color="tab:blue", alpha=0.15, linewidth=0,
+                                label=f"{level:.0%} band ({n_bootstrap} text resamples)")
             if np.isfinite(row["alpha"]):
-                grid_lo = np.geomspace(fp.min(), cut, 50) / params_unit
-                grid_hi = np.geomspace(cut, fp.max(), 50) / params_unit
-                law = lambda x: row["A"] * x ** (-row["alpha"]) + row["L_inf"]  # noqa: E731
-                ax.plot(grid_lo, law(grid_lo), "-", color="tab:blue")
-                ax.plot(grid_hi, law(grid_hi), "--", color="tab:red")
+                grid_lo = np.geomspace(fp.min(), cut, 50)
+                grid_hi = np.geomspace(cut, fp.max(), 50)
+                law = lambda x: row["A"] * (x / params_unit) ** (-row["alpha"]) + row["L_inf"]  # noqa: E731
+                ax.plot(grid_lo / scale, law(grid_lo), "-", color="tab:blue")
+                ax.plot(grid_hi / scale, law(grid_hi), "--", color="tab:red")
                 ax.set_title(f"{group.replace('_', ' ')}: MRE {100 * row['mre']:.2f}%", fontsize=10)
-            ax.axvline(cut / params_unit, color="0.7", lw=0.8)
+            ax.axvline(cut / scale, color="0.5", lw=0.8, ls=":", label=f"cutoff {cut / scale:.3g}: fit ≤, forecast >")
         ax.set_xscale("log")
-        ax.set_xlabel("total parameters (B)")
+        ax.set_xlabel(f"total parameters ({unit})")
         ax.set_ylabel("oracle loss (nats / text)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
 

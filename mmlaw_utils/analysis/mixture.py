@@ -201,34 +201,55 @@ def subset_mixture_losses(L: np.ndarray, subsets: Sequence[Sequence[int]], param
     return pd.DataFrame(rows)
 
 
+def mixture_gaps(table: pd.DataFrame) -> pd.DataFrame:
+    """Per pair (or subset): fitted and uniform mixture loss minus oracle loss, nats per held-out text (>= 0)."""
+    return table.assign(gap_fitted=table["mix_fitted"] - table["oracle"], gap_uniform=table["mix_uniform"] - table["oracle"])
+
+
 def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = None, params_unit: float = 1e9):
-    """Figure: per pair group, oracle vs mixture frontiers (held-out texts), beside the single-model frontier."""
+    """Figure 4: mixture − oracle loss (nats per held-out text) of every pair against its total parameters.
+
+    One panel per pair group (pairs on the group's oracle frontier ringed) and, when given, one for
+    the all-sizes oracle frontier subsets. The gap is >= 0 and piles up near 0 (pairs where one
+    model wins almost every text), so y is symlog. ``params_unit`` is unused: x is in a unit read off the data.
+    """
     import matplotlib.pyplot as plt
 
-    fronts = mixture_frontiers(table)
-    panels = [g for g in ("same_family", "cross_family") if g in fronts]
-    ncols = len(panels) + (any_size is not None and not any_size.empty)
-    fig, axes = plt.subplots(1, max(ncols, 1), figsize=(5.2 * max(ncols, 1), 4.2), squeeze=False)
-    styles = {"oracle": ("k", "o", "oracle"), "mix_fitted": ("tab:red", "s", "mixture (fitted w)"),
-              "mix_uniform": ("tab:orange", "^", "mixture (uniform w)")}
+    from mmlaw_utils.report.units import display_unit
+
+    gaps = mixture_gaps(table[table["group"] != "single"])
+    panels = [g for g in ("same_family", "cross_family") if g in set(gaps["group"])]
+    extra = any_size is not None and not any_size.empty and "params" in any_size
+    ncols = max(len(panels) + int(extra), 1)
+    scale, unit = display_unit(float(table["params"].max()))
+    positive = np.r_[gaps["gap_fitted"].to_numpy(), gaps["gap_uniform"].to_numpy()]
+    positive = positive[positive > 0]
+    linthresh = float(np.quantile(positive, 0.1)) if positive.size else 1e-3
+    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 4.2), squeeze=False, sharey=True)
+    styles = (("gap_fitted", "tab:red", "s", "fitted-weight mixture − oracle"),
+              ("gap_uniform", "tab:orange", "^", "uniform mixture − oracle"))
     for ax, group in zip(axes[0], panels):
-        single = fronts["single"]["oracle"]
-        ax.plot(single["params"] / params_unit, single["loss"], "-", color="0.6", marker=".", label="single models")
-        for column, (color, marker, label) in styles.items():
-            f = fronts[group][column]
-            ax.plot(f["params"] / params_unit, f["loss"], "-", color=color, marker=marker, ms=4, label=label)
-        ax.set_xscale("log")
+        sub = gaps[gaps["group"] == group]
+        front = np.zeros(len(sub), dtype=bool)
+        front[pareto_front(sub["params"].to_numpy(), sub["oracle"].to_numpy())] = True
+        for column, color, marker, label in styles:
+            ax.scatter(sub["params"] / scale, sub[column], s=10, color=color, marker=marker, alpha=0.5, linewidths=0,
+                       label=label)
+        ax.scatter(sub["params"][front] / scale, sub["gap_fitted"][front], s=40, facecolors="none", edgecolors="black",
+                   linewidths=0.8, label="pairs on the oracle frontier")
         ax.set_title(group.replace("_", " ") + " pairs")
-        ax.set_xlabel("total parameters (B)")
-        ax.set_ylabel("loss on held-out half (nats / text)")
-        ax.legend(fontsize=8)
-    if ncols > len(panels):
-        ax = axes[0][-1]
-        for column, (color, marker, label) in styles.items():
-            ax.plot(any_size["params"] / params_unit, any_size[column], "-", color=color, marker=marker, ms=4, label=label)
-        ax.set_xscale("log")
+    if extra:
+        ax = axes[0][len(panels)]
+        for column, color, marker, label in styles:
+            values = any_size[column.replace("gap", "mix")] - any_size["oracle"]
+            ax.plot(any_size["params"] / scale, values, "-", color=color, marker=marker, ms=4, label=label)
         ax.set_title("all-sizes oracle frontier subsets")
-        ax.set_xlabel("total parameters (B)")
-        ax.legend(fontsize=8)
+    for ax in axes[0]:
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=linthresh)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_xlabel(f"total parameters ({unit})")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(f"mixture − oracle loss (nats / held-out text; symlog, linear below {linthresh:.2g})")
     fig.tight_layout()
     return fig

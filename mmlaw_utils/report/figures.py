@@ -21,30 +21,16 @@ from matplotlib.figure import Figure
 
 from mmlaw_utils.analysis.bootstrap import prediction_band
 from mmlaw_utils.analysis.uncertainty import curve_band
+from mmlaw_utils.report.units import UNIT_NAMES, display_unit, short_name  # noqa: F401 (re-exported)
 from mmlaw_utils.scoring.cache import atomic_output
 from mmlaw_utils.report.tables import GROUP_LABELS, fit_value
 
 GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
 FIGURE_STEMS = {"fig1": "fig1_single_vs_ensemble", "fig2": "fig2_same_vs_cross_family",
                 "budget": "fig_equal_budget"}
-UNIT_NAMES = {1.0: "parameters", 1e3: "thousands of parameters", 1e6: "millions of parameters",
-              1e9: "billions of parameters"}
 FAMILY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 METHOD_LABELS = {"text_bootstrap": "text bootstrap", "cluster_bootstrap": "cluster bootstrap",
                  "model_jackknife": "model jackknife"}
-
-
-def display_unit(max_params: float) -> tuple[float, str]:
-    """Axis unit for data whose largest value is ``max_params`` raw parameters: (parameters per unit, name)."""
-    for scale in (1e9, 1e6, 1e3):
-        if max_params >= scale:
-            return scale, UNIT_NAMES[scale]
-    return 1.0, UNIT_NAMES[1.0]
-
-
-def short_name(model: str) -> str:
-    """Model id without its folder (``models/minipool/neox-d8l1`` -> ``neox-d8l1``)."""
-    return str(model).rstrip("/").rsplit("/", 1)[-1]
 
 
 def scaling_law(params_scaled: np.ndarray, A: float, alpha: float, L_inf: float) -> np.ndarray:
