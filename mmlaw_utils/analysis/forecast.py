@@ -230,7 +230,8 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
         ax.set_xscale("log")
         ax.set_xlabel(f"total parameters ({unit})")
         ax.set_ylabel("oracle loss (nats / text)")
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
 

@@ -553,6 +553,9 @@ def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame
     fits (left); heuristic frontiers against the exact one (right, when given)."""
     import matplotlib.pyplot as plt
 
+    from mmlaw_utils.report.units import display_unit
+
+    scale, unit = display_unit(float(max((f["params"].max() for f in frontiers.values() if not f.empty), default=1.0)))
     ncols = 2 if heuristics else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.0 * ncols, 4.6), squeeze=False)
     ax = axes[0][0]
@@ -565,25 +568,28 @@ def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame
             continue
         color = "k" if label == "all" else color
         name = "all sizes (exact)" if label == "all" else f"exactly {label[2:]} model(s)"
-        ax.plot(front["params"] / params_unit, front["loss"], "o", ms=3.5, color=color, label=name)
+        ax.plot(front["params"] / scale, front["loss"], "o", ms=3.5, color=color, label=name)
         if fit_rows is not None and label in fit_rows.index and np.isfinite(fit_rows.loc[label, "alpha"]):
             row = fit_rows.loc[label]
-            grid = np.geomspace(front["params"].min(), front["params"].max(), 100) / params_unit
-            ax.plot(grid, row["A"] * grid ** (-row["alpha"]) + row["L_inf"], "-", color=color, lw=1,
-                    label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}")
+            grid = np.geomspace(front["params"].min(), front["params"].max(), 100)
+            at_bound = "L_inf_at_bound" in str(row.get("status", ""))
+            ax.plot(grid / scale, row["A"] * (grid / params_unit) ** (-row["alpha"]) + row["L_inf"],
+                    "--" if at_bound else "-", color=color, lw=1,
+                    label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}"
+                          + (" (held at its bound)" if at_bound else ""))
     ax.set_xscale("log")
-    ax.set_xlabel("total parameters (B)")
+    ax.set_xlabel(f"total parameters ({unit})")
     ax.set_ylabel("oracle loss (nats / text)")
     ax.set_title("oracle frontiers by ensemble size")
     ax.legend(fontsize=7)
     if heuristics:
         ax = axes[0][1]
         exact = frontiers["all"]
-        ax.plot(exact["params"] / params_unit, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
+        ax.plot(exact["params"] / scale, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
         for (name, front), style in zip(heuristics.items(), ("s--", "^:", "v-.")):
-            ax.plot(front["params"] / params_unit, front["loss"], style, ms=3, lw=1, label=name)
+            ax.plot(front["params"] / scale, front["loss"], style, ms=3, lw=1, label=name)
         ax.set_xscale("log")
-        ax.set_xlabel("total parameters (B)")
+        ax.set_xlabel(f"total parameters ({unit})")
         ax.set_title("heuristics vs exact all-sizes frontier")
         ax.legend(fontsize=8)
     fig.tight_layout()
