@@ -166,3 +166,19 @@ def test_curve_band_is_the_widest_of_the_methods():
     assert used == ["text_bootstrap", "model_jackknife"]
     lo, _, used = curve_band(fit, {}, "g", x)
     assert np.isnan(lo).all() and used == []
+
+
+def test_text_sources_reads_the_field_without_filling_it_in(tmp_path):
+    import json
+
+    from mmlaw_utils.texts import text_sources
+
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (
+        {"text_id": "a-0", "text": "x", "source": "doc A"}, {"text_id": "b-0", "text": "y", "source": "doc B"})))
+    assert text_sources(path, ["b-0", "a-0"]) == ["doc B", "doc A"]
+    no_source = tmp_path / "plain.jsonl"
+    no_source.write_text(json.dumps({"text_id": "a-0", "text": "x"}) + "\n")
+    assert text_sources(no_source, ["a-0"]) is None and text_sources("synthetic", ["a-0"]) is None
+    with pytest.raises(KeyError, match="c-0"):
+        text_sources(path, ["c-0"])
