@@ -158,8 +158,8 @@ def budget_verdict(comparison: str, budget: pd.DataFrame) -> dict[str, str]:
     level = float(rows["level"].iloc[0])
     evidence = (f"at {total} budgets: ensemble better (gain interval above 0) at {better}, worse (below 0) at "
                 f"{worse}, not distinguishable at {total - better - worse}; {level:.0%} intervals over "
-                f"{int(rows['n_resamples'].iloc[0])} resamples; largest gain {max(rows['gain'].max(), 0.0):.4g} nats, "
-                f"largest shortfall {max(-rows['gain'].min(), 0.0):.4g} nats")
+                f"{int(rows['n_resamples'].iloc[0])} resamples; largest gain {max(rows['gain'].max(), 0.0) + 0.0:.4g} nats, "
+                f"largest shortfall {max(-rows['gain'].min(), 0.0) + 0.0:.4g} nats")
     return {"claim": claim, "groups": groups, "verdict": verdict, "evidence": evidence}
 
 
