@@ -173,7 +173,7 @@ def comparison_figure(
     markers = ({family: FAMILY_MARKERS[i % len(FAMILY_MARKERS)] for i, family in enumerate(sorted(set(map(str, model_families))))}
                if model_families is not None else None)
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(10.5, 5.6), layout="constrained")
+        fig = Figure(figsize=(8.6, 7.8), layout="constrained")
         ax = fig.add_subplot()
     for key in keys:
         boot_group = None if boot is None or not len(boot) else boot[boot["group"] == key]
@@ -197,7 +197,7 @@ def comparison_figure(
 
         handles += [Line2D([], [], marker=m, linestyle="", color="0.4", markeredgecolor="black") for m in markers.values()]
         labels += [f"family {f}" + (" (larger member)" if any(k != "single" for k in keys) else "") for f in markers]
-    ax.legend(handles, labels, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True)
+    ax.legend(handles, labels, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, frameon=True)
     all_losses = np.concatenate([groups[k]["loss"].to_numpy() for k in keys])
     span = all_losses.max() - all_losses.min()
     ax.set_ylim(all_losses.min() - 0.05 * span - 1e-9, all_losses.max() + 0.05 * span + 1e-9)
