@@ -101,7 +101,7 @@ write_frame(cluster_boot, paths.output("cluster_bootstrap"))
 jackknife = leave_one_model_out(lm.to_array(), lm.params, lm.families, params_unit)
 jackknife.insert(1, "model", [lm.model_names[i] for i in jackknife["left_out"]])
 write_csv(jackknife, paths.output("jackknife"))
-fitted = {group: fit for group, fit in fits.items() if not isinstance(fit, dict)}
+fitted = {group: fit for group, fit in fits.items() if fit.fitted}
 fronts = {group: groups[group][groups[group]["on_frontier"]] for group in fitted}
 profiles = {group: profile_intervals(fit, fronts[group]["params"].to_numpy(dtype=float) / params_unit,
                                      fronts[group]["loss"].to_numpy(dtype=float), level)

@@ -68,11 +68,12 @@ def test_gain_by_relation_and_regression_on_planted_effect():
 
 
 def test_plot_diversity_draws_three_panels():
+    from mmlaw_utils.analysis.oracle import pair_win_shares
+    from mmlaw_utils.report.figures import plot_diversity
+
     L, params, fam = _matrix()
     table = diversity.pair_diversity_table(L, params, fam)
-    from mmlaw_utils.analysis.oracle import pair_win_shares
-
-    fig = diversity.plot_diversity(table, pair_win_shares(L))
+    fig = plot_diversity(table, pair_win_shares(L))
     assert len(fig.axes) >= 3
 
 
@@ -83,7 +84,9 @@ def test_win_share_heatmap_is_labelled_with_the_models():
 
     names = [f"models/pool/m{k}" for k in range(L.shape[0])]
     order = np.arange(L.shape[0])[::-1]
-    fig = diversity.plot_diversity(table, pair_win_shares(L), order, names)
+    from mmlaw_utils.report.figures import plot_diversity
+
+    fig = plot_diversity(table, pair_win_shares(L), order, names)
     heat = [ax for ax in fig.axes if ax.get_title() == "pair win shares"][0]
     labels = [t.get_text() for t in heat.get_yticklabels()]
     assert labels == [f"m{k}" for k in order]

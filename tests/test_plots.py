@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.fit import fit_scaling_law, predict
 from mmlaw_utils.analysis.frontier import collaboration_groups
-from mmlaw_utils.report.figures import (budget_figure, display_unit, figure1, figure2, law_band, save_figure,
-                                        scaling_law)
+from mmlaw_utils.report.figures import budget_figure, display_unit, figure1, figure2, law_band, save_figure
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +33,6 @@ def test_display_unit_is_read_off_the_data():
     assert display_unit(1_200_000) == (1e6, "millions of parameters")
     assert display_unit(7e10) == (1e9, "billions of parameters")
     assert display_unit(500) == (1.0, "parameters")
-
-
-def test_scaling_law_is_eq7():
-    assert scaling_law(1.0, 3.0, 0.5, 10.0) == pytest.approx(13.0)
-    np.testing.assert_allclose(scaling_law(np.array([4.0, 16.0]), 8.0, 0.5, 1.0), [5.0, 3.0])
 
 
 def test_law_band_brackets_the_resampled_curves():
@@ -73,7 +67,7 @@ def test_figure1_draws_raw_points_frontiers_fits_and_bands(groups_and_fits):
     assert len(lines) == 2
     for line, group in zip(lines, ("single", "cross_family")):
         x, y = line.get_data()
-        np.testing.assert_allclose(y, scaling_law(x, fits[group].A, fits[group].alpha, fits[group].L_inf))
+        np.testing.assert_allclose(y, fits[group].A * x ** -fits[group].alpha + fits[group].L_inf)
     assert len([c for c in ax.collections if type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")]) == 2
     assert "P" in ax.get_xlabel() and "nats" in ax.get_ylabel()
 
@@ -115,7 +109,7 @@ def test_labels_family_markers_floor_at_bound_and_widest_band(groups_and_fits):
     floor_line = next(line for line in ax.get_lines() if "held at its bound" in line.get_label())
     assert floor_line.get_linestyle() == "--"
     x, y = floor_line.get_data()  # x in millions, fit in millions: eq. 7 with L_inf = 0
-    np.testing.assert_allclose(y, scaling_law(x, floor.A, floor.alpha, 0.0))
+    np.testing.assert_allclose(y, predict((floor.A, floor.alpha, 0.0), x))
     bands = [c for c in ax.collections if type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")]
     assert len(bands) == 2 and all("widest of text bootstrap, model jackknife" in b.get_label() for b in bands)
     all_losses = np.concatenate([small[g]["loss"].to_numpy() for g in ("single", "cross_family")])

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmlaw_utils.analysis.uncertainty import parameter_bounds, reaches_bound, widest_intervals
+from mmlaw_utils.analysis.uncertainty import is_fitted, parameter_bounds, reaches_bound, widest_intervals
 
 VERDICTS = ("agrees", "disagrees", "not identified", "inconclusive")
 CLAIM_COLUMNS = ["claim", "groups", "verdict", "evidence"]
@@ -61,14 +61,12 @@ BUDGET_CLAIMS = {
 _BOUND_FLAGS = ("alpha_at_bound", "L_inf_at_bound", "A_at_zero")
 
 
-def _is_fit(fit: Any) -> bool:
-    return fit is not None and not isinstance(fit, Mapping)
 
 
 def identification_problems(fit: Any, group: str, parameter: str, uncertainty: pd.DataFrame) -> list[str]:
     """Why ``parameter`` of ``group`` is not identified: failed fit, a parameter at a bound, a profile at a bound."""
-    if not _is_fit(fit):
-        status = fit.get("status", "not fitted") if isinstance(fit, Mapping) else "not fitted"
+    if not is_fitted(fit):
+        status = fit.get("status", "not fitted") if isinstance(fit, Mapping) else getattr(fit, "status", "not fitted")
         return [f"{group}: no fit ({status})"]
     problems = [f"{group}: {flag}" for flag in _BOUND_FLAGS if getattr(fit, flag, False)]
     profile = uncertainty[(uncertainty["group"] == group) & (uncertainty["parameter"] == parameter)

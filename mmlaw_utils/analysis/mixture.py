@@ -22,9 +22,8 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.groups import GROUPS, PAIR_GROUPS, SINGLE
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, _subset_rows, pair_index
-
-GROUPS = ("single", "same_family", "cross_family")
 
 
 def _normalised_weights(weights: Sequence[float] | np.ndarray | None, k: int) -> np.ndarray:
@@ -128,7 +127,7 @@ def pair_mixture_table(L: np.ndarray, params: np.ndarray, families: np.ndarray, 
         "weight_first": w[:, 0],
     })
     singles = pd.DataFrame({
-        "members": pd.Series([(i,) for i in range(n_models)], dtype=object), "group": "single", "params": p,
+        "members": pd.Series([(i,) for i in range(n_models)], dtype=object), "group": SINGLE, "params": p,
         "best_single": single, "oracle": single, "mix_uniform": single, "mix_fitted": single, "weight_first": 1.0,
     })
     return pd.concat([singles, pair], ignore_index=True)
@@ -142,7 +141,7 @@ def gain_kept(table: pd.DataFrame) -> pd.DataFrame:
     ``max_gap`` is the largest oracle-to-fitted-mixture gap (bounded by log 2 per text for pairs).
     """
     out = []
-    for group in ("same_family", "cross_family"):
+    for group in PAIR_GROUPS:
         sub = table[table["group"] == group]
         if sub.empty:
             continue
@@ -159,6 +158,11 @@ def gain_kept(table: pd.DataFrame) -> pd.DataFrame:
         row["max_gap"] = float((sub["mix_fitted"] - sub["oracle"]).max())
         out.append(row)
     return pd.DataFrame(out)
+
+
+def mixture_gaps(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with gap_fitted and gap_uniform: mixture loss minus oracle loss, nats per held-out text (>= 0)."""
+    return table.assign(gap_fitted=table["mix_fitted"] - table["oracle"], gap_uniform=table["mix_uniform"] - table["oracle"])
 
 
 def mixture_frontiers(table: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
@@ -199,57 +203,3 @@ def subset_mixture_losses(L: np.ndarray, subsets: Sequence[Sequence[int]], param
             "mix_fitted": mixture_loss(ev, members, w),
         })
     return pd.DataFrame(rows)
-
-
-def mixture_gaps(table: pd.DataFrame) -> pd.DataFrame:
-    """Per pair (or subset): fitted and uniform mixture loss minus oracle loss, nats per held-out text (>= 0)."""
-    return table.assign(gap_fitted=table["mix_fitted"] - table["oracle"], gap_uniform=table["mix_uniform"] - table["oracle"])
-
-
-def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = None, params_unit: float = 1e9):
-    """Figure 4: mixture − oracle loss (nats per held-out text) of every pair against its total parameters.
-
-    One panel per pair group (pairs on the group's oracle frontier ringed) and, when given, one for
-    the all-sizes oracle frontier subsets. The gap is >= 0 and piles up near 0 (pairs where one
-    model wins almost every text), so y is symlog. ``params_unit`` is unused: x is in a unit read off the data.
-    """
-    import matplotlib.pyplot as plt
-
-    from mmlaw_utils.report.units import display_unit
-
-    gaps = mixture_gaps(table[table["group"] != "single"])
-    panels = [g for g in ("same_family", "cross_family") if g in set(gaps["group"])]
-    extra = any_size is not None and not any_size.empty and "params" in any_size
-    ncols = max(len(panels) + int(extra), 1)
-    scale, unit = display_unit(float(table["params"].max()))
-    positive = np.r_[gaps["gap_fitted"].to_numpy(), gaps["gap_uniform"].to_numpy()]
-    positive = positive[positive > 0]
-    linthresh = float(np.quantile(positive, 0.1)) if positive.size else 1e-3
-    fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 4.2), squeeze=False, sharey=True)
-    styles = (("gap_fitted", "tab:red", "s", "fitted-weight mixture − oracle"),
-              ("gap_uniform", "tab:orange", "^", "uniform mixture − oracle"))
-    for ax, group in zip(axes[0], panels):
-        sub = gaps[gaps["group"] == group]
-        front = np.zeros(len(sub), dtype=bool)
-        front[pareto_front(sub["params"].to_numpy(), sub["oracle"].to_numpy())] = True
-        for column, color, marker, label in styles:
-            ax.scatter(sub["params"] / scale, sub[column], s=10, color=color, marker=marker, alpha=0.5, linewidths=0,
-                       label=label)
-        ax.scatter(sub["params"][front] / scale, sub["gap_fitted"][front], s=40, facecolors="none", edgecolors="black",
-                   linewidths=0.8, label="pairs on the oracle frontier")
-        ax.set_title(group.replace("_", " ") + " pairs")
-    if extra:
-        ax = axes[0][len(panels)]
-        for column, color, marker, label in styles:
-            values = any_size[column.replace("gap", "mix")] - any_size["oracle"]
-            ax.plot(any_size["params"] / scale, values, "-", color=color, marker=marker, ms=4, label=label)
-        ax.set_title("all-sizes oracle frontier subsets")
-    for ax in axes[0]:
-        ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=linthresh)
-        ax.axhline(0.0, color="black", linewidth=0.6)
-        ax.set_xlabel(f"total parameters ({unit})")
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(f"mixture − oracle loss (nats / held-out text; symlog, linear below {linthresh:.2g})")
-    fig.tight_layout()
-    return fig

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from mmlaw_utils.analysis.fit import DEFAULT_ALPHA_BOUNDS, MIN_POINTS, fit_scaling_law
+from mmlaw_utils.analysis.fit import DEFAULT_ALPHA_BOUNDS, MIN_POINTS, fit_scaling_law, predict
 
 FORMS = ("eq7", "eq7_no_floor", "log_linear")
 N_PARAMS = {"eq7": 3, "eq7_no_floor": 2, "log_linear": 2}
@@ -69,11 +69,10 @@ def fit_form(form: str, params: np.ndarray, losses: np.ndarray) -> tuple[dict[st
     """Fit one form to (params, losses): its parameters and a predictor of the loss (nats) at new P."""
     if form == "eq7":
         fit = fit_scaling_law(params, losses)
-        return ({"A": fit.A, "alpha": fit.alpha, "L_inf": fit.L_inf},
-                lambda p: fit.A * np.asarray(p, dtype=np.float64) ** (-fit.alpha) + fit.L_inf)
+        return {"A": fit.A, "alpha": fit.alpha, "L_inf": fit.L_inf}, lambda p: predict(fit, p)
     if form == "eq7_no_floor":
         A, alpha = fit_no_floor(params, losses)
-        return {"A": A, "alpha": alpha}, lambda p: A * np.asarray(p, dtype=np.float64) ** (-alpha)
+        return {"A": A, "alpha": alpha}, lambda p: predict((A, alpha, 0.0), p)
     if form == "log_linear":
         a, b = fit_log_linear(params, losses)
         return {"a": a, "b": b}, lambda p: a - b * np.log(np.asarray(p, dtype=np.float64))

@@ -27,7 +27,8 @@ from scipy.stats import norm
 
 from mmlaw_utils.analysis.bootstrap import FIT_COLUMNS, _fit_row, bootstrap_ci
 from mmlaw_utils.analysis.forecast import group_frontiers
-from mmlaw_utils.analysis.frontier import GROUPS
+from mmlaw_utils.analysis.fit import predict
+from mmlaw_utils.analysis.groups import GROUPS
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 from mmlaw_utils.analysis.profile import ProfileInterval
 
@@ -56,6 +57,11 @@ def text_clusters(text_ids: Sequence[str], sources: Sequence[Any] | None = None)
         if 2 <= len(set(documents)) < len(ids):
             return np.asarray(documents, dtype=object), "text_id"
     return np.asarray(ids, dtype=object), "text"
+
+
+def is_fitted(fit: Any) -> bool:
+    """True for a ScalingFit whose parameters were estimated (not None, a plain dict or a too-few-points fit)."""
+    return fit is not None and not isinstance(fit, Mapping) and bool(getattr(fit, "fitted", True))
 
 
 def leave_one_model_out(
@@ -129,7 +135,7 @@ def uncertainty_table(
 ) -> pd.DataFrame:
     """Long table (group, parameter, method, estimate, lo, hi, level) of every fitted group and available method.
 
-    ``fits`` maps group -> ScalingFit (failed groups, plain dicts, are skipped); ``text_boot`` and
+    ``fits`` maps group -> ScalingFit (groups that were not fitted are skipped); ``text_boot`` and
     ``cluster_boot`` come from ``bootstrap_group_fits``, ``jackknife`` from :func:`leave_one_model_out`,
     ``profiles`` group -> parameter -> ProfileInterval.
     """
@@ -139,7 +145,7 @@ def uncertainty_table(
     records = []
     for group in [g for g in GROUPS if g in fits] + [g for g in fits if g not in GROUPS]:
         fit = fits[group]
-        if isinstance(fit, Mapping):
+        if not is_fitted(fit):
             continue
         for parameter in ("alpha", "L_inf", "A"):
             estimate = float(getattr(fit, parameter))
@@ -193,7 +199,7 @@ def sensitivity_table(
     records = []
     for row in jackknife.itertuples(index=False):
         fit = fits.get(row.group)
-        if fit is None or isinstance(fit, Mapping):
+        if not is_fitted(fit):
             continue
         record: dict[str, Any] = {"group": row.group, "left_out": names[int(row.left_out)],
                                   "n_frontier": int(row.n_frontier), "status": row.status}
@@ -207,8 +213,8 @@ def sensitivity_table(
             if math.isfinite(value) and not interval.lo <= value <= interval.hi:
                 reasons.append(f"{parameter} outside the profile interval [{interval.lo:.4g}, {interval.hi:.4g}]")
         status = str(row.status)
-        if status.startswith("failed"):
-            reasons.append("refit failed")
+        if not math.isfinite(float(row.alpha)):
+            reasons.append(f"refit not possible ({status})")
         else:
             new_flags = set(status.split(",")) - set(str(fit.status).split(",")) - {"ok", "se_unavailable"}
             if new_flags & {"alpha_at_bound", "L_inf_at_bound", "A_at_zero"}:
@@ -230,15 +236,14 @@ def curve_band(fit: Any, draws: Mapping[str, pd.DataFrame], group: str, params: 
     Returns (lo, hi, methods used); NaN bands when no method has two finite refits.
     """
     p = np.asarray(params, dtype=np.float64)
-    center = float(fit.A) * p ** (-float(fit.alpha)) + float(fit.L_inf)
+    center = predict(fit, p)
     lows, highs, used = [], [], []
     for method, frame in draws.items():
         sub = frame[frame["group"] == group].dropna(subset=list(FIT_COLUMNS))
         if len(sub) < 2:
             continue
         with np.errstate(over="ignore"):
-            curves = (sub["A"].to_numpy()[:, None] * p[None, :] ** (-sub["alpha"].to_numpy()[:, None])
-                      + sub["L_inf"].to_numpy()[:, None])
+            curves = predict(tuple(sub[name].to_numpy()[:, None] for name in FIT_COLUMNS), p[None, :])
         if method == "model_jackknife":
             k = curves.shape[0]
             se = np.sqrt((k - 1) / k * ((curves - curves.mean(axis=0)) ** 2).sum(axis=0))

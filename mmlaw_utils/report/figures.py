@@ -1,8 +1,9 @@
-"""Figures 1 and 2 of the paper (§4.1) and the equal-budget figure: Pareto frontiers, fitted laws (eq. 7), bands.
+"""Figures of the paper and of notebook 07, built on ``matplotlib.figure.Figure`` (no pyplot state).
 
-Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state), so they render the
-same under papermill, in tests and on headless machines, whatever the backend. x axis: total
-parameters P on a log scale, in a unit read off the data (thousands, millions or billions); the
+Figures 1 and 2 (§4.1) and the equal-budget figure: Pareto frontiers, fitted laws (eq. 7), bands;
+figures 3-6 of notebook 07 (ensembles of any size, mixture − oracle, diversity, forecasts). They
+render the same under papermill, in tests and on headless machines, whatever the backend. x axis:
+total parameters P on a log scale, in a unit read off the data (thousands, millions or billions);
 laws are evaluated in the unit they were fitted in (``params_unit``). y axis: oracle loss in nats
 per text (eq. 4). Every raw point is drawn; Pareto points carry the model names and a marker per
 family; a floor held at its bound is drawn dashed and said so; bands are the widest of the methods
@@ -11,31 +12,31 @@ given (text and cluster bootstrap, model jackknife).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from mmlaw_utils.analysis import diversity, forecast, mixture
 from mmlaw_utils.analysis.bootstrap import prediction_band
+from mmlaw_utils.analysis.fit import predict
+from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, PAIR_GROUPS, SAME_FAMILY, SINGLE
+from mmlaw_utils.analysis.oracle import pair_index, pair_oracle_losses
 from mmlaw_utils.analysis.uncertainty import curve_band
+from mmlaw_utils.io import atomic_output
+from mmlaw_utils.report.tables import fit_value
 from mmlaw_utils.report.units import UNIT_NAMES, display_unit, short_name  # noqa: F401 (re-exported)
-from mmlaw_utils.scoring.cache import atomic_output
-from mmlaw_utils.report.tables import GROUP_LABELS, fit_value
 
-GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
-FIGURE_STEMS = {"fig1": "fig1_single_vs_ensemble", "fig2": "fig2_same_vs_cross_family",
-                "budget": "fig_equal_budget"}
+GROUP_COLORS = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
 FAMILY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 METHOD_LABELS = {"text_bootstrap": "text bootstrap", "cluster_bootstrap": "cluster bootstrap",
                  "model_jackknife": "model jackknife"}
-
-
-def scaling_law(params_scaled: np.ndarray, A: float, alpha: float, L_inf: float) -> np.ndarray:
-    """Eq. 7: L(P) = A * P**-alpha + L_inf, with P in the units the fit used; nats per text."""
-    return A * np.power(np.asarray(params_scaled, dtype=np.float64), -alpha) + L_inf
 
 
 def law_band(boot_group: pd.DataFrame, params_scaled: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +139,7 @@ def plot_group(
     text = f"fit: {a_shown:.4g}/P^{alpha:.3f} + {L_inf:.1f}"
     if at_bound:
         text += " (L∞ held at its bound)"
-    ax.plot(grid, scaling_law(grid_fit, A, alpha, L_inf), color=color, linewidth=2, zorder=2,
+    ax.plot(grid, predict((A, alpha, L_inf), grid_fit), color=color, linewidth=2, zorder=2,
             linestyle="--" if at_bound else "-", label=text)
 
 
@@ -196,7 +197,7 @@ def comparison_figure(
         from matplotlib.lines import Line2D
 
         handles += [Line2D([], [], marker=m, linestyle="", color="0.4", markeredgecolor="black") for m in markers.values()]
-        labels += [f"family {f}" + (" (larger member)" if any(k != "single" for k in keys) else "") for f in markers]
+        labels += [f"family {f}" + (" (larger member)" if any(k != SINGLE for k in keys) else "") for f in markers]
     ax.legend(handles, labels, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, frameon=True)
     all_losses = np.concatenate([groups[k]["loss"].to_numpy() for k in keys])
     span = all_losses.max() - all_losses.min()
@@ -205,20 +206,20 @@ def comparison_figure(
 
 
 def figure1(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
-            *, ensemble_group: str = "cross_family", params_unit: float = 1e9, level: float = 0.95,
+            *, ensemble_group: str = CROSS_FAMILY, params_unit: float = 1e9, level: float = 0.95,
             **labels: Any) -> Figure:
     """Figure 1: single models vs the model ensemble (``ensemble_group``, cross-family by default).
 
     ``labels``: ``draws``, ``model_names``, ``model_families``, ``model_params`` of :func:`comparison_figure`.
     """
-    return comparison_figure(groups, fits, boot, ("single", ensemble_group),
+    return comparison_figure(groups, fits, boot, (SINGLE, ensemble_group),
                              title="Single model vs model ensemble", params_unit=params_unit, level=level, **labels)
 
 
 def figure2(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
             *, params_unit: float = 1e9, level: float = 0.95, **labels: Any) -> Figure:
     """Figure 2: ensembles within a family vs across families (``labels`` as in :func:`figure1`)."""
-    return comparison_figure(groups, fits, boot, ("same_family", "cross_family"),
+    return comparison_figure(groups, fits, boot, (SAME_FAMILY, CROSS_FAMILY),
                              title="Ensembles within vs across families", params_unit=params_unit, level=level,
                              **labels)
 
@@ -291,3 +292,183 @@ def save_figure(fig: Figure, figures_dir: str | Path, stem: str, formats: Sequen
             fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata)
         paths.append(path)
     return paths
+
+
+# ---------------------------------------------------------------- beyond pairs (notebook 07, figures 3-6)
+
+
+def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame | None = None,
+                          heuristics: dict[str, pd.DataFrame] | None = None, params_unit: float = 1e9) -> Figure:
+    """Figure: exactly-k frontiers (k = 1, 2, ...) and the exact all-sizes frontier with their eq. 7
+    fits (left); heuristic frontiers against the exact one (right, when given)."""
+    scale, unit = display_unit(float(max((f["params"].max() for f in frontiers.values() if not f.empty), default=1.0)))
+    ncols = 2 if heuristics else 1
+    fig = Figure(figsize=(6.0 * ncols, 4.6))
+    axes = fig.subplots(1, ncols, squeeze=False)
+    ax = axes[0][0]
+    labels = [k for k in frontiers if k.startswith("k=")] + (["all"] if "all" in frontiers else [])
+    colors = colormaps["viridis"](np.linspace(0, 0.85, max(len(labels), 1)))
+    fit_rows = fits.set_index("frontier") if fits is not None else None
+    for color, label in zip(colors, labels):
+        front = frontiers[label]
+        if front.empty:
+            continue
+        color = "k" if label == "all" else color
+        name = "all sizes (exact)" if label == "all" else f"exactly {label[2:]} model(s)"
+        ax.plot(front["params"] / scale, front["loss"], "o", ms=3.5, color=color, label=name)
+        if fit_rows is not None and label in fit_rows.index and np.isfinite(fit_rows.loc[label, "alpha"]):
+            row = fit_rows.loc[label]
+            grid = np.geomspace(front["params"].min(), front["params"].max(), 100)
+            at_bound = "L_inf_at_bound" in str(row.get("status", ""))
+            ax.plot(grid / scale, predict(row, grid / params_unit), "--" if at_bound else "-", color=color, lw=1,
+                    label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}"
+                          + (" (held at its bound)" if at_bound else ""))
+    ax.set_xscale("log")
+    ax.set_xlabel(f"total parameters ({unit})")
+    ax.set_ylabel("oracle loss (nats / text)")
+    ax.set_title("oracle frontiers by ensemble size")
+    ax.legend(fontsize=7)
+    if heuristics:
+        ax = axes[0][1]
+        exact = frontiers["all"]
+        ax.plot(exact["params"] / scale, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
+        for (name, front), style in zip(heuristics.items(), ("s--", "^:", "v-.")):
+            ax.plot(front["params"] / scale, front["loss"], style, ms=3, lw=1, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"total parameters ({unit})")
+        ax.set_title("heuristics vs exact all-sizes frontier")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = None, params_unit: float = 1e9) -> Figure:
+    """Figure 4: mixture − oracle loss (nats per held-out text) of every pair against its total parameters.
+
+    One panel per pair group (pairs on the group's oracle frontier ringed) and, when given, one for
+    the all-sizes oracle frontier subsets. The gap is >= 0 and piles up near 0 (pairs where one
+    model wins almost every text), so y is symlog. ``params_unit`` is unused: x is in a unit read off the data.
+    """
+    gaps = mixture.mixture_gaps(table[table["group"] != SINGLE])
+    panels = [g for g in PAIR_GROUPS if g in set(gaps["group"])]
+    extra = any_size is not None and not any_size.empty and "params" in any_size
+    ncols = max(len(panels) + int(extra), 1)
+    scale, unit = display_unit(float(table["params"].max()))
+    positive = np.r_[gaps["gap_fitted"].to_numpy(), gaps["gap_uniform"].to_numpy()]
+    positive = positive[positive > 0]
+    linthresh = float(np.quantile(positive, 0.1)) if positive.size else 1e-3
+    fig = Figure(figsize=(5.2 * ncols, 4.2))
+    axes = fig.subplots(1, ncols, squeeze=False, sharey=True)
+    styles = (("gap_fitted", "tab:red", "s", "fitted-weight mixture − oracle"),
+              ("gap_uniform", "tab:orange", "^", "uniform mixture − oracle"))
+    for ax, group in zip(axes[0], panels):
+        sub = gaps[gaps["group"] == group]
+        front = np.zeros(len(sub), dtype=bool)
+        front[pareto_front(sub["params"].to_numpy(), sub["oracle"].to_numpy())] = True
+        for column, color, marker, label in styles:
+            ax.scatter(sub["params"] / scale, sub[column], s=10, color=color, marker=marker, alpha=0.5, linewidths=0,
+                       label=label)
+        ax.scatter(sub["params"][front] / scale, sub["gap_fitted"][front], s=40, facecolors="none", edgecolors="black",
+                   linewidths=0.8, label="pairs on the oracle frontier")
+        ax.set_title(group.replace("_", " ") + " pairs")
+    if extra:
+        ax = axes[0][len(panels)]
+        for column, color, marker, label in styles:
+            values = any_size[column.replace("gap", "mix")] - any_size["oracle"]
+            ax.plot(any_size["params"] / scale, values, "-", color=color, marker=marker, ms=4, label=label)
+        ax.set_title("all-sizes oracle frontier subsets")
+    for ax in axes[0]:
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=linthresh)
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_xlabel(f"total parameters ({unit})")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(f"mixture − oracle (nats / held-out text; symlog, linear below {linthresh:.2g})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, model_order: np.ndarray | None = None,
+                   model_names: Sequence[str] | None = None) -> Figure:
+    """Figure: family x family mean gain heatmap, gain vs size ratio by relation, and (optional) the
+    K x K pair win-share matrix (rows sorted by ``model_order``, ticks labelled with ``model_names``)."""
+    n_panels = 3 if win_shares is not None else 2
+    fig = Figure(figsize=(5.2 * n_panels, 4.4))
+    axes = fig.subplots(1, n_panels)
+    heat = diversity.family_gain_matrix(table)
+    im = axes[0].imshow(heat.to_numpy(), cmap="viridis")
+    axes[0].set_xticks(range(len(heat.columns)), heat.columns, rotation=45, ha="right", fontsize=8)
+    axes[0].set_yticks(range(len(heat.index)), heat.index, fontsize=8)
+    for (r, c), v in np.ndenumerate(heat.to_numpy()):
+        if np.isfinite(v):
+            axes[0].text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(im, ax=axes[0], label="mean pair gain over better member (nats)")
+    axes[0].set_title("mean oracle gain, family x family")
+    for same, color, label in ((True, "tab:blue", "same family"), (False, "tab:red", "cross family")):
+        sub = table[table["same_family"] == same]
+        axes[1].scatter(sub["size_ratio"], sub["gain"], s=8, alpha=0.5, color=color, label=label)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("size ratio (larger / smaller)")
+    axes[1].set_ylabel("gain over better member (nats / text)")
+    axes[1].set_title("gain vs size ratio")
+    axes[1].legend(fontsize=8)
+    if win_shares is not None:
+        order = np.arange(win_shares.shape[0]) if model_order is None else np.asarray(model_order)
+        im2 = axes[2].imshow(win_shares[np.ix_(order, order)], cmap="coolwarm", vmin=0, vmax=1)
+        fig.colorbar(im2, ax=axes[2], label="share of texts row model wins vs column")
+        axes[2].set_title("pair win shares")
+        if model_names is not None:
+            labels = [short_name(model_names[k]) for k in order]
+            axes[2].set_xticks(range(len(labels)), labels, rotation=90, fontsize=4)
+            axes[2].set_yticks(range(len(labels)), labels, fontsize=4)
+        axes[2].set_xlabel("column model")
+        axes[2].set_ylabel("row model")
+    fig.tight_layout()
+    return fig
+
+
+def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table: pd.DataFrame,
+                  any_size_front: pd.DataFrame | None = None, params_unit: float = 1e9, *, n_bootstrap: int = 200,
+                  seed: int = 0, level: float = 0.95) -> Figure:
+    """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below the
+    labelled cutoff (solid) and extrapolated above it (dashed), with its bootstrap band over texts."""
+    p = np.asarray(params, dtype=np.int64)
+    pm = pair_oracle_losses(L)
+    index = pair_index(families)
+    any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
+    fronts = forecast.group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
+    groups = [g for g in forecast.FORECAST_GROUPS if g in fronts]
+    scale, unit = display_unit(float(max(fronts[g][0].max() for g in groups)))
+    grids = {g: np.geomspace(fronts[g][0].min(), fronts[g][0].max(), 100) for g in groups}
+    bands = forecast.forecast_bands(L, p, families, table, grids, n_bootstrap=n_bootstrap, seed=seed,
+                                    params_unit=params_unit, level=level)
+    fig = Figure(figsize=(4.4 * len(groups), 4.0))
+    axes = fig.subplots(1, len(groups), squeeze=False)
+    rows = table.set_index("group")
+    for ax, group in zip(axes[0], groups):
+        fp, fl = fronts[group]
+        cut = rows.loc[group, "cutoff"] if group in rows.index else None
+        if cut is None or (isinstance(cut, float) and math.isnan(cut)):
+            ax.plot(fp / scale, fl, "o", color="0.5")
+        else:
+            below = fp <= cut
+            ax.plot(fp[below] / scale, fl[below], "o", color="tab:blue", label="fitted points")
+            ax.plot(fp[~below] / scale, fl[~below], "o", mfc="none", color="tab:red", label="forecast targets")
+            row = rows.loc[group]
+            if group in bands:
+                ax.fill_between(grids[group] / scale, *bands[group], color="tab:blue", alpha=0.15, linewidth=0,
+                                label=f"{level:.0%} band ({n_bootstrap} text resamples)")
+            if np.isfinite(row["alpha"]):
+                grid_lo = np.geomspace(fp.min(), cut, 50)
+                grid_hi = np.geomspace(cut, fp.max(), 50)
+                ax.plot(grid_lo / scale, predict(row, grid_lo / params_unit), "-", color="tab:blue")
+                ax.plot(grid_hi / scale, predict(row, grid_hi / params_unit), "--", color="tab:red")
+                ax.set_title(f"{group.replace('_', ' ')}: MRE {100 * row['mre']:.2f}%", fontsize=10)
+            ax.axvline(cut / scale, color="0.5", lw=0.8, ls=":", label=f"cutoff {cut / scale:.3g}: fit ≤, forecast >")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"total parameters ({unit})")
+        ax.set_ylabel("oracle loss (nats / text)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig

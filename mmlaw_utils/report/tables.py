@@ -3,7 +3,7 @@
 Losses are in nats per text (eq. 1-4); ``params`` columns are raw parameter counts; fitted
 laws use P in units of ``params_unit`` parameters (1e9: billions, as in eqs. 8-10).
 
-CLI: ``python -m mmlaw_utils.report.tables readme --profile NAME [--readme README.md]`` rewrites the
+CLI: ``python -m mmlaw_utils readme --profile NAME [--readme README.md]`` rewrites the
 region between ``<!-- results:start -->`` and ``<!-- results:end -->`` of the README with the
 profile's Table 1 and figures, as written by notebooks 05 and 06.
 """
@@ -20,19 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.fit import ScalingFit, fit_points
+from mmlaw_utils.analysis.lossmatrix import LossMatrix
+from mmlaw_utils.analysis.groups import GROUP_LABELS, GROUPS
 from mmlaw_utils.analysis.oracle import pair_index
-from mmlaw_utils.scoring.cache import atomic_write_table, atomic_write_text
+from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
+from mmlaw_utils.io import atomic_write_table, atomic_write_text, write_marked_region
 
-GROUP_ORDER = ("single", "same_family", "cross_family")
-GROUP_LABELS = {
-    "single": "Single model",
-    "same_family": "Model ensemble within a family",
-    "cross_family": "Model ensemble across families",
-}
 # The paper's Table 1 (§4.2; eqs. 8-10), P in billions, losses in nats per text.
 PAPER_TABLE1 = pd.DataFrame(
     {
-        "group": list(GROUP_ORDER),
+        "group": list(GROUPS),
         "raw_points": [71, 506, 1979],
         "pareto_points": [12, 22, 32],
         "L_inf": [1765.0285, 1780.0938, 1625.5834],
@@ -58,8 +56,17 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
     atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
 
 
+def write_loss_matrix(lm: LossMatrix, data_dir: str | Path) -> tuple[Path, Path]:
+    """Atomically write ``loss_matrix.parquet`` and ``models.parquet`` into ``data_dir``; return both paths."""
+    data_dir = Path(data_dir)
+    long_path, models_path = data_dir / OUTPUT_FILES["loss_matrix"], data_dir / OUTPUT_FILES["models"]
+    write_frame(lm.long, long_path)
+    write_frame(lm.models, models_path)
+    return long_path, models_path
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Atomically write a frame to CSV (no index); return the path."""
+    """Atomically write a frame as CSV (no index; tuples stored as their text); returns the path."""
     atomic_write_text(path, frame.to_csv(index=False))
     return Path(path)
 
@@ -92,28 +99,20 @@ def fit_to_dict(fit: Any) -> dict[str, Any]:
     return out
 
 
-def fit_groups(groups: Mapping[str, pd.DataFrame], params_unit: float = 1e9, **fit_kwargs: Any) -> dict[str, Any]:
+def fit_groups(groups: Mapping[str, pd.DataFrame], params_unit: float = 1e9, **fit_kwargs: Any) -> dict[str, ScalingFit]:
     """Fit eq. 7 to the Pareto points of each group (P = params / params_unit); a group that cannot be fitted
-    (fewer than 4 frontier points, say) maps to ``{"status": "failed: <reason>"}`` instead of stopping the run."""
-    from mmlaw_utils.analysis.fit import fit_scaling_law
-
-    fits: dict[str, Any] = {}
+    (fewer than 4 frontier points, say) gets a NaN fit with its status (``fit.fit_points``) instead of stopping the run."""
+    fits: dict[str, ScalingFit] = {}
     for group, frame in groups.items():
         front = frame[frame["on_frontier"]]
-        try:
-            fits[group] = fit_scaling_law(front["params"].to_numpy(dtype=np.float64) / params_unit,
-                                          front["loss"].to_numpy(dtype=np.float64), **fit_kwargs)
-        except ValueError as error:
-            fits[group] = {"status": f"failed: {error}", "n_points": int(len(front))}
+        fits[group] = fit_points(front["params"].to_numpy(dtype=np.float64) / params_unit,
+                                 front["loss"].to_numpy(dtype=np.float64), **fit_kwargs)
     return fits
 
 
-def fits_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Group -> ScalingFit from a fits.json payload; failed groups stay plain dicts (with their status)."""
-    from mmlaw_utils.analysis.fit import ScalingFit
-
-    return {group: ScalingFit.from_dict(fit) if not str(fit.get("status", "")).startswith("failed") else dict(fit)
-            for group, fit in payload["groups"].items()}
+def fits_from_json(payload: Mapping[str, Any]) -> dict[str, ScalingFit]:
+    """Group -> ScalingFit from a fits.json payload (a group that was not fitted has NaN parameters and its status)."""
+    return {group: ScalingFit.from_dict(fit) for group, fit in payload["groups"].items()}
 
 
 def write_fits_json(fits: Mapping[str, Any], path: str | Path, **meta: Any) -> dict[str, Any]:
@@ -294,7 +293,7 @@ def table1_frame(
               if uncertainty is not None and len(uncertainty) else None)
     paper = PAPER_TABLE1.set_index("group")
     rows = []
-    for group in [g for g in GROUP_ORDER if g in groups] + [g for g in groups if g not in GROUP_ORDER]:
+    for group in [g for g in GROUPS if g in groups] + [g for g in groups if g not in GROUPS]:
         frame, fit = groups[group], fits.get(group)
         row: dict[str, Any] = {
             "group": group,
@@ -373,23 +372,10 @@ def table1_markdown(table: pd.DataFrame, caption: str = "") -> str:
 def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -> tuple[Path, Path]:
     """Write ``table1.csv`` and ``table1.md`` into ``data_dir`` atomically; return their paths."""
     data_dir = Path(data_dir)
-    csv_path, md_path = data_dir / "table1.csv", data_dir / "table1.md"
+    csv_path, md_path = data_dir / OUTPUT_FILES["table1_csv"], data_dir / OUTPUT_FILES["table1_md"]
     atomic_write_text(csv_path, table.to_csv(index=False))
     atomic_write_text(md_path, table1_markdown(table, caption))
     return csv_path, md_path
-
-
-def claim_support(boot: pd.DataFrame, group: str, other: str, column: str, larger: bool) -> float:
-    """Share of bootstrap resamples in which ``column`` of ``group`` is larger (or smaller) than ``other``'s."""
-    ok = boot[boot["status"].astype(str).str.startswith("ok")]
-    wide = ok.pivot(index="resample", columns="group", values=column)
-    if group not in wide or other not in wide:
-        return math.nan
-    both = wide[[group, other]].dropna()
-    if both.empty:
-        return math.nan
-    wins = both[group] > both[other] if larger else both[group] < both[other]
-    return float(wins.mean())
 
 
 def model_comparison_markdown(comparison: pd.DataFrame) -> str:
@@ -397,7 +383,7 @@ def model_comparison_markdown(comparison: pd.DataFrame) -> str:
     from mmlaw_utils.analysis.model_selection import support_sentence
 
     lines = ["Which law do the Pareto points support? (AICc and leave-one-point-out error; `model_comparison.csv`)", ""]
-    for group in [g for g in GROUP_ORDER if g in set(comparison["group"])]:
+    for group in [g for g in GROUPS if g in set(comparison["group"])]:
         lines.append(f"- {GROUP_LABELS[group]}: {support_sentence(comparison[comparison['group'] == group])}.")
     return "\n".join(lines) + "\n"
 
@@ -420,13 +406,13 @@ def verdicts_markdown(claims: pd.DataFrame) -> str:
 
 def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
     """The README results block of a profile: its Table 1 and both figures, linked relative to the README."""
-    md_path = data_dir / "table1.md"
+    md_path = data_dir / OUTPUT_FILES["table1_md"]
     if not md_path.is_file():
         raise FileNotFoundError(f"{md_path} does not exist; run the pipeline for profile {profile_name!r} first")
-    fits_path = data_dir / "fits.json"
+    fits_path = data_dir / OUTPUT_FILES["fits"]
     meta = read_fits_json(fits_path) if fits_path.is_file() else {}
     lines = [
-        f"Generated by `python -m mmlaw_utils.report.tables readme --profile {profile_name}` from the run of profile "
+        f"Generated by `python -m mmlaw_utils readme --profile {profile_name}` from the run of profile "
         f"`{profile_name}`"
         + (f" ({meta['n_texts']} texts, {meta['n_models']} models, {meta['n_bootstrap']} bootstrap resamples)"
            if {"n_texts", "n_models", "n_bootstrap"} <= set(meta) else "")
@@ -435,36 +421,30 @@ def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relat
         md_path.read_text().strip(),
         "",
     ]
-    claims_path = data_dir / "claims.csv"
+    claims_path = data_dir / OUTPUT_FILES["claims"]
     if claims_path.is_file():
         lines += [verdicts_markdown(pd.read_csv(claims_path)), ""]
-    comparison_path = data_dir / "model_comparison.csv"
+    comparison_path = data_dir / OUTPUT_FILES["model_comparison"]
     if comparison_path.is_file():
         lines += [model_comparison_markdown(pd.read_csv(comparison_path)), ""]
-    for stem, title in (("fig1_single_vs_ensemble", "Figure 1"), ("fig2_same_vs_cross_family", "Figure 2"),
-                        ("fig_equal_budget", "Equal-budget gain")):
+    for stem, title in ((FIGURE_STEMS["fig1"], "Figure 1"), (FIGURE_STEMS["fig2"], "Figure 2"),
+                        (FIGURE_STEMS["budget"], "Equal-budget gain")):
         png = figures_dir / f"{stem}.png"
         if png.is_file():
             rel = os.path.relpath(png, relative_to)
             lines += [f"![{title}: {stem}]({rel})", ""]
-    beyond = data_dir / "beyond_pairs.md"
+    beyond = data_dir / OUTPUT_FILES["beyond_pairs"]
     if beyond.is_file():  # written by notebook 07
         lines += [beyond.read_text().strip(), ""]
-        for png in sorted(figures_dir.glob("fig[3-9]_*.png")):
-            lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
+        for key in ("fig3", "fig4", "fig5", "fig6"):
+            png = figures_dir / f"{FIGURE_STEMS[key]}.png"
+            if png.is_file():
+                lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def replace_marked_region(text: str, block: str, start: str = RESULTS_START, end: str = RESULTS_END) -> str:
-    """``text`` with everything between the ``start`` and ``end`` markers replaced by ``block``."""
-    i, j = text.find(start), text.find(end)
-    if i < 0 or j < 0 or j < i:
-        raise ValueError(f"markers {start!r} ... {end!r} not found (in that order)")
-    return text[: i + len(start)] + "\n" + block.strip() + "\n" + text[j:]
 
 
 def update_readme(readme: str | Path, profile_name: str, data_dir: Path, figures_dir: Path) -> None:
     """Rewrite the results region of ``readme`` from the profile's outputs (atomic)."""
     readme = Path(readme)
     block = results_markdown(profile_name, Path(data_dir), Path(figures_dir), readme.parent)
-    atomic_write_text(readme, replace_marked_region(readme.read_text(), block))
+    write_marked_region(readme, block, RESULTS_START, RESULTS_END)
