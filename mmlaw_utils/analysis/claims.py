@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.uncertainty import is_fitted, parameter_bounds, reaches_bound, widest_intervals
 
 VERDICTS = ("agrees", "disagrees", "not identified", "inconclusive")
@@ -42,15 +43,15 @@ class OrderingClaim:
 
 ORDERING_CLAIMS = (
     OrderingClaim("§4.2: cross-family ensembles scale with a larger exponent than single models", "alpha",
-                  "cross_family", "single", True),
+                  CROSS_FAMILY, SINGLE, True),
     OrderingClaim("§4.2: same-family ensembles scale with a larger exponent than single models", "alpha",
-                  "same_family", "single", True),
+                  SAME_FAMILY, SINGLE, True),
     OrderingClaim("§4.2: same-family ensembles have a larger exponent than cross-family ones", "alpha",
-                  "same_family", "cross_family", True),
+                  SAME_FAMILY, CROSS_FAMILY, True),
     OrderingClaim("§4.3: cross-family ensembles reach a lower loss floor than single models", "L_inf",
-                  "cross_family", "single", False),
+                  CROSS_FAMILY, SINGLE, False),
     OrderingClaim("§4.3: cross-family ensembles reach a lower loss floor than same-family ones", "L_inf",
-                  "cross_family", "same_family", False),
+                  CROSS_FAMILY, SAME_FAMILY, False),
 )
 BUDGET_CLAIMS = {
     "pairs_vs_single": ("Fig. 1: an ensemble (pair) needs fewer parameters than a single model for the same loss",
@@ -165,7 +166,7 @@ def claims_table(fits: Mapping[str, Any], uncertainty: pd.DataFrame, comparison:
                  budget: pd.DataFrame | None = None, sensitivity: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every claim with exactly one verdict: (claim, groups, verdict, evidence)."""
     rows = [power_law_verdict(g, fits.get(g), uncertainty, comparison, sensitivity)
-            for g in ("single", "same_family", "cross_family") if g in fits]
+            for g in GROUPS if g in fits]
     rows += [ordering_verdict(c, fits, uncertainty) for c in ORDERING_CLAIMS if c.first in fits and c.second in fits]
     if budget is not None:
         rows += [budget_verdict(name, budget) for name in BUDGET_CLAIMS if name in set(budget["comparison"])]
