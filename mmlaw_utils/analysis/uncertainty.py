@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from mmlaw_utils.analysis.bootstrap import FIT_COLUMNS, _fit_row, bootstrap_ci
+from mmlaw_utils.analysis.bootstrap import FIT_COLUMNS, bootstrap_ci
 from mmlaw_utils.analysis.forecast import group_frontiers
-from mmlaw_utils.analysis.fit import predict
+from mmlaw_utils.analysis.fit import fit_points, predict
 from mmlaw_utils.analysis.groups import GROUPS
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 from mmlaw_utils.analysis.profile import ProfileInterval
@@ -94,10 +94,11 @@ def leave_one_model_out(
         fronts = group_frontiers(np.diag(sub), sub[index.i, index.j], p[keep], fam[keep])
         for group in GROUPS:
             front_params, front_losses = fronts.get(group, (np.zeros(0), np.zeros(0)))
-            # every point is already on the frontier, so _fit_row's frontier pass keeps them all
-            row = _fit_row(np.asarray(front_params, dtype=np.float64) / params_unit,
-                           np.asarray(front_losses, dtype=np.float64), dict(fit_kwargs or {}))
-            records.append({"left_out": left_out, "group": group, **row})
+            fit = fit_points(np.asarray(front_params, dtype=np.float64) / params_unit,
+                             np.asarray(front_losses, dtype=np.float64), **(fit_kwargs or {}))
+            records.append({"left_out": left_out, "group": group, "A": fit.A, "alpha": fit.alpha, "L_inf": fit.L_inf,
+                            "r2": fit.r2, "rmse": fit.rmse, "n_frontier": int(len(front_params)),
+                            "status": fit.status})
     return pd.DataFrame.from_records(
         records, columns=["left_out", "group", *FIT_COLUMNS, "r2", "rmse", "n_frontier", "status"])
 
