@@ -12,7 +12,8 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.kernel``: eq. 1, summed next-token NLL (nats) per text: rolling windows, packing, the tiled head.
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
 * ``scoring.run``: score one model into its cache, resumably; which caches are stale.
-* ``scoring.cache``: per-model score caches (parquet + provenance), atomic writers, locks.
+* ``scoring.cache``: per-model score caches (parquet + provenance), resumable chunks, locks.
+* ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
 * ``scoring.realmodels``: the two real pretrained models packaged on PyPI as GGUF (profile real2).
 * ``scoring.synthetic``: seeded synthetic pools in the score-cache format.

@@ -142,4 +142,6 @@ def equal_budget_table(L: np.ndarray, params: np.ndarray, families: np.ndarray, 
         frame["level"] = level
         frame["n_resamples"] = n_bootstrap
         parts.append(frame)
+    if not parts:  # a pool with no pair or no single model to compare: an empty table, not an error
+        return pd.DataFrame(columns=BUDGET_COLUMNS)
     return pd.concat(parts, ignore_index=True)[BUDGET_COLUMNS]

@@ -1,4 +1,4 @@
-"""Figures of the paper and of notebook 07, built on ``matplotlib.figure.Figure`` (no pyplot state).
+"""Figures of the paper, of notebook 07 and of notebook 08, built on ``matplotlib.figure.Figure`` (no pyplot state).
 
 Figures 1 and 2 (§4.1) and the equal-budget figure: Pareto frontiers, fitted laws (eq. 7), bands;
 figures 3-6 of notebook 07 (ensembles of any size, mixture − oracle, diversity, forecasts). They
@@ -7,7 +7,7 @@ total parameters P on a log scale, in a unit read off the data (thousands, milli
 laws are evaluated in the unit they were fitted in (``params_unit``). y axis: oracle loss in nats
 per text (eq. 4). Every raw point is drawn; Pareto points carry the model names and a marker per
 family; a floor held at its bound is drawn dashed and said so; bands are the widest of the methods
-given (text and cluster bootstrap, model jackknife).
+given (text and cluster bootstrap, model jackknife). Notebook 08 draws the per-text scatter of a real pair.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mmlaw_utils.analysis.bootstrap import prediction_band
 from mmlaw_utils.analysis.fit import predict
 from mmlaw_utils.analysis.frontier import pareto_front
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, PAIR_GROUPS, SAME_FAMILY, SINGLE
-from mmlaw_utils.analysis.oracle import pair_index, pair_oracle_losses
+from mmlaw_utils.analysis.lossmatrix import LossMatrix, loss_matrix_bytes
 from mmlaw_utils.analysis.uncertainty import curve_band
 from mmlaw_utils.io import atomic_output
 from mmlaw_utils.report.tables import fit_value
@@ -433,10 +433,8 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
     """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below the
     labelled cutoff (solid) and extrapolated above it (dashed), with its bootstrap band over texts."""
     p = np.asarray(params, dtype=np.int64)
-    pm = pair_oracle_losses(L)
-    index = pair_index(families)
     any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
-    fronts = forecast.group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
+    fronts = forecast.loss_matrix_frontiers(L, p, families, any_full)
     groups = [g for g in forecast.FORECAST_GROUPS if g in fronts]
     scale, unit = display_unit(float(max(fronts[g][0].max() for g in groups)))
     grids = {g: np.geomspace(fronts[g][0].min(), fronts[g][0].max(), 100) for g in groups}
@@ -471,4 +469,22 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- real pair (notebook 08)
+
+
+def pair_scatter_figure(lm: LossMatrix) -> Figure:
+    """Per-text bits per byte of two models against each other (points below the diagonal: model 2 wins)."""
+    L = lm.to_array()
+    bpb = L / loss_matrix_bytes(lm)[None, :] / math.log(2)
+    fig = Figure(figsize=(4.8, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(bpb[0], bpb[1], s=6, alpha=0.5, color="#4C72B0", linewidths=0)
+    lo, hi = float(bpb.min()), float(bpb.max())
+    ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--")
+    ax.set_xlabel(f"{lm.model_names[0]} (bits/byte)")
+    ax.set_ylabel(f"{lm.model_names[1]} (bits/byte)")
+    ax.set_title(f"per-text loss, {L.shape[1]} texts")
     return fig
