@@ -86,7 +86,7 @@ def run_case(case: dict) -> dict:
     return {
         "desc": desc, "n_models": int(L.shape[0]), "n_texts": int(L.shape[1]), "cpu": cpu, "seconds": wall,
         "points": int(len(front)), "complete": bool(attrs.get("complete", True)),
-        "reason": str(attrs.get("stop_reason", "")), "nodes": int(attrs.get("n_nodes", 0)),
+        "reason": str(attrs.get("stop_reason", "total time limit")), "nodes": int(attrs.get("n_nodes", 0)),
         "solves": int(attrs.get("n_solves", 0)), "proven": int(front["proven_optimal"].sum()),
         "max_gap": float(front["gap"].max()) if len(front) else float("nan"),
         "max_size": int(front["size"].max()) if len(front) else 0,
