@@ -14,10 +14,9 @@ import pytest
 import torch
 
 import tiny_models
-from mmlaw_utils.scoring import assemble
 from mmlaw_utils import config
 from mmlaw_utils.analysis import lossmatrix
-from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import assemble, cache, kernel
 from mmlaw_utils.scoring import models as scoring_models
 from mmlaw_utils.scoring import run as scoring_run
 from mmlaw_utils.scoring.synthetic import SyntheticSettings, generate, read_pool_file
