@@ -73,7 +73,7 @@ STAGES: dict[str, Stage] = {
               ("subset_frontier", "subset_fits", "mixture_gain", "diversity_by_relation", "forecast", "beyond_pairs"),
               "subsets beyond pairs: exact frontiers, mixtures, diversity, forecasts", ("fig3", "fig4", "fig5", "fig6")),
         Stage("08_real_pair", "08_real_pair", ("loss_matrix", "models", "pairs"), ("comparison_md", "comparison_csv"),
-              "two real models alone vs their oracle pair (profile real2)"),
+              "two real models alone vs their oracle pair (profile real2)", ("real2_pair",)),
     )
 }
 DEFAULT_STAGES: tuple[str, ...] = (SCORES, "02_loss_matrix", "03_oracle_pairs", "04_frontiers",

@@ -679,7 +679,8 @@ def build_textset(out_path: str | Path = DEFAULT_OUT) -> pd.DataFrame:
     atomic_write_bytes(out_path, data)
     atomic_write_bytes(manifest_path_for(out_path),
                        (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    atomic_write_bytes(out_path.parent / "ATTRIBUTION.md", attribution_markdown(manifest).encode("utf-8"))
+    atomic_write_bytes(out_path.with_name(out_path.name.rsplit(".", 1)[0] + ".ATTRIBUTION.md"),
+                       attribution_markdown(manifest).encode("utf-8"))
     return frame
 
 
