@@ -66,7 +66,7 @@ def load_case(case: dict) -> tuple[np.ndarray, np.ndarray, str]:
     if case.get("minipool"):
         data = REPO / "data" / "minipool"
         if (data / "loss_matrix.parquet").is_file():
-            from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+            from mmlaw_utils.scoring.assemble import load_loss_matrix
 
             lm = load_loss_matrix(data)
             return lm.to_array(), lm.params, "miniature pool (data/minipool)"
