@@ -367,12 +367,11 @@ class SearchResult:
     seconds: float
 
 
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * 4096
-    except OSError:
-        return 0
+def _peak_rss_bytes() -> int:
+    """Peak resident set of this process so far (bytes; ru_maxrss is in KiB on Linux)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, hi: int, *,
@@ -405,7 +404,7 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
             raise SearchStopped(f"time limit {time_limit:g} s")
         if max_nodes is not None and n > max_nodes:
             raise SearchStopped(f"node limit {max_nodes}")
-        if memory_limit_bytes is not None and n % 64 == 0 and _rss_bytes() > memory_limit_bytes:
+        if memory_limit_bytes is not None and n % 64 == 0 and _peak_rss_bytes() > memory_limit_bytes:
             raise SearchStopped(f"memory limit {memory_limit_bytes / 2**30:.2f} GiB")
 
     def try_insert(I: tuple[int, ...], cost: int, approx_loss: float, minima: np.ndarray) -> float:

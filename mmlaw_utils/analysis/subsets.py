@@ -436,7 +436,7 @@ def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = No
     2^K - 1 subsets, K <= 22) or "auto" (brute when small, else bnb).
     ``time_limit``: seconds per MIP (milp; a point not proven within it keeps its gap).
     ``total_time_limit``: seconds for the whole search; ``memory_limit_gb``: resident-memory cap
-    (bnb; the process's resident set, checked every 64 nodes); ``node_limit``: search nodes (bnb).
+    (bnb; the process's peak resident set, checked every 64 nodes); ``node_limit``: search nodes (bnb).
     A search that hits a limit stops with ``attrs["complete"]`` False: bnb then returns the
     points found so far, each with a lower bound from every subtree left open (its gap may be > 0,
     and frontier points not yet found are missing); milp returns the frontier above
