@@ -43,8 +43,8 @@ Stages, in order (executed notebooks go to runs/<profile>/, open them to see eve
   05_fit_scaling_laws  fits of eq. 7 + bootstrap CIs -> fits.json, bootstrap.parquet, table1.{md,csv}
   06_figures           Figures 1-2 -> <figures_dir>/fig{1,2}_*.{png,pdf}
   07_beyond_pairs      (when notebooks/07_beyond_pairs.ipynb exists) subsets beyond pairs
-A profile may name its own stage list (key `stages:`); profile real2 (two real models, one pair)
-runs scores, 02, 03 and 08_real_pair (alone vs oracle pair) instead of the frontier fits.
+A profile may name its own stage list (key `stages:`); profiles real and real2 (small pools of real
+models) run scores, 02, 03 and 08_real_pool (alone, every subset's oracle, per domain) instead of the fits.
 After 06, the results region of README.md is regenerated for the default profile.
 
 Options:

