@@ -695,7 +695,8 @@ def build_textset(out_path: str | Path = DEFAULT_OUT) -> pd.DataFrame:
     _atomic_write_bytes(data, out_path)
     _atomic_write_bytes((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
                         manifest_path_for(out_path))
-    _atomic_write_bytes(attribution_markdown(manifest).encode("utf-8"), out_path.parent / "ATTRIBUTION.md")
+    _atomic_write_bytes(attribution_markdown(manifest).encode("utf-8"),
+                        out_path.with_name(out_path.name.rsplit(".", 1)[0] + ".ATTRIBUTION.md"))
     return frame
 
 
@@ -718,8 +719,22 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: ``build`` regenerates the text set (prints its sha256); ``check`` verifies it."""
     parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.minipool.textset", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["build", "check"])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="jsonl path (default: %(default)s)")
+    parser.add_argument("--set", choices=["wiki", "mixed"], default="wiki", dest="which",
+                        help="wiki: Wikipedia-only set; mixed: the mixed-domain default (needs a download)")
+    parser.add_argument("--out", type=Path, default=None, help="jsonl path (default: the set's file in data/texts)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        from mmlaw_utils.minipool import mixedset
+
+        args.out = mixedset.DEFAULT_OUT if args.which == "mixed" else DEFAULT_OUT
+    if args.command == "build" and args.which == "mixed":
+        from mmlaw_utils.minipool import mixedset
+
+        frame = mixedset.build(args.out)
+        manifest = json.loads(manifest_path_for(args.out).read_text(encoding="utf-8"))
+        print(f"wrote {len(frame)} texts from {manifest['n_source_docs']} documents to {args.out}")
+        print(f"sha256 {manifest['sha256']}")
+        return 0
     if args.command == "build":
         frame = build_textset(args.out)
         manifest = json.loads(manifest_path_for(args.out).read_text(encoding="utf-8"))
