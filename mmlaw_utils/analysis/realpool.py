@@ -30,6 +30,7 @@ PRETRAINING_EXPOSURE: dict[str, str] = {
     "moby_dick": "likely",  # Project Gutenberg
     "sotu": "likely",  # State of the Union addresses (public record)
     "python_stdlib": "likely",  # CPython source is on GitHub: in every code pretraining mix
+    "python_core": "likely",  # CPython too
     "python_docs": "likely",  # docs.python.org
     "brown": "possible",  # Brown corpus (1961 samples; distributed with NLTK)
     "spamassassin": "possible",  # SpamAssassin public mail corpus
