@@ -4,18 +4,16 @@ A subset takes up to ``per_domain`` texts of every domain, spread round-robin ov
 documents (so no one document dominates), chosen by sha256 ranks of a seed and the ids: the same
 source file, ``per_domain`` and ``seed`` always give the same texts. The subset file keeps the
 source's lines byte for byte, in source order, and a manifest records how it was made;
-``python -m mmlaw_utils.textsubset check`` rebuilds it and compares.
+``python -m mmlaw_utils subset check OUT`` rebuilds it and compares.
 
-    python -m mmlaw_utils.textsubset build --source data/texts/mixed_heldout.jsonl --per-domain 80 \\
+    python -m mmlaw_utils subset build --source data/texts/mixed_heldout.jsonl --per-domain 100 \\
         --out data/texts/mixed_real.jsonl
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +97,7 @@ def subset_manifest(source: str | Path, out: str | Path, text: str, per_domain: 
     frame = pd.DataFrame.from_records(records)
     return {
         "file": Path(out).name,
-        "made_by": "python -m mmlaw_utils.textsubset build",
+        "made_by": "python -m mmlaw_utils subset build",
         "source": _display(Path(source)),
         "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
         "per_domain": int(per_domain),
@@ -144,28 +142,3 @@ def check(out: str | Path) -> list[str]:
     if hashlib.sha256(rebuilt.encode("utf-8")).hexdigest() != manifest["sha256"]:
         problems.append(f"the rebuild of {out.name} does not have the manifest's sha256")
     return problems
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``build`` a stratified subset file + manifest, or ``check`` a committed one."""
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.textsubset", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    make = sub.add_parser("build", help="write the subset .jsonl and its .manifest.json")
-    make.add_argument("--source", default=str(REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl"))
-    make.add_argument("--per-domain", type=int, required=True)
-    make.add_argument("--seed", type=int, default=0)
-    make.add_argument("--out", required=True)
-    verify = sub.add_parser("check", help="rebuild a subset from its manifest and compare")
-    verify.add_argument("out")
-    args = parser.parse_args(argv)
-    if args.command == "build":
-        manifest = build(args.source, args.out, args.per_domain, args.seed)
-        print(f"{args.out}: {manifest['n_texts']} texts, {manifest['source_docs']} source documents, {manifest['domains']}")
-        return 0
-    problems = check(args.out)
-    print("\n".join(problems) if problems else f"{args.out}: matches its rebuild")
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

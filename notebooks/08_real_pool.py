@@ -35,8 +35,8 @@
 # Union addresses, the Python stdlib and docs) were very likely in these models' pretraining data, so
 # results are reported per domain with those domains flagged.
 #
-# Rescore: `python -m mmlaw_utils.scoring.realmodels install`, then
-# `python -m mmlaw_utils.scoring.run --profile real --model <id>` for each pool id (resumable).
+# Rescore: `python -m mmlaw_utils real install`, then
+# `python -m mmlaw_utils score --profile real --model <id>` for each pool id (resumable).
 
 # %% tags=["parameters"]
 profile = "real"

