@@ -79,8 +79,18 @@ def _pct(value: float) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:+.1f}%"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> list[str]:
-    align = align or "|".join("---" if i == 0 else "---:" for i in range(len(header)))
+def _numeric(cell: Any) -> bool:
+    """Whether a table cell reads as a number ("1,234", "+0.5%", "0.933 (85%)", "-"), so it is right-aligned."""
+    text = str(cell).replace(",", "").replace("%", "").replace("(", " ").replace(")", " ").split()
+    try:
+        return bool(text) and all(float(t) == float(t) for t in text)
+    except ValueError:
+        return str(cell).strip() in ("", "-")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Markdown table; columns whose cells are all numbers are right-aligned."""
+    align = "|".join("---:" if rows and all(_numeric(r[i]) for r in rows) else "---" for i in range(len(header)))
     return ["| " + " | ".join(header) + " |", f"|{align}|", *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
 
 
@@ -109,7 +119,7 @@ def results_markdown(results: RealPoolResults) -> str:
     """Markdown of the whole comparison (``real_pool.md`` and the README region)."""
     r = results
     lines = [
-        f"Text set: `{r.dataset}` ({r.n_texts} texts, {r.domains['domain'].nunique()} domains). Loss = summed NLL "
+        f"Text set: `{r.dataset}` ({r.n_texts} texts, {r.domains['domain'].nunique()} domain(s)). Loss = summed NLL "
         "of a text under the model's own tokenizer (eq. 1, nats per text); oracle = per-text minimum over a subset "
         "(eqs. 3-4); bits per byte = total nats / total UTF-8 bytes / ln 2; P = parameters with a tied head counted once.",
         "",
