@@ -118,7 +118,7 @@ def manifest_path(out: str | Path) -> Path:
 
 def build(source: str | Path, out: str | Path, per_domain: int, seed: int = 0) -> dict[str, Any]:
     """Write the subset file and its manifest (atomically); return the manifest."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import atomic_write_text
 
     text = subset_text(source, per_domain, seed)
     manifest = subset_manifest(source, out, text, per_domain, seed)

