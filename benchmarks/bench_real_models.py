@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 START, END = "<!-- real-models:start -->", "<!-- real-models:end -->"
 
-from mmlaw_utils.scoring import kernel, realmodels  # noqa: E402
+from mmlaw_utils.scoring import kernel, models, realmodels  # noqa: E402
 from mmlaw_utils.texts import load_texts  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def measure(model_id: str, texts: list[str], max_length: int, batch_tokens: int)
     start = time.perf_counter()
     model, tokenizer, _ = realmodels.load_packaged_model(model_id, device="cpu", dtype="float32")
     load_s = time.perf_counter() - start
-    counts = kernel.count_parameters(model)
+    counts = models.count_parameters(model)
     kernel.score_texts(model, tokenizer, texts[:1], max_length=max_length)  # warm-up (head check, allocations)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     result = kernel.score_texts(model, tokenizer, texts, max_length=max_length, batch_tokens=batch_tokens)
@@ -83,7 +83,7 @@ def write_section(section: list[str]) -> None:
     """Replace (or append) this benchmark's region of benchmarks/README.md, atomically."""
     import re
 
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import atomic_write_text
 
     readme = REPO / "benchmarks" / "README.md"
     text = readme.read_text() if readme.is_file() else "# Benchmarks\n"

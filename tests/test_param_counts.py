@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tiny_models
-from mmlaw_utils.scoring import kernel
+from mmlaw_utils.scoring import models
 
 
 def _untied_copy(tied, folder, head_weight):
@@ -30,7 +30,7 @@ def tied_qwen():
 
 
 def test_head_saved_as_a_copy_of_the_embedding_is_counted_once(tied_qwen, tmp_path):
-    tied_counts = kernel.count_parameters(tied_qwen)
+    tied_counts = models.count_parameters(tied_qwen)
     embedding = tied_qwen.get_input_embeddings().weight
     assert tied_qwen.get_output_embeddings().weight is embedding and tied_counts["head_tied"] is True
     vocab, hidden = embedding.shape
@@ -40,7 +40,7 @@ def test_head_saved_as_a_copy_of_the_embedding_is_counted_once(tied_qwen, tmp_pa
 
     untied = _untied_copy(tied_qwen, tmp_path / "untied", embedding.detach())
     assert untied.get_output_embeddings().weight is not untied.get_input_embeddings().weight
-    counts = kernel.count_parameters(untied)
+    counts = models.count_parameters(untied)
     assert counts == {**tied_counts, "params_stored": tied_counts["params_total"] + vocab * hidden}
 
 
@@ -49,19 +49,19 @@ def test_quantisation_sized_head_differences_still_count_once_but_an_independent
     torch.manual_seed(0)
     # a head re-quantised at another precision: ~5% relative error (Q4_K vs Q6_K is of that order)
     requantised = embedding + 0.05 * embedding.std() * torch.randn_like(embedding)
-    counts = kernel.count_parameters(_untied_copy(tied_qwen, tmp_path / "requantised", requantised))
+    counts = models.count_parameters(_untied_copy(tied_qwen, tmp_path / "requantised", requantised))
     assert counts["head_tied"] is True and counts["params_stored"] - counts["params_total"] == embedding.numel()
 
     independent = embedding.std() * torch.randn_like(embedding)
-    counts = kernel.count_parameters(_untied_copy(tied_qwen, tmp_path / "independent", independent))
+    counts = models.count_parameters(_untied_copy(tied_qwen, tmp_path / "independent", independent))
     assert counts["head_tied"] is False and counts["params_total"] == counts["params_stored"]
 
 
 def test_relative_difference_hand_computed():
     a = torch.tensor([[3.0, 0.0], [0.0, 4.0]])
     b = torch.tensor([[0.0, 0.0], [0.0, 4.0]])
-    assert kernel.relative_difference(a, b, rows_per_block=1) == pytest.approx(3 / 4)
-    assert kernel.relative_difference(b, b) == 0.0
-    assert kernel.relative_difference(a, torch.zeros(2, 2)) == math.inf
+    assert models.relative_difference(a, b, rows_per_block=1) == pytest.approx(3 / 4)
+    assert models.relative_difference(b, b) == 0.0
+    assert models.relative_difference(a, torch.zeros(2, 2)) == math.inf
     with pytest.raises(ValueError, match="equal shapes"):
-        kernel.relative_difference(a, torch.zeros(3, 2))
+        models.relative_difference(a, torch.zeros(3, 2))
