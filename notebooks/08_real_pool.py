@@ -51,10 +51,11 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
-from mmlaw_utils.config import REPO_ROOT, load_profile, resolve_run_paths
+from mmlaw_utils.analysis.lossmatrix import load_loss_matrix, loss_matrix_bytes
+from mmlaw_utils.config import FIGURE_STEMS, REPO_ROOT, load_profile, resolve_run_paths
 from mmlaw_utils.report import realpool as report
-from mmlaw_utils.scoring.realmodels import loss_matrix_bytes
+from mmlaw_utils.report.figures import pair_scatter_figure, save_figure
+from mmlaw_utils.scoring.realmodels import write_comparison
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 text_file = Path(dataset or load_profile(profile).dataset)
@@ -83,6 +84,17 @@ fig
 
 # %%
 report.domains_figure(results)
+
+# %% [markdown]
+# A pool of two models (profile `real2`) also gets the pair comparison (`comparison.md`: each model alone vs
+# their oracle pair) and the per-text scatter of the two models' bits per byte (points below the diagonal are
+# texts the oracle gives to the model on the y axis).
+
+# %%
+if L.shape[0] == 2:
+    pair_md, pair_table, _ = write_comparison(profile, data_dir=data_dir)
+    display(Markdown(pair_md.read_text()))
+    save_figure(pair_scatter_figure(lm), paths.figures_dir, FIGURE_STEMS["real2_pair"])
 
 # %%
 own_folder = data_dir is None or Path(data_dir).resolve() == load_profile(profile).data_dir

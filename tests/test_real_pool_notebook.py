@@ -21,8 +21,13 @@ P_MEASURED = [134_515_008, 268_098_176, 494_032_768, 1_543_714_304]
 
 
 def _fake_run(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Caches for the four pool models on 24 texts of three domains (the coder models win code); the text file."""
+    """Caches for the four pool models on 24 texts of three domains (the coder models win code); the text file.
+
+    The caches carry profile real's text-set fingerprint and scoring settings (assembly refuses others),
+    while their 24 made-up texts are labelled by the fake text file the notebook is pointed at.
+    """
     pool = load_pool(REPO_ROOT / "configs" / "pools" / "real.yaml")
+    fingerprint = json.loads((REPO_ROOT / "data" / "texts" / "mixed_real.manifest.json").read_text())["dataset_fingerprint"]
     rng = np.random.default_rng(11)
     n = len(DOMAINS)
     is_code = np.array([d == "code" for d in DOMAINS])
@@ -40,12 +45,14 @@ def _fake_run(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     with open(root / "texts.jsonl", "w") as handle:
         for t, d, s in zip(text_ids, DOMAINS, sources):
             handle.write(json.dumps({"text_id": t, "text": f"text {t}", "domain": d, "source": s}) + "\n")
-    for row, model, params in zip(L, pool["model"], P_MEASURED):
+    scoring = load_profile("real").scoring
+    for row, model, revision, params in zip(L, pool["model"], pool["revision"], P_MEASURED):
         frame = pd.DataFrame({"text_id": text_ids, "nll": row, "n_tokens": n_bytes // 4, "n_bytes": n_bytes})
-        provenance = {"model": model, "dataset_fingerprint": "e" * 64, "complete": True, "params_total": params,
-                      "params_nonembed": params // 2, "head_tied": True, "gguf_quantization": "Q4_K_M",
-                      "model_variant": f"{model} variant", "dtype": "float32", "device": "cpu"}
-        write_cache(cache_path(root / "data" / "scores", model, "e" * 64), frame, provenance)
+        provenance = {"model": model, "model_revision": revision, "dataset_fingerprint": fingerprint, "complete": True,
+                      "params_total": params, "params_nonembed": params // 2, "head_tied": True,
+                      "gguf_quantization": "Q4_K_M", "model_variant": f"{model} variant", "dtype": scoring["dtype"],
+                      "device": "cpu", "max_length": scoring["max_length"], "context_tokens": scoring["max_length"] // 2}
+        write_cache(cache_path(root / "data" / "scores", model, fingerprint), frame, provenance)
     return L, n_bytes, list(pool["model"])
 
 

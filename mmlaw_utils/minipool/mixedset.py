@@ -165,7 +165,7 @@ def select_round_robin(frame: pd.DataFrame, target: int = DOMAIN_TARGET) -> pd.D
 
 def training_side(names: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
     """(doc_id, text) of every training document, per source."""
-    return {name: [(d["doc_id"], d["text"]) for d in sources.training_documents(name)] for name in names}
+    return {name: sources.training_documents(name) for name in names}
 
 
 def _docs_sha256(docs: list[tuple[str, str]]) -> str:
@@ -180,7 +180,8 @@ def build_frame() -> tuple[pd.DataFrame, dict]:
     from tqdm.auto import tqdm
 
     started = time.monotonic()
-    names = list(sources.SOURCES)
+    # late sources joined after the set was frozen; they are decontaminated on their own side
+    names = [name for name, spec in sources.SOURCES.items() if not spec.late]
     heldout_docs: list[sources.Doc] = []
     per_source: dict[str, dict] = {}
     for name in tqdm(names, desc="extracting sources", unit="source", disable=None):
@@ -241,7 +242,7 @@ def build_frame() -> tuple[pd.DataFrame, dict]:
                   "max_texts_per_doc": MAX_TEXTS_PER_DOC, "domain_target": DOMAIN_TARGET,
                   "contamination_ngram": NGRAM, "dedup_shingle": textset.DEDUP_SHINGLE,
                   "dedup_jaccard": textset.DEDUP_JACCARD,
-                  "heldout_fraction": {n: s.heldout_fraction for n, s in sources.SOURCES.items()}},
+                  "heldout_fraction": {n: sources.SOURCES[n].heldout_fraction for n in names}},
         "build_seconds": round(time.monotonic() - started, 1),
     }
     return frame, stats
