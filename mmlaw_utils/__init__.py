@@ -14,16 +14,22 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
 * ``scoring.run``: score one model into its cache, resumably; which caches are stale.
 * ``scoring.cache``: per-model score caches (parquet + provenance), resumable chunks, locks.
+* ``scoring.assemble``: score caches -> the loss-matrix files; their reader and writer.
 * ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
 * ``scoring.realmodels``: the real pretrained models packaged on PyPI as GGUF, byte slices joined (profiles real, real2).
 * ``scoring.synthetic``: seeded synthetic pools in the score-cache format.
-* ``analysis.lossmatrix``: score caches -> the validated models x texts loss matrix.
+* ``analysis.lossmatrix``: the validated models x texts loss matrix (data model only, reads no file).
 * ``analysis.oracle``: oracle ensemble losses (eqs. 3-4).
 * ``analysis.groups``: the collaboration groups (single, same-family, cross-family) and their labels.
 * ``analysis.frontier``: Pareto frontiers (eq. 5) of the three collaboration groups.
 * ``analysis.fit``: fits of L(P) = A * P^-alpha + L_inf (eq. 7).
-* ``analysis.bootstrap``: confidence intervals over texts for the fits.
+* ``analysis.bootstrap``: bootstrap over texts (or whole source documents) of the frontiers and fits.
+* ``analysis.profile``: profile-likelihood intervals of A, alpha and L_inf.
+* ``analysis.uncertainty``: the four kinds of interval, the model jackknife, leave-one-model-out sensitivity.
+* ``analysis.model_selection``: eq. 7 with and without a floor vs a log-linear law (AICc, leave-one-out error).
+* ``analysis.budget``: the equal-budget gain of ensembles and the parameters a single model needs to match.
+* ``analysis.claims``: one verdict per claim of the paper (agrees, disagrees, not identified, inconclusive).
 * ``analysis.subsets``: exact frontiers over subsets of any size.
 * ``analysis.mixture``: the realizable Bayesian mixture vs the oracle.
 * ``analysis.diversity``: pair win shares and gains by family relation.
@@ -31,6 +37,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.realpool``: a small real pool: every subset's oracle, per-domain wins, family pairs, mixtures.
 * ``report.tables``: Table 1, the README results region and the other tables.
 * ``report.figures``: every figure.
+* ``report.units``: axis units read off the data (thousands, millions, billions) and short model names.
 * ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
 * ``report.realpool``: the real-pool report of notebook 08 (markdown, csv, figures, README region).
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.

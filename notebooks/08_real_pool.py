@@ -51,7 +51,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from mmlaw_utils.analysis.lossmatrix import load_loss_matrix, loss_matrix_bytes
+from mmlaw_utils.analysis.lossmatrix import loss_matrix_bytes
+from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.config import FIGURE_STEMS, REPO_ROOT, load_profile, resolve_run_paths
 from mmlaw_utils.report import realpool as report
 from mmlaw_utils.report.figures import pair_scatter_figure, save_figure
