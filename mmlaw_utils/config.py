@@ -174,6 +174,12 @@ OUTPUT_FILES = {
     "beyond_pairs": "beyond_pairs.md",
     "comparison_md": "comparison.md",
     "comparison_csv": "comparison.csv",
+    "real_pool_md": "real_pool.md",
+    "real_subsets": "real_subsets.csv",
+    "real_domains": "real_domains.csv",
+    "real_domain_summary": "real_domain_summary.csv",
+    "real_family_pairs": "real_family_pairs.csv",
+    "real_mixture": "real_mixture.csv",
 }
 # figure files: <figures_dir>/<stem>.png and .pdf
 FIGURE_STEMS = {
@@ -185,6 +191,8 @@ FIGURE_STEMS = {
     "fig6": "fig6_forecast",
     "budget": "fig_equal_budget",
     "real2_pair": "real2_pair_scatter",
+    "real_pool_frontier": "real_pool_frontier",
+    "real_pool_domains": "real_pool_domains",
 }
 
 

@@ -1,6 +1,6 @@
 """The pipeline of one profile as data: stages, their notebooks, inputs and outputs, and how to run them.
 
-A stage is a name (``scores``, ``02_loss_matrix`` ... ``08_real_pair``), the notebook that runs it
+A stage is a name (``scores``, ``02_loss_matrix`` ... ``08_real_pool``), the notebook that runs it
 (executed headless by papermill into ``runs/<profile>/``), the outputs (keys of
 ``config.OUTPUT_FILES``) it reads and writes. A profile runs ``DEFAULT_STAGES`` unless it names
 its own list (profile key ``stages``). ``run_pipeline`` is what ``python -m mmlaw_utils run`` (and
@@ -76,8 +76,12 @@ STAGES: dict[str, Stage] = {
         Stage("07_beyond_pairs", "07_beyond_pairs", ("loss_matrix", "models"),
               ("subset_frontier", "subset_fits", "mixture_gain", "diversity_by_relation", "forecast", "beyond_pairs"),
               "subsets beyond pairs: exact frontiers, mixtures, diversity, forecasts", ("fig3", "fig4", "fig5", "fig6")),
-        Stage("08_real_pair", "08_real_pair", ("loss_matrix", "models", "pairs"), ("comparison_md", "comparison_csv"),
-              "two real models alone vs their oracle pair (profile real2)", ("real2_pair",)),
+        # a pool of two models (real2) also gets the pair comparison and its per-text scatter
+        Stage("08_real_pool", "08_real_pool", ("loss_matrix", "models", "pairs"),
+              ("real_pool_md", "real_subsets", "real_domains", "real_domain_summary", "real_family_pairs",
+               "real_mixture", "comparison_md", "comparison_csv"),
+              "a small pool of real models: alone, every subset's oracle, per domain (profiles real, real2)",
+              ("real_pool_frontier", "real_pool_domains", "real2_pair")),
     )
 }
 DEFAULT_STAGES: tuple[str, ...] = (SCORES, "02_loss_matrix", "03_oracle_pairs", "04_frontiers",

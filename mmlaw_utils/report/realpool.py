@@ -1,0 +1,282 @@
+"""Writes and draws the real-pool comparison (profile ``real``; numbers from ``analysis/realpool.py``).
+
+Outputs in the run's data folder (names in ``config.OUTPUT_FILES``, keys ``real_*``): ``real_pool.md``
+(every table, with the caveats beside them) and one csv per table; figures ``real_pool_frontier`` and
+``real_pool_domains`` (``config.FIGURE_STEMS``) in its figures folder. The README's region between
+``<!-- real-pool:start -->`` and ``<!-- real-pool:end -->`` is the same markdown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmlaw_utils.analysis import realpool
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
+from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
+
+README_START = "<!-- real-pool:start -->"
+README_END = "<!-- real-pool:end -->"
+
+
+@dataclass
+class RealPoolResults:
+    """Every table of the real-pool comparison (frames from analysis/realpool.py)."""
+
+    names: list[str]
+    models: pd.DataFrame  # one row per model: name, model id, upstream, variant, quantization, params, head_tied, ...
+    subsets: pd.DataFrame
+    frontier: pd.DataFrame
+    domains: pd.DataFrame
+    domain_summary: pd.DataFrame
+    family_pairs: pd.DataFrame
+    mixture: pd.DataFrame
+    n_texts: int
+    dataset: str
+
+
+def display_names(models: pd.DataFrame) -> list[str]:
+    """Short model names: the pool's ``short_name`` where given, else the model id."""
+    if "short_name" not in models.columns:
+        return [str(m) for m in models["model"]]
+    return [str(s) if isinstance(s, str) and s else str(m) for s, m in zip(models["short_name"], models["model"])]
+
+
+def compute_results(L: np.ndarray, n_bytes: np.ndarray, models: pd.DataFrame, domains: Sequence[str],
+                    sources: Sequence[str], dataset: str, seed: int = 0) -> RealPoolResults:
+    """All tables for a pool: ``models`` has model, family, params (P) in ``L``'s row order."""
+    from mmlaw_utils.analysis.subsets import named_frontier, subset_frontier
+
+    names = display_names(models)
+    params = models["params"].astype(np.int64).to_numpy()
+    families = models["family"].astype(str).tolist()
+    exposure = realpool.domain_exposure(domains, sources)
+    front = named_frontier(subset_frontier(L, params, method="brute"), names)
+    front["bits_per_byte"] = [realpool.bits_per_byte(np.asarray(L)[list(s)].min(axis=0), n_bytes) for s in front["subset"]]
+    subsets = realpool.subset_table(L, n_bytes, params, names, families)
+    return RealPoolResults(
+        names=names,
+        models=models.assign(name=names),
+        subsets=subsets,
+        frontier=front,
+        domains=realpool.domain_table(L, n_bytes, domains, names),
+        domain_summary=realpool.domain_summary(L, n_bytes, domains, names, exposure),
+        family_pairs=realpool.family_pairs(subsets),
+        mixture=realpool.mixture_table(L, n_bytes, params, names, seed=seed) if len(names) > 1 else pd.DataFrame(),
+        n_texts=int(np.asarray(L).shape[1]),
+        dataset=dataset,
+    )
+
+
+def _pct(value: float) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:+.1f}%"
+
+
+def _numeric(cell: Any) -> bool:
+    """Whether a table cell reads as a number ("1,234", "+0.5%", "0.933 (85%)", "-"), so it is right-aligned."""
+    text = str(cell).replace(",", "").replace("%", "").replace("(", " ").replace(")", " ").split()
+    try:
+        return bool(text) and all(float(t) == float(t) for t in text)
+    except ValueError:
+        return str(cell).strip() in ("", "-")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Markdown table; columns whose cells are all numbers are right-aligned."""
+    align = "|".join("---:" if rows and all(_numeric(r[i]) for r in rows) else "---" for i in range(len(header)))
+    return ["| " + " | ".join(header) + " |", f"|{align}|", *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]
+
+
+def caveats_markdown(results: RealPoolResults) -> list[str]:
+    """The caveats that qualify every number of the comparison (stated next to the results)."""
+    lines = ["**Caveats.**", ""]
+    variants = [f"{n}: {v}" for n, v in zip(results.names, results.models.get("variant", [""] * len(results.names))) if v]
+    if variants:
+        lines.append("- Variants: " + "; ".join(variants) + ". Instruct and coder fine-tunes are not the base "
+                     "models the paper's pools hold, so gains here mix specialisation with scale.")
+    quant = [f"{n}: {q}" for n, q in zip(results.names, results.models.get("gguf_quantization", [""] * len(results.names)))
+             if isinstance(q, str) and q]
+    if quant:
+        lines.append("- Every model is a quantised GGUF, de-quantised to fp32 for scoring: the scores are those of "
+                     "the quantised checkpoints (" + "; ".join(quant) + ").")
+    flagged = results.domain_summary[results.domain_summary["pretraining_exposure"] != ""]
+    if not flagged.empty:
+        lines.append("- Pretraining exposure: the texts of " + ", ".join(
+            f"*{r.domain}* ({r.pretraining_exposure})" for r in flagged.itertuples())
+            + " come from public sources that were very likely (or possibly) in these models' pretraining data, so "
+            "low losses there may be recall. Results are reported per domain below; compare flagged and unflagged domains.")
+    return lines + [""]
+
+
+def results_markdown(results: RealPoolResults) -> str:
+    """Markdown of the whole comparison (``real_pool.md`` and the README region)."""
+    r = results
+    lines = [
+        f"Text set: `{r.dataset}` ({r.n_texts} texts, {r.domains['domain'].nunique()} domain(s)). Loss = summed NLL "
+        "of a text under the model's own tokenizer (eq. 1, nats per text); oracle = per-text minimum over a subset "
+        "(eqs. 3-4); bits per byte = total nats / total UTF-8 bytes / ln 2; P = parameters with a tied head counted once.",
+        "",
+        *caveats_markdown(r),
+        "**Models alone.**",
+        "",
+    ]
+    models = r.models.reset_index(drop=True)
+    singles = r.subsets[r.subsets["size"] == 1].set_index("models")
+    rows = []
+    for i, m in models.iterrows():
+        row = singles.loc[m["name"]]
+        tied = m.get("head_tied")
+        rows.append([m["name"], f"`{m['model']}`", m.get("gguf_quantization", ""), f"{int(m['params']):,}",
+                     "yes" if tied is True else ("no" if tied is False else ""), f"{row['loss']:.2f}", f"{row['bits_per_byte']:.4f}"])
+    lines += _table(["model", "pool id", "GGUF", "P (measured)", "head tied", "nats/text", "bits/byte"], rows)
+    multi = r.subsets[r.subsets["size"] >= 2].sort_values(["size", "params"])
+    lines += ["", f"**Oracle of each of the {len(multi)} multi-model subsets** (gain = 1 - oracle loss / its best member "
+              "alone; * = on the exact any-size Pareto frontier over all subsets, §2.5).", ""]
+    lines += _table(["subset", "group", "P", "nats/text", "bits/byte", "gain vs best member"], [
+        [s.models + (" *" if s.on_frontier else ""), s.group.replace("_", "-"), f"{s.params:,}", f"{s.loss:.2f}",
+         f"{s.bits_per_byte:.4f}", _pct(s.gain_vs_best_member)] for s in multi.itertuples()])
+    lines += ["", "**Exact any-size frontier** (`analysis.subsets.subset_frontier`, all subsets):", ""]
+    lines += _table(["subset", "P", "nats/text", "bits/byte"], [
+        [f.models, f"{f.params:,}", f"{f.loss:.2f}", f"{f.bits_per_byte:.4f}"] for f in r.frontier.itertuples()])
+    lines += ["", "**Per domain**: bits per byte of each model alone, the share of the domain's texts each model wins "
+              "in the all-model oracle, and the oracle's gain over the domain's best single model.", ""]
+    wide = r.domains.pivot(index="domain", columns="model", values="bits_per_byte")[r.names]
+    share = r.domains.pivot(index="domain", columns="model", values="win_share")[r.names]
+    summary = r.domain_summary.set_index("domain")
+    rows = []
+    for domain in wide.index:
+        s = summary.loc[domain]
+        rows.append([domain, int(s["n_texts"]), *(f"{wide.loc[domain, n]:.3f} ({100 * share.loc[domain, n]:.0f}%)" for n in r.names),
+                     f"{s['oracle_bpb']:.3f}", _pct(s["oracle_gain"]), s["pretraining_exposure"] or "-"])
+    lines += _table(["domain", "texts", *(f"{n} bpb (wins)" for n in r.names), "oracle bpb", "oracle gain", "pretraining exposure"], rows)
+    if not r.family_pairs.empty:
+        lines += ["", "**Same-family pair vs cross-family pairs at equal budget** (best cross-family pair with no more "
+                  "parameters than the same-family pair; nats per text):", ""]
+        lines += _table(["same-family pair", "P", "nats/text", "gain", "best cross-family pair within P", "P", "nats/text", "gain", "cross - same"], [
+            [f.same_family_pair, f"{f.params:,}", f"{f.loss:.2f}", _pct(f.gain_vs_best_member), f.cross_pair or "-",
+             "" if f.cross_params is None or pd.isna(f.cross_params) else f"{int(f.cross_params):,}",
+             f"{f.cross_loss:.2f}", _pct(f.cross_gain_vs_best_member), f"{f.cross_minus_same:+.2f}"] for f in r.family_pairs.itertuples()])
+    if not r.mixture.empty:
+        lines += ["", "**Bayesian mixture vs oracle** (§6.1; held-out half of the texts, weights fitted by EM on the other half; bits per byte):", ""]
+        lines += _table(["subset", "best member", "oracle", "uniform mixture", "fitted mixture", "mixture - oracle (nats/text)"], [
+            [m.models, f"{m.best_single_bpb:.4f}", f"{m.oracle_bpb:.4f}", f"{m.mix_uniform_bpb:.4f}", f"{m.mix_fitted_bpb:.4f}",
+             f"{m.mix_minus_oracle:.2f}"] for m in r.mixture.itertuples()])
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(results: RealPoolResults, profile: str) -> str:
+    """``real_pool.md``: a title, how to reproduce, then :func:`results_markdown`."""
+    return (f"# Real pretrained pool ({profile}): each model alone, every subset's oracle, per domain\n\n"
+            f"Generated by notebook `08_real_pool` (`./run_all.sh --profile {profile}`); do not edit by hand.\n\n"
+            + results_markdown(results))
+
+
+def write_results(results: RealPoolResults, data_dir: str | Path, profile: str) -> Path:
+    """Atomically write ``real_pool.md`` and the csv tables into ``data_dir``; return the .md path."""
+    from mmlaw_utils.io import atomic_write_text
+
+    data_dir = Path(data_dir)
+    frames = {"subsets": results.subsets, "domains": results.domains, "mixture": results.mixture,
+              "domain_summary": results.domain_summary, "family_pairs": results.family_pairs}
+    for key, frame in frames.items():
+        atomic_write_text(data_dir / OUTPUT_FILES[f"real_{key}"], frame.to_csv(index=False, float_format="%.6f"))
+    out = data_dir / OUTPUT_FILES["real_pool_md"]
+    atomic_write_text(out, report_markdown(results, profile))
+    return out
+
+
+def update_readme(readme: str | Path, results: RealPoolResults, profile: str) -> bool:
+    """Replace the README's real-pool region with the results; False (untouched) when it has no such region."""
+    from mmlaw_utils.io import replace_marked_region
+    from mmlaw_utils.io import atomic_write_text
+
+    text = Path(readme).read_text()
+    if README_START not in text:
+        return False
+    block = (f"_Generated from profile `{profile}` by notebook `08_real_pool`; do not edit by hand._\n\n"
+             + results_markdown(results))
+    atomic_write_text(readme, replace_marked_region(text, block, README_START, README_END))
+    return True
+
+
+def frontier_figure(results: RealPoolResults, params_unit: float = 1e9):
+    """Every subset's oracle loss (bits per byte) against P, the exact frontier joined, singles labelled."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    colours = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
+    for group, sub in results.subsets.groupby("group"):
+        ax.scatter(sub["params"] / params_unit, sub["bits_per_byte"], s=28, color=colours.get(group, "0.5"),
+                   label=group.replace("_", "-"), zorder=3)
+    for row in results.subsets[results.subsets["size"] == 1].itertuples():
+        ax.annotate(row.models, (row.params / params_unit, row.bits_per_byte), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    front = results.frontier.sort_values("params")
+    ax.plot(front["params"] / params_unit, front["bits_per_byte"], color="0.2", lw=1.2, ls="--", label="any-size frontier")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"total parameters P ({'billions' if params_unit == 1e9 else params_unit})")
+    ax.set_ylabel("oracle loss (bits per byte)")
+    ax.set_title(f"{len(results.names)} real models, {len(results.subsets)} subsets, {results.n_texts} texts")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def domains_figure(results: RealPoolResults):
+    """Per domain: bits per byte of each model (bars) and the all-model oracle (black tick)."""
+    from matplotlib.figure import Figure
+
+    wide = results.domains.pivot(index="domain", columns="model", values="bits_per_byte")[results.names]
+    oracle = results.domain_summary.set_index("domain").loc[wide.index, "oracle_bpb"]
+    fig = Figure(figsize=(max(6.4, 1.1 * len(wide)), 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / len(results.names)
+    x = np.arange(len(wide))
+    for i, name in enumerate(results.names):
+        ax.bar(x + (i - (len(results.names) - 1) / 2) * width, wide[name], width, label=name)
+    ax.scatter(x, oracle, marker="_", s=400, color="black", zorder=3, label="oracle (all models)")
+    flagged = results.domain_summary.set_index("domain").loc[wide.index, "pretraining_exposure"].str.startswith("likely")
+    ax.set_xticks(x, [f"{d}{' †' if f else ''}" for d, f in zip(wide.index, flagged)], rotation=20)
+    ax.set_ylabel("bits per byte")
+    ax.set_title("per domain († = sources likely in pretraining data)")
+    ax.legend(fontsize=7, ncols=2)
+    return fig
+
+
+def save_figures(results: RealPoolResults, figures_dir: str | Path) -> list[Path]:
+    """Write the frontier and per-domain figures (png, pdf) into ``figures_dir``."""
+    from mmlaw_utils.report.figures import save_figure
+
+    return [*save_figure(frontier_figure(results), figures_dir, FIGURE_STEMS["real_pool_frontier"]),
+            *save_figure(domains_figure(results), figures_dir, FIGURE_STEMS["real_pool_domains"])]
+
+
+def text_labels(dataset: str | Path, text_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(domain, source) of each text id from a .jsonl text set; "all" / "" where the set has no such field."""
+    from mmlaw_utils.textsubset import read_jsonl_lines
+
+    _, frame = read_jsonl_lines(dataset)
+    frame = frame.assign(text_id=frame["text_id"].astype(str)).set_index("text_id")
+    missing = [t for t in text_ids if t not in frame.index]
+    if missing:
+        raise KeyError(f"{dataset}: text id(s) {missing[:5]} of the loss matrix are not in the text set")
+    domains = frame["domain"].astype(str) if "domain" in frame.columns else pd.Series("all", index=frame.index)
+    sources = frame["source"].astype(str) if "source" in frame.columns else pd.Series("", index=frame.index)
+    return domains.loc[list(text_ids)].tolist(), sources.loc[list(text_ids)].tolist()
+
+
+def model_table(lm_models: pd.DataFrame, extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The loss matrix's model rows with the columns the report shows (missing ones empty)."""
+    models = lm_models.copy()
+    for column in ("variant", "gguf_quantization", "head_tied", "short_name", "upstream_model"):
+        if column not in models.columns:
+            models[column] = None
+    if "model_variant" in models.columns:
+        models["variant"] = models["model_variant"].where(models["model_variant"].notna(), models["variant"])
+    return models.reset_index(drop=True)
