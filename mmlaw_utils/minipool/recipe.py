@@ -21,6 +21,7 @@ every family and arm.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def vocab_size_of(tokenizer_spec: dict) -> int:
     return int(tokenizer_spec["vocab_size"])
 
 
+@functools.lru_cache(maxsize=None)
 def exact_params(architecture: str, vocab_size: int, d_model: int, n_layers: int, n_heads: int, context: int,
                  tie_embeddings: bool | None = None) -> int:
     """Total parameters (embeddings included, tied weights once) of a shape, counted on the meta device."""

@@ -1,0 +1,122 @@
+"""Test-bed build cost: CPU time per training token of every shape of configs/pools/testbed.yaml, the
+estimated build time of every model and of the whole build, and the measured time of each finished model.
+
+    nice -n 5 .venv/bin/python benchmarks/bench_testbed.py [--steps 8] [--write-readme]
+
+For each distinct (family, size) shape, ``--steps`` optimiser steps (after 2 warm-up steps) of a random-init
+model with the pool's batch shape, vocabulary and thread count run on random tokens; the process CPU time
+(user + system, not wall time, so other jobs on the machine inflate it little) gives CPU seconds per
+1,000 training tokens. A model's estimated build CPU time is that rate times its training tokens. Finished
+models (data/testbed/train_logs/*.json) add their measured wall time (the build runs one thread per
+worker, so wall time >= CPU time; the gap is time lost to other jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mmlaw_utils.minipool import recipe, train  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_minipool import write_section  # noqa: E402
+
+POOL = REPO / "configs" / "pools" / "testbed.yaml"
+LOGS = REPO / "data" / "testbed" / "train_logs"
+START, END = "<!-- testbed-build:start -->", "<!-- testbed-build:end -->"
+
+
+def cpu_seconds_per_token(pool: dict, entry: dict, steps: int) -> float:
+    """Process CPU seconds per training token of one pool entry (random tokens, the pool's batch shape)."""
+    family = train.base_family(entry)
+    spec = pool["families"][family]
+    settings = spec["training"]
+    vocab = recipe.vocab_size_of(spec["tokenizer"])
+    torch.set_num_threads(int(settings["threads"]))
+    config = train.model_config(spec["architecture"], vocab, entry["d_model"], entry["n_layers"], entry["n_heads"],
+                                int(settings["context"]), 0, 1, spec.get("tie_embeddings"))
+    model = train.build_model(config, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = torch.randint(0, vocab, (int(entry["train_batch_size"]), int(settings["context"]) + 1))
+    for i in range(steps + 2):
+        if i == 2:
+            start = time.process_time()
+        loss = train._loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (time.process_time() - start) / (steps * batch.shape[0] * (batch.shape[1] - 1))
+
+
+def measure(pool: dict, steps: int) -> pd.DataFrame:
+    """One row per pool model: shape, tokens, measured CPU s per 1k tokens, estimated and finished build time."""
+    from tqdm.auto import tqdm
+
+    rates: dict[tuple[str, int, int], float] = {}
+    rows = []
+    for entry in tqdm(pool["models"], desc="shapes", unit="model"):
+        shape = (train.base_family(entry), entry["d_model"], entry["n_layers"])
+        if shape not in rates:
+            rates[shape] = cpu_seconds_per_token(pool, entry, steps)
+        name = train.model_name(entry)
+        summary_path = LOGS / f"{name}.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        rows.append({"model": name, "arm": entry.get("arm", "main"), "family": entry["family"],
+                     "params": int(round(entry["params_b"] * 1e9)), "d_model": entry["d_model"],
+                     "n_layers": entry["n_layers"], "train_tokens": entry["train_tokens"],
+                     "cpu_s_per_1k_tokens": 1000 * rates[shape],
+                     "est_cpu_s": rates[shape] * entry["train_tokens"],
+                     "finished_wall_s": summary.get("train_seconds")})
+    return pd.DataFrame(rows)
+
+
+def readme_lines(table: pd.DataFrame, steps: int) -> list[str]:
+    """The benchmarks/README.md section (markdown table and totals)."""
+    total_h = table["est_cpu_s"].sum() / 3600
+    by_arm = table.groupby("arm")["est_cpu_s"].sum() / 3600
+    finished = table.dropna(subset=["finished_wall_s"])
+    lines = [START, "## Test-bed build (configs/pools/testbed.yaml)", "",
+             f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_testbed.py --steps {steps} --write-readme` "
+             f"(load average {os.getloadavg()[0]:.1f} at the end; 1 thread per model, the pool's setting). "
+             "CPU s / 1k tokens: process CPU time of a short training run on random tokens with the pool's batch; "
+             "est. CPU s = that rate x the model's training tokens (20 per parameter). Finished wall s: the build's own "
+             "measurement (includes time lost to other jobs on this shared 2-core machine).", "",
+             f"**Estimated build: {total_h:.1f} CPU-hours** for {len(table)} models "
+             f"({', '.join(f'{arm} {h:.1f} h' for arm, h in by_arm.items())}); on the 2-core machine with two build "
+             f"workers that is about {total_h / 2:.1f} hours of wall time when nothing else runs. "
+             f"Finished: {len(finished)} of {len(table)} models.", "",
+             "| model | arm | params | layers | d_model | tokens | CPU s / 1k tokens | est. CPU s | finished wall s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in table.itertuples():
+        done = "" if pd.isna(row.finished_wall_s) else f"{row.finished_wall_s:,.0f}"
+        lines.append(f"| {row.model} | {row.arm} | {row.params:,} | {row.n_layers} | {row.d_model} | "
+                     f"{row.train_tokens:,} | {row.cpu_s_per_1k_tokens:.3f} | {row.est_cpu_s:,.0f} | {done} |")
+    return lines + [END]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=8, help="timed optimiser steps per shape")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
+    args = parser.parse_args()
+    pool = train.load_pool_config(POOL)
+    table = measure(pool, args.steps)
+    lines = readme_lines(table, args.steps)
+    print("\n".join(lines))
+    if args.write_readme:
+        write_section(lines, START, END)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
