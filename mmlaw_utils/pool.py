@@ -15,9 +15,7 @@ Other top-level keys (e.g. the miniature pool's training settings) are allowed a
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,24 +151,3 @@ def load_run_pool(paths: RunPaths) -> pd.DataFrame:
 
         return read_pool_file(paths.pool)
     return load_pool(paths.pool)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: print the summary of each pool file given."""
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.pool", description="Summarise model pool files")
-    parser.add_argument("pools", nargs="+", type=Path, help="configs/pools/<name>.yaml")
-    args = parser.parse_args(argv)
-    status = 0
-    for i, path in enumerate(args.pools):
-        try:
-            text = summary(load_pool(path))
-        except PoolError as error:
-            print(f"error: {error}", file=sys.stderr)
-            status = 1
-            continue
-        print(("\n" if i else "") + text)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

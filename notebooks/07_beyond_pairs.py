@@ -29,7 +29,7 @@
 profile = "minipool"
 data_dir = None  # override the profile's data folder
 figures_dir = None  # override the profile's figure folder
-max_size = 4  # frontiers of exactly k models for k = 1..max_size (k <= 3 exhaustive, above by MIP)
+max_size = 4  # frontiers of exactly k models, k from 1 to max_size (exhaustive up to 3, MIP above)
 exact_time_limit = 120.0  # seconds per MIP solve; a point not proven within it reports its gap
 beam_width = 32  # beam-search width (heuristic frontier)
 fit_fraction = 0.6  # forecast: fit below this fraction of each frontier's log-params range

@@ -11,8 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mmlaw_utils.analysis.oracle import (
+    blocked_text_sums,
     oracle_loss,
     pair_dominance,
+    pair_index,
+    pair_minimum_sums,
     pair_oracle_losses,
     pair_win_shares,
     pair_winners,
@@ -158,3 +161,32 @@ def test_weighted_pairs_with_a_model_winning_everywhere_tie_exactly():
     counts = rng.multinomial(3000, np.full(3000, 1 / 3000)).astype(float)
     M = pair_oracle_losses(L, weights=counts, block_texts=1000)
     assert np.all(M[7] == M[7, 7])
+
+
+def test_pair_index_hand_computed():
+    index = pair_index(["a", "b", "a", "b"])
+    np.testing.assert_array_equal(index.i, [0, 0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(index.j, [1, 2, 3, 2, 3, 3])
+    np.testing.assert_array_equal(index.same_family, [False, True, False, False, True, False])
+    np.testing.assert_array_equal(index.cross_family, ~index.same_family)
+    assert index.group.tolist() == ["cross_family", "same_family", "cross_family", "cross_family", "same_family",
+                                    "cross_family"]
+    assert len(index) == 6 and len(pair_index(["x"])) == 0
+
+
+def test_pair_minimum_sums_hand_computed():
+    singles, pairs = pair_minimum_sums(HAND, block_texts=3)
+    np.testing.assert_array_equal(singles, [11.0, 10.0, 16.0])
+    # pairs (0,1), (0,2), (1,2): sums of per-text minima
+    np.testing.assert_array_equal(pairs, [1 + 2 + 3 + 2, 0 + 5 + 1 + 2, 0 + 2 + 1 + 2])
+    counts = np.array([[2, 0, 1, 1], [0, 1, 0, 3]])
+    w_singles, w_pairs = pair_minimum_sums(HAND, counts, block_texts=3)
+    np.testing.assert_array_equal(w_singles[:, 0], [2 + 3 + 2, 4 + 4 + 2, 0 + 1 + 9])
+    np.testing.assert_array_equal(w_pairs[:, 1], [2 + 6, 5 + 6, 2 + 6])
+
+
+def test_blocked_text_sums_blocking_changes_no_exact_sum():
+    values = np.arange(12, dtype=float).reshape(2, 6)
+    for block in (1, 4, 6, 100):
+        np.testing.assert_array_equal(blocked_text_sums(values, block), [15.0, 51.0])
+    np.testing.assert_array_equal(blocked_text_sums(values[0], 4), [15.0])

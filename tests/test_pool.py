@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmlaw_utils import pool
+from mmlaw_utils import cli
 from mmlaw_utils.pool import PoolError, load_pool, pair_group_counts
 
 POOLS_DIR = Path(__file__).resolve().parent.parent / "configs" / "pools"
@@ -122,12 +122,12 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_cli_summary_prints_counts(capsys, tmp_path):
-    assert pool.main([str(PAPER71)]) == 0
+    assert cli.main(["pool", str(PAPER71)]) == 0
     out = capsys.readouterr().out
     assert "pool paper71: 71 models in" in out
     assert "506 same-family + 1979 cross-family" in out
     qwen_line = next(line for line in out.splitlines() if line.split()[:1] == ["qwen"])
     assert int(qwen_line.split()[1]) == int((load_pool(PAPER71)["family"] == "qwen").sum())
     bad = _write(tmp_path, {"models": []})
-    assert pool.main([str(bad)]) == 1
+    assert cli.main(["pool", str(bad)]) == 1
     assert str(bad) in capsys.readouterr().err

@@ -16,6 +16,7 @@ import pytest
 
 import tiny_models
 from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils import cli
 from mmlaw_utils.scoring import run as scoring_run
 from mmlaw_utils.config import Profile
 
@@ -189,25 +190,28 @@ def test_stale_lists_missing_and_mismatched_models_only(tiny_model_dirs, text_fi
     models = [str(tiny_model_dirs["tiny-llama"]), str(tiny_model_dirs["tiny-gpt2"])]
     monkeypatch.setattr(scoring_run, "load_profile", lambda name: profile)
     monkeypatch.setattr(scoring_run, "_pool_models", lambda path: pd.DataFrame({"model": models, "revision": [None, None]}))
-    assert scoring_run.main(["--profile", "tiny", "--stale"]) == 0
+    assert cli.main(["stale", "--profile", "tiny"]) == 0
     assert capsys.readouterr().out.split() == models
-    assert scoring_run.main(["--profile", "tiny", "--model", models[0], "--no-progress"]) == 0
+    assert cli.main(["score", "--profile", "tiny", "--model", models[0], "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "bits_per_byte" in out and "computed: True" in out
-    assert scoring_run.main(["--profile", "tiny", "--stale"]) == 0
+    assert cli.main(["stale", "--profile", "tiny"]) == 0
     assert capsys.readouterr().out.split() == [models[1]]
     profile_32 = Profile(**{**profile.__dict__, "scoring": {**profile.scoring, "max_length": 32}})
     monkeypatch.setattr(scoring_run, "load_profile", lambda name: profile_32)
-    assert scoring_run.main(["--profile", "tiny", "--stale"]) == 0
+    assert cli.main(["stale", "--profile", "tiny"]) == 0
     assert capsys.readouterr().out.split() == models  # window setting changed: stale again
 
 
 def test_cli_errors_are_clear(tmp_path, text_file, capsys):
     missing = tmp_path / "nowhere" / "model"
-    code = scoring_run.main(["--model", str(missing), "--dataset", str(text_file), "--cache-dir", str(tmp_path), "--no-progress"])
-    assert code == 1 and f"model path {str(missing)!r} does not exist" in capsys.readouterr().err
-    code = scoring_run.main(["--stale"])
-    assert code == 1 and "--stale needs --profile" in capsys.readouterr().err
+    code = cli.main(["score", "--model", str(missing), "--dataset", str(text_file), "--cache-dir", str(tmp_path),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"model path {str(missing)!r} does not exist" in err and err.startswith("python -m mmlaw_utils score")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["stale"])
+    assert exit_info.value.code == 2 and "--profile" in capsys.readouterr().err
 
 
 def test_score_from_settings_resolves_paths_against_base_dir(tiny_model_dirs, text_file, tmp_path):

@@ -190,13 +190,3 @@ def test_bad_inputs_are_named():
         subsets.subset_frontier(L, np.array([1, 2]))
     with pytest.raises(ValueError, match="min_size"):
         subsets.subset_frontier(L, np.array([1, 2, 3]), max_size=1, min_size=2)
-
-
-def test_public_api_in_oracle():
-    from mmlaw_utils.analysis import oracle
-
-    rng = np.random.default_rng(12)
-    L, params = _tied_matrix(rng, 7, 15)
-    front = oracle.subset_frontier(L, params, 3, method="milp")
-    _check_against_reference(front, L, params, 1, 3)
-    assert oracle.mixture_loss(L, [0, 1], [1.0, 0.0]) == pytest.approx(L[0].mean())

@@ -92,7 +92,7 @@ def test_settings_are_checked():
 
 def test_cli_generates_the_profile_into_a_given_folder(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "mmlaw_utils.scoring.synthetic", "--profile", "synthetic", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "mmlaw_utils", "synth", "--profile", "synthetic", "--data-dir", str(tmp_path)],
         capture_output=True, text=True, check=True, cwd=REPO_ROOT,
     )
     profile = yaml.safe_load((REPO_ROOT / "configs/profiles/synthetic.yaml").read_text())
@@ -110,7 +110,7 @@ def test_pool_file_reads_as_a_pool_table(tmp_path):
     for path, row in zip(paths, pool.itertuples()):
         provenance = read_cache(path)[1]
         assert (provenance["model"], provenance["params_total"]) == (row.model, row.params_nominal)
-    with pytest.raises(FileNotFoundError, match="mmlaw_utils.scoring.synthetic"):
+    with pytest.raises(FileNotFoundError, match="mmlaw_utils synth"):
         read_pool_file(tmp_path / "nope.yaml")
 
 

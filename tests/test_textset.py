@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mmlaw_utils import cli
 from mmlaw_utils.minipool import textset
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
@@ -54,7 +55,7 @@ def test_build_is_bit_for_bit_identical_to_committed_file(rebuilt):
 
 
 def test_check_cli_accepts_committed_and_rejects_tampered(tmp_path, capsys):
-    assert textset.main(["check"]) == 0
+    assert cli.main(["textset", "check"]) == 0
     assert _sha256(COMMITTED) in capsys.readouterr().out
     copy = tmp_path / COMMITTED.name
     shutil.copy(COMMITTED, copy)
@@ -63,7 +64,7 @@ def test_check_cli_accepts_committed_and_rejects_tampered(tmp_path, capsys):
     copy.write_bytes(COMMITTED.read_bytes().replace(b"Anarchism", b"Anarchisn", 1))
     with pytest.raises(ValueError, match="does not match"):
         textset.check_textset(copy)
-    assert textset.main(["check", "--out", str(copy)]) == 1
+    assert cli.main(["textset", "check", "--out", str(copy)]) == 1
 
 
 def test_loads_through_datasets_and_matches_manifest(committed):

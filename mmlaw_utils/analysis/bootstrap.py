@@ -17,10 +17,9 @@ import pandas as pd
 
 from mmlaw_utils.analysis.fit import fit_scaling_law
 from mmlaw_utils.analysis.frontier import GROUPS, pareto_front
-from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
+from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_index, pair_minimum_sums
 
 FIT_COLUMNS = ("A", "alpha", "L_inf")
-_PAIR_BUFFER_BYTES = 32 * 2**20
 
 
 def bootstrap_counts(n_texts: int, n_bootstrap: int, seed: int, start: int = 0) -> np.ndarray:
@@ -37,41 +36,17 @@ def weighted_pair_means(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Count-weighted single and pair oracle means (nats) for each resample.
 
-    ``counts`` is (B, N). Returns (singles (B, K), pairs (B, K(K-1)/2) in ``np.triu_indices(K, 1)`` order).
+    ``counts`` is (B, N). Returns (singles (B, K), pairs (B, K(K-1)/2) in ``oracle.pair_index`` order).
     """
     array = _as_loss_matrix(L)
-    n_models, n_texts = array.shape
+    n_texts = array.shape[1]
     weights = np.asarray(counts, dtype=np.float64)
     if weights.ndim != 2 or weights.shape[1] != n_texts:
         raise ValueError(f"counts must be (B, {n_texts}), got {weights.shape}")
     totals = weights.sum(axis=1)
     if (totals <= 0).any():
         raise ValueError("every resample needs a positive total count")
-    n_resamples = weights.shape[0]
-    n_pairs = n_models * (n_models - 1) // 2
-    singles = np.zeros((n_models, n_resamples))
-    pairs = np.zeros((n_pairs, n_resamples))
-    offsets = np.r_[0, np.cumsum(np.arange(n_models - 1, 0, -1))]
-    # all pair minima of a text block go into one buffer (<= ~32 MiB) and then one large GEMM:
-    # a few big products keep BLAS threads busy, many small ones stall on a shared machine
-    step = int(max(16, min(block_texts, _PAIR_BUFFER_BYTES // (8 * max(n_pairs, 1)))))
-    buffer = np.empty((n_pairs, min(step, n_texts)))
-    for start in range(0, n_texts, step):
-        block = np.ascontiguousarray(array[:, start : start + step])
-        width = block.shape[1]
-        w_block = np.ascontiguousarray(weights[:, start : start + step].T)  # (width, B)
-        singles += block @ w_block
-        minima = buffer[:, :width]
-        for i in range(n_models - 1):
-            np.minimum(block[i], block[i + 1 :], out=minima[offsets[i] : offsets[i + 1]])
-        pairs += minima @ w_block
-    # BLAS rounds rows differently; a pair whose member i is <= j on every text must tie with
-    # single i bit for bit (as in pair_oracle_losses), or near-ties would break frontiers at random
-    dominance = pair_dominance(array, block_texts=block_texts)
-    rows, cols = np.triu_indices(n_models, k=1)
-    for index in np.flatnonzero(dominance[rows, cols] | dominance[cols, rows]):
-        best = rows[index] if dominance[rows[index], cols[index]] else cols[index]
-        pairs[index] = singles[best]
+    singles, pairs = pair_minimum_sums(array, weights, block_texts=block_texts)
     return (singles / totals).T, (pairs / totals).T
 
 
@@ -115,12 +90,12 @@ def bootstrap_group_fits(
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
     fit_kwargs = dict(fit_kwargs or {})
-    rows_idx, cols_idx = np.triu_indices(n_models, k=1)
-    same = fam[rows_idx] == fam[cols_idx]
+    index = pair_index(fam)
+    same = index.same_family
     group_params = {
         "single": p / params_unit,
-        "same_family": (p[rows_idx[same]] + p[cols_idx[same]]) / params_unit,
-        "cross_family": (p[rows_idx[~same]] + p[cols_idx[~same]]) / params_unit,
+        "same_family": (p[index.i[same]] + p[index.j[same]]) / params_unit,
+        "cross_family": (p[index.i[~same]] + p[index.j[~same]]) / params_unit,
     }
     bar = None
     if progress:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses, pair_win_shares
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses, pair_win_shares
 
 
 def pair_gain_matrix(L: np.ndarray, pair_losses: np.ndarray | None = None) -> np.ndarray:
@@ -32,18 +32,18 @@ def pair_diversity_table(L: np.ndarray, params: np.ndarray, families: np.ndarray
     better (row of the better member), gain (nats), rel_gain (gain / better member's loss), and
     weaker_win_share (share of texts the weaker member wins; ties count 1/2)."""
     array = _as_loss_matrix(L)
-    n_models = array.shape[0]
     fam = np.asarray(families).astype(str)
     p = np.asarray(params, dtype=np.int64)
     pairs = pair_oracle_losses(array) if pair_losses is None else np.asarray(pair_losses, dtype=np.float64)
     gain = pair_gain_matrix(array, pairs)
     shares = pair_win_shares(array)
     single = np.diag(pairs)
-    i, j = np.triu_indices(n_models, k=1)
+    index = pair_index(fam)
+    i, j = index.i, index.j
     better = np.where(single[i] <= single[j], i, j)
     weaker = np.where(better == i, j, i)
     return pd.DataFrame({
-        "i": i, "j": j, "family_i": fam[i], "family_j": fam[j], "same_family": fam[i] == fam[j],
+        "i": i, "j": j, "family_i": fam[i], "family_j": fam[j], "same_family": index.same_family,
         "params": p[i] + p[j],
         "size_ratio": np.maximum(p[i], p[j]) / np.minimum(p[i], p[j]),
         "better": better,

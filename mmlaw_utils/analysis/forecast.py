@@ -26,7 +26,7 @@ from mmlaw_utils.scoring.cache import atomic_write_text
 from mmlaw_utils.analysis.bootstrap import bootstrap_counts, weighted_pair_means
 from mmlaw_utils.analysis.fit import MIN_POINTS, fit_scaling_law, predict
 from mmlaw_utils.analysis.frontier import pareto_front
-from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 
 FORECAST_GROUPS = ("single", "same_family", "cross_family", "any_size")
 ERROR_COLUMNS = ("mae", "mre", "bias", "last_error", "naive_mae")
@@ -84,15 +84,13 @@ def _front(params: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def group_frontiers(singles: np.ndarray, pairs: np.ndarray, params: np.ndarray, families: np.ndarray,
                     any_size: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Frontier (params, losses) per forecast group from single losses (K,), pair losses (K(K-1)/2,
-    ``np.triu_indices`` order) and optional any-size candidates (params, losses)."""
+    ``oracle.pair_index`` order) and optional any-size candidates (params, losses)."""
     p = np.asarray(params, dtype=np.int64)
-    fam = np.asarray(families).astype(str)
-    i, j = np.triu_indices(p.size, k=1)
-    same = fam[i] == fam[j]
+    index = pair_index(families)
     out = {"single": _front(p, singles)}
-    for name, mask in (("same_family", same), ("cross_family", ~same)):
+    for name, mask in (("same_family", index.same_family), ("cross_family", index.cross_family)):
         if mask.any():
-            out[name] = _front(p[i][mask] + p[j][mask], pairs[mask])
+            out[name] = _front(p[index.i][mask] + p[index.j][mask], pairs[mask])
     if any_size is not None:
         out["any_size"] = _front(*any_size)
     return out
@@ -114,13 +112,13 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
     array = _as_loss_matrix(L)
     p = np.asarray(params, dtype=np.int64)
     pair_matrix = pair_oracle_losses(array)
-    i, j = np.triu_indices(p.size, k=1)
+    index = pair_index(families)
     # one entry per distinct subset: repeated candidates would be kept twice by pareto_front's tie rule
     subsets = list(dict.fromkeys(tuple(sorted(int(m) for m in s)) for s in (any_size_subsets or [])))
     cand_params = np.array([p[list(s)].sum() for s in subsets], dtype=np.int64)
     minima = _candidate_minima(array, subsets)
     any_full = (cand_params, minima.mean(axis=1)) if subsets else None
-    fronts = group_frontiers(np.diag(pair_matrix), pair_matrix[i, j], p, families, any_full)
+    fronts = group_frontiers(np.diag(pair_matrix), pair_matrix[index.i, index.j], p, families, any_full)
     rows = {}
     cutoffs = {}
     for group, (fp, fl) in fronts.items():
@@ -162,9 +160,9 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
     array = _as_loss_matrix(L)
     p = np.asarray(params, dtype=np.int64)
     pm = pair_oracle_losses(array)
-    i, j = np.triu_indices(p.size, k=1)
+    index = pair_index(families)
     any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
-    fronts = group_frontiers(np.diag(pm), pm[i, j], p, families, any_full)
+    fronts = group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
     groups = [g for g in FORECAST_GROUPS if g in fronts]
     fig, axes = plt.subplots(1, len(groups), figsize=(4.4 * len(groups), 4.0), squeeze=False)
     rows = table.set_index("group")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_oracle_losses
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 
 GROUPS = ("single", "same_family", "cross_family")
 
@@ -102,15 +102,14 @@ def collaboration_groups(
     losses = pair_oracle_losses(array) if pair_losses is None else np.asarray(pair_losses, dtype=np.float64)
     if losses.shape != (n_models, n_models):
         raise ValueError(f"pair_losses must be {n_models} x {n_models}, got {losses.shape}")
-    rows, cols = np.triu_indices(n_models, k=1)
-    same = fam[rows] == fam[cols]
+    index = pair_index(fam)
     out = {
         "single": _group_frame(
             [(i,) for i in range(n_models)], p, np.diag(losses), [(f,) for f in fam]
         )
     }
-    for name, mask in (("same_family", same), ("cross_family", ~same)):
-        r, c = rows[mask], cols[mask]
+    for name, mask in (("same_family", index.same_family), ("cross_family", index.cross_family)):
+        r, c = index.i[mask], index.j[mask]
         out[name] = _group_frame(
             list(zip(r.tolist(), c.tolist())),
             p[r] + p[c],

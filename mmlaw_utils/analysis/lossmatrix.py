@@ -12,7 +12,6 @@ CLI: ``python -m mmlaw_utils.analysis.lossmatrix --profile NAME`` assembles the 
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -294,25 +293,3 @@ def load_loss_matrix(data_dir: str | Path) -> LossMatrix:
         long=pq.read_table(data_dir / LOSS_MATRIX_FILE).to_pandas(),
         models=pq.read_table(data_dir / MODELS_FILE).to_pandas(),
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: assemble a profile's caches into its loss matrix and print its shape."""
-    from mmlaw_utils.config import load_profile
-
-    parser = argparse.ArgumentParser(description="Assemble score caches into data/<profile>/loss_matrix.parquet")
-    parser.add_argument("--profile", required=True)
-    args = parser.parse_args(argv)
-    profile = load_profile(args.profile)
-    if profile.pool is None:
-        raise SystemExit(f"profile {args.profile!r} has no pool")
-    from mmlaw_utils.pool import load_pool  # written by the POOL worker
-
-    lm = assemble_loss_matrix(profile.cache_dir, load_pool(profile.pool))
-    paths = save_loss_matrix(lm, profile.data_dir)
-    print(f"{lm.shape[0]} models x {lm.shape[1]} texts -> {paths[0]}, {paths[1]}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

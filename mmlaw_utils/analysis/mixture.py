@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from mmlaw_utils.analysis.frontier import pareto_front
-from mmlaw_utils.analysis.oracle import _as_loss_matrix, _subset_rows
+from mmlaw_utils.analysis.oracle import _as_loss_matrix, _subset_rows, pair_index
 
 GROUPS = ("single", "same_family", "cross_family")
 
@@ -110,7 +110,8 @@ def pair_mixture_table(L: np.ndarray, params: np.ndarray, families: np.ndarray, 
     fit_idx, eval_idx = split_texts(n_texts, seed)
     ev = array[:, eval_idx]
     single = ev.mean(axis=1)
-    rows, cols = np.triu_indices(n_models, k=1)
+    index = pair_index(fam)
+    rows, cols = index.i, index.j
     w = fit_weights_batch(np.stack([array[rows][:, fit_idx], array[cols][:, fit_idx]], axis=1))
     a, b = ev[rows], ev[cols]
     with np.errstate(divide="ignore"):
@@ -118,7 +119,7 @@ def pair_mixture_table(L: np.ndarray, params: np.ndarray, families: np.ndarray, 
         fitted = -logsumexp(np.stack([-a, -b]), b=np.stack([w[:, 0], w[:, 1]])[:, :, None], axis=0).mean(axis=1)
     pair = pd.DataFrame({
         "members": pd.Series(list(zip(rows.tolist(), cols.tolist())), dtype=object),
-        "group": np.where(fam[rows] == fam[cols], "same_family", "cross_family"),
+        "group": index.group,
         "params": p[rows] + p[cols],
         "best_single": np.minimum(single[rows], single[cols]),
         "oracle": np.minimum(a, b).mean(axis=1),

@@ -8,11 +8,45 @@ per-text minimum over the subset's rows. Everything here is pure numpy.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 # Texts per block in the pair loops: K x block float64 temporaries stay ~ K * 32 KiB.
 DEFAULT_BLOCK_TEXTS = 4096
+# weighted sums put all pair minima of a text block into one buffer of at most this size
+_PAIR_BUFFER_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class PairIndex:
+    """The K(K-1)/2 unordered pairs i < j in row-major order, with which of them share a family."""
+
+    i: np.ndarray
+    j: np.ndarray
+    same_family: np.ndarray
+
+    @property
+    def cross_family(self) -> np.ndarray:
+        """Boolean mask of the pairs whose members come from different families."""
+        return ~self.same_family
+
+    @property
+    def group(self) -> np.ndarray:
+        """Per pair its collaboration group: "same_family" or "cross_family"."""
+        return np.where(self.same_family, "same_family", "cross_family")
+
+    def __len__(self) -> int:
+        return int(self.i.size)
+
+
+def pair_index(families: Sequence[str] | np.ndarray) -> PairIndex:
+    """Pairs i < j of the models whose families are ``families`` (one entry per model), row-major order."""
+    fam = np.asarray(families).astype(str)
+    if fam.ndim != 1:
+        raise ValueError(f"families must be one label per model, got shape {fam.shape}")
+    i, j = np.triu_indices(fam.size, k=1)
+    return PairIndex(i=i, j=j, same_family=fam[i] == fam[j])
 
 
 def _as_loss_matrix(L: np.ndarray, where: str = "L") -> np.ndarray:
@@ -88,6 +122,74 @@ def _check_weights(weights: np.ndarray | None, n_texts: int) -> np.ndarray | Non
     return w
 
 
+def blocked_text_sums(values: np.ndarray, block_texts: int = DEFAULT_BLOCK_TEXTS) -> np.ndarray:
+    """Sum over the last axis (texts) in blocks of ``block_texts``: the canonical summation order (nats).
+
+    A 1-D input gives a length-1 array. Equal per-text values give bit-identical sums whatever
+    subset, pair or single they come from.
+    """
+    m = np.atleast_2d(values)
+    total = np.zeros(m.shape[0])
+    for start in range(0, m.shape[1], block_texts):
+        total += m[:, start : start + block_texts].sum(axis=1)
+    return total if np.ndim(values) > 1 else total[:1]
+
+
+def pair_minimum_sums(
+    L: np.ndarray, weights: np.ndarray | None = None, *, block_texts: int = DEFAULT_BLOCK_TEXTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sums over texts of each model's loss and of each pair's per-text minimum (nats), blocked over texts.
+
+    Unweighted: returns singles (K,) and pairs (K(K-1)/2,) in ``pair_index`` order, summed in
+    ``blocked_text_sums`` order, so a pair whose member i is <= member j on every text sums to
+    exactly the single sum of i. ``weights`` (B, N), e.g. bootstrap counts: returns
+    count-weighted sums singles (K, B) and pairs (K(K-1)/2, B); all pair minima of a text block
+    go into one buffer (<= ~32 MiB, which caps the block) and one large GEMM, and dominated
+    pairs are set to their better member's sum bit for bit, as in the unweighted case.
+    """
+    array = _as_loss_matrix(L)
+    n_models, n_texts = array.shape
+    if block_texts < 1:
+        raise ValueError(f"block_texts must be >= 1, got {block_texts}")
+    n_pairs = n_models * (n_models - 1) // 2
+    offsets = np.r_[0, np.cumsum(np.arange(n_models - 1, 0, -1))].astype(np.int64)
+    if weights is None:
+        singles = blocked_text_sums(array, block_texts)
+        pairs = np.zeros(n_pairs)
+        buffer = np.empty((max(n_models - 1, 1), min(block_texts, n_texts)))
+        for start in range(0, n_texts, block_texts):
+            block = np.ascontiguousarray(array[:, start : start + block_texts])
+            for i in range(n_models - 1):
+                minima = buffer[: n_models - 1 - i, : block.shape[1]]
+                np.minimum(block[i], block[i + 1 :], out=minima)
+                pairs[offsets[i] : offsets[i + 1]] += minima.sum(axis=1)
+        return singles, pairs
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != n_texts:
+        raise ValueError(f"weights must be (B, {n_texts}), got {w.shape}")
+    # a few big products keep BLAS threads busy; many small ones stall on a shared machine
+    step = int(max(16, min(block_texts, _PAIR_BUFFER_BYTES // (8 * max(n_pairs, 1)))))
+    singles = np.zeros((n_models, w.shape[0]))
+    pairs = np.zeros((n_pairs, w.shape[0]))
+    buffer = np.empty((n_pairs, min(step, n_texts)))
+    for start in range(0, n_texts, step):
+        block = np.ascontiguousarray(array[:, start : start + step])
+        w_block = np.ascontiguousarray(w[:, start : start + step].T)  # (width, B)
+        singles += block @ w_block
+        minima = buffer[:, : block.shape[1]]
+        for i in range(n_models - 1):
+            np.minimum(block[i], block[i + 1 :], out=minima[offsets[i] : offsets[i + 1]])
+        pairs += minima @ w_block
+    # BLAS rounds rows differently; a pair whose member i is <= j on every text must tie with
+    # single i bit for bit, or near-ties would break frontiers at random
+    dominance = pair_dominance(array, block_texts=block_texts)
+    rows, cols = np.triu_indices(n_models, k=1)
+    for index in np.flatnonzero(dominance[rows, cols] | dominance[cols, rows]):
+        best = rows[index] if dominance[rows[index], cols[index]] else cols[index]
+        pairs[index] = singles[best]
+    return singles, pairs
+
+
 def pair_oracle_losses(
     L: np.ndarray,
     *,
@@ -97,34 +199,22 @@ def pair_oracle_losses(
     """K x K symmetric matrix of pair oracle losses (eq. 4 for S={i, j}); diagonal = single-model losses. Nats.
 
     ``weights`` (N,) turns every mean into a weighted mean over texts (e.g. bootstrap counts).
-    Work is blocked over texts so temporaries are K x ``block_texts``: K=200, N=50,000 needs
-    ~80 MB for L itself plus a few MB. Within a row, every entry is summed in the same order,
-    so a pair whose member i is <= member j on every text gets exactly the single loss of i.
+    Work is blocked over texts (``pair_minimum_sums``): K=200, N=50,000 needs ~80 MB for L
+    itself plus a few MB. A pair whose member i is <= member j on every text gets exactly the
+    single loss of i.
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
     w = _check_weights(weights, n_texts)
-    if block_texts < 1:
-        raise ValueError(f"block_texts must be >= 1, got {block_texts}")
-    sums = np.zeros((n_models, n_models), dtype=np.float64)
-    for start in range(0, n_texts, block_texts):
-        block = np.ascontiguousarray(array[:, start : start + block_texts])
-        w_block = None if w is None else w[start : start + block_texts]
-        diag = block.sum(axis=1) if w_block is None else block @ w_block
-        sums[np.arange(n_models), np.arange(n_models)] += diag
-        for i in range(n_models - 1):
-            minima = np.minimum(block[i], block[i + 1 :])
-            sums[i, i + 1 :] += minima.sum(axis=1) if w_block is None else minima @ w_block
-    if w is not None:
-        # BLAS products may round rows differently: make "i <= j on every text" pairs equal the
-        # single loss of i bit for bit, as in the unweighted path (exact ties matter for frontiers)
-        dominance = pair_dominance(array, block_texts=block_texts)
-        rows, cols = np.nonzero(np.triu(dominance | dominance.T, k=1))
-        best = np.where(dominance[rows, cols], rows, cols)
-        sums[rows, cols] = sums[best, best]
+    if w is None:
+        singles, pairs = pair_minimum_sums(array, block_texts=block_texts)
+    else:
+        singles, pairs = (sums[:, 0] for sums in pair_minimum_sums(array, w[None, :], block_texts=block_texts))
     total = float(n_texts) if w is None else float(w.sum())
-    upper = np.triu(sums, k=1)
-    return (upper + upper.T + np.diag(np.diag(sums))) / total
+    rows, cols = np.triu_indices(n_models, k=1)
+    matrix = np.diag(singles / total)
+    matrix[rows, cols] = matrix[cols, rows] = pairs / total
+    return matrix
 
 
 def pair_dominance(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) -> np.ndarray:
@@ -158,33 +248,3 @@ def pair_win_shares(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) ->
     shares = upper + (np.triu(1.0 - upper, k=1)).T
     np.fill_diagonal(shares, 1.0)
     return shares
-
-
-def pair_indices(n_models: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices (i < j) of the K(K-1)/2 unordered pairs, in row-major order."""
-    return np.triu_indices(n_models, k=1)
-
-
-def subsets_oracle_losses(L: np.ndarray, subsets: Sequence[Sequence[int]]) -> np.ndarray:
-    """Oracle loss (nats) of each subset in ``subsets`` (model row indices), shape (len(subsets),)."""
-    array = _as_loss_matrix(L)
-    return np.array([oracle_loss(array, subset) for subset in subsets], dtype=np.float64)
-
-
-# ---- beyond pairs: public re-exports of mmlaw_utils.analysis.subsets / mmlaw_utils.analysis.mixture (worker BEYOND) ----
-# Lazy wrappers, not imports: subsets and mixture import this module, so a module-level import here
-# would be circular.
-
-
-def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = None, **kwargs):
-    """Exact Pareto frontier over all subsets (<= ``max_size`` models); see ``mmlaw_utils.analysis.subsets.subset_frontier``."""
-    from mmlaw_utils.analysis.subsets import subset_frontier as _subset_frontier
-
-    return _subset_frontier(L, params, max_size, **kwargs)
-
-
-def mixture_loss(L: np.ndarray, subset: Sequence[int], weights=None, per_text: bool = False):
-    """Sequence-level Bayesian mixture loss (nats); see ``mmlaw_utils.analysis.mixture.mixture_loss``."""
-    from mmlaw_utils.analysis.mixture import mixture_loss as _mixture_loss
-
-    return _mixture_loss(L, subset, weights, per_text)

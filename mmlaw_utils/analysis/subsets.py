@@ -27,8 +27,8 @@ Also here: vectorised exhaustive enumeration of all subsets of size <= 3, a refe
 force over all 2^K - 1 subsets (small K), greedy and beam heuristics, and fits of eq. 7 on the
 best-of-size-k frontiers.
 
-All losses are computed the same way (per-text minimum, then sums over blocks of
-``oracle.DEFAULT_BLOCK_TEXTS`` texts, divided by N), so equal per-text minima give bit-identical
+All losses are computed the same way (per-text minimum, then ``oracle.blocked_text_sums`` over
+blocks of ``oracle.DEFAULT_BLOCK_TEXTS`` texts, divided by N), so equal per-text minima give bit-identical
 losses across sizes and methods, and pair losses equal ``oracle.pair_oracle_losses`` bit for bit.
 """
 
@@ -46,7 +46,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from mmlaw_utils.analysis.fit import fit_scaling_law
 from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
-from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_dominance
+from mmlaw_utils.analysis.oracle import (DEFAULT_BLOCK_TEXTS, _as_loss_matrix, blocked_text_sums, pair_dominance,
+                                         pair_minimum_sums)
 
 FRONTIER_COLUMNS = ("subset", "size", "params", "loss", "lower_bound", "gap", "proven_optimal", "solve_s", "method")
 # brute force evaluates 2^K subsets x N texts; above this many cells "auto" switches to the MIP
@@ -67,15 +68,6 @@ def _check_sizes(n_models: int, max_size: int | None, min_size: int) -> tuple[in
     return lo, min(hi, n_models)
 
 
-def row_sums_blocked(minima: np.ndarray, block_texts: int = DEFAULT_BLOCK_TEXTS) -> np.ndarray:
-    """Sum over the last axis (texts) in blocks of ``block_texts``: the canonical summation order (nats)."""
-    m = np.atleast_2d(minima)
-    total = np.zeros(m.shape[0])
-    for start in range(0, m.shape[1], block_texts):
-        total += m[:, start : start + block_texts].sum(axis=1)
-    return total if np.ndim(minima) > 1 else total[:1]
-
-
 def subset_losses(L: np.ndarray, subsets: Iterable[Sequence[int]]) -> np.ndarray:
     """Oracle loss (eq. 4, nats per text) of each subset of model rows, in the canonical summation order."""
     array = _as_loss_matrix(L)
@@ -84,7 +76,7 @@ def subset_losses(L: np.ndarray, subsets: Iterable[Sequence[int]]) -> np.ndarray
         rows = np.asarray(list(subset), dtype=np.int64)
         if rows.size == 0:
             raise ValueError("oracle of an empty subset is undefined")
-        out.append(row_sums_blocked(array[rows].min(axis=0))[0] / array.shape[1])
+        out.append(blocked_text_sums(array[rows].min(axis=0))[0] / array.shape[1])
     return np.asarray(out, dtype=np.float64)
 
 
@@ -121,17 +113,6 @@ def frontier_of(points: pd.DataFrame, *, one_per_point: bool = True) -> pd.DataF
 
 
 # ---------------------------------------------------------------- exhaustive small subsets
-
-
-def _pair_sums(array: np.ndarray, block_texts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n_models, _ = array.shape
-    rows, cols = np.triu_indices(n_models, k=1)
-    sums = np.zeros((n_models, n_models))
-    for start in range(0, array.shape[1], block_texts):
-        block = np.ascontiguousarray(array[:, start : start + block_texts])
-        for i in range(n_models - 1):
-            sums[i, i + 1 :] += np.minimum(block[i], block[i + 1 :]).sum(axis=1)
-    return rows, cols, sums[rows, cols]
 
 
 def triple_losses(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) -> tuple[np.ndarray, np.ndarray]:
@@ -174,12 +155,12 @@ def small_subsets(L: np.ndarray, params: np.ndarray, max_size: int = 3, *,
         raise ValueError(f"small_subsets enumerates sizes 1..3, got max_size={max_size}")
     n_models, n_texts = array.shape
     subsets: list[tuple[int, ...]] = [(i,) for i in range(n_models)]
-    losses = [row_sums_blocked(array, block_texts) / n_texts]
+    losses = [blocked_text_sums(array, block_texts) / n_texts]
     sizes_params = [p.copy()]
     if max_size >= 2 and n_models >= 2:
-        rows, cols, sums = _pair_sums(array, block_texts)
+        rows, cols = np.triu_indices(n_models, k=1)
         subsets += list(zip(rows.tolist(), cols.tolist()))
-        losses.append(sums / n_texts)
+        losses.append(pair_minimum_sums(array, block_texts=block_texts)[1] / n_texts)
         sizes_params.append(p[rows] + p[cols])
     if max_size >= 3 and n_models >= 3:
         idx, tl = triple_losses(array, block_texts=block_texts)
@@ -229,7 +210,7 @@ def brute_force_points(L: np.ndarray, params: np.ndarray, *, max_size: int | Non
         vec = array[high_rows].min(axis=0) if high_rows else np.full(n_texts, np.inf)
         minima = np.minimum(low_min[take], vec)
         masks.append((high << b) | low_masks[take])
-        losses.append(row_sums_blocked(minima) / n_texts)
+        losses.append(blocked_text_sums(minima) / n_texts)
         totals.append(low_params[take] + p[high_rows].sum())
     all_masks = np.concatenate(masks)
     subsets = [tuple(r for r in range(n_models) if int(m) >> r & 1) for m in all_masks]
@@ -441,10 +422,10 @@ def greedy_points(L: np.ndarray, params: np.ndarray, *, max_size: int | None = N
     for first in range(n_models):
         chosen = [first]
         current = array[first].copy()
-        seen[(first,)] = (int(p[first]), float(row_sums_blocked(current)[0] / n_texts))
+        seen[(first,)] = (int(p[first]), float(blocked_text_sums(current)[0] / n_texts))
         while len(chosen) < hi:
             rest = np.setdiff1d(np.arange(n_models), chosen)
-            cand = row_sums_blocked(np.minimum(array[rest], current)) / n_texts
+            cand = blocked_text_sums(np.minimum(array[rest], current)) / n_texts
             base = seen[tuple(sorted(chosen))][1]
             gain_per_param = (base - cand) / p[rest]
             if gain_per_param.max() <= 0:
@@ -471,7 +452,7 @@ def beam_points(L: np.ndarray, params: np.ndarray, *, beam_width: int = 32, max_
     singles = [(i,) for i in range(n_models)]
     all_keys = list(singles)
     all_params = list(p.tolist())
-    all_losses = list(row_sums_blocked(array) / n_texts)
+    all_losses = list(blocked_text_sums(array) / n_texts)
     beam = frontier_of(_frame(singles, p, np.asarray(all_losses), "beam"))
     for _size in range(2, hi + 1):
         cand_keys, cand_losses = [], []
@@ -480,7 +461,7 @@ def beam_points(L: np.ndarray, params: np.ndarray, *, beam_width: int = 32, max_
             current = array[list(subset)].min(axis=0)
             rest = np.setdiff1d(np.arange(n_models), subset)
             new_keys = [tuple(sorted(subset + (int(r),))) for r in rest]
-            losses = row_sums_blocked(np.minimum(array[rest], current)) / n_texts
+            losses = blocked_text_sums(np.minimum(array[rest], current)) / n_texts
             for key, loss in zip(new_keys, losses):
                 if key not in seen_now:
                     seen_now.add(key)

