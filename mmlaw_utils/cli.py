@@ -333,15 +333,26 @@ def _add_textset(sub: argparse._SubParsersAction) -> None:
                             description="build: regenerate the held-out text set and its manifest bit for bit; "
                                         "check: verify the file against its manifest's sha256.")
     parser.add_argument("action", choices=["build", "check"])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="jsonl path (default: %(default)s)")
+    parser.add_argument("--set", choices=["wiki", "mixed"], default="wiki", dest="which",
+                        help="wiki: Wikipedia-only set; mixed: the mixed-domain set (needs a download)")
+    parser.add_argument("--out", type=Path, default=None, help=f"jsonl path (default: the set's file, {DEFAULT_OUT} for wiki)")
     parser.set_defaults(handler=_cmd_textset)
 
 
 def _cmd_textset(args: argparse.Namespace) -> int:
     import json
 
-    from mmlaw_utils.minipool.textset import build_textset, check_textset, manifest_path_for
+    from mmlaw_utils.minipool import mixedset
+    from mmlaw_utils.minipool.textset import DEFAULT_OUT, build_textset, check_textset, manifest_path_for
 
+    if args.out is None:
+        args.out = mixedset.DEFAULT_OUT if args.which == "mixed" else DEFAULT_OUT
+    if args.action == "build" and args.which == "mixed":
+        frame = mixedset.build(args.out)
+        manifest = json.loads(manifest_path_for(args.out).read_text(encoding="utf-8"))
+        print(f"wrote {len(frame)} texts from {manifest['n_source_docs']} documents to {args.out}")
+        print(f"sha256 {manifest['sha256']}")
+        return 0
     if args.action == "build":
         frame = build_textset(args.out)
         manifest = json.loads(manifest_path_for(args.out).read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 TEXT_COLUMNS = ["text_id", "text", "source"]
+OPTIONAL_COLUMNS = ["domain"]  # kept when the text set has them (the mixed-domain set does)
 _LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
@@ -65,4 +66,5 @@ def load_texts(dataset: str | Path, n_texts: int | None = None, split: str = "tr
         frame["source"] = str(dataset)
     if n_texts is not None:
         frame = frame.iloc[:n_texts]
-    return validate_texts(frame[TEXT_COLUMNS].reset_index(drop=True), where)
+    columns = TEXT_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+    return validate_texts(frame[columns].reset_index(drop=True), where)

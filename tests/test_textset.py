@@ -18,7 +18,7 @@ from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 COMMITTED = Path(__file__).resolve().parent.parent / "data" / "texts" / "wiki_heldout.jsonl"
 MANIFEST = COMMITTED.with_name("wiki_heldout.manifest.json")
-ATTRIBUTION = COMMITTED.with_name("ATTRIBUTION.md")
+ATTRIBUTION = COMMITTED.with_name("wiki_heldout.ATTRIBUTION.md")
 
 
 def _sha256(path: Path) -> str:
@@ -51,7 +51,7 @@ def test_build_is_bit_for_bit_identical_to_committed_file(rebuilt):
     assert _sha256(rebuilt) == manifest["sha256"] == _sha256(COMMITTED)
     assert rebuilt.read_bytes() == COMMITTED.read_bytes()
     assert textset.manifest_path_for(rebuilt).read_bytes() == MANIFEST.read_bytes()
-    assert (rebuilt.parent / "ATTRIBUTION.md").read_bytes() == ATTRIBUTION.read_bytes()
+    assert rebuilt.with_name("wiki_heldout.ATTRIBUTION.md").read_bytes() == ATTRIBUTION.read_bytes()
 
 
 def test_check_cli_accepts_committed_and_rejects_tampered(tmp_path, capsys):

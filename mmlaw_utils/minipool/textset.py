@@ -693,7 +693,8 @@ def build_textset(out_path: str | Path = DEFAULT_OUT) -> pd.DataFrame:
     _atomic_write_bytes(data, out_path)
     _atomic_write_bytes((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
                         manifest_path_for(out_path))
-    _atomic_write_bytes(attribution_markdown(manifest).encode("utf-8"), out_path.parent / "ATTRIBUTION.md")
+    _atomic_write_bytes(attribution_markdown(manifest).encode("utf-8"),
+                        out_path.with_name(out_path.name.rsplit(".", 1)[0] + ".ATTRIBUTION.md"))
     return frame
 
 
