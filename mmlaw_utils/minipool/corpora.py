@@ -135,7 +135,20 @@ def source_loader(registry: str | None) -> tuple[Callable[[str], list[Doc]], lis
     import importlib
 
     module = importlib.import_module(registry)
-    return (lambda name: list(module.training_documents(name))), sorted(module.SOURCES)
+    return (lambda name: [(d["doc_id"], d["text"]) for d in module.training_documents(name)]), sorted(module.SOURCES)
+
+
+_CONTAMINATED: dict[tuple[str | None, str, str], set[str]] = {}
+
+
+def contaminated_ids(registry: str | None, source: str, docs: list[Doc], eval_texts: pd.DataFrame) -> set[str]:
+    """Ids of a source's documents sharing a 13-gram with ``eval_texts`` (computed once per source and text set)."""
+    from mmlaw_utils.texts import dataset_fingerprint
+
+    key = (registry, source, dataset_fingerprint(eval_texts["text_id"], eval_texts["text"]))
+    if key not in _CONTAMINATED:
+        _CONTAMINATED[key] = set(drop_contaminated(docs, eval_texts)[1])
+    return _CONTAMINATED[key]
 
 
 def build_mixture(mix: Sequence[dict], eval_texts: pd.DataFrame, seed: str = "mmlaw-minipool",
@@ -157,7 +170,9 @@ def build_mixture(mix: Sequence[dict], eval_texts: pd.DataFrame, seed: str = "mm
         if source not in cache:
             cache[source] = load(source)
         picked = select_docs(cache[source], entry.get("max_bytes"), f"{seed}:{source}")
-        kept, dropped = drop_contaminated(picked, eval_texts)
+        bad = contaminated_ids(registry, source, cache[source], eval_texts)
+        kept = [doc for doc in picked if doc[0] not in bad]
+        dropped = sorted(doc[0] for doc in picked if doc[0] in bad)
         docs += kept
         manifest["sources"][source] = {
             "docs": len(kept),

@@ -359,7 +359,7 @@ def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str
     from transformers import PreTrainedTokenizerFast
 
     from mmlaw_utils.minipool import corpora
-    from mmlaw_utils.texts import dataset_fingerprint, load_texts
+    from mmlaw_utils.texts import load_texts
 
     spec = pool["families"][family]
     own_stream = stream_folder_name(pool, family, mixture) == family
@@ -368,20 +368,19 @@ def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str
         raise ValueError(f"family {family}: the {mixture!r} stream needs the family's own tokenizer")
     folder = family_dir(models_root, stream_folder_name(pool, family, mixture))
     eval_texts = load_texts(str(eval_dataset))
-    fingerprint = dataset_fingerprint(eval_texts["text_id"], eval_texts["text"])
-    key = {"data_mix": data_mix, "tokenizer": spec["tokenizer"], "eval_fingerprint": fingerprint,
-           "seed": spec["training"]["seed"], "source_registry": pool.get("source_registry")}
-    if pool.get("source_registry") is None:
-        key.pop("source_registry")  # keys of pools built before registries existed stay valid
+    # the stream is keyed by its recipe and the decontaminated documents' hash, not by the held-out set:
+    # a held-out set that changes without touching the training documents keeps the stream (and models)
+    key = {"data_mix": data_mix, "tokenizer": spec["tokenizer"], "seed": spec["training"]["seed"],
+           "source_registry": pool.get("source_registry")}
+    print(f"[{folder.name}] mixture {corpora.mix_name(data_mix)}: loading and decontaminating", flush=True)
+    docs, data_manifest = corpora.build_mixture(data_mix, eval_texts, seed=f"mmlaw-minipool:{spec['training']['seed']}",
+                                                registry=pool.get("source_registry"))
     manifest_path = folder / "manifest.json"
     if manifest_path.is_file() and (folder / "tokens.npy").is_file():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("key") == key:
+        if manifest.get("key") == key and manifest["data"]["sha256"] == data_manifest["sha256"]:
             tokenizer = PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer")
             return tokenizer, np.load(folder / "tokens.npy", mmap_mode="r"), manifest
-    print(f"[{folder.name}] building mixture {corpora.mix_name(data_mix)}", flush=True)
-    docs, data_manifest = corpora.build_mixture(data_mix, eval_texts, seed=f"mmlaw-minipool:{spec['training']['seed']}",
-                                                registry=pool.get("source_registry"))
     texts = [text for _, text in docs]
     # a seeded document order: sources interleave instead of coming in blocks
     order = np.random.default_rng(spec["training"]["seed"]).permutation(len(texts))
