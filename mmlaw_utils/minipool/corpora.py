@@ -128,14 +128,19 @@ def source_loader(registry: str | None) -> tuple[Callable[[str], list[Doc]], lis
     """(load documents by source name, known names): this module's SOURCES, or a registry module's.
 
     A registry module (e.g. ``mmlaw_utils.minipool.sources``) exposes ``SOURCES`` (names) and
-    ``training_documents(name)`` (its training side, disjoint from its held-out documents).
+    ``training_documents(name)`` (its training side, disjoint from its held-out documents) as
+    (doc_id, text) pairs or ``{doc_id, text}`` records.
     """
     if registry is None:
         return (lambda name: SOURCES[name]()), sorted(SOURCES)
     import importlib
 
     module = importlib.import_module(registry)
-    return (lambda name: [(d["doc_id"], d["text"]) for d in module.training_documents(name)]), sorted(module.SOURCES)
+    def load(name: str) -> list[Doc]:
+        return [tuple(d) if isinstance(d, (tuple, list)) else (d["doc_id"], d["text"])
+                for d in module.training_documents(name)]
+
+    return load, sorted(module.SOURCES)
 
 
 _CONTAMINATED: dict[tuple[str | None, str, str], set[str]] = {}

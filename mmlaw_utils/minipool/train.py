@@ -693,6 +693,14 @@ def score_entry(entry: dict, profile) -> Path:
     return outcome.path
 
 
+def record_scoring_time(summary_path: Path, seconds: float) -> None:
+    """Add the scoring wall time (seconds) to a model's run summary, once (a rerun that reuses the cache keeps it)."""
+    summary = json.loads(summary_path.read_text())
+    if "score_seconds" not in summary:
+        summary["score_seconds"] = round(seconds, 1)
+        _atomic_write_text(json.dumps(summary, indent=1), summary_path)
+
+
 def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None = None, wait: bool = False,
                threads: int | None = None) -> list[Path]:
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
@@ -759,7 +767,9 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
                 continue
             summary = train_model(pool, entry, models_root, log_dir, eval_dataset, device=device, family_cache=cache)
         if profile is not None and summary is not None:
+            start_scoring = time.time()
             score_entry(entry, profile)
+            record_scoring_time(log_dir / f"{model_name(entry)}.json", time.time() - start_scoring)
             table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
             export_data_manifests(models_root, streams, log_dir.parent / "train_data")
     table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
