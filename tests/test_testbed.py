@@ -216,3 +216,24 @@ def test_held_out_loss_falls_with_size_in_every_family():
         pytest.skip("no committed cache matches the held-out set")
     for family, group in scored.sort_values("params").groupby("family"):
         assert (np.diff(group["nll"].to_numpy()) < 0).all(), (family, group.to_dict("records"))
+
+
+def test_registry_sources_accept_pairs_or_records(tmp_path, monkeypatch):
+    """A source registry module may return (doc_id, text) pairs or {doc_id, text} records; unknown names fail."""
+    from mmlaw_utils.minipool import corpora
+
+    (tmp_path / "fake_registry.py").write_text(
+        "SOURCES = {'pairs': None, 'records': None}\n"
+        "def training_documents(name):\n"
+        "    if name == 'pairs':\n"
+        "        return [('p:1', 'alpha beta'), ('p:2', 'gamma')]\n"
+        "    return [{'doc_id': 'r:1', 'text': 'delta', 'domain': 'x'}]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load, known = corpora.source_loader("fake_registry")
+    assert known == ["pairs", "records"]
+    assert load("pairs") == [("p:1", "alpha beta"), ("p:2", "gamma")] and load("records") == [("r:1", "delta")]
+    evals = pd.DataFrame({"text_id": ["e"], "text": ["unrelated words"]})
+    docs, manifest = corpora.build_mixture([{"source": "pairs"}, {"source": "records"}], evals, registry="fake_registry")
+    assert [d[0] for d in docs] == ["p:1", "p:2", "r:1"] and manifest["n_docs"] == 3
+    with pytest.raises(ValueError, match="unknown training source 'wiki'"):
+        corpora.build_mixture([{"source": "wiki"}], evals, registry="fake_registry")
