@@ -74,10 +74,11 @@ while [[ $# -gt 0 ]]; do
     *) RUN_ARGS+=("$1"); shift ;;
   esac
 done
-if [[ $MODE == help ]]; then
+if [[ $MODE == help ]]; then  # the run options come from the CLI itself (any Python that can import it)
   usage; echo
-  [[ -x "$VPY" ]] && exec "$VPY" -m mmlaw_utils run --help
-  echo "Run ./run_all.sh --setup-only, then ./run_all.sh --help for every option of python -m mmlaw_utils run."; exit 0
+  py="$VPY"; [[ -x "$py" ]] || py="$(find_python)" || py=python3
+  "$py" -m mmlaw_utils run --help 2>/dev/null || echo "Run ./run_all.sh --setup-only, then ./run_all.sh --help for every option."
+  exit 0
 fi
 setup_venv
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1  # headless: figures are written to files, never shown

@@ -1,4 +1,4 @@
-"""Benchmarks of the analysis numerics (issue 3, item 7) on synthetic loss matrices.
+"""Benchmarks of the analysis numerics on synthetic loss matrices.
 
 1. all pair oracle losses, K=71 models x N=10,000 texts (target < 0.5 s on 2 cores);
 2. all pair oracle losses, K=200 x N=50,000: time and peak memory;
@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -30,6 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from mmlaw_utils.analysis.bootstrap import bootstrap_counts, bootstrap_group_fits, weighted_pair_means  # noqa: E402
 from mmlaw_utils.analysis.oracle import pair_oracle_losses  # noqa: E402
+from mmlaw_utils.io import write_marked_region  # noqa: E402
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- analysis:start -->", "<!-- analysis:end -->"
@@ -136,16 +135,7 @@ def markdown(rows: list[dict], command: str, env: str) -> str:
 
 def write_readme_section(section: str) -> None:
     """Replace (or append) the Analysis section between its markers, re-reading the file first."""
-    text = README.read_text() if README.is_file() else "# Benchmarks\n"
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(dir=README.parent, prefix=".README.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, README)
+    write_marked_region(README, section, START, END, append_if_missing=True, new_file_text="# Benchmarks\n")
 
 
 def main() -> int:

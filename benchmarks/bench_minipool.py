@@ -5,7 +5,7 @@ measurement of each family's smallest and largest configuration.
     nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --score-all /tmp/minipool-scores [--write-readme]
 
 ``--full-build DIR`` trains every model of configs/pools/minipool.yaml from nothing into DIR (mixtures,
-decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils.minipool.train``), reports
+decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils minipool build``), reports
 the wall time per family and in total, and checks that every model's weights equal those in
 models/minipool/ where those exist (the build is deterministic). Without it, the per-model times
 recorded in data/minipool/models_table.csv are summarised instead. The live part trains ``--steps``
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from mmlaw_utils.io import sha256_file, write_marked_region  # noqa: E402
 from mmlaw_utils.minipool import train  # noqa: E402
 
 POOL = REPO / "configs" / "pools" / "minipool.yaml"
@@ -62,7 +62,6 @@ def live_tokens_per_s(pool: dict, entry: dict, steps: int) -> float:
 
 def full_build(folder: Path, threads: int) -> tuple[float, int, int, Path]:
     """Train the pool from scratch into ``folder``; (wall seconds, models with identical weights, compared, table)."""
-    import hashlib
     import shutil
 
     import yaml
@@ -84,7 +83,7 @@ def full_build(folder: Path, threads: int) -> tuple[float, int, int, Path]:
         reference = REPO / "models" / "minipool" / Path(entry["id"]).name / "model.safetensors"
         if reference.is_file():
             compared += 1
-            digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (reference, Path(entry["id"]) / "model.safetensors")]
+            digest = [sha256_file(p) for p in (reference, Path(entry["id"]) / "model.safetensors")]
             same += digest[0] == digest[1]
     return wall, same, compared, folder / "models_table.csv"
 
@@ -127,15 +126,8 @@ def score_all(folder: Path, threads: int) -> list[str]:
 
 def write_section(lines: list[str], start: str, end: str) -> None:
     """Replace (or append) the README section between ``start`` and ``end``, atomically."""
-    section = "\n".join(lines)
-    text = README.read_text() if README.is_file() else "# Benchmarks\n"
-    if start in text:
-        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: section, text, flags=re.DOTALL)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    tmp = README.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, README)
+    body = [line for line in lines if line not in (start, end)]
+    write_marked_region(README, "\n".join(body), start, end, append_if_missing=True, new_file_text="# Benchmarks\n")
 
 
 def main() -> int:
@@ -169,7 +161,7 @@ def main() -> int:
                   f"models/minipool/ for {same} of {compared} models compared")
     if table_path.is_file():
         table = pd.read_csv(table_path)
-        lines += [f"Training (`python -m mmlaw_utils.minipool.train --pool configs/pools/minipool.yaml`), from {source}:", "",
+        lines += [f"Training (`python -m mmlaw_utils minipool build --pool configs/pools/minipool.yaml`), from {source}:", "",
                   "| family | models | params (min-max) | tokens/model | train time (s) | tokens/s (smallest, largest) |",
                   "|---|---:|---:|---:|---:|---:|"]
         for family, group in table.groupby("family", sort=False):

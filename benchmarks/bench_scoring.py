@@ -34,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from mmlaw_utils.scoring import kernel  # noqa: E402
+from mmlaw_utils.scoring import kernel, models  # noqa: E402
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- scoring:start -->", "<!-- scoring:end -->"
@@ -159,7 +159,7 @@ def throughput(config_name: str, args) -> dict:
         f"lm-eval {key}": float(np.max(np.abs(value - reference) / np.abs(reference)))
         for key, value in outputs.items() if key.startswith("bs")
     }
-    params = kernel.count_parameters(model)["params_total"]
+    params = models.count_parameters(model)["params_total"]
     return {"config": config_name, **config, "rows": rows, "n_texts": len(texts), "n_tokens": n_tokens,
             "agreement_max_rel": agreement, "params": params, "vocab_size": len(tokenizer)}
 
@@ -257,15 +257,10 @@ def markdown(results: list[dict], memory: list[dict], args, command: str) -> str
 
 def write_readme_section(section: str) -> None:
     """Replace (or append) the scoring section of benchmarks/README.md, atomically."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import write_marked_region
 
-    text = README.read_text() if README.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    atomic_write_text(README, text)
+    body = section.strip("\n").removeprefix(START).removesuffix(END)
+    write_marked_region(README, body, START, END, append_if_missing=True, new_file_text="# Benchmarks\n")
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mmlaw_utils.analysis import subsets  # noqa: E402
-from mmlaw_utils.analysis.forecast import write_text_atomic  # noqa: E402
+from mmlaw_utils.io import write_marked_region  # noqa: E402
 from mmlaw_utils.scoring.synthetic import SyntheticSettings, synthetic_losses  # noqa: E402
 
 START, END = "<!-- beyond:start -->", "<!-- beyond:end -->"
@@ -129,13 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     block = "\n".join([START, "## Beyond pairs (subsets)", "", header, "", *table, END])
     print(block)
     if args.write_readme:
-        readme = REPO / "benchmarks" / "README.md"
-        text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-        if START in text and END in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        write_text_atomic(readme, text)
+        body = "\n".join(["## Beyond pairs (subsets)", "", header, "", *table])
+        write_marked_region(REPO / "benchmarks" / "README.md", body, START, END, append_if_missing=True,
+                            new_file_text="# Benchmarks\n")
     return 0
 
 

@@ -1,9 +1,43 @@
 """mmlaw: reproducible artifact for *The Law of Multi-Model Collaboration*.
 
-One module per concern: ``texts`` (held-out text sets), ``pool`` (model pools),
-``scoring`` (eq. 1 kernel), ``cache`` (per-model score files), ``lossmatrix``
-(the models x texts data model), ``oracle`` (eqs. 3-4), ``frontier`` (§3.4),
-``fit`` (eq. 7), ``plots`` and ``tables`` (Figures 1-2, Table 1).
+The pipeline runs scoring -> analysis -> report; the miniature pool is built apart. Modules:
+
+* ``cli``, ``__main__``: the one command line, ``python -m mmlaw_utils <command>``.
+* ``pipeline``: stages as data (notebook, inputs, outputs), --from/--to, papermill, timings.
+* ``config``: profiles (configs/profiles/*.yaml), run folders, the registry of output files.
+* ``io``: atomic writes, sha256 of files, marked-region replacement in README and benchmark pages.
+* ``pool``: the pool loader (configs/pools/*.yaml) and pool summaries.
+* ``texts``: held-out text sets and their fingerprint.
+* ``envcheck``: whether .venv already holds every pin of pyproject.toml (used by run_all.sh).
+* ``scoring.kernel``: eq. 1, summed next-token NLL (nats) per text: rolling windows, packing, the tiled head.
+* ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
+* ``scoring.run``: score one model into its cache, resumably; which caches are stale.
+* ``scoring.cache``: per-model score caches (parquet + provenance), atomic writers, locks.
+* ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
+* ``scoring.realmodels``: the two real pretrained models packaged on PyPI as GGUF (profile real2).
+* ``scoring.synthetic``: seeded synthetic pools in the score-cache format.
+* ``analysis.lossmatrix``: score caches -> the validated models x texts loss matrix.
+* ``analysis.oracle``: oracle ensemble losses (eqs. 3-4).
+* ``analysis.groups``: the collaboration groups (single, same-family, cross-family) and their labels.
+* ``analysis.frontier``: Pareto frontiers (eq. 5) of the three collaboration groups.
+* ``analysis.fit``: fits of L(P) = A * P^-alpha + L_inf (eq. 7).
+* ``analysis.bootstrap``: confidence intervals over texts for the fits.
+* ``analysis.subsets``: exact frontiers over subsets of any size.
+* ``analysis.mixture``: the realizable Bayesian mixture vs the oracle.
+* ``analysis.diversity``: pair win shares and gains by family relation.
+* ``analysis.forecast``: fit below a budget, predict the frontier above it.
+* ``analysis.arms``: the test bed's arms: cross-family oracle gains at equal size, per domain; domain wins.
+* ``report.tables``: Table 1, the README results region and the other tables.
+* ``report.figures``: every figure.
+* ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
+* ``report.arms``: the test bed's diversity experiment (csv, markdown, figure).
+* ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
+* ``minipool.corpora``: training mixtures of the miniature pool.
+* ``minipool.sources``: text sources shipped in pinned packages, their extraction and held-out split.
+* ``minipool.mixedset``: builds the mixed-domain held-out text set bit for bit.
+* ``minipool.rdata``: reads R lazy-load databases (the Austen novels).
+* ``minipool.recipe``: one training recipe for every size: sizes, token budgets, learning rates, the model list.
+* ``minipool.train``: trains the miniature pool's tokenizers and models.
 """
 
 __version__ = "0.1.0"

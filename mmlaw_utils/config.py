@@ -1,13 +1,20 @@
 """Run configuration: profiles, the folders of a run and the registry of its output files.
 
-Profiles: ``configs/profiles/<name>.yaml`` names a pool, a text set and output folders.
+A profile, ``configs/profiles/<name>.yaml``, is what ``python -m mmlaw_utils run --profile NAME``
+(and ``./run_all.sh --profile NAME``) runs. Keys:
 
-A profile is what ``run_all.sh --profile NAME`` runs. Keys:
-``pool`` (pool yaml, or null), ``dataset`` (local text file or hub name), ``n_texts``,
-``data_dir`` (loss matrix, pairs, fits, table 1), ``figures_dir``, ``scoring``
-(``max_length``, ``batch_tokens``, ``device``, ``dtype``), ``synthetic`` (generator
-settings; when set, score caches are generated instead of scored) and ``stages`` (the
-run_all.sh stages of this profile, default scores and notebooks 02-07).
+* ``description``: one line shown in listings;
+* ``pool``: pool yaml (configs/pools/<name>.yaml), or null;
+* ``dataset`` (required): local text file (relative to the repository root) or hub dataset name;
+* ``n_texts``: first N texts only (null: all);
+* ``data_dir`` (required): score caches (``data_dir/scores``), loss matrix, pairs, fits, Table 1;
+* ``figures_dir``: figures (default ``figures/<name>``);
+* ``scoring``: ``max_length`` (window, tokens; null: the model's context), ``context_tokens`` (min
+  context of later windows, tokens; null: half a window), ``batch_tokens`` (padded tokens per
+  forward), ``chunk_texts`` (texts per resumable chunk), ``device``, ``dtype``;
+* ``synthetic``: generator settings; when set, score caches are generated instead of scored;
+* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; see
+  ``mmlaw_utils.pipeline``).
 """
 
 from __future__ import annotations
@@ -102,6 +109,23 @@ OUTPUT_FILES = {
     "bootstrap": "bootstrap.parquet",
     "table1_md": "table1.md",
     "table1_csv": "table1.csv",
+    "subset_frontier": "subset_frontier.parquet",
+    "subset_fits": "subset_fits.csv",
+    "mixture_gain": "mixture_gain.csv",
+    "diversity_by_relation": "diversity_by_relation.csv",
+    "forecast": "forecast.csv",
+    "beyond_pairs": "beyond_pairs.md",
+    "comparison_md": "comparison.md",
+    "comparison_csv": "comparison.csv",
+}
+# figure files: <figures_dir>/<stem>.png and .pdf
+FIGURE_STEMS = {
+    "fig1": "fig1_single_vs_ensemble",
+    "fig2": "fig2_same_vs_cross_family",
+    "fig3": "fig3_subset_frontiers",
+    "fig4": "fig4_mixture_vs_oracle",
+    "fig5": "fig5_diversity",
+    "fig6": "fig6_forecast",
 }
 
 
@@ -156,5 +180,5 @@ def resolve_run_paths(
 def require(path: Path, made_by: str) -> Path:
     """``path`` if it exists, else a clear error naming the notebook that writes it."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path} does not exist; run {made_by} first (or ./run_all.sh --from {made_by[:2]})")
+        raise FileNotFoundError(f"{path} does not exist; run {made_by} first (python -m mmlaw_utils run --from {made_by[:2]})")
     return Path(path)

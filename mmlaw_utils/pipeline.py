@@ -249,7 +249,12 @@ def scores_stage(profile: Profile, parameters: Mapping[str, Any], rescore: bool,
     from mmlaw_utils.pool import load_pool
     from mmlaw_utils.scoring.run import stale_models
 
-    models = list(load_pool(profile.pool)["model"]) if rescore else stale_models(profile.name)
+    rescore = rescore or bool(parameters.get("force"))
+    if parameters.get("models"):  # -p models ID: exactly these
+        given_models = parameters["models"]
+        models = [given_models] if isinstance(given_models, str) else list(given_models)
+    else:
+        models = list(load_pool(profile.pool)["model"]) if rescore else stale_models(profile.name)
     if not models:
         print(f"==> [scores] every score cache of profile {profile.name!r} matches its model and text set; "
               "nothing to score", flush=True)
@@ -316,7 +321,12 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
     for name in selected:
         start = time.monotonic()
         if name == SCORES:
-            scores_stage(profile, parameters, rescore, runs_dir, declared[name])
+            try:
+                scores_stage(profile, parameters, rescore, runs_dir, declared[name])
+            except PipelineError:
+                raise
+            except Exception as error:  # generating or listing the caches failed before any notebook ran
+                raise PipelineError(f"stage 'scores' FAILED: {error}") from error
         else:
             stage = STAGES[name]
             given = {**parameters_for(declared[name], parameters), "profile": profile.name}
@@ -328,7 +338,10 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
     if readme_wanted(options, selected, overridden):
         from mmlaw_utils.report.tables import update_readme
 
-        update_readme(readme, profile.name, paths.data_dir, paths.figures_dir)
+        try:
+            update_readme(readme, profile.name, paths.data_dir, paths.figures_dir)
+        except (OSError, ValueError) as error:
+            raise PipelineError(f"could not update the README results region of {readme}: {error}") from error
         print(f"==> README results region regenerated from profile {profile.name!r}", flush=True)
     elif options.readme == "auto" and overridden and README_AFTER in selected and options.profile == DEFAULT_PROFILE:
         print("==> README left alone: this run wrote to an overridden data_dir/figures_dir", flush=True)

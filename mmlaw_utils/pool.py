@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
+
 if TYPE_CHECKING:
     from mmlaw_utils.config import RunPaths
 
@@ -111,7 +113,7 @@ def pair_group_counts(pool_df: pd.DataFrame) -> dict[str, int]:
     """Number of raw points per group (§3.3): ``single`` = K models, ``same_family`` and ``cross_family`` pairs."""
     k = len(pool_df)
     same = sum(math.comb(n, 2) for n in Counter(pool_df["family"]).values())
-    return {"single": k, "same_family": same, "cross_family": math.comb(k, 2) - same}
+    return {SINGLE: k, SAME_FAMILY: same, CROSS_FAMILY: math.comb(k, 2) - same}
 
 
 def family_table(pool_df: pd.DataFrame) -> pd.DataFrame:

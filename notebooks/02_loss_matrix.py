@@ -34,15 +34,15 @@ dataset_fingerprint = None  # choose one text set when the cache folder holds se
 # %%
 from IPython.display import Markdown, display
 
-from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix, save_loss_matrix
+from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix
 from mmlaw_utils.config import resolve_run_paths
 from mmlaw_utils.pool import load_run_pool
-from mmlaw_utils.report.tables import loss_matrix_summary
+from mmlaw_utils.report.tables import loss_matrix_summary, write_loss_matrix
 
 paths = resolve_run_paths(profile, data_dir=data_dir, pool=pool)
 pool_df = load_run_pool(paths)
 lm = assemble_loss_matrix(paths.cache_dir, pool_df, dataset_fingerprint=dataset_fingerprint)
-saved = save_loss_matrix(lm, paths.data_dir)
+saved = write_loss_matrix(lm, paths.data_dir)
 n_models, n_texts = lm.shape
 display(Markdown(f"**{n_models} models × {n_texts} texts** from `{paths.cache_dir}` → `{saved[0]}`"))
 

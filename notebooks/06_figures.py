@@ -34,8 +34,8 @@ level = 0.95  # confidence level of the bands
 import pandas as pd
 from IPython.display import Image, display
 
-from mmlaw_utils.config import require, resolve_run_paths
-from mmlaw_utils.report.figures import FIGURE_STEMS, figure1, figure2, save_figure
+from mmlaw_utils.config import FIGURE_STEMS, require, resolve_run_paths
+from mmlaw_utils.report.figures import figure1, figure2, save_figure
 from mmlaw_utils.report.tables import fits_from_json, groups_from_frontiers_table, read_fits_json
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)

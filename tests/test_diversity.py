@@ -68,9 +68,10 @@ def test_gain_by_relation_and_regression_on_planted_effect():
 
 
 def test_plot_diversity_draws_three_panels():
+    from mmlaw_utils.analysis.oracle import pair_win_shares
+    from mmlaw_utils.report.figures import plot_diversity
+
     L, params, fam = _matrix()
     table = diversity.pair_diversity_table(L, params, fam)
-    from mmlaw_utils.analysis.oracle import pair_win_shares
-
-    fig = diversity.plot_diversity(table, pair_win_shares(L))
+    fig = plot_diversity(table, pair_win_shares(L))
     assert len(fig.axes) >= 3

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmlaw_utils.analysis.fit import ScalingFit, fit_scaling_law, predict
+from mmlaw_utils.analysis.fit import FitStatus, ScalingFit, fit_points, fit_scaling_law, predict
 
 # The paper's eqs. 8-10 (P in billions): (A, alpha, L_inf)
 PAPER_LAWS = {
@@ -155,3 +156,34 @@ def test_predict_and_dict_round_trip():
     # JSON null for a missing SE reads back as NaN; extra keys are ignored
     raw = {**fit.to_dict(), "A_se": None, "params_unit": 1e9}
     assert np.isnan(ScalingFit.from_dict(raw).A_se)
+
+
+def test_predict_is_eq7_for_fits_rows_and_arrays():
+    assert predict((3.0, 0.5, 10.0), 1.0) == pytest.approx(13.0)
+    np.testing.assert_allclose(predict({"A": 8.0, "alpha": 0.5, "L_inf": 1.0}, np.array([4.0, 16.0])), [5.0, 3.0])
+    row = pd.Series({"A": 8.0, "alpha": 0.5, "L_inf": 1.0, "status": "ok"})
+    np.testing.assert_allclose(predict(row, [4.0]), [5.0])
+    # one law per row broadcast against a grid: 2 laws x 2 points
+    laws = (np.array([[8.0], [2.0]]), np.array([[0.5], [1.0]]), np.array([[1.0], [0.0]]))
+    np.testing.assert_allclose(predict(laws, np.array([[4.0, 16.0]])), [[5.0, 3.0], [0.5, 0.125]])
+
+
+def test_fit_points_never_raises_and_says_why():
+    few = fit_points([1.0, 2.0, 3.0], [3.0, 2.0, 1.0])
+    assert few.status == FitStatus.TOO_FEW_POINTS == "too_few_points" and few.n_points == 3 and np.isnan(few.alpha)
+    assert few.flags == (FitStatus.TOO_FEW_POINTS,) and not few.fitted
+    two_sizes = fit_points([1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 2.0, 2.0])
+    assert two_sizes.status == "too_few_points"
+    bad = fit_points([0.0, 1.0, 2.0, 3.0], [4.0, 3.0, 2.0, 1.0])
+    assert bad.status.startswith("failed: ") and "positive" in bad.status and bad.flags == (FitStatus.FAILED,)
+    assert np.isnan([bad.A, bad.alpha, bad.L_inf, bad.r2]).all()
+    params_b = np.geomspace(0.1, 100, 12)
+    good = fit_points(params_b, law(params_b, *PAPER_LAWS["single"]))
+    assert good == fit_scaling_law(params_b, law(params_b, *PAPER_LAWS["single"])) and good.fitted
+
+
+def test_status_flags_parse_into_the_enum():
+    params_b = np.geomspace(0.1, 100, 12)
+    fit = fit_scaling_law(params_b, law(params_b, 900.0, 0.2, -300.0))
+    assert FitStatus.L_INF_AT_BOUND in fit.flags and fit.fitted and not fit.ok
+    assert fit.status == ",".join(fit.flags)

@@ -70,18 +70,6 @@ def test_forecast_table_point_estimates_match_direct_computation():
             assert table.loc[group, "mae_lo"] <= table.loc[group, "mae_hi"]
 
 
-def test_markdown_table_formats_numbers():
-    frame = pd.DataFrame({"a": ["x", "y"], "b": [1.23456789, float("nan")], "c": [3, 4]})
-    text = forecast.markdown_table(frame, digits=3)
-    assert text.splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 1.23 | 3 |", "| y | – | 4 |"]
-
-
-def test_write_text_atomic(tmp_path):
-    path = forecast.write_text_atomic(tmp_path / "sub" / "out.md", "hello\n")
-    assert path.read_text() == "hello\n"
-    assert [p.name for p in path.parent.iterdir()] == ["out.md"]
-
-
 def test_notebook_07_runs_on_a_tiny_pool(tmp_path):
     """Execute notebook 07 headlessly on a saved 8-model loss matrix; every output file appears."""
     import os
@@ -89,12 +77,13 @@ def test_notebook_07_runs_on_a_tiny_pool(tmp_path):
 
     import papermill
 
-    from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays, save_loss_matrix
+    from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays
+    from mmlaw_utils.report.tables import write_loss_matrix
 
     L, params, fam = _pool(seed=3, K=9, N=80)
     names = [f"m{k}" for k in range(len(params))]
     lm = loss_matrix_from_arrays(L, names, [f"t{n}" for n in range(L.shape[1])], fam, params)
-    save_loss_matrix(lm, tmp_path)
+    write_loss_matrix(lm, tmp_path)
     os.environ.setdefault("MPLBACKEND", "Agg")
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
     papermill.execute_notebook(

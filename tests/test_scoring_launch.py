@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import tiny_models
-from mmlaw_utils.scoring import cache, launch, kernel
+from mmlaw_utils.scoring import cache, kernel, launch, models
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_local_executor_scores_two_models_in_subprocesses(tiny_model_dirs, tmp_p
     for model_dir in tiny_model_dirs.values():
         (path,) = (tmp_path / "scores").glob(f"{model_dir.name}__*.parquet")
         results, provenance = cache.read_cache(path)
-        model, tokenizer = kernel.load_model_and_tokenizer(model_dir, device="cpu")
+        model, tokenizer = models.load_model_and_tokenizer(model_dir, device="cpu")
         direct = kernel.score_texts(model, tokenizer, texts)
         np.testing.assert_allclose(results["nll"], direct["nll"], rtol=1e-6)
         assert provenance["complete"] and provenance["model"] == str(model_dir)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.analysis.fit import fit_scaling_law
-from mmlaw_utils.analysis.frontier import GROUPS, pareto_front
+from mmlaw_utils.analysis.fit import fit_points, predict
+from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, _as_loss_matrix, pair_index, pair_minimum_sums
 
 FIT_COLUMNS = ("A", "alpha", "L_inf")
@@ -52,14 +53,9 @@ def weighted_pair_means(
 
 def _fit_row(params_b: np.ndarray, losses: np.ndarray, fit_kwargs: dict) -> dict:
     front = pareto_front(params_b, losses)
-    row = {"n_frontier": int(front.size)}
-    try:
-        fit = fit_scaling_law(params_b[front], losses[front], **fit_kwargs)
-    except ValueError as error:
-        row.update({name: np.nan for name in FIT_COLUMNS}, r2=np.nan, rmse=np.nan, status=f"failed: {error}")
-        return row
-    row.update(A=fit.A, alpha=fit.alpha, L_inf=fit.L_inf, r2=fit.r2, rmse=fit.rmse, status=fit.status)
-    return row
+    fit = fit_points(params_b[front], losses[front], **fit_kwargs)
+    return {"n_frontier": int(front.size), "A": fit.A, "alpha": fit.alpha, "L_inf": fit.L_inf, "r2": fit.r2,
+            "rmse": fit.rmse, "status": fit.status}
 
 
 def bootstrap_group_fits(
@@ -78,8 +74,8 @@ def bootstrap_group_fits(
 
     ``params`` are raw parameter counts; fits use ``params / params_unit`` (billions by default).
     Returns one row per (resample, group): ``resample``, ``group``, ``A``, ``alpha``, ``L_inf``,
-    ``r2``, ``rmse``, ``n_frontier``, ``status`` (NaN fit values with status "failed: ..." when a
-    frontier has fewer than 4 points).
+    ``r2``, ``rmse``, ``n_frontier``, ``status`` (NaN fit values with status "too_few_points" when a
+    frontier has fewer than 4 points; see ``fit.fit_points``).
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
@@ -93,9 +89,9 @@ def bootstrap_group_fits(
     index = pair_index(fam)
     same = index.same_family
     group_params = {
-        "single": p / params_unit,
-        "same_family": (p[index.i[same]] + p[index.j[same]]) / params_unit,
-        "cross_family": (p[index.i[~same]] + p[index.j[~same]]) / params_unit,
+        SINGLE: p / params_unit,
+        SAME_FAMILY: (p[index.i[same]] + p[index.j[same]]) / params_unit,
+        CROSS_FAMILY: (p[index.i[~same]] + p[index.j[~same]]) / params_unit,
     }
     bar = None
     if progress:
@@ -108,9 +104,9 @@ def bootstrap_group_fits(
         singles, pairs = weighted_pair_means(array, bootstrap_counts(n_texts, size, seed, start))
         for offset in range(size):
             losses = {
-                "single": singles[offset],
-                "same_family": pairs[offset][same],
-                "cross_family": pairs[offset][~same],
+                SINGLE: singles[offset],
+                SAME_FAMILY: pairs[offset][same],
+                CROSS_FAMILY: pairs[offset][~same],
             }
             for group in GROUPS:
                 row = _fit_row(group_params[group], losses[group], fit_kwargs)
@@ -150,8 +146,7 @@ def prediction_band(
     if sub.empty:
         raise ValueError(f"no successful bootstrap fits for group {group!r}")
     p = np.asarray(params_b, dtype=np.float64)
-    curves = sub["A"].to_numpy()[:, None] * p[None, :] ** (-sub["alpha"].to_numpy()[:, None]) + sub[
-        "L_inf"
-    ].to_numpy()[:, None]
+    laws = tuple(sub[name].to_numpy()[:, None] for name in FIT_COLUMNS)  # one law per row
+    curves = predict(laws, p[None, :])
     lo, hi = np.quantile(curves, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return lo, hi

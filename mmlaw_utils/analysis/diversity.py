@@ -91,38 +91,3 @@ def gain_regression(table: pd.DataFrame) -> pd.DataFrame:
     resid = y - X @ coef
     cov = np.linalg.pinv(X.T @ X) * (resid @ resid) / dof
     return pd.DataFrame({"term": names, "coef": coef, "se": np.sqrt(np.clip(np.diag(cov), 0, None))})
-
-
-def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, model_order: np.ndarray | None = None):
-    """Figure: family x family mean gain heatmap, gain vs size ratio by relation, and (optional) the
-    K x K pair win-share matrix (rows sorted by ``model_order``)."""
-    import matplotlib.pyplot as plt
-
-    n_panels = 3 if win_shares is not None else 2
-    fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 4.4))
-    heat = family_gain_matrix(table)
-    im = axes[0].imshow(heat.to_numpy(), cmap="viridis")
-    axes[0].set_xticks(range(len(heat.columns)), heat.columns, rotation=45, ha="right", fontsize=8)
-    axes[0].set_yticks(range(len(heat.index)), heat.index, fontsize=8)
-    for (r, c), v in np.ndenumerate(heat.to_numpy()):
-        if np.isfinite(v):
-            axes[0].text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w")
-    fig.colorbar(im, ax=axes[0], label="mean pair gain over better member (nats)")
-    axes[0].set_title("mean oracle gain, family x family")
-    for same, color, label in ((True, "tab:blue", "same family"), (False, "tab:red", "cross family")):
-        sub = table[table["same_family"] == same]
-        axes[1].scatter(sub["size_ratio"], sub["gain"], s=8, alpha=0.5, color=color, label=label)
-    axes[1].set_xscale("log")
-    axes[1].set_xlabel("size ratio (larger / smaller)")
-    axes[1].set_ylabel("gain over better member (nats / text)")
-    axes[1].set_title("gain vs size ratio")
-    axes[1].legend(fontsize=8)
-    if win_shares is not None:
-        order = np.arange(win_shares.shape[0]) if model_order is None else np.asarray(model_order)
-        im2 = axes[2].imshow(win_shares[np.ix_(order, order)], cmap="coolwarm", vmin=0, vmax=1)
-        fig.colorbar(im2, ax=axes[2], label="share of texts row model wins vs column")
-        axes[2].set_title("pair win shares")
-        axes[2].set_xlabel("model")
-        axes[2].set_ylabel("model")
-    fig.tight_layout()
-    return fig

@@ -13,7 +13,9 @@ except for A, which scales by c^alpha when P is multiplied by c.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -24,15 +26,30 @@ DEFAULT_L_INF_BOUNDS = (0.0, math.inf)
 MIN_POINTS = 4
 _GRID_SIZE = 64
 _BOUND_RTOL = 1e-6
+_LAW_FLOATS = ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse")
+
+
+class FitStatus(StrEnum):
+    """Outcome of a fit of eq. 7; the values are the words written to fits.json, Table 1 and the CSVs."""
+
+    OK = "ok"
+    ALPHA_AT_BOUND = "alpha_at_bound"
+    L_INF_AT_BOUND = "L_inf_at_bound"
+    A_AT_ZERO = "A_at_zero"
+    GRID_EDGE = "grid_edge"  # profile minimum at the edge of the alpha grid
+    NOT_CONVERGED = "not_converged"  # the joint polish did not converge
+    SE_UNAVAILABLE = "se_unavailable"  # singular Jacobian: no standard errors
+    TOO_FEW_POINTS = "too_few_points"  # fewer than MIN_POINTS points or 3 distinct params: nothing fitted
+    FAILED = "failed"  # the points cannot be fitted (status text "failed: <reason>")
 
 
 @dataclass(frozen=True)
 class ScalingFit:
     """Fitted L = A * P^-alpha + L_inf (P in the caller's unit, usually billions; L in nats).
 
-    ``status`` is "ok" or a comma-joined list of flags: "alpha_at_bound", "L_inf_at_bound",
-    "A_at_zero", "grid_edge" (profile minimum at the edge of the alpha grid),
-    "not_converged" (polish failed), "se_unavailable" (singular Jacobian).
+    ``status`` is "ok", a comma-joined list of ``FitStatus`` flags of a fit that was made
+    ("alpha_at_bound,grid_edge"), "too_few_points", or "failed: <reason>" (the last two with
+    NaN parameters); ``flags`` parses it.
     """
 
     A: float
@@ -56,7 +73,19 @@ class ScalingFit:
     @property
     def ok(self) -> bool:
         """True when no flag is raised."""
-        return self.status == "ok"
+        return self.status == FitStatus.OK
+
+    @property
+    def flags(self) -> tuple[FitStatus, ...]:
+        """The ``FitStatus`` members of ``status`` (a failure's reason dropped)."""
+        if self.status.startswith(FitStatus.FAILED):
+            return (FitStatus.FAILED,)
+        return tuple(FitStatus(word) for word in self.status.split(","))
+
+    @property
+    def fitted(self) -> bool:
+        """True when parameters were estimated (status neither too_few_points nor failed)."""
+        return not {FitStatus.TOO_FEW_POINTS, FitStatus.FAILED} & set(self.flags)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (infinite bounds as None)."""
@@ -66,26 +95,44 @@ class ScalingFit:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ScalingFit":
-        """Inverse of ``to_dict``; unknown keys are ignored and None floats (JSON null) read as NaN."""
+    def from_dict(cls, data: Mapping[str, Any]) -> "ScalingFit":
+        """Inverse of ``to_dict``; unknown keys are ignored, None or missing floats (JSON null) read as NaN."""
         known = {f.name: f for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
+        values.setdefault("n_points", 0)
         for key, default in (("alpha_bounds", DEFAULT_ALPHA_BOUNDS), ("L_inf_bounds", DEFAULT_L_INF_BOUNDS)):
             if key in values:
                 lo, hi = values[key]
                 values[key] = (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
             else:
                 values[key] = default
-        for key in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse"):
-            if key in values:
-                values[key] = float("nan") if values[key] is None else float(values[key])
+        for key in _LAW_FLOATS:
+            value = values.get(key)
+            values[key] = float("nan") if value is None else float(value)
         return cls(**values)
 
 
-def predict(fit: ScalingFit, params_b: np.ndarray | float) -> np.ndarray:
-    """Loss (nats) predicted by ``fit`` at ``params_b`` (same unit as the fit, usually billions)."""
+LawParams = ScalingFit | Mapping[str, Any] | tuple[Any, Any, Any]
+
+
+def law_params(fit: LawParams) -> tuple[Any, Any, Any]:
+    """(A, alpha, L_inf) of a ScalingFit, of anything indexable by those names (dict, table row), or of a tuple."""
+    if isinstance(fit, ScalingFit):
+        return fit.A, fit.alpha, fit.L_inf
+    if isinstance(fit, tuple):
+        return fit
+    return fit["A"], fit["alpha"], fit["L_inf"]
+
+
+def predict(fit: LawParams, params_b: np.ndarray | float) -> np.ndarray:
+    """Eq. 7, L(P) = A * P^-alpha + L_inf, in nats at ``params_b`` (the fit's unit of P, usually billions).
+
+    The only place eq. 7 is evaluated. ``fit`` may hold arrays (one law per row) that broadcast
+    against ``params_b``.
+    """
+    A, alpha, L_inf = law_params(fit)
     p = np.asarray(params_b, dtype=np.float64)
-    return fit.A * p ** (-fit.alpha) + fit.L_inf
+    return A * p ** (-alpha) + L_inf
 
 
 def _inner_solve(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -252,14 +299,14 @@ def fit_scaling_law(
     l_inf_at_bound = _at_bound(c, c_lo, c_hi)
     a_at_zero = a_u <= 0.0
     flags = [
-        name
-        for name, raised in (
-            ("alpha_at_bound", alpha_at_bound),
-            ("L_inf_at_bound", l_inf_at_bound),
-            ("A_at_zero", a_at_zero),
-            ("grid_edge", grid_edge),
-            ("not_converged", not converged),
-            ("se_unavailable", not se_ok),
+        flag
+        for flag, raised in (
+            (FitStatus.ALPHA_AT_BOUND, alpha_at_bound),
+            (FitStatus.L_INF_AT_BOUND, l_inf_at_bound),
+            (FitStatus.A_AT_ZERO, a_at_zero),
+            (FitStatus.GRID_EDGE, grid_edge),
+            (FitStatus.NOT_CONVERGED, not converged),
+            (FitStatus.SE_UNAVAILABLE, not se_ok),
         )
         if raised
     ]
@@ -273,7 +320,7 @@ def fit_scaling_law(
         r2=float(1.0 - sse / sst) if sst > 0 else float("nan"),
         rmse=float(math.sqrt(sse / n)),
         n_points=int(n),
-        status=",".join(flags) if flags else "ok",
+        status=",".join(flags) if flags else str(FitStatus.OK),
         alpha_at_bound=alpha_at_bound,
         L_inf_at_bound=l_inf_at_bound,
         A_at_zero=a_at_zero,
@@ -282,6 +329,32 @@ def fit_scaling_law(
         alpha_bounds=(a_lo, a_hi),
         L_inf_bounds=(c_lo, c_hi),
     )
+
+
+def failed_fit(n_points: int, status: str, *, alpha_bounds: tuple[float, float] = DEFAULT_ALPHA_BOUNDS,
+               L_inf_bounds: tuple[float, float] = DEFAULT_L_INF_BOUNDS) -> ScalingFit:
+    """A fit with NaN parameters and ``status`` ("too_few_points" or "failed: <reason>")."""
+    nan = float("nan")
+    return ScalingFit(A=nan, alpha=nan, L_inf=nan, A_se=nan, alpha_se=nan, L_inf_se=nan, r2=nan, rmse=nan,
+                      n_points=int(n_points), status=str(status), converged=False,
+                      alpha_bounds=tuple(alpha_bounds), L_inf_bounds=tuple(L_inf_bounds))
+
+
+def fit_points(params_b: np.ndarray, losses: np.ndarray, **fit_kwargs: Any) -> ScalingFit:
+    """Fit eq. 7 to these points (P in billions by default, L in nats); never raises.
+
+    Fewer than ``MIN_POINTS`` points or 3 distinct params give status "too_few_points"; any
+    other reason the points cannot be fitted gives "failed: <reason>"; both with NaN parameters.
+    ``fit_kwargs`` go to ``fit_scaling_law``.
+    """
+    p = np.asarray(params_b, dtype=np.float64).ravel()
+    bounds = {key: fit_kwargs[key] for key in ("alpha_bounds", "L_inf_bounds") if key in fit_kwargs}
+    if p.size < MIN_POINTS or np.unique(p).size < 3:
+        return failed_fit(p.size, FitStatus.TOO_FEW_POINTS, **bounds)
+    try:
+        return fit_scaling_law(p, losses, **fit_kwargs)
+    except (ValueError, np.linalg.LinAlgError) as error:
+        return failed_fit(p.size, f"{FitStatus.FAILED}: {error}", **bounds)
 
 
 def _polish(

@@ -10,25 +10,24 @@ single and pair (so their frontiers are re-extracted) and re-scores a fixed cand
 the any-size frontier (the full-data exact frontier plus beam-search subsets: re-solving the
 MIP per resample is too slow), then refits and re-forecasts at the same cutoff budget.
 
-Also here: the markdown summary of notebook 07 (``beyond_pairs_markdown``).
+The markdown summary of notebook 07 is ``report.beyond_pairs``; figure 6 is ``report.figures.plot_forecast``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.scoring.cache import atomic_write_text
 from mmlaw_utils.analysis.bootstrap import bootstrap_counts, weighted_pair_means
-from mmlaw_utils.analysis.fit import MIN_POINTS, fit_scaling_law, predict
+from mmlaw_utils.analysis.fit import MIN_POINTS, FitStatus, fit_points, predict
 from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.groups import ANY_SIZE, CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
 
-FORECAST_GROUPS = ("single", "same_family", "cross_family", "any_size")
+FORECAST_GROUPS = (*GROUPS, ANY_SIZE)
 ERROR_COLUMNS = ("mae", "mre", "bias", "last_error", "naive_mae")
 
 
@@ -61,9 +60,11 @@ def forecast_errors(params: np.ndarray, losses: np.ndarray, cutoff: int, params_
     test_mask = ~fit_mask
     out: dict = {"n_fit": int(fit_mask.sum()), "n_test": int(test_mask.sum())}
     nan_row = {k: math.nan for k in ("A", "alpha", "L_inf", *ERROR_COLUMNS)}
-    if out["n_fit"] < MIN_POINTS or out["n_test"] < 1:
-        return {**out, **nan_row, "status": "too_few_points"}
-    fit = fit_scaling_law(p[fit_mask] / params_unit, y[fit_mask])
+    if out["n_test"] < 1:
+        return {**out, **nan_row, "status": str(FitStatus.TOO_FEW_POINTS)}
+    fit = fit_points(p[fit_mask] / params_unit, y[fit_mask])
+    if not fit.fitted:
+        return {**out, **nan_row, "status": fit.status}
     pred = predict(fit, p[test_mask] / params_unit)
     err = pred - y[test_mask]
     last_fit = y[fit_mask][np.argmax(p[fit_mask])]
@@ -87,12 +88,12 @@ def group_frontiers(singles: np.ndarray, pairs: np.ndarray, params: np.ndarray, 
     ``oracle.pair_index`` order) and optional any-size candidates (params, losses)."""
     p = np.asarray(params, dtype=np.int64)
     index = pair_index(families)
-    out = {"single": _front(p, singles)}
-    for name, mask in (("same_family", index.same_family), ("cross_family", index.cross_family)):
+    out = {SINGLE: _front(p, singles)}
+    for name, mask in ((SAME_FAMILY, index.same_family), (CROSS_FAMILY, index.cross_family)):
         if mask.any():
             out[name] = _front(p[index.i][mask] + p[index.j][mask], pairs[mask])
     if any_size is not None:
-        out["any_size"] = _front(*any_size)
+        out[ANY_SIZE] = _front(*any_size)
     return out
 
 
@@ -125,7 +126,7 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
         cutoffs[group] = cutoff_budget(fp, fit_fraction)
         base = {"group": group, "cutoff": cutoffs[group], "n_points": int(fp.size)}
         rows[group] = {**base, **(forecast_errors(fp, fl, cutoffs[group], params_unit) if cutoffs[group] is not None
-                                  else {"status": "too_few_points"})}
+                                  else {"status": str(FitStatus.TOO_FEW_POINTS)})}
     boot: dict[str, list[dict]] = {g: [] for g in fronts}
     if n_bootstrap > 0:
         counts = bootstrap_counts(array.shape[1], n_bootstrap, seed)
@@ -149,116 +150,3 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
             row[f"{col}_lo"], row[f"{col}_hi"] = float(lo), float(hi)
         out.append(row)
     return pd.DataFrame(out)
-
-
-def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table: pd.DataFrame,
-                  any_size_front: pd.DataFrame | None = None, params_unit: float = 1e9):
-    """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below
-    the cutoff (solid) and extrapolated above it (dashed)."""
-    import matplotlib.pyplot as plt
-
-    array = _as_loss_matrix(L)
-    p = np.asarray(params, dtype=np.int64)
-    pm = pair_oracle_losses(array)
-    index = pair_index(families)
-    any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
-    fronts = group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
-    groups = [g for g in FORECAST_GROUPS if g in fronts]
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.4 * len(groups), 4.0), squeeze=False)
-    rows = table.set_index("group")
-    for ax, group in zip(axes[0], groups):
-        fp, fl = fronts[group]
-        cut = rows.loc[group, "cutoff"] if group in rows.index else None
-        if cut is None or (isinstance(cut, float) and math.isnan(cut)):
-            ax.plot(fp / params_unit, fl, "o", color="0.5")
-        else:
-            below = fp <= cut
-            ax.plot(fp[below] / params_unit, fl[below], "o", color="tab:blue", label="fitted points")
-            ax.plot(fp[~below] / params_unit, fl[~below], "o", mfc="none", color="tab:red", label="forecast targets")
-            row = rows.loc[group]
-            if np.isfinite(row["alpha"]):
-                grid_lo = np.geomspace(fp.min(), cut, 50) / params_unit
-                grid_hi = np.geomspace(cut, fp.max(), 50) / params_unit
-                law = lambda x: row["A"] * x ** (-row["alpha"]) + row["L_inf"]  # noqa: E731
-                ax.plot(grid_lo, law(grid_lo), "-", color="tab:blue")
-                ax.plot(grid_hi, law(grid_hi), "--", color="tab:red")
-                ax.set_title(f"{group.replace('_', ' ')}: MRE {100 * row['mre']:.2f}%", fontsize=10)
-            ax.axvline(cut / params_unit, color="0.7", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("total parameters (B)")
-        ax.set_ylabel("oracle loss (nats / text)")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-# ---------------------------------------------------------------- markdown summary
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 4) -> str:
-    """A GitHub markdown table of ``frame`` (selected ``columns``), numbers to ``digits`` significant digits."""
-    cols = list(columns or frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, row in frame[cols].iterrows():
-        lines.append("| " + " | ".join(_fmt(row[c], digits) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.DataFrame, shortfall: Mapping[str, pd.DataFrame],
-                          gain_kept: pd.DataFrame, relation: pd.DataFrame, forecast: pd.DataFrame,
-                          exact_seconds: float, n_models: int, n_texts: int) -> str:
-    """Findings of notebook 07 as markdown; every number comes from the arguments (one run)."""
-    lines = [f"### Beyond pairs ({profile}: {n_models} models x {n_texts} texts)", ""]
-    proven = int(exact["proven_optimal"].sum())
-    sizes = exact["size"].value_counts().sort_index()
-    lines += [
-        f"**Ensembles of any size.** The exact all-sizes oracle frontier has {len(exact)} points "
-        f"({proven} proven optimal by the MIP's dual bound, max gap {_fmt(float(exact['gap'].max()), 3)} nats), "
-        f"computed in {exact_seconds:.1f} s; subset sizes on it: "
-        + ", ".join(f"{int(k)}: {int(v)}" for k, v in sizes.items()) + ". "
-        f"Its lowest loss is {_fmt(float(exact['loss'].min()), 6)} nats/text with {int(exact.loc[exact['loss'].idxmin(), 'size'])} models.",
-        "",
-        markdown_table(size_fits, ["frontier", "n_points", "A", "alpha", "L_inf", "alpha_se", "L_inf_se", "r2", "status"]),
-        "",
-    ]
-    heur_rows = []
-    for name, short in shortfall.items():
-        heur_rows.append({"heuristic": name, "points matched": f"{int(short['matched'].sum())}/{len(short)}",
-                          "mean excess (nats)": float(short["excess"].mean()), "max excess (nats)": float(short["excess"].max()),
-                          "max excess (%)": 100 * float(short["excess_rel"].max())})
-    if heur_rows:
-        lines += ["Heuristics vs the exact frontier (best heuristic loss within each exact point's budget):", "",
-                  markdown_table(pd.DataFrame(heur_rows)), ""]
-    lines += ["**Realizable mixture vs oracle** (held-out half of the texts; weights fitted on the other half). "
-              "`kept_*` = share of the oracle's gain over the better member that the Bayesian mixture keeps.", "",
-              markdown_table(gain_kept), ""]
-    lines += ["**Diversity.** Pair gain over its better member by family relation:", "",
-              markdown_table(relation), ""]
-    lines += ["**Forecasting.** Eq. 7 fitted below a cutoff budget, errors on the frontier points above it "
-              "(95% bootstrap intervals over texts); `naive_mae` predicts no further improvement.", "",
-              markdown_table(forecast, ["group", "n_fit", "n_test", "alpha", "mae", "mae_lo", "mae_hi", "mre", "bias",
-                                        "naive_mae", "n_boot_ok"]), ""]
-    return "\n".join(lines)
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (``cache.atomic_write_text``); returns the path."""
-    atomic_write_text(path, text)
-    return Path(path)
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` as CSV atomically (tuples stored as their text)."""
-    return write_text_atomic(path, frame.to_csv(index=False))

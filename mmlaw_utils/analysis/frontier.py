@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, pair_index, pair_oracle_losses
-
-GROUPS = ("single", "same_family", "cross_family")
 
 
 def pareto_front(params: np.ndarray, losses: np.ndarray) -> np.ndarray:
@@ -104,11 +103,11 @@ def collaboration_groups(
         raise ValueError(f"pair_losses must be {n_models} x {n_models}, got {losses.shape}")
     index = pair_index(fam)
     out = {
-        "single": _group_frame(
+        SINGLE: _group_frame(
             [(i,) for i in range(n_models)], p, np.diag(losses), [(f,) for f in fam]
         )
     }
-    for name, mask in (("same_family", index.same_family), ("cross_family", index.cross_family)):
+    for name, mask in ((SAME_FAMILY, index.same_family), (CROSS_FAMILY, index.cross_family)):
         r, c = index.i[mask], index.j[mask]
         out[name] = _group_frame(
             list(zip(r.tolist(), c.tolist())),

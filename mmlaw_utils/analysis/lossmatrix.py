@@ -7,7 +7,8 @@ model-major in model order then text order; and ``models.parquet`` with ``model`
 ``params_source`` ("measured" = provenance ``params_total``; "nominal" = the pool's
 ``params_nominal`` fallback), the pool's columns, and the provenance of each model's cache.
 
-CLI: ``python -m mmlaw_utils.analysis.lossmatrix --profile NAME`` assembles the profile's caches and saves.
+Notebook 02 assembles a profile's caches (``assemble_loss_matrix``) and writes them
+(``report.tables.write_loss_matrix``); later stages read them with ``load_loss_matrix``.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmlaw_utils.scoring.cache import atomic_write_table, model_slug, read_cache
+from mmlaw_utils.config import OUTPUT_FILES
+from mmlaw_utils.scoring.cache import model_slug, read_cache
 
 LONG_COLUMNS = ["model", "text_id", "nll", "n_tokens", "n_bytes"]
 MODEL_COLUMNS = ["model", "family", "params", "params_nonembed", "params_source"]
-LOSS_MATRIX_FILE = "loss_matrix.parquet"
-MODELS_FILE = "models.parquet"
 
 
 @dataclass(frozen=True)
@@ -274,22 +273,13 @@ def assemble_loss_matrix(
     return LossMatrix(long=pd.concat(frames, ignore_index=True), models=models[ordered])
 
 
-def save_loss_matrix(lm: LossMatrix, data_dir: str | Path) -> tuple[Path, Path]:
-    """Atomically write ``loss_matrix.parquet`` and ``models.parquet`` into ``data_dir``; return both paths."""
-    data_dir = Path(data_dir)
-    long_path, models_path = data_dir / LOSS_MATRIX_FILE, data_dir / MODELS_FILE
-    atomic_write_table(pa.Table.from_pandas(lm.long, preserve_index=False), long_path)
-    atomic_write_table(pa.Table.from_pandas(lm.models, preserve_index=False), models_path)
-    return long_path, models_path
-
-
 def load_loss_matrix(data_dir: str | Path) -> LossMatrix:
-    """Read the LossMatrix saved by ``save_loss_matrix`` from ``data_dir`` (validated again)."""
+    """Read the LossMatrix written by ``report.tables.write_loss_matrix`` from ``data_dir`` (validated again)."""
     data_dir = Path(data_dir)
-    for name in (LOSS_MATRIX_FILE, MODELS_FILE):
+    for name in (OUTPUT_FILES["loss_matrix"], OUTPUT_FILES["models"]):
         if not (data_dir / name).is_file():
             raise FileNotFoundError(f"{data_dir / name} does not exist; run notebook 02 (loss matrix) first")
     return LossMatrix(
-        long=pq.read_table(data_dir / LOSS_MATRIX_FILE).to_pandas(),
-        models=pq.read_table(data_dir / MODELS_FILE).to_pandas(),
+        long=pq.read_table(data_dir / OUTPUT_FILES["loss_matrix"]).to_pandas(),
+        models=pq.read_table(data_dir / OUTPUT_FILES["models"]).to_pandas(),
     )

@@ -22,9 +22,8 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from mmlaw_utils.analysis.frontier import pareto_front
+from mmlaw_utils.analysis.groups import GROUPS, PAIR_GROUPS, SINGLE
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, _subset_rows, pair_index
-
-GROUPS = ("single", "same_family", "cross_family")
 
 
 def _normalised_weights(weights: Sequence[float] | np.ndarray | None, k: int) -> np.ndarray:
@@ -128,7 +127,7 @@ def pair_mixture_table(L: np.ndarray, params: np.ndarray, families: np.ndarray, 
         "weight_first": w[:, 0],
     })
     singles = pd.DataFrame({
-        "members": pd.Series([(i,) for i in range(n_models)], dtype=object), "group": "single", "params": p,
+        "members": pd.Series([(i,) for i in range(n_models)], dtype=object), "group": SINGLE, "params": p,
         "best_single": single, "oracle": single, "mix_uniform": single, "mix_fitted": single, "weight_first": 1.0,
     })
     return pd.concat([singles, pair], ignore_index=True)
@@ -142,7 +141,7 @@ def gain_kept(table: pd.DataFrame) -> pd.DataFrame:
     ``max_gap`` is the largest oracle-to-fitted-mixture gap (bounded by log 2 per text for pairs).
     """
     out = []
-    for group in ("same_family", "cross_family"):
+    for group in PAIR_GROUPS:
         sub = table[table["group"] == group]
         if sub.empty:
             continue
@@ -199,36 +198,3 @@ def subset_mixture_losses(L: np.ndarray, subsets: Sequence[Sequence[int]], param
             "mix_fitted": mixture_loss(ev, members, w),
         })
     return pd.DataFrame(rows)
-
-
-def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = None, params_unit: float = 1e9):
-    """Figure: per pair group, oracle vs mixture frontiers (held-out texts), beside the single-model frontier."""
-    import matplotlib.pyplot as plt
-
-    fronts = mixture_frontiers(table)
-    panels = [g for g in ("same_family", "cross_family") if g in fronts]
-    ncols = len(panels) + (any_size is not None and not any_size.empty)
-    fig, axes = plt.subplots(1, max(ncols, 1), figsize=(5.2 * max(ncols, 1), 4.2), squeeze=False)
-    styles = {"oracle": ("k", "o", "oracle"), "mix_fitted": ("tab:red", "s", "mixture (fitted w)"),
-              "mix_uniform": ("tab:orange", "^", "mixture (uniform w)")}
-    for ax, group in zip(axes[0], panels):
-        single = fronts["single"]["oracle"]
-        ax.plot(single["params"] / params_unit, single["loss"], "-", color="0.6", marker=".", label="single models")
-        for column, (color, marker, label) in styles.items():
-            f = fronts[group][column]
-            ax.plot(f["params"] / params_unit, f["loss"], "-", color=color, marker=marker, ms=4, label=label)
-        ax.set_xscale("log")
-        ax.set_title(group.replace("_", " ") + " pairs")
-        ax.set_xlabel("total parameters (B)")
-        ax.set_ylabel("loss on held-out half (nats / text)")
-        ax.legend(fontsize=8)
-    if ncols > len(panels):
-        ax = axes[0][-1]
-        for column, (color, marker, label) in styles.items():
-            ax.plot(any_size["params"] / params_unit, any_size[column], "-", color=color, marker=marker, ms=4, label=label)
-        ax.set_xscale("log")
-        ax.set_title("all-sizes oracle frontier subsets")
-        ax.set_xlabel("total parameters (B)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY
 # Texts per block in the pair loops: K x block float64 temporaries stay ~ K * 32 KiB.
 DEFAULT_BLOCK_TEXTS = 4096
 # weighted sums put all pair minima of a text block into one buffer of at most this size
@@ -34,7 +35,7 @@ class PairIndex:
     @property
     def group(self) -> np.ndarray:
         """Per pair its collaboration group: "same_family" or "cross_family"."""
-        return np.where(self.same_family, "same_family", "cross_family")
+        return np.where(self.same_family, SAME_FAMILY, CROSS_FAMILY)
 
     def __len__(self) -> int:
         return int(self.i.size)

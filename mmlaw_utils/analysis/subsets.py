@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.fit import fit_points
 from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
 from mmlaw_utils.analysis.oracle import (DEFAULT_BLOCK_TEXTS, _as_loss_matrix, blocked_text_sums, pair_dominance,
                                          pair_minimum_sums)
@@ -507,19 +507,14 @@ def fit_frontiers(frontiers: dict[str, pd.DataFrame], params_unit: float = 1e9, 
     """Eq. 7 fitted to each frontier (params / ``params_unit``, loss in nats): one row per label.
 
     Columns: frontier, n_points, A, alpha, L_inf, A_se, alpha_se, L_inf_se, r2, rmse, status.
-    Frontiers with fewer than 4 points get NaNs and status "too_few_points".
+    Frontiers with fewer than 4 points get NaNs and status "too_few_points" (``fit.fit_points``).
     """
     rows = []
     for label, front in frontiers.items():
-        row = {"frontier": label, "n_points": int(len(front))}
-        try:
-            fit = fit_scaling_law(front["params"].to_numpy() / params_unit, front["loss"].to_numpy(), **fit_kwargs)
-            row.update({k: getattr(fit, k) for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2",
-                                                     "rmse", "status")})
-        except ValueError as err:
-            row.update({k: math.nan for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2", "rmse")})
-            row["status"] = "too_few_points" if len(front) < 4 else f"error: {err}"
-        rows.append(row)
+        fit = fit_points(front["params"].to_numpy() / params_unit, front["loss"].to_numpy(), **fit_kwargs)
+        rows.append({"frontier": label, "n_points": int(len(front)),
+                     **{k: getattr(fit, k) for k in ("A", "alpha", "L_inf", "A_se", "alpha_se", "L_inf_se", "r2",
+                                                     "rmse", "status")}})
     return pd.DataFrame(rows)
 
 
@@ -545,49 +540,6 @@ def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, smal
             out[f"k<={k}"] = subset_frontier(array, p, max_size=k, time_limit=time_limit, progress=progress)
     out["all"] = subset_frontier(array, p, time_limit=time_limit, progress=progress)
     return out
-
-
-def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame | None = None,
-                          heuristics: dict[str, pd.DataFrame] | None = None, params_unit: float = 1e9):
-    """Figure: exactly-k frontiers (k = 1, 2, ...) and the exact all-sizes frontier with their eq. 7
-    fits (left); heuristic frontiers against the exact one (right, when given)."""
-    import matplotlib.pyplot as plt
-
-    ncols = 2 if heuristics else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6.0 * ncols, 4.6), squeeze=False)
-    ax = axes[0][0]
-    labels = [k for k in frontiers if k.startswith("k=")] + (["all"] if "all" in frontiers else [])
-    colors = plt.cm.viridis(np.linspace(0, 0.85, max(len(labels), 1)))
-    fit_rows = fits.set_index("frontier") if fits is not None else None
-    for color, label in zip(colors, labels):
-        front = frontiers[label]
-        if front.empty:
-            continue
-        color = "k" if label == "all" else color
-        name = "all sizes (exact)" if label == "all" else f"exactly {label[2:]} model(s)"
-        ax.plot(front["params"] / params_unit, front["loss"], "o", ms=3.5, color=color, label=name)
-        if fit_rows is not None and label in fit_rows.index and np.isfinite(fit_rows.loc[label, "alpha"]):
-            row = fit_rows.loc[label]
-            grid = np.geomspace(front["params"].min(), front["params"].max(), 100) / params_unit
-            ax.plot(grid, row["A"] * grid ** (-row["alpha"]) + row["L_inf"], "-", color=color, lw=1,
-                    label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}")
-    ax.set_xscale("log")
-    ax.set_xlabel("total parameters (B)")
-    ax.set_ylabel("oracle loss (nats / text)")
-    ax.set_title("oracle frontiers by ensemble size")
-    ax.legend(fontsize=7)
-    if heuristics:
-        ax = axes[0][1]
-        exact = frontiers["all"]
-        ax.plot(exact["params"] / params_unit, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
-        for (name, front), style in zip(heuristics.items(), ("s--", "^:", "v-.")):
-            ax.plot(front["params"] / params_unit, front["loss"], style, ms=3, lw=1, label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("total parameters (B)")
-        ax.set_title("heuristics vs exact all-sizes frontier")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def named_frontier(front: pd.DataFrame, model_names: Sequence[str]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """One training recipe for every size of a trainable pool: shapes, token budgets and the model list.
 
 A pool yaml with a ``recipe`` block (see configs/pools/testbed.yaml) is expanded into its ``models``
-list by ``python -m mmlaw_utils.minipool.recipe --pool configs/pools/testbed.yaml --write``:
+list by ``python -m mmlaw_utils minipool recipe --pool configs/pools/testbed.yaml --write``:
 
 * sizes: ``n_sizes`` target total parameter counts (embeddings included), geometric from
   ``top_params`` down over ``decades``; depth grows by one layer per size (``first_layers`` ..),
@@ -20,7 +20,6 @@ every family and arm.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 from pathlib import Path
@@ -67,7 +66,7 @@ def exact_params(architecture: str, vocab_size: int, d_model: int, n_layers: int
     from transformers import AutoModelForCausalLM
 
     from mmlaw_utils.minipool.train import model_config
-    from mmlaw_utils.scoring.kernel import count_parameters
+    from mmlaw_utils.scoring.models import count_parameters
 
     config = model_config(architecture, vocab_size, d_model, n_layers, n_heads, context, 0, 1, tie_embeddings)
     with torch.device("meta"):
@@ -168,33 +167,21 @@ def expand_models(pool: dict) -> list[dict]:
     return sorted(entries, key=lambda e: (e["est_flops"], e["id"]))
 
 
+def describe(models: list[dict]) -> str:
+    """One line per model (id, arm, params, layers, width, heads, tokens, lr, FLOPs) and a total."""
+    lines = [f"{m['id']:42s} {m['arm']:9s} P={round(m['params_b'] * 1e9):>9,} L={m['n_layers']} d={m['d_model']:>4} "
+             f"h={m['n_heads']} tokens={m['train_tokens']:>11,} lr={m['train_lr']:.4g} flops={m['est_flops']:.3g}"
+             for m in models]
+    lines.append(f"{len(models)} models, {sum(m['est_flops'] for m in models):.3g} FLOPs in all")
+    return "\n".join(lines)
+
+
 def write_pool(path: str | Path) -> list[dict]:
     """Regenerate the ``models`` list of the pool yaml at ``path`` from its recipe (atomic rewrite)."""
-    from mmlaw_utils.scoring.cache import atomic_write_text
+    from mmlaw_utils.io import atomic_write_text
 
     path = Path(path)
     pool = yaml.safe_load(path.read_text())
     pool["models"] = expand_models(pool)
     atomic_write_text(path, yaml.safe_dump(pool, sort_keys=False, width=110))
     return pool["models"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", required=True, help="pool yaml with a recipe block")
-    parser.add_argument("--write", action="store_true", help="rewrite the pool's models list (else print it)")
-    args = parser.parse_args(argv)
-    if args.write:
-        models = write_pool(args.pool)
-    else:
-        models = expand_models(yaml.safe_load(Path(args.pool).read_text()))
-    for m in models:
-        print(f"{m['id']:42s} {m['arm']:9s} P={round(m['params_b'] * 1e9):>9,} L={m['n_layers']} d={m['d_model']:>4} "
-              f"h={m['n_heads']} tokens={m['train_tokens']:>11,} lr={m['train_lr']:.4g} flops={m['est_flops']:.3g}")
-    total = sum(m["est_flops"] for m in models)
-    print(f"{len(models)} models, {total:.3g} FLOPs in all")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

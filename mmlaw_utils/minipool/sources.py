@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmlaw_utils.scoring.cache import atomic_output
+from mmlaw_utils.io import atomic_output
 
 SPLIT_SEED = "mmlaw-mixed-v1"
 

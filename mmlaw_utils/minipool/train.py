@@ -37,8 +37,9 @@ import pandas as pd
 import torch
 import yaml
 
-from mmlaw_utils.scoring.cache import atomic_output, atomic_write_text
 from mmlaw_utils.config import REPO_ROOT
+from mmlaw_utils.io import atomic_output, atomic_write_text
+from mmlaw_utils.scoring.models import count_parameters, prefix_token, resolve_device
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "seed": 1234,
@@ -218,17 +219,9 @@ def stored_or_trained_tokenizer(spec: dict, texts: list[str], store: str | Path 
     return PreTrainedTokenizerFast.from_pretrained(folder)
 
 
-def prefix_id(tokenizer) -> int:
-    """Document prefix token: BOS if the tokenizer has one, else EOS (the scorer's rule)."""
-    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        if token_id is not None:
-            return int(token_id)
-    raise ValueError("tokenizer has neither BOS nor EOS; the miniature pool needs one as document prefix")
-
-
 def encode_stream(tokenizer, texts: list[str]) -> np.ndarray:
     """Concatenate ``[prefix] + tokens`` of every text into one int32 token stream."""
-    prefix = prefix_id(tokenizer)
+    prefix = prefix_token(tokenizer)[0]
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     parts = []
     for ids in encoded:
@@ -301,13 +294,6 @@ def build_model(config, seed: int):
     return model.float()
 
 
-def count_params(model) -> dict[str, int]:
-    """``params_total`` (embeddings included, tied weights once) and ``params_nonembed``."""
-    from mmlaw_utils.scoring.kernel import count_parameters
-
-    return count_parameters(model)
-
-
 def model_seed(base_seed: int, name: str) -> int:
     """Deterministic per-model seed from the pool seed and the model name."""
     import hashlib
@@ -319,10 +305,6 @@ def model_seed(base_seed: int, name: str) -> int:
 def family_dir(models_root: Path, family: str) -> Path:
     """Folder of a family's shared artefacts (tokenizer, token stream, data manifest)."""
     return models_root / "_family" / family
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    atomic_write_text(path, text)
 
 
 def _atomic_save_npy(array: np.ndarray, path: Path) -> None:
@@ -401,7 +383,7 @@ def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str
     _atomic_save_npy(tokens, folder / "tokens.npy")
     manifest = {"key": key, "data": data_manifest, "n_tokens": int(tokens.size), "vocab_size": len(tokenizer),
                 "bytes_per_token": data_manifest["bytes"] / max(1, tokens.size - len(texts))}
-    _atomic_write_text(json.dumps(manifest, indent=1), manifest_path)
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     print(f"[{folder.name}] {len(texts)} docs, {data_manifest['bytes']} bytes, {tokens.size} tokens, "
           f"vocab {len(tokenizer)}", flush=True)
     return tokenizer, np.load(folder / "tokens.npy", mmap_mode="r"), manifest
@@ -488,13 +470,6 @@ def validation_loss(model, batches: list[np.ndarray], device: str) -> float:
     return float(np.mean(losses)) if losses else float("nan")
 
 
-def resolve_device(device: str) -> str:
-    """"auto" -> cuda when available, else cpu."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_dataset: str | Path,
                 device: str = "auto", family_cache: dict | None = None, stop_after_steps: int | None = None) -> dict | None:
     """Train one pool model to completion (resuming a checkpoint); return its run summary.
@@ -529,7 +504,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     config = model_config(spec["architecture"], len(tokenizer), entry["d_model"], entry["n_layers"], entry["n_heads"],
                           context, tokenizer.bos_token_id, tokenizer.eos_token_id, spec.get("tie_embeddings"))
     model = build_model(config, seed).to(device)
-    params = count_params(model)
+    params = count_parameters(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], betas=(0.9, 0.95),
                                   weight_decay=settings["weight_decay"])
     ckpt_dir = out_dir.with_name(out_dir.name + ".ckpt")
@@ -603,7 +578,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp_dir, out_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(pd.DataFrame(rows).to_csv(index=False, float_format="%.6g"), log_path)
+    atomic_write_text(log_path, pd.DataFrame(rows).to_csv(index=False, float_format="%.6g"))
     from mmlaw_utils.minipool import corpora
 
     summary = {
@@ -620,7 +595,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
             (r["train_loss"] for r in reversed(rows) if not math.isnan(r["train_loss"])), float("nan")),
         "val_loss": val,
     }
-    _atomic_write_text(json.dumps(summary, indent=1), summary_path)
+    atomic_write_text(summary_path, json.dumps(summary, indent=1))
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     print(f"[{name}] P={params['params_total']:,} val_loss={val:.4f} nats/token in {train_seconds:.0f}s", flush=True)
     return summary
@@ -642,7 +617,7 @@ def check_saved_tokenizer(folder: Path, tokenizer, tokens: np.ndarray, name: str
         raise RuntimeError(f"model {name}: AutoTokenizer loads {type(loaded).__name__} from {folder}, which tokenizes "
                            "differently from the trained tokenizer; use an architecture whose tokenizer class "
                            "honours tokenizer.json")
-    if prefix_id(loaded) != prefix_id(tokenizer):
+    if prefix_token(loaded)[0] != prefix_token(tokenizer)[0]:
         raise RuntimeError(f"model {name}: the reloaded tokenizer has another BOS/EOS prefix token")
 
 
@@ -658,7 +633,7 @@ def write_models_table(log_dir: Path, out_path: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if not table.empty:
         table = table.sort_values(["family", "params"]).reset_index(drop=True)
-    _atomic_write_text(table.to_csv(index=False), out_path)
+    atomic_write_text(out_path, table.to_csv(index=False))
     return table
 
 
@@ -667,7 +642,7 @@ def export_data_manifests(models_root: Path, families: list[str], out_dir: Path)
     for family in families:
         source = family_dir(models_root, family) / "manifest.json"
         if source.is_file():
-            _atomic_write_text(source.read_text(), out_dir / f"{family}.json")
+            atomic_write_text(out_dir / f"{family}.json", source.read_text())
 
 
 def score_request(entry: dict, profile) -> Any:
@@ -698,7 +673,7 @@ def record_scoring_time(summary_path: Path, seconds: float) -> None:
     summary = json.loads(summary_path.read_text())
     if "score_seconds" not in summary:
         summary["score_seconds"] = round(seconds, 1)
-        _atomic_write_text(json.dumps(summary, indent=1), summary_path)
+        atomic_write_text(summary_path, json.dumps(summary, indent=1))
 
 
 def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None = None, wait: bool = False,
@@ -706,7 +681,7 @@ def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None 
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
 
     Uses the scoring CLI's API (``run.score_model``) with the profile's settings, so the caches are
-    exactly what ``python -m mmlaw_utils.scoring.run --profile NAME --model ID`` writes. ``wait`` polls for
+    exactly what ``python -m mmlaw_utils score --profile NAME --model ID`` writes. ``wait`` polls for
     models that a concurrent build has not finished yet.
     """
     from mmlaw_utils.config import load_profile

@@ -1,7 +1,7 @@
 """Report of the test bed's diversity experiment: which diversity (data, architecture + tokenizer, seed)
 drives cross-family oracle gains, overall and per domain, and which domains each family wins.
 
-``python -m mmlaw_utils.report.arms --profile testbed`` reads the profile's score caches (the models
+``python -m mmlaw_utils arms --profile testbed`` reads the profile's score caches (the models
 scored so far), computes analysis/arms.py's frames and writes, into the profile's data folder,
 ``arms_pair_gains.csv`` (every equal-size family pair, per domain), ``arms_summary.csv`` and
 ``arms.md`` (mean gain per arm and domain at the sizes all arms share; domain winners), and
@@ -10,7 +10,6 @@ scored so far), computes analysis/arms.py's frames and writes, into the profile'
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from mmlaw_utils.analysis import arms
 from mmlaw_utils.analysis.lossmatrix import LossMatrix, assemble_loss_matrix, find_cache_file
 from mmlaw_utils.config import load_profile
 from mmlaw_utils.pool import load_pool
-from mmlaw_utils.scoring.cache import atomic_write_text
+from mmlaw_utils.io import atomic_write_text
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 ARM_ORDER = ("main", "same_data", "seed")
@@ -121,16 +120,3 @@ def write_report(profile_name: str) -> dict[str, Path]:
     save_figure(gain_figure(summary), profile.figures_dir, "arms_gain")
     out["figure"] = profile.figures_dir / "arms_gain.png"
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="testbed")
-    args = parser.parse_args(argv)
-    for name, path in write_report(args.profile).items():
-        print(f"{name}: {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

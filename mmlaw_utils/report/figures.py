@@ -1,4 +1,5 @@
-"""Figures 1 and 2 of the paper (§4.1): Pareto frontiers, fitted laws (eq. 7) and bootstrap bands.
+"""Figures 1 and 2 of the paper (§4.1): Pareto frontiers, fitted laws (eq. 7) and bootstrap bands;
+figures 3-6 of notebook 07 (ensembles of any size, mixtures, diversity, forecasts).
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state), so they render the
 same under papermill, in tests and on headless machines, whatever the backend. x axis: total
@@ -12,22 +13,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import math
+
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from mmlaw_utils.analysis import diversity, forecast, mixture
 from mmlaw_utils.analysis.bootstrap import prediction_band
-from mmlaw_utils.scoring.cache import atomic_output
-from mmlaw_utils.report.tables import GROUP_LABELS, fit_value
+from mmlaw_utils.analysis.fit import predict
+from mmlaw_utils.io import atomic_output
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, PAIR_GROUPS, SAME_FAMILY, SINGLE
+from mmlaw_utils.analysis.oracle import pair_index, pair_oracle_losses
+from mmlaw_utils.report.tables import fit_value
 
-GROUP_COLORS = {"single": "#4C72B0", "same_family": "#DD8452", "cross_family": "#55A868"}
-FIGURE_STEMS = {"fig1": "fig1_single_vs_ensemble", "fig2": "fig2_same_vs_cross_family"}
+GROUP_COLORS = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
 UNIT_NAMES = {1.0: "parameters", 1e6: "millions of parameters", 1e9: "billions of parameters"}
-
-
-def scaling_law(params_scaled: np.ndarray, A: float, alpha: float, L_inf: float) -> np.ndarray:
-    """Eq. 7: L(P) = A * P**-alpha + L_inf, with P in the units the fit used; nats per text."""
-    return A * np.power(np.asarray(params_scaled, dtype=np.float64), -alpha) + L_inf
 
 
 def law_band(boot_group: pd.DataFrame, params_scaled: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +78,7 @@ def plot_group(
         band_lo, band_hi = law_band(boot_group, grid, level)
         if np.isfinite(band_lo).all():
             ax.fill_between(grid, band_lo, band_hi, color=color, alpha=0.2, linewidth=0, zorder=0)
-    ax.plot(grid, scaling_law(grid, A, alpha, L_inf), color=color, linewidth=2, zorder=2,
+    ax.plot(grid, predict((A, alpha, L_inf), grid), color=color, linewidth=2, zorder=2,
             label=f"fit: {A:.4g}/P^{alpha:.3f} + {L_inf:.1f}")
 
 
@@ -120,16 +122,16 @@ def comparison_figure(
 
 
 def figure1(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
-            *, ensemble_group: str = "cross_family", params_unit: float = 1e9, level: float = 0.95) -> Figure:
+            *, ensemble_group: str = CROSS_FAMILY, params_unit: float = 1e9, level: float = 0.95) -> Figure:
     """Figure 1: single models vs the model ensemble (``ensemble_group``, cross-family by default)."""
-    return comparison_figure(groups, fits, boot, ("single", ensemble_group),
+    return comparison_figure(groups, fits, boot, (SINGLE, ensemble_group),
                              title="Single model vs model ensemble", params_unit=params_unit, level=level)
 
 
 def figure2(groups: Mapping[str, pd.DataFrame], fits: Mapping[str, Any], boot: pd.DataFrame | None,
             *, params_unit: float = 1e9, level: float = 0.95) -> Figure:
     """Figure 2: ensembles within a family vs across families."""
-    return comparison_figure(groups, fits, boot, ("same_family", "cross_family"),
+    return comparison_figure(groups, fits, boot, (SAME_FAMILY, CROSS_FAMILY),
                              title="Ensembles within vs across families", params_unit=params_unit, level=level)
 
 
@@ -147,3 +149,152 @@ def save_figure(fig: Figure, figures_dir: str | Path, stem: str, formats: Sequen
             fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata)
         paths.append(path)
     return paths
+
+
+# ---------------------------------------------------------------- beyond pairs (notebook 07, figures 3-6)
+
+
+def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame | None = None,
+                          heuristics: dict[str, pd.DataFrame] | None = None, params_unit: float = 1e9) -> Figure:
+    """Figure: exactly-k frontiers (k = 1, 2, ...) and the exact all-sizes frontier with their eq. 7
+    fits (left); heuristic frontiers against the exact one (right, when given)."""
+    ncols = 2 if heuristics else 1
+    fig = Figure(figsize=(6.0 * ncols, 4.6))
+    axes = fig.subplots(1, ncols, squeeze=False)
+    ax = axes[0][0]
+    labels = [k for k in frontiers if k.startswith("k=")] + (["all"] if "all" in frontiers else [])
+    colors = colormaps["viridis"](np.linspace(0, 0.85, max(len(labels), 1)))
+    fit_rows = fits.set_index("frontier") if fits is not None else None
+    for color, label in zip(colors, labels):
+        front = frontiers[label]
+        if front.empty:
+            continue
+        color = "k" if label == "all" else color
+        name = "all sizes (exact)" if label == "all" else f"exactly {label[2:]} model(s)"
+        ax.plot(front["params"] / params_unit, front["loss"], "o", ms=3.5, color=color, label=name)
+        if fit_rows is not None and label in fit_rows.index and np.isfinite(fit_rows.loc[label, "alpha"]):
+            row = fit_rows.loc[label]
+            grid = np.geomspace(front["params"].min(), front["params"].max(), 100) / params_unit
+            ax.plot(grid, predict(row, grid), "-", color=color, lw=1,
+                    label=f"  fit: alpha={row['alpha']:.3g}, L_inf={row['L_inf']:.4g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("total parameters (B)")
+    ax.set_ylabel("oracle loss (nats / text)")
+    ax.set_title("oracle frontiers by ensemble size")
+    ax.legend(fontsize=7)
+    if heuristics:
+        ax = axes[0][1]
+        exact = frontiers["all"]
+        ax.plot(exact["params"] / params_unit, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
+        for (name, front), style in zip(heuristics.items(), ("s--", "^:", "v-.")):
+            ax.plot(front["params"] / params_unit, front["loss"], style, ms=3, lw=1, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("total parameters (B)")
+        ax.set_title("heuristics vs exact all-sizes frontier")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = None, params_unit: float = 1e9) -> Figure:
+    """Figure: per pair group, oracle vs mixture frontiers (held-out texts), beside the single-model frontier."""
+    fronts = mixture.mixture_frontiers(table)
+    panels = [g for g in PAIR_GROUPS if g in fronts]
+    ncols = len(panels) + (any_size is not None and not any_size.empty)
+    fig = Figure(figsize=(5.2 * max(ncols, 1), 4.2))
+    axes = fig.subplots(1, max(ncols, 1), squeeze=False)
+    styles = {"oracle": ("k", "o", "oracle"), "mix_fitted": ("tab:red", "s", "mixture (fitted w)"),
+              "mix_uniform": ("tab:orange", "^", "mixture (uniform w)")}
+    for ax, group in zip(axes[0], panels):
+        single = fronts[SINGLE]["oracle"]
+        ax.plot(single["params"] / params_unit, single["loss"], "-", color="0.6", marker=".", label="single models")
+        for column, (color, marker, label) in styles.items():
+            f = fronts[group][column]
+            ax.plot(f["params"] / params_unit, f["loss"], "-", color=color, marker=marker, ms=4, label=label)
+        ax.set_xscale("log")
+        ax.set_title(group.replace("_", " ") + " pairs")
+        ax.set_xlabel("total parameters (B)")
+        ax.set_ylabel("loss on held-out half (nats / text)")
+        ax.legend(fontsize=8)
+    if ncols > len(panels):
+        ax = axes[0][-1]
+        for column, (color, marker, label) in styles.items():
+            ax.plot(any_size["params"] / params_unit, any_size[column], "-", color=color, marker=marker, ms=4, label=label)
+        ax.set_xscale("log")
+        ax.set_title("all-sizes oracle frontier subsets")
+        ax.set_xlabel("total parameters (B)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, model_order: np.ndarray | None = None) -> Figure:
+    """Figure: family x family mean gain heatmap, gain vs size ratio by relation, and (optional) the
+    K x K pair win-share matrix (rows sorted by ``model_order``)."""
+    n_panels = 3 if win_shares is not None else 2
+    fig = Figure(figsize=(5.2 * n_panels, 4.4))
+    axes = fig.subplots(1, n_panels)
+    heat = diversity.family_gain_matrix(table)
+    im = axes[0].imshow(heat.to_numpy(), cmap="viridis")
+    axes[0].set_xticks(range(len(heat.columns)), heat.columns, rotation=45, ha="right", fontsize=8)
+    axes[0].set_yticks(range(len(heat.index)), heat.index, fontsize=8)
+    for (r, c), v in np.ndenumerate(heat.to_numpy()):
+        if np.isfinite(v):
+            axes[0].text(c, r, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(im, ax=axes[0], label="mean pair gain over better member (nats)")
+    axes[0].set_title("mean oracle gain, family x family")
+    for same, color, label in ((True, "tab:blue", "same family"), (False, "tab:red", "cross family")):
+        sub = table[table["same_family"] == same]
+        axes[1].scatter(sub["size_ratio"], sub["gain"], s=8, alpha=0.5, color=color, label=label)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("size ratio (larger / smaller)")
+    axes[1].set_ylabel("gain over better member (nats / text)")
+    axes[1].set_title("gain vs size ratio")
+    axes[1].legend(fontsize=8)
+    if win_shares is not None:
+        order = np.arange(win_shares.shape[0]) if model_order is None else np.asarray(model_order)
+        im2 = axes[2].imshow(win_shares[np.ix_(order, order)], cmap="coolwarm", vmin=0, vmax=1)
+        fig.colorbar(im2, ax=axes[2], label="share of texts row model wins vs column")
+        axes[2].set_title("pair win shares")
+        axes[2].set_xlabel("model")
+        axes[2].set_ylabel("model")
+    fig.tight_layout()
+    return fig
+
+
+def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table: pd.DataFrame,
+                  any_size_front: pd.DataFrame | None = None, params_unit: float = 1e9) -> Figure:
+    """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below
+    the cutoff (solid) and extrapolated above it (dashed)."""
+    p = np.asarray(params, dtype=np.int64)
+    pm = pair_oracle_losses(L)
+    index = pair_index(families)
+    any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
+    fronts = forecast.group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
+    groups = [g for g in forecast.FORECAST_GROUPS if g in fronts]
+    fig = Figure(figsize=(4.4 * len(groups), 4.0))
+    axes = fig.subplots(1, len(groups), squeeze=False)
+    rows = table.set_index("group")
+    for ax, group in zip(axes[0], groups):
+        fp, fl = fronts[group]
+        cut = rows.loc[group, "cutoff"] if group in rows.index else None
+        if cut is None or (isinstance(cut, float) and math.isnan(cut)):
+            ax.plot(fp / params_unit, fl, "o", color="0.5")
+        else:
+            below = fp <= cut
+            ax.plot(fp[below] / params_unit, fl[below], "o", color="tab:blue", label="fitted points")
+            ax.plot(fp[~below] / params_unit, fl[~below], "o", mfc="none", color="tab:red", label="forecast targets")
+            row = rows.loc[group]
+            if np.isfinite(row["alpha"]):
+                grid_lo = np.geomspace(fp.min(), cut, 50) / params_unit
+                grid_hi = np.geomspace(cut, fp.max(), 50) / params_unit
+                ax.plot(grid_lo, predict(row, grid_lo), "-", color="tab:blue")
+                ax.plot(grid_hi, predict(row, grid_hi), "--", color="tab:red")
+                ax.set_title(f"{group.replace('_', ' ')}: MRE {100 * row['mre']:.2f}%", fontsize=10)
+            ax.axvline(cut / params_unit, color="0.7", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("total parameters (B)")
+        ax.set_ylabel("oracle loss (nats / text)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -3,7 +3,7 @@
 Losses are in nats per text (eq. 1-4); ``params`` columns are raw parameter counts; fitted
 laws use P in units of ``params_unit`` parameters (1e9: billions, as in eqs. 8-10).
 
-CLI: ``python -m mmlaw_utils.report.tables readme --profile NAME [--readme README.md]`` rewrites the
+CLI: ``python -m mmlaw_utils readme --profile NAME [--readme README.md]`` rewrites the
 region between ``<!-- results:start -->`` and ``<!-- results:end -->`` of the README with the
 profile's Table 1 and figures, as written by notebooks 05 and 06.
 """
@@ -20,19 +20,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.fit import ScalingFit, fit_points
+from mmlaw_utils.analysis.lossmatrix import LossMatrix
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.oracle import pair_index
-from mmlaw_utils.scoring.cache import atomic_write_table, atomic_write_text
+from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
+from mmlaw_utils.io import atomic_write_table, atomic_write_text, write_marked_region
 
-GROUP_ORDER = ("single", "same_family", "cross_family")
-GROUP_LABELS = {
-    "single": "Single model",
-    "same_family": "Model ensemble within a family",
-    "cross_family": "Model ensemble across families",
-}
 # The paper's Table 1 (§4.2; eqs. 8-10), P in billions, losses in nats per text.
 PAPER_TABLE1 = pd.DataFrame(
     {
-        "group": list(GROUP_ORDER),
+        "group": list(GROUPS),
         "raw_points": [71, 506, 1979],
         "pareto_points": [12, 22, 32],
         "L_inf": [1765.0285, 1780.0938, 1625.5834],
@@ -56,6 +54,21 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
     import pyarrow as pa
 
     atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def write_loss_matrix(lm: LossMatrix, data_dir: str | Path) -> tuple[Path, Path]:
+    """Atomically write ``loss_matrix.parquet`` and ``models.parquet`` into ``data_dir``; return both paths."""
+    data_dir = Path(data_dir)
+    long_path, models_path = data_dir / OUTPUT_FILES["loss_matrix"], data_dir / OUTPUT_FILES["models"]
+    write_frame(lm.long, long_path)
+    write_frame(lm.models, models_path)
+    return long_path, models_path
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Atomically write a frame as CSV (no index; tuples stored as their text); returns the path."""
+    atomic_write_text(path, frame.to_csv(index=False))
+    return Path(path)
 
 
 def fit_value(fit: Any, name: str) -> float:
@@ -86,28 +99,20 @@ def fit_to_dict(fit: Any) -> dict[str, Any]:
     return out
 
 
-def fit_groups(groups: Mapping[str, pd.DataFrame], params_unit: float = 1e9, **fit_kwargs: Any) -> dict[str, Any]:
+def fit_groups(groups: Mapping[str, pd.DataFrame], params_unit: float = 1e9, **fit_kwargs: Any) -> dict[str, ScalingFit]:
     """Fit eq. 7 to the Pareto points of each group (P = params / params_unit); a group that cannot be fitted
-    (fewer than 4 frontier points, say) maps to ``{"status": "failed: <reason>"}`` instead of stopping the run."""
-    from mmlaw_utils.analysis.fit import fit_scaling_law
-
-    fits: dict[str, Any] = {}
+    (fewer than 4 frontier points, say) gets a NaN fit with its status (``fit.fit_points``) instead of stopping the run."""
+    fits: dict[str, ScalingFit] = {}
     for group, frame in groups.items():
         front = frame[frame["on_frontier"]]
-        try:
-            fits[group] = fit_scaling_law(front["params"].to_numpy(dtype=np.float64) / params_unit,
-                                          front["loss"].to_numpy(dtype=np.float64), **fit_kwargs)
-        except ValueError as error:
-            fits[group] = {"status": f"failed: {error}", "n_points": int(len(front))}
+        fits[group] = fit_points(front["params"].to_numpy(dtype=np.float64) / params_unit,
+                                 front["loss"].to_numpy(dtype=np.float64), **fit_kwargs)
     return fits
 
 
-def fits_from_json(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Group -> ScalingFit from a fits.json payload; failed groups stay plain dicts (with their status)."""
-    from mmlaw_utils.analysis.fit import ScalingFit
-
-    return {group: ScalingFit.from_dict(fit) if not str(fit.get("status", "")).startswith("failed") else dict(fit)
-            for group, fit in payload["groups"].items()}
+def fits_from_json(payload: Mapping[str, Any]) -> dict[str, ScalingFit]:
+    """Group -> ScalingFit from a fits.json payload (a group that was not fitted has NaN parameters and its status)."""
+    return {group: ScalingFit.from_dict(fit) for group, fit in payload["groups"].items()}
 
 
 def write_fits_json(fits: Mapping[str, Any], path: str | Path, **meta: Any) -> dict[str, Any]:
@@ -282,7 +287,7 @@ def table1_frame(
     intervals = bootstrap_ci(boot, level).set_index("group") if boot is not None and len(boot) else None
     paper = PAPER_TABLE1.set_index("group")
     rows = []
-    for group in [g for g in GROUP_ORDER if g in groups] + [g for g in groups if g not in GROUP_ORDER]:
+    for group in [g for g in GROUPS if g in groups] + [g for g in groups if g not in GROUPS]:
         frame, fit = groups[group], fits.get(group)
         row: dict[str, Any] = {
             "group": group,
@@ -343,7 +348,7 @@ def table1_markdown(table: pd.DataFrame, caption: str = "") -> str:
 def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -> tuple[Path, Path]:
     """Write ``table1.csv`` and ``table1.md`` into ``data_dir`` atomically; return their paths."""
     data_dir = Path(data_dir)
-    csv_path, md_path = data_dir / "table1.csv", data_dir / "table1.md"
+    csv_path, md_path = data_dir / OUTPUT_FILES["table1_csv"], data_dir / OUTPUT_FILES["table1_md"]
     atomic_write_text(csv_path, table.to_csv(index=False))
     atomic_write_text(md_path, table1_markdown(table, caption))
     return csv_path, md_path
@@ -385,7 +390,7 @@ def claims_markdown(table: pd.DataFrame, boot: pd.DataFrame | None = None) -> st
     """The paper's three claims (§4.1-§4.3) checked against a run's Table 1 and bootstrap fits."""
     rows = table.set_index("group")
     fit_lines = []
-    for group in ("single", "same_family", "cross_family"):
+    for group in GROUPS:
         if group not in rows.index:
             continue
         r2, status = float(rows.at[group, "r2"]), str(rows.at[group, "fit_status"])
@@ -395,23 +400,23 @@ def claims_markdown(table: pd.DataFrame, boot: pd.DataFrame | None = None) -> st
         "",
         "1. *A power law on each frontier* (§4.1): " + "; ".join(fit_lines) + ".",
         "2. *Ensembles scale with a larger exponent than single models* (§4.2): "
-        + _compare(table, boot, "cross_family", "single", "alpha", True, "α") + " "
-        + _compare(table, boot, "same_family", "single", "alpha", True, "α"),
+        + _compare(table, boot, CROSS_FAMILY, SINGLE, "alpha", True, "α") + " "
+        + _compare(table, boot, SAME_FAMILY, SINGLE, "alpha", True, "α"),
         "3. *Cross-family ensembles reach a lower floor than same-family ones* (§4.3): "
-        + _compare(table, boot, "cross_family", "same_family", "L_inf", False, "L∞") + " "
-        + _compare(table, boot, "cross_family", "single", "L_inf", False, "L∞"),
+        + _compare(table, boot, CROSS_FAMILY, SAME_FAMILY, "L_inf", False, "L∞") + " "
+        + _compare(table, boot, CROSS_FAMILY, SINGLE, "L_inf", False, "L∞"),
     ]) + "\n"
 
 
 def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
     """The README results block of a profile: its Table 1 and both figures, linked relative to the README."""
-    md_path = data_dir / "table1.md"
+    md_path = data_dir / OUTPUT_FILES["table1_md"]
     if not md_path.is_file():
         raise FileNotFoundError(f"{md_path} does not exist; run the pipeline for profile {profile_name!r} first")
-    fits_path = data_dir / "fits.json"
+    fits_path = data_dir / OUTPUT_FILES["fits"]
     meta = read_fits_json(fits_path) if fits_path.is_file() else {}
     lines = [
-        f"Generated by `python -m mmlaw_utils.report.tables readme --profile {profile_name}` from the run of profile "
+        f"Generated by `python -m mmlaw_utils readme --profile {profile_name}` from the run of profile "
         f"`{profile_name}`"
         + (f" ({meta['n_texts']} texts, {meta['n_models']} models, {meta['n_bootstrap']} bootstrap resamples)"
            if {"n_texts", "n_models", "n_bootstrap"} <= set(meta) else "")
@@ -420,34 +425,28 @@ def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relat
         md_path.read_text().strip(),
         "",
     ]
-    csv_path = data_dir / "table1.csv"
+    csv_path = data_dir / OUTPUT_FILES["table1_csv"]
     if csv_path.is_file():
-        boot_path = data_dir / "bootstrap.parquet"
+        boot_path = data_dir / OUTPUT_FILES["bootstrap"]
         boot = pd.read_parquet(boot_path) if boot_path.is_file() else None
         lines += [claims_markdown(pd.read_csv(csv_path), boot), ""]
-    for stem, title in (("fig1_single_vs_ensemble", "Figure 1"), ("fig2_same_vs_cross_family", "Figure 2")):
+    for stem, title in ((FIGURE_STEMS["fig1"], "Figure 1"), (FIGURE_STEMS["fig2"], "Figure 2")):
         png = figures_dir / f"{stem}.png"
         if png.is_file():
             rel = os.path.relpath(png, relative_to)
             lines += [f"![{title}: {stem}]({rel})", ""]
-    beyond = data_dir / "beyond_pairs.md"
+    beyond = data_dir / OUTPUT_FILES["beyond_pairs"]
     if beyond.is_file():  # written by notebook 07
         lines += [beyond.read_text().strip(), ""]
-        for png in sorted(figures_dir.glob("fig[3-9]_*.png")):
-            lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
+        for key in ("fig3", "fig4", "fig5", "fig6"):
+            png = figures_dir / f"{FIGURE_STEMS[key]}.png"
+            if png.is_file():
+                lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def replace_marked_region(text: str, block: str, start: str = RESULTS_START, end: str = RESULTS_END) -> str:
-    """``text`` with everything between the ``start`` and ``end`` markers replaced by ``block``."""
-    i, j = text.find(start), text.find(end)
-    if i < 0 or j < 0 or j < i:
-        raise ValueError(f"markers {start!r} ... {end!r} not found (in that order)")
-    return text[: i + len(start)] + "\n" + block.strip() + "\n" + text[j:]
 
 
 def update_readme(readme: str | Path, profile_name: str, data_dir: Path, figures_dir: Path) -> None:
     """Rewrite the results region of ``readme`` from the profile's outputs (atomic)."""
     readme = Path(readme)
     block = results_markdown(profile_name, Path(data_dir), Path(figures_dir), readme.parent)
-    atomic_write_text(readme, replace_marked_region(readme.read_text(), block))
+    write_marked_region(readme, block, RESULTS_START, RESULTS_END)

@@ -3,7 +3,7 @@
 Layout of a cache file: columns ``text_id`` (str), ``nll`` (float64, summed nats),
 ``n_tokens`` (int64), ``n_bytes`` (int64), one row per text in dataset order; the
 provenance dict is JSON under the parquet schema metadata key ``mmlaw.provenance``.
-Every write is atomic: a temp file in the same folder, fsync, then ``os.replace``.
+Every write is atomic (``mmlaw_utils.io``): a temp file in the same folder, fsync, then ``os.replace``.
 """
 
 from __future__ import annotations
@@ -11,22 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmlaw_utils.io import atomic_write_table, atomic_write_text
+
 CACHE_COLUMNS = ["text_id", "nll", "n_tokens", "n_bytes"]
 PROVENANCE_KEY = b"mmlaw.provenance"
-# read once: os.umask can only be queried by setting it
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def model_slug(model: str) -> str:
@@ -55,35 +51,6 @@ def _check_frame(results: pd.DataFrame, where: str) -> pd.DataFrame:
     if bad.any():
         raise ValueError(f"{where}: non-finite nll for text(s) {frame['text_id'][bad].tolist()[:10]}")
     return frame
-
-
-@contextmanager
-def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temp file beside ``path``; on clean exit fsync and rename it onto ``path``.
-
-    ``path`` is therefore either absent, the old file or the complete new one, whatever
-    kills the process. The file gets the usual umask permissions (mkstemp would leave 0600).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_table(table: pa.Table, path: str | Path) -> None:
-    """Write a parquet table atomically (see ``atomic_output``)."""
-    with atomic_output(path) as handle:
-        pq.write_table(table, handle)
 
 
 def write_cache(path: str | Path, results: pd.DataFrame, provenance: dict[str, Any]) -> None:
@@ -126,12 +93,6 @@ def lock_path(path: str | Path) -> Path:
     """Lock file guarding the scoring of ``path`` (one process per model and text set)."""
     path = Path(path)
     return path.with_name(path.name + ".lock")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write text atomically (see ``atomic_output``)."""
-    with atomic_output(path, "w") as handle:
-        handle.write(text)
 
 
 class CacheLock:

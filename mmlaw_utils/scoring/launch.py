@@ -1,10 +1,10 @@
 """Score a whole pool on a cluster with submitit: one job per model, GPUs sized from its parameters.
 
-    python -m mmlaw_utils.scoring.launch --profile paper71 --executor slurm --partition gpu --account myproj
-    python -m mmlaw_utils.scoring.launch --profile minipool --executor local          # same, as local subprocesses
+    python -m mmlaw_utils launch --profile paper71 --executor slurm --partition gpu --account myproj
+    python -m mmlaw_utils launch --profile minipool --executor local          # same, as local subprocesses
 
 Each job runs ``mmlaw_utils.scoring.run.score_from_settings`` for one model (exactly what
-``python -m mmlaw_utils.scoring.run --profile P --model ID`` does), so a job that dies is simply
+``python -m mmlaw_utils score --profile P --model ID`` does), so a job that dies is simply
 relaunched: it resumes from the model's last finished chunk, and models whose cache is
 already complete and matching are skipped (``--all`` submits them anyway; ``--force``
 rescores). Job logs go to ``--folder`` (default ``runs/submitit``).

@@ -1,8 +1,8 @@
 """Score one model on one text set into its per-model cache (eq. 1), resumably; CLI for one model per process.
 
-    python -m mmlaw_utils.scoring.run --profile minipool --model models/minipool/<name> [--force]
-    python -m mmlaw_utils.scoring.run --profile minipool --stale        # ids whose cache is missing/stale
-    python -m mmlaw_utils.scoring.run --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
+    python -m mmlaw_utils score --profile minipool --model models/minipool/<name> [--force]
+    python -m mmlaw_utils stale --profile minipool        # ids whose cache is missing/stale
+    python -m mmlaw_utils score --model Qwen/Qwen2.5-0.5B --dataset data/texts/wiki_heldout.jsonl \\
         --cache-dir data/mine/scores [--n-texts N --max-length L --batch-tokens B --device D --dtype T]
 
 A run holds an exclusive lock on ``<cache>.lock``, scores texts in chunks (longest first)
@@ -25,7 +25,7 @@ import pandas as pd
 
 from mmlaw_utils import __version__
 
-from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import cache, kernel, models
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
@@ -70,7 +70,7 @@ def is_packaged(model_id: str) -> bool:
 
 def local_model_path(model_id: str) -> Path | None:
     """Filesystem path of a local model id (relative ids resolve from the cwd, then the repo root)."""
-    if is_packaged(model_id) or not kernel.looks_like_local_path(model_id):
+    if is_packaged(model_id) or not models.looks_like_local_path(model_id):
         return None
     path = Path(model_id).expanduser()
     if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
@@ -95,7 +95,7 @@ def cache_mismatches(stored: dict[str, Any], request: ScoreRequest, fingerprint:
     if request.max_length is not None:
         expected["max_length"] = int(request.max_length)
     if str(request.dtype).lower() != "auto":  # "auto" accepts the dtype of whatever device scored it
-        expected["dtype"] = str(kernel.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
+        expected["dtype"] = str(models.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
     if stored.get("max_length") is not None:
         length = int(request.max_length or stored["max_length"])
         expected["context_tokens"] = int(request.context_tokens or kernel.default_context_tokens(length))
@@ -110,7 +110,7 @@ def requested_model_hash(request: ScoreRequest) -> str | None:
     path = local_model_path(request.model)
     if path is None or not path.exists():
         return None
-    return kernel.hash_model_files(path)
+    return models.hash_model_files(path)
 
 
 def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash: str | None) -> tuple[str, list[str]]:
@@ -136,7 +136,7 @@ def load_for_scoring(request: ScoreRequest):
         return realmodels.load_packaged_model(request.model, device=request.device, dtype=request.dtype)
     path = local_model_path(request.model)
     source = str(path) if path is not None else request.model
-    model, tokenizer = kernel.load_model_and_tokenizer(
+    model, tokenizer = models.load_model_and_tokenizer(
         source, revision=request.revision, device=request.device, dtype=request.dtype, gguf_file=request.gguf_file
     )
     return model, tokenizer, {}
@@ -150,7 +150,7 @@ def build_provenance(
     import torch
     import transformers
 
-    revision = kernel.model_revision(model) or request.revision
+    revision = models.model_revision(model) or request.revision
     record = {
         "model": request.model,
         "model_revision": revision,
@@ -158,7 +158,7 @@ def build_provenance(
         "model_hash": model_hash or (f"hub:{revision}" if revision else None),
         "tokenizer": str(getattr(tokenizer, "name_or_path", "") or request.model),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "device": str(kernel._input_device(model)),
+        "device": str(models.input_device(model)),
         "max_length": settings.max_length,
         "context_tokens": settings.context_tokens,
         "window_policy": settings.window_policy,
@@ -169,7 +169,7 @@ def build_provenance(
         "dataset": display_path(request.dataset) if Path(request.dataset).exists() else request.dataset,
         "dataset_fingerprint": fingerprint,
         "n_texts": n_texts,
-        **kernel.count_parameters(model),
+        **models.count_parameters(model),
         "package_version": __version__,
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,

@@ -28,7 +28,8 @@ import pandas as pd
 import yaml
 
 from mmlaw_utils import __version__
-from mmlaw_utils.scoring.cache import atomic_write_text, cache_path, read_cache, write_cache
+from mmlaw_utils.io import atomic_write_text
+from mmlaw_utils.scoring.cache import cache_path, read_cache, write_cache
 from mmlaw_utils.texts import dataset_fingerprint
 
 from mmlaw_utils.config import POOL_FILE

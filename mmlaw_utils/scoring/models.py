@@ -1,0 +1,169 @@
+"""Causal LMs for scoring and training: loading, dtype and device, the scoring prefix token,
+context length and parameter counts (the paper's P), and a content hash of local model files.
+
+The prefix rule (BOS if the tokenizer has one, else EOS) is shared by the scorer
+(``scoring.kernel``) and the miniature pool's training (``minipool.train``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmlaw_utils.io import update_with_file
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+def prefix_token(tokenizer) -> tuple[int, str]:
+    """(token id, policy string) of the scoring prefix: BOS if the tokenizer has one, else EOS."""
+    if tokenizer.bos_token_id is not None:
+        return int(tokenizer.bos_token_id), f"bos:{tokenizer.bos_token}={tokenizer.bos_token_id}"
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id), f"eos:{tokenizer.eos_token}={tokenizer.eos_token_id}"
+    name = getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
+    raise ValueError(f"tokenizer {name!r} has neither a BOS nor an EOS token to use as the scoring prefix")
+
+
+def model_max_length(model) -> int:
+    """Context length of ``model`` in tokens, from its config."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise ValueError(f"cannot find the context length of model {model_name(model)!r}; pass max_length")
+
+
+def model_name(model) -> str:
+    """Id or path the model was loaded from (for messages and provenance)."""
+    return str(getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+
+def input_device(model) -> torch.device:
+    """Device of the model's input embeddings (where input ids must go)."""
+    return model.get_input_embeddings().weight.device
+
+
+# ----------------------------------------------------------------------------- parameters
+def count_parameters(model) -> dict[str, int]:
+    """Parameter counts: ``params_total`` (embeddings included, tied weights once; the paper's P)
+    and ``params_nonembed`` (minus token/position embedding tables and an untied output head)."""
+    unique = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in unique.values())
+    embedding_ids: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            embedding_ids.update(id(p) for p in module.parameters(recurse=False))
+    head = model.get_output_embeddings()
+    if head is not None:
+        embedding_ids.update(id(p) for p in head.parameters(recurse=False))
+    embedding = sum(unique[i].numel() for i in embedding_ids if i in unique)
+    return {"params_total": int(total), "params_nonembed": int(total - embedding)}
+
+
+# ----------------------------------------------------------------------------- loading
+def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
+    """torch dtype for a config string; "auto" = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().removeprefix("torch.")
+    if key == "auto":
+        if str(device).startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if key not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(_DTYPES))}")
+    return _DTYPES[key]
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; other values are checked and returned."""
+    device = str(device).lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is visible")
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def looks_like_local_path(model_id: str) -> bool:
+    """Whether ``model_id`` names a local folder/file rather than a hub id ("org/name")."""
+    text = str(model_id)
+    return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or Path(text).exists() or text.endswith(".gguf")
+
+
+def load_model_and_tokenizer(
+    model_id: str | os.PathLike,
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    gguf_file: str | None = None,
+):
+    """Load a causal LM (eval mode) and its tokenizer from a hub id or local folder / .gguf file.
+
+    CUDA: weights in ``dtype`` (bf16 by default), SDPA attention, ``device_map="auto"``
+    (sharded over GPUs when larger than one). CPU: fp32 unless a dtype is given.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_id = str(model_id)
+    if looks_like_local_path(model_id):
+        path = Path(model_id).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"model path {model_id!r} does not exist")
+        if path.is_file() and path.suffix == ".gguf":
+            model_id, gguf_file = str(path.parent), path.name
+        else:
+            model_id = str(path)
+    resolved_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, resolved_device)
+    extra: dict[str, Any] = {"revision": revision}
+    if gguf_file:
+        extra["gguf_file"] = gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(model_id, **extra)
+    placement: dict[str, Any] = {}
+    if resolved_device == "cuda":
+        placement["device_map"] = "auto"
+    elif resolved_device.startswith("cuda") or resolved_device == "mps":
+        placement["device_map"] = {"": resolved_device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype, attn_implementation="sdpa", **placement, **extra)
+    except ValueError as error:
+        if "scaled_dot_product_attention" not in str(error) and "sdpa" not in str(error).lower():
+            raise
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype, **placement, **extra)
+    model.eval()
+    model.name_or_path = model_id if not gguf_file else f"{model_id}/{gguf_file}"
+    return model, tokenizer
+
+
+def model_revision(model) -> str | None:
+    """Hub commit sha the weights came from (None for local folders)."""
+    return getattr(model.config, "_commit_hash", None)
+
+
+def hash_model_files(path: str | os.PathLike) -> str:
+    """SHA-256 over the names and bytes of a local model's config, tokenizer and weight files."""
+    path = Path(path)
+    if path.is_file():
+        files = [path]
+    else:
+        patterns = ("*.json", "*.safetensors", "*.bin", "*.gguf", "*.model", "*.pt", "*.txt")
+        files = sorted({f for pattern in patterns for f in path.glob(pattern) if f.is_file()})
+    if not files:
+        raise FileNotFoundError(f"model path {str(path)!r} has no config or weight files to hash")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        update_with_file(digest, file)
+    return digest.hexdigest()
