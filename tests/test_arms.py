@@ -83,3 +83,18 @@ def test_domain_wins_split_ties_and_name_the_winner():
     assert winners.loc["x", "family"] == "f" and winners.loc["y", "family"] == "g"
     assert winners["win_share"].tolist() == [1.0, 1.0]
     assert wins.groupby("domain")["win_share"].sum().tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_report_markdown_and_figure_from_hand_made_frames():
+    from mmlaw_utils.report import arms as report
+
+    gains = arms.equal_size_pair_gains(L, MODELS, DOMAINS)
+    summary = arms.arm_gain_summary(gains)
+    wins = arms.domain_wins(L[[2, 3]], np.array(["f", "g"]), DOMAINS).assign(size_index=1)
+    text = report.summary_markdown(summary, wins)
+    assert "| domain | main | same_data | seed |" in text
+    assert "| all | 1.000 | 0.250 | 0.250 |" in text
+    assert "| x | f | 1.00 |" in text and "| y | g | 1.00 |" in text
+    fig = report.gain_figure(summary)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["all", "x", "y"]
+    assert len(fig.axes[0].patches) == 3 * 3  # 3 arms x 3 domains
