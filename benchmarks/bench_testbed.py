@@ -2,13 +2,15 @@
 estimated build time of every model and of the whole build, and the measured time of each finished model.
 
     nice -n 5 .venv/bin/python benchmarks/bench_testbed.py [--steps 8] [--write-readme]
+    nice -n 5 .venv/bin/python benchmarks/bench_testbed.py --refresh --write-readme   # only the finished columns
 
 For each distinct (family, size) shape, ``--steps`` optimiser steps (after 2 warm-up steps) of a random-init
 model with the pool's batch shape, vocabulary and thread count run on random tokens; the process CPU time
 (user + system, not wall time, so other jobs on the machine inflate it little) gives CPU seconds per
 1,000 training tokens. A model's estimated build CPU time is that rate times its training tokens. Finished
 models (data/testbed/train_logs/*.json) add their measured wall time (the build runs one thread per
-worker, so wall time >= CPU time; the gap is time lost to other jobs).
+worker, so wall time >= CPU time; the gap is time lost to other jobs). The measured table is kept in
+benchmarks/testbed_build.csv; ``--refresh`` reuses its rates and re-reads only the finished models.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from mmlaw_utils.io import atomic_write_text  # noqa: E402
 from mmlaw_utils.minipool import recipe, train  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -33,6 +36,7 @@ from bench_minipool import write_section  # noqa: E402
 
 POOL = REPO / "configs" / "pools" / "testbed.yaml"
 LOGS = REPO / "data" / "testbed" / "train_logs"
+RATES = REPO / "benchmarks" / "testbed_build.csv"
 START, END = "<!-- testbed-build:start -->", "<!-- testbed-build:end -->"
 
 
@@ -119,7 +123,19 @@ def measure(pool: dict, steps: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def readme_lines(table: pd.DataFrame, steps: int) -> list[str]:
+def refresh_finished(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its finished-model columns re-read from the build's run summaries."""
+    table = table.copy()
+    for column, key in (("finished_wall_s", "train_seconds"), ("finished_score_wall_s", "score_seconds")):
+        values = []
+        for name in table["model"]:
+            path = LOGS / f"{name}.json"
+            values.append(json.loads(path.read_text()).get(key) if path.is_file() else None)
+        table[column] = pd.to_numeric(pd.Series(values, index=table.index, dtype=object))
+    return table
+
+
+def readme_lines(table: pd.DataFrame, steps: int, refreshed: bool = False) -> list[str]:
     """The benchmarks/README.md section (markdown table and totals)."""
     train_h = table["est_cpu_s"].sum() / 3600
     score_h = table["est_score_cpu_s"].sum() / 3600
@@ -128,7 +144,10 @@ def readme_lines(table: pd.DataFrame, steps: int) -> list[str]:
     finished = table.dropna(subset=["finished_wall_s"])
     lines = [START, "## Test-bed build (configs/pools/testbed.yaml)", "",
              f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_testbed.py --steps {steps} --write-readme` "
-             f"(load average {os.getloadavg()[0]:.1f} at the end; 1 thread per model, the pool's setting). "
+             + ("(rates as measured in benchmarks/testbed_build.csv; finished columns refreshed with `--refresh` at "
+                f"load average {os.getloadavg()[0]:.1f}; " if refreshed else
+                f"(load average {os.getloadavg()[0]:.1f} at the end; ")
+             + "1 thread per model, the pool's setting). "
              "CPU s / 1k tokens: process CPU time of a short training run on random tokens with the pool's batch; "
              "est. CPU s = that rate x the model's training tokens (20 per parameter); est. score CPU s = the CPU time "
              "of a no-grad forward pass per token x the held-out set's tokens (with the rolling-window overlap). "
@@ -138,7 +157,12 @@ def readme_lines(table: pd.DataFrame, steps: int) -> list[str]:
              f"{len(table)} models "
              f"({', '.join(f'{arm} {h:.1f} h' for arm, h in by_arm.items())}); on the 2-core machine with two build "
              f"workers that is about {total_h / 2:.1f} hours of wall time when nothing else runs. "
-             f"Finished: {len(finished)} of {len(table)} models.", "",
+             f"Finished: {len(finished)} of {len(table)} models."
+             + (f" Their scoring took {finished['finished_score_wall_s'].mean():.0f} s of wall time on average "
+                f"(tokenizing 2,398 texts, per-batch overhead and other jobs come on top of the forward passes the "
+                f"estimate counts); at that rate scoring all {len(table)} models adds "
+                f"{finished['finished_score_wall_s'].mean() * len(table) / 3600:.1f} hours."
+                if finished["finished_score_wall_s"].notna().any() else ""), "",
              "| model | arm | params | layers | d_model | tokens | CPU s / 1k tokens | est. CPU s | est. score CPU s "
              "| finished wall s | finished score wall s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -155,10 +179,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="timed optimiser steps per shape")
     parser.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
+    parser.add_argument("--refresh", action="store_true",
+                        help="reuse the measured rates in benchmarks/testbed_build.csv; only re-read finished models")
     args = parser.parse_args()
-    pool = train.load_pool_config(POOL)
-    table = measure(pool, args.steps)
-    lines = readme_lines(table, args.steps)
+    if args.refresh:
+        table = refresh_finished(pd.read_csv(RATES))
+    else:
+        table = measure(train.load_pool_config(POOL), args.steps)
+    atomic_write_text(RATES, table.to_csv(index=False, float_format="%.6g"))
+    lines = readme_lines(table, args.steps, refreshed=args.refresh)
     print("\n".join(lines))
     if args.write_readme:
         write_section(lines, START, END)
