@@ -12,7 +12,8 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.kernel``: eq. 1, summed next-token NLL (nats) per text: rolling windows, packing, the tiled head.
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
 * ``scoring.run``: score one model into its cache, resumably; which caches are stale.
-* ``scoring.cache``: per-model score caches (parquet + provenance), atomic writers, locks.
+* ``scoring.cache``: per-model score caches (parquet + provenance), resumable chunks, locks.
+* ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
 * ``scoring.realmodels``: the two real pretrained models packaged on PyPI as GGUF (profile real2).
 * ``scoring.synthetic``: seeded synthetic pools in the score-cache format.
@@ -32,6 +33,9 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
 * ``report.arms``: the test bed's diversity experiment (csv, markdown, figure).
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
+* ``minipool.sources``: text sources from pinned pip/npm/apt archives; held-out/training split by document.
+* ``minipool.mixedset``: builds the mixed-domain held-out text set (8 domains) bit for bit.
+* ``minipool.rdata``: reads R lazy-load databases (the Austen novels' package format).
 * ``minipool.corpora``: training mixtures of the miniature pool.
 * ``minipool.sources``: text sources shipped in pinned packages, their extraction and held-out split.
 * ``minipool.mixedset``: builds the mixed-domain held-out text set bit for bit.

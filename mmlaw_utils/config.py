@@ -29,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = REPO_ROOT / "configs" / "profiles"
 DEFAULT_PROFILE = "minipool"
 _SCORING_DEFAULTS: dict[str, Any] = {"max_length": None, "batch_tokens": 8192, "device": "auto", "dtype": "auto"}
+_SCORING_KEYS = {*_SCORING_DEFAULTS, "context_tokens", "chunk_texts"}
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,68 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
+_PROFILE_KEYS = {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic", "stages"}
+_DTYPES = {"auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "half"}
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_scoring(raw: Any, where: str) -> dict[str, Any]:
+    """The ``scoring:`` mapping with defaults filled in; unknown keys and bad values name the key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: key 'scoring' must be a mapping of {sorted(_SCORING_KEYS)}, got {raw!r}")
+    unknown = sorted(set(raw) - _SCORING_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {['scoring.' + str(k) for k in unknown]}; known: {sorted(_SCORING_KEYS)}")
+    for key, low in (("max_length", 2), ("context_tokens", 1), ("batch_tokens", 1), ("chunk_texts", 1)):
+        value = raw.get(key)
+        if value is not None and not _is_int(value, low):
+            raise ValueError(f"{where}: key 'scoring.{key}' must be a whole number >= {low}, got {value!r}")
+    for key in ("device", "dtype"):
+        if key in raw and not isinstance(raw[key], str):
+            raise ValueError(f"{where}: key 'scoring.{key}' must be a string, got {raw[key]!r}")
+    if str(raw.get("dtype", "auto")).lower().removeprefix("torch.") not in _DTYPES:
+        raise ValueError(f"{where}: key 'scoring.dtype' is {raw['dtype']!r}; use one of {sorted(_DTYPES)}")
+    return {**_SCORING_DEFAULTS, **raw}
+
+
+def _check_types(raw: dict[str, Any], where: str) -> None:
+    """Type of every top-level profile key; the error names the key."""
+    for key in ("description", "dataset", "data_dir", "figures_dir", "pool"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ValueError(f"{where}: key {key!r} must be a string, got {raw[key]!r}")
+    if raw.get("n_texts") is not None and not _is_int(raw["n_texts"], 1):
+        raise ValueError(f"{where}: key 'n_texts' must be a whole number >= 1 (or null for all), got {raw['n_texts']!r}")
+    if raw.get("synthetic") is not None and not isinstance(raw["synthetic"], dict):
+        raise ValueError(f"{where}: key 'synthetic' must be a mapping of generator settings, got {raw['synthetic']!r}")
+    stages = raw.get("stages")
+    if stages is not None and (not isinstance(stages, list) or not all(isinstance(x, str) for x in stages)):
+        raise ValueError(f"{where}: key 'stages' must be a list of stage names, got {stages!r}")
+
+
 def load_profile(name: str) -> Profile:
-    """Read ``configs/profiles/<name>.yaml``; a missing profile or key is a clear error."""
+    """Read ``configs/profiles/<name>.yaml``; a missing profile, bad YAML, or a missing, unknown or mistyped key is a clear error."""
     path = PROFILES_DIR / f"{name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"profile {name!r} not found at {path}; available: {available_profiles()}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"profile {path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"profile {path}: a profile is a mapping of keys, got {type(raw).__name__}")
     for key in ("dataset", "data_dir"):
         if key not in raw:
             raise ValueError(f"profile {path}: missing key {key!r}")
-    unknown = set(raw) - {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic", "stages"}
+    unknown = set(raw) - _PROFILE_KEYS
     if unknown:
         raise ValueError(f"profile {path}: unknown key(s) {sorted(unknown)}")
-    scoring = {**_SCORING_DEFAULTS, **(raw.get("scoring") or {})}
+    _check_types(raw, f"profile {path}")
+    scoring = _check_scoring(raw.get("scoring"), f"profile {path}")
     return Profile(
         name=name,
         description=raw.get("description", ""),
@@ -126,6 +176,7 @@ FIGURE_STEMS = {
     "fig4": "fig4_mixture_vs_oracle",
     "fig5": "fig5_diversity",
     "fig6": "fig6_forecast",
+    "real2_pair": "real2_pair_scatter",
 }
 
 

@@ -34,13 +34,15 @@ PATH_PARAMETERS = ("data_dir", "figures_dir", "cache_dir")
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the pipeline: the notebook that runs it and the registered outputs it reads and writes."""
+    """One step of the pipeline: its notebook, the outputs it reads and writes (keys of config.OUTPUT_FILES) and
+    the figures it draws (keys of config.FIGURE_STEMS)."""
 
     name: str
     notebook: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     summary: str
+    figures: tuple[str, ...] = ()
 
     @property
     def number(self) -> str:
@@ -66,11 +68,12 @@ STAGES: dict[str, Stage] = {
         Stage("05_fit_scaling_laws", "05_fit_scaling_laws", ("frontiers",),
               ("fits", "bootstrap", "table1_md", "table1_csv"), "fits of eq. 7 with bootstrap CIs, Table 1"),
         Stage("06_figures", "06_figures", ("frontiers", "fits", "bootstrap"), (),
-              "Figures 1-2 -> <figures_dir>/fig{1,2}_*.{png,pdf}"),
-        Stage("07_beyond_pairs", "07_beyond_pairs", ("loss_matrix", "models"), (),
-              "subsets beyond pairs: exact frontiers, mixtures, diversity, forecasts"),
-        Stage("08_real_pair", "08_real_pair", ("loss_matrix", "models", "pairs"), (),
-              "two real models alone vs their oracle pair (profile real2)"),
+              "Figures 1-2 -> <figures_dir>/fig{1,2}_*.{png,pdf}", ("fig1", "fig2")),
+        Stage("07_beyond_pairs", "07_beyond_pairs", ("loss_matrix", "models"),
+              ("subset_frontier", "subset_fits", "mixture_gain", "diversity_by_relation", "forecast", "beyond_pairs"),
+              "subsets beyond pairs: exact frontiers, mixtures, diversity, forecasts", ("fig3", "fig4", "fig5", "fig6")),
+        Stage("08_real_pair", "08_real_pair", ("loss_matrix", "models", "pairs"), ("comparison_md", "comparison_csv"),
+              "two real models alone vs their oracle pair (profile real2)", ("real2_pair",)),
     )
 }
 DEFAULT_STAGES: tuple[str, ...] = (SCORES, "02_loss_matrix", "03_oracle_pairs", "04_frontiers",

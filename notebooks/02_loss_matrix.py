@@ -29,7 +29,7 @@
 profile = "minipool"  # configs/profiles/<profile>.yaml
 data_dir = None  # override the profile's data folder (None: the profile's)
 pool = None  # override the pool file (None: the profile's)
-dataset_fingerprint = None  # choose one text set when the cache folder holds several
+dataset_fingerprint = None  # text set to assemble (None: the profile's own text set)
 
 # %%
 from IPython.display import Markdown, display
@@ -38,10 +38,14 @@ from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix
 from mmlaw_utils.config import resolve_run_paths
 from mmlaw_utils.pool import load_run_pool
 from mmlaw_utils.report.tables import loss_matrix_summary, write_loss_matrix
+from mmlaw_utils.scoring.expect import profile_expectation
 
 paths = resolve_run_paths(profile, data_dir=data_dir, pool=pool)
 pool_df = load_run_pool(paths)
-lm = assemble_loss_matrix(paths.cache_dir, pool_df, dataset_fingerprint=dataset_fingerprint)
+# every cache must name its model and hold the profile's text set and scoring settings (else: stale, listed)
+expected = profile_expectation(profile, paths.cache_dir)
+lm = assemble_loss_matrix(paths.cache_dir, pool_df, dataset_fingerprint=dataset_fingerprint or expected.dataset_fingerprint,
+                          check_provenance=expected.check, rescore_hint=expected.rescore_hint)
 saved = write_loss_matrix(lm, paths.data_dir)
 n_models, n_texts = lm.shape
 display(Markdown(f"**{n_models} models × {n_texts} texts** from `{paths.cache_dir}` → `{saved[0]}`"))

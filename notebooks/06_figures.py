@@ -32,7 +32,7 @@ level = 0.95  # confidence level of the bands
 
 # %%
 import pandas as pd
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 
 from mmlaw_utils.config import FIGURE_STEMS, require, resolve_run_paths
 from mmlaw_utils.report.figures import figure1, figure2, save_figure
@@ -45,13 +45,29 @@ fits = fits_from_json(fitted)
 boot = pd.read_parquet(require(paths.output("bootstrap"), "05_fit_scaling_laws"))
 params_unit = float(fitted["params_unit"])
 
-# %%
-fig1_paths = save_figure(figure1(groups, fits, boot, ensemble_group=ensemble_group, params_unit=params_unit, level=level),
-                         paths.figures_dir, FIGURE_STEMS["fig1"])
-display(Image(filename=str(fig1_paths[0])))
+
+def absent_groups(*keys: str) -> list[str]:
+    """Groups without any point in this pool (e.g. no same-family pairs when every family has one model)."""
+    return [key for key in keys if key not in groups or groups[key].empty]
+
 
 # %%
-fig2_paths = save_figure(figure2(groups, fits, boot, params_unit=params_unit, level=level),
-                         paths.figures_dir, FIGURE_STEMS["fig2"])
-display(Image(filename=str(fig2_paths[0])))
-print("written:", *[str(p) for p in fig1_paths + fig2_paths], sep="\n  ")
+written = []
+if absent_groups("single", ensemble_group):
+    display(Markdown(f"**Figure 1 not drawn: not enough points** (no {' or '.join(absent_groups('single', ensemble_group))} "
+                     "configurations in this pool)."))
+else:
+    written += save_figure(figure1(groups, fits, boot, ensemble_group=ensemble_group, params_unit=params_unit, level=level),
+                           paths.figures_dir, FIGURE_STEMS["fig1"])
+    display(Image(filename=str(written[0])))
+
+# %%
+if absent_groups("same_family", "cross_family"):
+    display(Markdown(f"**Figure 2 not drawn: not enough points** (no {' or '.join(absent_groups('same_family', 'cross_family'))} "
+                     "pairs in this pool: it needs a family with two models and two families)."))
+else:
+    fig2_paths = save_figure(figure2(groups, fits, boot, params_unit=params_unit, level=level),
+                             paths.figures_dir, FIGURE_STEMS["fig2"])
+    written += fig2_paths
+    display(Image(filename=str(fig2_paths[0])))
+print("written:", *[str(p) for p in written], sep="\n  ")

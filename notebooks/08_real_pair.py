@@ -43,9 +43,9 @@ figures_dir = None  # override the profile's figure folder
 # %%
 from IPython.display import Markdown, display
 
-from mmlaw_utils.config import resolve_run_paths
-from mmlaw_utils.report.figures import save_figure
-from mmlaw_utils.scoring.realmodels import pair_scatter_figure, write_comparison
+from mmlaw_utils.config import FIGURE_STEMS, resolve_run_paths
+from mmlaw_utils.report.figures import pair_scatter_figure, save_figure
+from mmlaw_utils.scoring.realmodels import write_comparison
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 out, table, lm = write_comparison(profile, data_dir=data_dir)
@@ -57,5 +57,5 @@ display(Markdown(out.read_text()))
 
 # %%
 fig = pair_scatter_figure(lm)
-saved = save_figure(fig, paths.figures_dir, "real2_pair_scatter")
+saved = save_figure(fig, paths.figures_dir, FIGURE_STEMS["real2_pair"])
 fig

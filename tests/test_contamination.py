@@ -142,7 +142,8 @@ def test_mixed_set_shares_no_13gram_with_training_side(name):
     texts = load_texts(mixedset.DEFAULT_OUT)
     docs = sources.training_documents(name)
     manifest = json.loads(MIXED_MANIFEST.read_text(encoding="utf-8"))
-    assert mixedset._docs_sha256(docs) == manifest["sources"][name]["training_sha256"], \
-        f"{name}: training side differs from the build's"
+    if not sources.SOURCES[name].late:  # late sources joined after the build and are not in its record
+        assert mixedset._docs_sha256(docs) == manifest["sources"][name]["training_sha256"], \
+            f"{name}: training side differs from the build's"
     assert not {doc_id for doc_id, _ in docs} & set(texts["source"]), name
     assert overlapping(texts, docs) == [], name

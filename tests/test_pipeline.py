@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from mmlaw_utils import cli, pipeline
-from mmlaw_utils.config import OUTPUT_FILES, available_profiles, load_profile
+from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES, available_profiles, load_profile
 from mmlaw_utils.pipeline import (
     DEFAULT_STAGES, STAGES, PipelineError, RunOptions, absolute_paths, check_parameters, missing_inputs,
     notebook_parameters, parse_parameters, profile_stages, select_stages, stage_position,
@@ -63,11 +63,15 @@ def test_unknown_stage_in_a_profile_names_the_key(monkeypatch):
 def test_stage_outputs_and_inputs_are_registered_and_written_before_read():
     for stage in STAGES.values():
         assert set(stage.inputs) | set(stage.outputs) <= set(OUTPUT_FILES), stage.name
+        assert set(stage.figures) <= set(FIGURE_STEMS), stage.name
         assert stage.notebook_path().is_file(), stage.notebook
     written: set[str] = set()
     for name in DEFAULT_STAGES:
         assert set(STAGES[name].inputs) <= written, name
         written |= set(STAGES[name].outputs)
+    hint = "name each registered output (figure) in the stage that writes it: mmlaw_utils/pipeline.py STAGES"
+    assert sorted(key for stage in STAGES.values() for key in stage.outputs) == sorted(OUTPUT_FILES), hint
+    assert sorted(key for stage in STAGES.values() for key in stage.figures) == sorted(FIGURE_STEMS), hint
 
 
 @pytest.mark.parametrize("text, value", [

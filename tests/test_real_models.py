@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmlaw_utils.report.figures import pair_scatter_figure
 from mmlaw_utils.scoring import realmodels
 from mmlaw_utils.scoring.cache import read_cache, write_cache
 from mmlaw_utils.scoring.kernel import score_texts, tokenize_texts
@@ -206,7 +207,7 @@ def test_compare_caches_writes_table_from_score_files(tmp_path):
     text = out.read_text()
     assert "(4 texts)" in text and "| 21.25 |" in text and "SmolLM2-135M-Instruct (Q4_1 GGUF)" in text
     assert pd.read_csv(tmp_path / "comparison.csv")["mean_nll_nats"].round(4).tolist() == [25.0, 22.25, 21.25]
-    fig = realmodels.pair_scatter_figure(lm)
+    fig = pair_scatter_figure(lm)
     offsets = fig.axes[0].collections[0].get_offsets()
     assert offsets.shape == (4, 2) and offsets[0, 0] == pytest.approx(30 / 40 / math.log(2))
 

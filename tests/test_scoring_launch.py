@@ -47,7 +47,7 @@ def test_local_executor_scores_two_models_in_subprocesses(tiny_model_dirs, tmp_p
     assert [s["model"] for s in summaries] == pool["model"].tolist()
     assert all(s["computed"] and s["texts"] == 6 for s in summaries)
     for model_dir in tiny_model_dirs.values():
-        (path,) = (tmp_path / "scores").glob(f"{model_dir.name}__*.parquet")
+        (path,) = (tmp_path / "scores").glob(f"{cache.model_slug(str(model_dir))}__*.parquet")
         results, provenance = cache.read_cache(path)
         model, tokenizer = models.load_model_and_tokenizer(model_dir, device="cpu")
         direct = kernel.score_texts(model, tokenizer, texts)

@@ -237,3 +237,16 @@ def test_registry_sources_accept_pairs_or_records(tmp_path, monkeypatch):
     assert [d[0] for d in docs] == ["p:1", "p:2", "r:1"] and manifest["n_docs"] == 3
     with pytest.raises(ValueError, match="unknown training source 'wiki'"):
         corpora.build_mixture([{"source": "wiki"}], evals, registry="fake_registry")
+
+
+def test_a_model_scored_by_another_worker_is_left_to_it(tmp_path, monkeypatch):
+    from mmlaw_utils.scoring import cache
+
+    profile = load_profile("testbed")
+    monkeypatch.setattr(type(profile), "cache_dir", property(lambda self: tmp_path / "scores"))
+    entry = {"id": "models/testbed/x-d4l2"}
+    assert not train.scoring_elsewhere(entry, profile, "f" * 64)
+    held = cache.lock_path(cache.cache_path(tmp_path / "scores", entry["id"], "f" * 64))
+    with train.exclusive(held, wait=False) as mine:
+        assert mine and train.scoring_elsewhere(entry, profile, "f" * 64)
+    assert not train.scoring_elsewhere(entry, profile, "f" * 64)

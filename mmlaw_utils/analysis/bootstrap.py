@@ -12,6 +12,8 @@ The weighted means are matrix products: for each model i, ``min(L_i, L_j>i) @ co
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,9 @@ FIT_COLUMNS = ("A", "alpha", "L_inf")
 
 def bootstrap_counts(n_texts: int, n_bootstrap: int, seed: int, start: int = 0) -> np.ndarray:
     """Multinomial text counts of resamples ``start .. start+n_bootstrap-1``: (n_bootstrap, n_texts) int64."""
+    if n_texts < 2:
+        warnings.warn(f"bootstrap over {n_texts} text(s): every resample is the same text set, so the intervals "
+                      "have zero width and say nothing about uncertainty", stacklevel=2)
     children = np.random.SeedSequence(seed).spawn(start + n_bootstrap)[start:]
     # N uniform draws with replacement, counted: a multinomial(N, 1/N) vector, but O(N) fast
     return np.stack(

@@ -77,6 +77,13 @@ def forecast_errors(params: np.ndarray, losses: np.ndarray, cutoff: int, params_
     }
 
 
+def no_forecast(n_points: int) -> dict:
+    """The row of a frontier with too few points to fit and test: every number NaN, status ``too_few_points``."""
+    nan_row = {k: math.nan for k in ("A", "alpha", "L_inf")}
+    return {"n_fit": int(n_points), "n_test": 0, **nan_row, "status": str(FitStatus.TOO_FEW_POINTS),
+            **{k: math.nan for k in ERROR_COLUMNS}}
+
+
 def _front(params: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = pareto_front(params, losses)
     return np.asarray(params)[keep], np.asarray(losses)[keep]
@@ -97,6 +104,14 @@ def group_frontiers(singles: np.ndarray, pairs: np.ndarray, params: np.ndarray, 
     return out
 
 
+def loss_matrix_frontiers(L: np.ndarray, params: np.ndarray, families: np.ndarray,
+                          any_size: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``group_frontiers`` of the full loss matrix ``L`` (K x N, nats): its single and pair oracle losses."""
+    pair_matrix = pair_oracle_losses(L)
+    index = pair_index(families)
+    return group_frontiers(np.diag(pair_matrix), pair_matrix[index.i, index.j], params, families, any_size)
+
+
 def _candidate_minima(L: np.ndarray, subsets: Sequence[Sequence[int]]) -> np.ndarray:
     return np.stack([L[list(s)].min(axis=0) for s in subsets]) if len(subsets) else np.zeros((0, L.shape[1]))
 
@@ -112,21 +127,19 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
     """
     array = _as_loss_matrix(L)
     p = np.asarray(params, dtype=np.int64)
-    pair_matrix = pair_oracle_losses(array)
-    index = pair_index(families)
     # one entry per distinct subset: repeated candidates would be kept twice by pareto_front's tie rule
     subsets = list(dict.fromkeys(tuple(sorted(int(m) for m in s)) for s in (any_size_subsets or [])))
     cand_params = np.array([p[list(s)].sum() for s in subsets], dtype=np.int64)
     minima = _candidate_minima(array, subsets)
     any_full = (cand_params, minima.mean(axis=1)) if subsets else None
-    fronts = group_frontiers(np.diag(pair_matrix), pair_matrix[index.i, index.j], p, families, any_full)
+    fronts = loss_matrix_frontiers(array, p, families, any_full)
     rows = {}
     cutoffs = {}
     for group, (fp, fl) in fronts.items():
         cutoffs[group] = cutoff_budget(fp, fit_fraction)
         base = {"group": group, "cutoff": cutoffs[group], "n_points": int(fp.size)}
         rows[group] = {**base, **(forecast_errors(fp, fl, cutoffs[group], params_unit) if cutoffs[group] is not None
-                                  else {"status": str(FitStatus.TOO_FEW_POINTS)})}
+                                  else no_forecast(fp.size))}
     boot: dict[str, list[dict]] = {g: [] for g in fronts}
     if n_bootstrap > 0:
         counts = bootstrap_counts(array.shape[1], n_bootstrap, seed)

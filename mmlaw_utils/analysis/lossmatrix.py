@@ -14,7 +14,7 @@ Notebook 02 assembles a profile's caches (``assemble_loss_matrix``) and writes t
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mmlaw_utils.config import OUTPUT_FILES
-from mmlaw_utils.scoring.cache import model_slug, read_cache
+from mmlaw_utils.scoring.cache import model_slug, normalise_model_id, read_cache
 
 LONG_COLUMNS = ["model", "text_id", "nll", "n_tokens", "n_bytes"]
 MODEL_COLUMNS = ["model", "family", "params", "params_nonembed", "params_source"]
@@ -114,19 +114,16 @@ def _validate(long: pd.DataFrame, models: pd.DataFrame) -> tuple[pd.DataFrame, p
     order = np.argsort(codes, kind="stable")
     if not np.array_equal(order, np.arange(order.size)):
         long = long.iloc[order].reset_index(drop=True)
-    reference = names.iloc[0]
-    n_texts = int(counts[0])
     all_ids = long["text_id"].to_numpy()
-    ref_ids = all_ids[:n_texts]
+    per_model = np.split(all_ids, np.cumsum(counts)[:-1])
+    same_as_first = all(len(ids) == len(per_model[0]) and (ids == per_model[0]).all() for ids in per_model)
+    ref_index = 0 if same_as_first else _reference_model(per_model)
+    reference, ref_ids = names.iloc[ref_index], per_model[ref_index]
     if pd.Series(ref_ids).duplicated().any():
         raise ValueError(f"loss matrix: model {reference!r} has duplicate text ids")
-    mismatched = np.flatnonzero(counts != n_texts)
-    if mismatched.size == 0:
-        same = (all_ids.reshape(len(names), n_texts) == ref_ids[None, :]).all(axis=1)
-        mismatched = np.flatnonzero(~same)
-    if mismatched.size:
-        name = names.iloc[int(mismatched[0])]
-        _raise_text_mismatch(name, reference, long["text_id"][long["model"] == name], ref_ids)
+    if not same_as_first:
+        bad = next(i for i, ids in enumerate(per_model) if len(ids) != len(ref_ids) or not (ids == ref_ids).all())
+        _raise_text_mismatch(names.iloc[bad], reference, pd.Series(per_model[bad]), ref_ids)
     nll = long["nll"].to_numpy()
     bad = ~np.isfinite(nll)
     if bad.any():
@@ -135,6 +132,16 @@ def _validate(long: pd.DataFrame, models: pd.DataFrame) -> tuple[pd.DataFrame, p
             f"loss matrix: non-finite nll {nll[row]} for model {long['model'][row]!r} text {long['text_id'][row]!r}"
         )
     return long, models
+
+
+def _reference_model(per_model: list[np.ndarray]) -> int:
+    """Index of the model whose text ids most models share (ties: more texts, then pool order).
+
+    A model that lost or gained rows is then the one blamed, whatever its place in the pool.
+    """
+    keys = [tuple(ids.tolist()) for ids in per_model]
+    shared = {key: keys.count(key) for key in set(keys)}
+    return min(range(len(keys)), key=lambda i: (-shared[keys[i]], -len(keys[i]), i))
 
 
 def _raise_text_mismatch(name: str, reference: str, ids: pd.Series, ref_ids: np.ndarray) -> None:
@@ -206,33 +213,83 @@ def _scalar(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list, tuple)) else value
 
 
+class StaleCacheError(ValueError):
+    """Score caches that do not answer the run (other text set, settings or model); the message lists them."""
+
+
+def _stale_message(problems: dict[str, list[str]], cache_dir: Path, hint: str | None) -> str:
+    lines = [f"{len(problems)} model(s) have no score cache in {cache_dir} that matches this run:"]
+    lines += [f"  model {model!r}: {'; '.join(reasons)}" for model, reasons in problems.items()]
+    if hint:
+        lines += ["rescore them with:", *("  " + line for line in hint.splitlines())]
+    return "\n".join(lines)
+
+
+def _cache_problems(model: str, path: Path, provenance: dict[str, Any], fingerprint: str | None,
+                    check: Callable[[str, dict[str, Any]], list[str]] | None) -> list[str]:
+    """Why the cache at ``path`` does not answer ``model`` on the text set ``fingerprint`` (empty = it does)."""
+    problems = []
+    stored = str(provenance.get("model"))
+    if normalise_model_id(stored) != normalise_model_id(model):
+        problems.append(f"cache {path.name} holds model {stored!r}, not {model!r}")
+    if fingerprint is not None and provenance.get("dataset_fingerprint") != fingerprint:
+        problems.append(
+            f"cache {path.name} was scored on text set {str(provenance.get('dataset_fingerprint'))[:12]}, "
+            f"the run's is {fingerprint[:12]}"
+        )
+    if not provenance.get("complete", True):
+        problems.append(f"cache {path.name} is incomplete (provenance complete=false)")
+    if check is not None and not problems:
+        problems += [f"{path.name}: {reason}" for reason in check(model, provenance)]
+    return problems
+
+
 def assemble_loss_matrix(
-    cache_dir: str | Path, pool_df: pd.DataFrame, *, dataset_fingerprint: str | None = None
+    cache_dir: str | Path, pool_df: pd.DataFrame, *, dataset_fingerprint: str | None = None,
+    check_provenance: Callable[[str, dict[str, Any]], list[str]] | None = None,
+    rescore_hint: Callable[[Sequence[str]], str] | None = None,
 ) -> LossMatrix:
     """Read every pool model's score cache from ``cache_dir`` and validate them into one LossMatrix.
 
-    Fails naming the culprit when a model has no cache (or an incomplete one), fingerprints
-    differ between files, text ids differ, a loss is NaN/inf, or family/params are missing.
+    Every cache must name the model it is filed under, hold the text set ``dataset_fingerprint``
+    (when given; else one fingerprint shared by all caches) and pass ``check_provenance``
+    (model id, provenance) -> mismatches, e.g. the profile's scoring settings
+    (``mmlaw_utils.scoring.expect``). Caches that do not are listed in one ``StaleCacheError``
+    with ``rescore_hint`` (stale model ids -> commands); no cache at all is a FileNotFoundError.
+    Also fails naming the culprit when text ids differ, a loss is NaN/inf, or family/params are missing.
     ``params`` = measured provenance ``params_total`` when present, else the pool's
     ``params_nominal`` (``params_source`` records which).
     """
     for column in ("model", "family"):
         if column not in pool_df.columns:
             raise ValueError(f"pool table misses column {column!r}; have {list(pool_df.columns)}")
+    cache_dir = Path(cache_dir)
     frames, rows = [], []
+    missing: dict[str, list[str]] = {}
+    stale: dict[str, list[str]] = {}
     reference: tuple[str, str] | None = None  # (fingerprint, file) of the first cache
     for record in pool_df.to_dict("records"):
         model = str(record["model"])
         family = record.get("family")
         if family is None or (isinstance(family, float) and np.isnan(family)) or not str(family).strip():
             raise ValueError(f"pool: model {model!r} is missing its family")
-        path = find_cache_file(cache_dir, model, dataset_fingerprint)
+        try:
+            path = find_cache_file(cache_dir, model, dataset_fingerprint)
+        except FileNotFoundError as error:
+            others = sorted(cache_dir.glob(f"{model_slug(model)}__*.parquet")) if dataset_fingerprint else []
+            if others:
+                stale[model] = [f"only caches of other text sets ({', '.join(p.name for p in others)})"]
+            else:
+                missing[model] = [str(error)]
+            continue
         try:
             results, provenance = read_cache(path)
-        except ValueError as error:  # non-finite values etc.; read_cache names the file
+        except ValueError as error:  # a damaged file (non-finite values, removed rows); read_cache names it
             raise ValueError(f"model {model!r}: {error}") from error
-        if not provenance.get("complete", True):
-            raise ValueError(f"model {model!r}: score cache {path.name} is incomplete (provenance complete=false)")
+        problems = _cache_problems(model, path, provenance, dataset_fingerprint, check_provenance)
+        if problems:
+            stale[model] = problems
+            continue
         fingerprint = str(provenance.get("dataset_fingerprint"))
         if reference is None:
             reference = (fingerprint, path.name)
@@ -263,6 +320,11 @@ def assemble_loss_matrix(
             if key not in row and key not in ("model", "params_total", "params_nonembed"):
                 row[key] = _scalar(value)
         rows.append(row)
+    hint = rescore_hint(list(stale) + list(missing)) if rescore_hint is not None else None
+    if stale:
+        raise StaleCacheError(_stale_message({**stale, **missing}, cache_dir, hint))
+    if missing:
+        raise FileNotFoundError(_stale_message(missing, cache_dir, hint))
     if not frames:
         raise ValueError("pool is empty: nothing to assemble")
     models = pd.DataFrame(rows)
@@ -271,6 +333,15 @@ def assemble_loss_matrix(
     )
     ordered = MODEL_COLUMNS + [c for c in models.columns if c not in MODEL_COLUMNS]
     return LossMatrix(long=pd.concat(frames, ignore_index=True), models=models[ordered])
+
+
+def loss_matrix_bytes(lm: LossMatrix) -> np.ndarray:
+    """UTF-8 bytes of each text of a LossMatrix (its text order), checked equal across models."""
+    table = lm.long.pivot(index="model", columns="text_id", values="n_bytes").loc[lm.model_names, lm.text_ids]
+    values = table.to_numpy()
+    if not (values == values[0]).all():
+        raise ValueError("n_bytes differ between models for the same text: the caches disagree on the texts")
+    return values[0].astype(np.int64)
 
 
 def load_loss_matrix(data_dir: str | Path) -> LossMatrix:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmlaw_utils.config import REPO_ROOT
+from mmlaw_utils.io import atomic_write_bytes
 from mmlaw_utils.minipool import sources, textset
 
 DEFAULT_OUT = REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl"
@@ -360,10 +361,10 @@ def build(out_path: Path = DEFAULT_OUT) -> pd.DataFrame:
     manifest = {"file": out_path.name, "sha256": hashlib.sha256(data).hexdigest(), **stats}
     # build time varies run to run; it is printed, not stored, so the manifest rebuilds bit for bit
     seconds = manifest.pop("build_seconds")
-    textset._atomic_write_bytes(data, out_path)
-    textset._atomic_write_bytes((json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-                                textset.manifest_path_for(out_path))
-    textset._atomic_write_bytes(attribution_markdown(manifest).encode("utf-8"), out_path.parent / "ATTRIBUTION.md")
-    textset._atomic_write_bytes(readme_markdown(manifest).encode("utf-8"), out_path.parent / "README.md")
+    atomic_write_bytes(out_path, data)
+    atomic_write_bytes(textset.manifest_path_for(out_path),
+                       (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(out_path.parent / "ATTRIBUTION.md", attribution_markdown(manifest).encode("utf-8"))
+    atomic_write_bytes(out_path.parent / "README.md", readme_markdown(manifest).encode("utf-8"))
     print(f"built in {seconds} s")
     return frame

@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmlaw_utils.io import atomic_output
+from mmlaw_utils.config import REPO_ROOT
+from mmlaw_utils.io import atomic_output, sha256_file
 
 SPLIT_SEED = "mmlaw-mixed-v1"
 
@@ -81,15 +82,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("MMLAW_CACHE", Path.home() / ".cache" / "mmlaw")) / "corpora"
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download_command(archive: Archive, dest: Path) -> list[str]:
     if archive.kind == "pip":
         extra = ["--no-binary", ":all:"] if archive.filename.endswith(".tar.gz") else ["--only-binary", ":all:"]
@@ -115,7 +107,7 @@ def fetch_archive(archive: Archive) -> Path:
                 raise RuntimeError(f"downloading {archive.spec} ({' '.join(command)}) failed: "
                                    f"{result.stderr.strip()[-500:] or 'no file ' + archive.filename}")
             shutil.move(str(got), path)
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if actual != archive.sha256:
         raise ValueError(f"{path}: sha256 {actual} is not the pinned {archive.sha256} of {archive.spec}")
     return path
@@ -605,7 +597,7 @@ def heldout_documents(name: str) -> list[Doc]:
     return [d for d in documents(name) if is_heldout_doc(d)]
 
 
-HELDOUT_FILE = Path(__file__).resolve().parents[2] / "data" / "texts" / "mixed_heldout.jsonl"
+HELDOUT_FILE = REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl"
 
 
 def _heldout_texts() -> list[tuple[str, str]]:

@@ -668,6 +668,25 @@ def score_entry(entry: dict, profile) -> Path:
     return outcome.path
 
 
+def profile_fingerprint(profile) -> str:
+    """Fingerprint of the profile's held-out text set (names its score caches)."""
+    from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+    texts = load_texts(profile.dataset)
+    return dataset_fingerprint(texts["text_id"], texts["text"])
+
+
+def scoring_elsewhere(entry: dict, profile, fingerprint: str) -> bool:
+    """Whether another process holds the scoring lock of this entry's cache right now."""
+    from mmlaw_utils.scoring import cache
+
+    path = cache.lock_path(cache.cache_path(profile.cache_dir, str(entry["id"]), fingerprint))
+    if not path.exists():
+        return False
+    with exclusive(path, wait=False) as free:
+        return not free
+
+
 def record_scoring_time(summary_path: Path, seconds: float) -> None:
     """Add the scoring wall time (seconds) to a model's run summary, once (a rerun that reuses the cache keeps it)."""
     summary = json.loads(summary_path.read_text())
@@ -720,6 +739,7 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
     log_dir = resolve_path(log_dir or pool.get("log_dir", "data/minipool/train_logs"))
     eval_dataset = resolve_path(eval_dataset or pool.get("eval_dataset", "data/texts/wiki_heldout.jsonl"))
     profile = load_profile(score_profile) if score_profile else None
+    fingerprint = profile_fingerprint(profile) if profile is not None else None
     if profile is not None and Path(profile.dataset).resolve() != Path(eval_dataset).resolve():
         raise ValueError(f"profile {score_profile} scores on {profile.dataset}, but pool {pool_path} "
                          f"decontaminates against {eval_dataset}")
@@ -742,6 +762,9 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
                 continue
             summary = train_model(pool, entry, models_root, log_dir, eval_dataset, device=device, family_cache=cache)
         if profile is not None and summary is not None:
+            if scoring_elsewhere(entry, profile, fingerprint):
+                print(f"[{model_name(entry)}] another worker is scoring it; next model", flush=True)
+                continue
             start_scoring = time.time()
             score_entry(entry, profile)
             record_scoring_time(log_dir / f"{model_name(entry)}.json", time.time() - start_scoring)

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mmlaw_utils.analysis.fit import MIN_POINTS
+
 
 def _fmt(value: object, digits: int = 4) -> str:
     """One table cell: numbers to ``digits`` significant digits, NaN as a dash, booleans as yes/no."""
@@ -65,4 +67,7 @@ def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.Da
               "(95% bootstrap intervals over texts); `naive_mae` predicts no further improvement.", "",
               markdown_table(forecast, ["group", "n_fit", "n_test", "alpha", "mae", "mae_lo", "mae_hi", "mre", "bias",
                                         "naive_mae", "n_boot_ok"]), ""]
+    if not (forecast["n_test"] > 0).any():
+        lines += [f"Not enough points: no frontier has the {MIN_POINTS} points below a cutoff and one above it "
+                  "that a forecast needs.", ""]
     return "\n".join(lines)

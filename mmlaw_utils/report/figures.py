@@ -1,5 +1,6 @@
 """Figures 1 and 2 of the paper (§4.1): Pareto frontiers, fitted laws (eq. 7) and bootstrap bands;
-figures 3-6 of notebook 07 (ensembles of any size, mixtures, diversity, forecasts).
+figures 3-6 of notebook 07 (ensembles of any size, mixtures, diversity, forecasts) and the real
+pair of notebook 08.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state), so they render the
 same under papermill, in tests and on headless machines, whatever the backend. x axis: total
@@ -9,11 +10,10 @@ per text (eq. 4).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,9 @@ from matplotlib.figure import Figure
 from mmlaw_utils.analysis import diversity, forecast, mixture
 from mmlaw_utils.analysis.bootstrap import prediction_band
 from mmlaw_utils.analysis.fit import predict
-from mmlaw_utils.io import atomic_output
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, PAIR_GROUPS, SAME_FAMILY, SINGLE
-from mmlaw_utils.analysis.oracle import pair_index, pair_oracle_losses
+from mmlaw_utils.analysis.lossmatrix import LossMatrix, loss_matrix_bytes
+from mmlaw_utils.io import atomic_output
 from mmlaw_utils.report.tables import fit_value
 
 GROUP_COLORS = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
@@ -266,11 +266,8 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
                   any_size_front: pd.DataFrame | None = None, params_unit: float = 1e9) -> Figure:
     """Figure: per group, frontier points fitted (filled) and forecast (open), the law fitted below
     the cutoff (solid) and extrapolated above it (dashed)."""
-    p = np.asarray(params, dtype=np.int64)
-    pm = pair_oracle_losses(L)
-    index = pair_index(families)
     any_full = None if any_size_front is None else (any_size_front["params"].to_numpy(), any_size_front["loss"].to_numpy())
-    fronts = forecast.group_frontiers(np.diag(pm), pm[index.i, index.j], p, families, any_full)
+    fronts = forecast.loss_matrix_frontiers(L, np.asarray(params, dtype=np.int64), families, any_full)
     groups = [g for g in forecast.FORECAST_GROUPS if g in fronts]
     fig = Figure(figsize=(4.4 * len(groups), 4.0))
     axes = fig.subplots(1, len(groups), squeeze=False)
@@ -297,4 +294,22 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
         ax.set_ylabel("oracle loss (nats / text)")
         ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- real pair (notebook 08)
+
+
+def pair_scatter_figure(lm: LossMatrix) -> Figure:
+    """Per-text bits per byte of two models against each other (points below the diagonal: model 2 wins)."""
+    L = lm.to_array()
+    bpb = L / loss_matrix_bytes(lm)[None, :] / math.log(2)
+    fig = Figure(figsize=(4.8, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(bpb[0], bpb[1], s=6, alpha=0.5, color="#4C72B0", linewidths=0)
+    lo, hi = float(bpb.min()), float(bpb.max())
+    ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--")
+    ax.set_xlabel(f"{lm.model_names[0]} (bits/byte)")
+    ax.set_ylabel(f"{lm.model_names[1]} (bits/byte)")
+    ax.set_title(f"per-text loss, {L.shape[1]} texts")
     return fig

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.analysis.fit import ScalingFit, fit_points
-from mmlaw_utils.analysis.lossmatrix import LossMatrix
+from mmlaw_utils.analysis.fit import FitStatus, ScalingFit, fit_points
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, GROUPS, SAME_FAMILY, SINGLE
+from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
 from mmlaw_utils.io import atomic_write_table, atomic_write_text, write_marked_region
@@ -202,6 +202,9 @@ def pairs_table(
 
 def pair_loss_matrix(pairs: pd.DataFrame, n_models: int) -> np.ndarray:
     """K x K pair oracle losses (nats; singles on the diagonal) rebuilt from a :func:`pairs_table` frame."""
+    if n_models < 2:
+        raise ValueError(f"the loss matrix has {n_models} model: there are no pairs, and the frontiers compare "
+                         "single models with pairs; a pool needs at least 2 models")
     expected = n_models * (n_models - 1) // 2
     if len(pairs) != expected:
         raise ValueError(f"pairs table has {len(pairs)} rows; {n_models} models have {expected} pairs")
@@ -356,7 +359,7 @@ def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -
 
 def claim_support(boot: pd.DataFrame, group: str, other: str, column: str, larger: bool) -> float:
     """Share of bootstrap resamples in which ``column`` of ``group`` is larger (or smaller) than ``other``'s."""
-    ok = boot[boot["status"].astype(str).str.startswith("ok")]
+    ok = boot[boot["status"].astype(str) == FitStatus.OK]
     wide = ok.pivot(index="resample", columns="group", values=column)
     if group not in wide or other not in wide:
         return math.nan

@@ -8,8 +8,10 @@ Every write is atomic (``mmlaw_utils.io``): a temp file in the same folder, fsyn
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import posixpath
 import re
 from pathlib import Path
 from typing import Any
@@ -25,14 +27,27 @@ CACHE_COLUMNS = ["text_id", "nll", "n_tokens", "n_bytes"]
 PROVENANCE_KEY = b"mmlaw.provenance"
 
 
+def normalise_model_id(model: str) -> str:
+    """One spelling per model id: ``./x``, ``x/`` and ``x`` are the same id; hub ids stay as given."""
+    name = str(model).strip()
+    if not name:
+        raise ValueError("empty model id")
+    # posixpath.normpath is string-only, so the result never depends on the working directory
+    return posixpath.normpath(name)
+
+
 def model_slug(model: str) -> str:
-    """File-name-safe form of a hub id or local path, e.g. ``Qwen/Qwen2.5-0.5B`` -> ``Qwen--Qwen2.5-0.5B``."""
-    name = str(model).rstrip("/")
-    # a local path (more than one "/", or starting with "/", "." or "~") is named by its last part;
-    # decided from the string alone so the file name never depends on the working directory
-    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
-        name = Path(name).name
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name.replace("/", "--")).strip("-")
+    """File-name-safe, readable and unique form of a model id: a stem plus 8 hex digits of its hash.
+
+    E.g. ``Qwen/Qwen2.5-0.5B`` -> ``Qwen--Qwen2.5-0.5B-<hash>``; a local path keeps only its last
+    part in the stem, so the hash (of the full normalised id) tells ``famx/small`` from ``famy/small``.
+    """
+    name = normalise_model_id(model)
+    stem = name
+    if stem.startswith(("/", ".", "~")) or stem.count("/") > 1:
+        stem = Path(stem).name
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem.replace("/", "--")).strip("-.") or "model"
+    return f"{stem}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def cache_path(cache_dir: str | Path, model: str, dataset_fingerprint: str) -> Path:
@@ -50,7 +65,27 @@ def _check_frame(results: pd.DataFrame, where: str) -> pd.DataFrame:
     bad = ~np.isfinite(frame["nll"].to_numpy())
     if bad.any():
         raise ValueError(f"{where}: non-finite nll for text(s) {frame['text_id'][bad].tolist()[:10]}")
+    # a summed negative log-likelihood is >= 0 nats, and every scored text has a token and a byte
+    for column, low in (("nll", 0), ("n_tokens", 1), ("n_bytes", 1)):
+        bad = frame[column].to_numpy() < low
+        if bad.any():
+            raise ValueError(f"{where}: {column} below {low} for text(s) {frame['text_id'][bad].tolist()[:10]}")
+    if results["text_id"].isna().any():
+        raise ValueError(f"{where}: {int(results['text_id'].isna().sum())} row(s) without a text_id")
+    duplicated = frame["text_id"][frame["text_id"].duplicated()].unique().tolist()
+    if duplicated:
+        raise ValueError(f"{where}: duplicate text_id(s) {duplicated[:10]}")
     return frame
+
+
+def check_rows(frame: pd.DataFrame, provenance: dict[str, Any], where: str) -> None:
+    """A complete cache holds exactly the provenance's ``n_texts`` rows (rows removed later are caught)."""
+    expected = provenance.get("n_texts")
+    if provenance.get("complete", False) and expected is not None and len(frame) != int(expected):
+        raise ValueError(
+            f"{where}: {len(frame)} rows but its provenance says n_texts={expected} (rows removed or added "
+            "after scoring); rescore this model with --force"
+        )
 
 
 def write_cache(path: str | Path, results: pd.DataFrame, provenance: dict[str, Any]) -> None:
@@ -74,7 +109,13 @@ def read_cache(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     raw = (table.schema.metadata or {}).get(PROVENANCE_KEY)
     if raw is None:
         raise ValueError(f"score cache {str(path)!r} has no mmlaw provenance metadata")
-    return _check_frame(table.to_pandas(), str(path)), json.loads(raw)
+    try:
+        provenance = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"score cache {str(path)!r} has damaged provenance metadata: {error}") from error
+    frame = _check_frame(table.to_pandas(), str(path))
+    check_rows(frame, provenance, f"score cache {str(path)!r}")
+    return frame, provenance
 
 
 # ----------------------------------------------------------------------------- resumable runs
@@ -151,8 +192,19 @@ def read_chunks(partial: str | Path) -> dict[int, pd.DataFrame]:
     """Finished chunks of a partial folder: {index: results frame}; temp files are ignored."""
     chunks = {}
     for file in sorted(Path(partial).glob("chunk_*.parquet")):
-        index = int(file.stem.split("_")[1])
-        chunks[index] = _check_frame(pq.read_table(file).to_pandas(), str(file))
+        match = re.fullmatch(r"chunk_(\d+)\.parquet", file.name)
+        if match is None:
+            raise ValueError(
+                f"stray file {str(file)!r} in the partial folder (chunks are chunk_NNNNN.parquet); "
+                "remove it, or rescore with --force to start over"
+            )
+        try:
+            table = pq.read_table(file)
+        except Exception as error:  # pyarrow raises several types for a damaged file
+            raise ValueError(
+                f"chunk {str(file)!r} is not a readable parquet file ({error}); remove it to rescore that chunk"
+            ) from error
+        chunks[int(match.group(1))] = _check_frame(table.to_pandas(), str(file))
     return chunks
 
 
@@ -164,7 +216,29 @@ def write_manifest(partial: str | Path, manifest: dict[str, Any]) -> None:
 def read_manifest(partial: str | Path) -> dict[str, Any] | None:
     """Settings of a run in progress, or None when there is none."""
     file = Path(partial) / "manifest.json"
-    return json.loads(file.read_text()) if file.is_file() else None
+    if not file.is_file():
+        return None
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"manifest {str(file)!r} of an interrupted run is damaged ({error}); rescore with --force to start over"
+        ) from error
+    if not isinstance(manifest, dict):
+        raise ValueError(f"manifest {str(file)!r} is not a JSON object; rescore with --force to start over")
+    return manifest
+
+
+def remove_leftovers(path: str | Path) -> list[Path]:
+    """Delete temp files a killed write of cache ``path`` (or of its chunks) left behind; return them.
+
+    Call only while holding the cache's lock: then no other writer of these files is alive.
+    """
+    path = Path(path)
+    leftovers = list(path.parent.glob(f".{path.name}.*.tmp")) + list(partial_dir(path).glob(".*.tmp"))
+    for file in leftovers:
+        file.unlink(missing_ok=True)
+    return leftovers
 
 
 def remove_partial(partial: str | Path) -> None:

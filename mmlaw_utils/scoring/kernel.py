@@ -259,6 +259,16 @@ def resolve_settings(model, tokenizer, max_length: int | None = None, context_to
     length = model_max_length(model) if max_length is None else int(max_length)
     if length < 2:
         raise ValueError(f"max_length must be >= 2 for model {model_name(model)!r}, got {length}")
+    if max_length is not None:
+        try:
+            limit = model_max_length(model)
+        except ValueError:
+            limit = None  # no context length in the config: the caller's max_length is all we have
+        if limit is not None and length > limit:
+            raise ValueError(
+                f"max_length {length} exceeds the context of model {model_name(model)!r} ({limit} tokens, "
+                f"its trained positions); use max_length <= {limit} (longer texts are scored in rolling windows)"
+            )
     context = default_context_tokens(length) if context_tokens is None else int(context_tokens)
     rolling_windows(1, length, context)  # validates context range
     prefix_id, prefix_policy = prefix_token(tokenizer)
@@ -333,9 +343,11 @@ def score_token_sequences(
             finite = torch.isfinite(logprobs)
             if not bool(finite.all()):
                 bad = sorted({ids[i] for i in flat_owner[~finite].unique().tolist()})
+                weight_dtype = head.linear.weight.dtype
+                hint = "; try dtype='float32'" if weight_dtype != torch.float32 else "; the weights or inputs are broken (already float32)"
                 raise FloatingPointError(
                     f"model {model_name(model)!r} gave non-finite log-probabilities (dtype "
-                    f"{head.linear.weight.dtype}) for text id(s) {bad[:20]}; try dtype='float32'"
+                    f"{weight_dtype}) for text id(s) {bad[:20]}{hint}"
                 )
             nll.index_add_(0, flat_owner.cpu(), -logprobs.cpu().double())
             if progress is not None:

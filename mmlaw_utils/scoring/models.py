@@ -102,6 +102,25 @@ def looks_like_local_path(model_id: str) -> bool:
     return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or Path(text).exists() or text.endswith(".gguf")
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout_s`` seconds (False when offline mode is set)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
+        return True  # behind a proxy a direct connection says nothing; the hub client's own errors apply
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_model_and_tokenizer(
     model_id: str | os.PathLike,
     revision: str | None = None,
@@ -113,7 +132,20 @@ def load_model_and_tokenizer(
 
     CUDA: weights in ``dtype`` (bf16 by default), SDPA attention, ``device_map="auto"``
     (sharded over GPUs when larger than one). CPU: fp32 unless a dtype is given.
+    Any loading failure is raised as ``RuntimeError`` naming the model; a hub id is loaded from
+    the local hub cache only when the hub is unreachable (failing in seconds, not after retries).
     """
+    try:
+        return _load_model_and_tokenizer(model_id, revision, device, dtype, gguf_file)
+    except (FileNotFoundError, ValueError) as error:  # our own checks (path, device, dtype)
+        if type(error) in (FileNotFoundError, ValueError) and str(model_id) not in str(error):
+            raise type(error)(f"model {str(model_id)!r}: {error}") from error
+        raise
+    except Exception as error:  # safetensors, tokenizers and the hub client raise many types
+        raise RuntimeError(f"model {str(model_id)!r} could not be loaded: {type(error).__name__}: {error}") from error
+
+
+def _load_model_and_tokenizer(model_id, revision, device, dtype, gguf_file):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_id = str(model_id)
@@ -130,6 +162,15 @@ def load_model_and_tokenizer(
     extra: dict[str, Any] = {"revision": revision}
     if gguf_file:
         extra["gguf_file"] = gguf_file
+    if not looks_like_local_path(model_id) and not Path(model_id).exists() and not hub_reachable():
+        try:
+            AutoTokenizer.from_pretrained(model_id, local_files_only=True, **extra)
+        except OSError:
+            raise OSError(
+                f"the Hugging Face hub is unreachable and model {model_id!r} is not in the local hub cache; "
+                "download it where the hub is reachable (or set HF_HOME to a cache that holds it)"
+            ) from None
+        extra["local_files_only"] = True
     tokenizer = AutoTokenizer.from_pretrained(model_id, **extra)
     placement: dict[str, Any] = {}
     if resolved_device == "cuda":

@@ -288,15 +288,6 @@ def pair_comparison(L: np.ndarray, n_bytes: np.ndarray, names: Sequence[str]) ->
     )
 
 
-def loss_matrix_bytes(lm) -> np.ndarray:
-    """UTF-8 bytes of each text of a LossMatrix (its text order), checked equal across models."""
-    table = lm.long.pivot(index="model", columns="text_id", values="n_bytes").loc[lm.model_names, lm.text_ids]
-    values = table.to_numpy()
-    if not (values == values[0]).all():
-        raise ValueError("n_bytes differ between models for the same text: the caches disagree on the texts")
-    return values[0].astype(np.int64)
-
-
 def comparison_markdown(table: pd.DataFrame, lm, dataset: str) -> str:
     """Markdown for ``comparison.md``: the :func:`pair_comparison` table plus the models' provenance."""
     lines = [
@@ -330,26 +321,9 @@ def comparison_markdown(table: pd.DataFrame, lm, dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pair_scatter_figure(lm):
-    """Per-text bits per byte of the two models against each other (points below the diagonal: model 2 wins)."""
-    from matplotlib.figure import Figure
-
-    L = lm.to_array()
-    bpb = L / loss_matrix_bytes(lm)[None, :] / math.log(2)
-    fig = Figure(figsize=(4.8, 4.4), layout="constrained")
-    ax = fig.add_subplot()
-    ax.scatter(bpb[0], bpb[1], s=6, alpha=0.5, color="#4C72B0", linewidths=0)
-    lo, hi = float(bpb.min()), float(bpb.max())
-    ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--")
-    ax.set_xlabel(f"{lm.model_names[0]} (bits/byte)")
-    ax.set_ylabel(f"{lm.model_names[1]} (bits/byte)")
-    ax.set_title(f"per-text loss, {L.shape[1]} texts")
-    return fig
-
-
 def compare_caches(cache_dir: str | Path, pool_df: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
     """(comparison table, LossMatrix) of a two-model pool from its score caches in ``cache_dir``."""
-    from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix
+    from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix, loss_matrix_bytes
 
     lm = assemble_loss_matrix(cache_dir, pool_df)
     return pair_comparison(lm.to_array(), loss_matrix_bytes(lm), lm.model_names), lm

@@ -51,6 +51,15 @@ class ScoreRequest:
     dtype: str = "auto"
     chunk_texts: int = DEFAULT_CHUNK_TEXTS
 
+    def __post_init__(self) -> None:
+        """Refuse impossible settings before anything is loaded or written."""
+        for key, low in (("n_texts", 1), ("max_length", 2), ("context_tokens", 1), ("batch_tokens", 1), ("chunk_texts", 1)):
+            value = getattr(self, key)
+            if value is None and key in ("n_texts", "max_length", "context_tokens"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"model {self.model!r}: {key} must be an integer >= {low}, got {value!r}")
+
 
 @dataclass(frozen=True)
 class ScoreRun:
@@ -113,17 +122,23 @@ def requested_model_hash(request: ScoreRequest) -> str | None:
     return models.hash_model_files(path)
 
 
-def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash: str | None) -> tuple[str, list[str]]:
-    """("missing" | "unreadable" | "incomplete" | "mismatch" | "ok", reasons) of a cache file."""
+def cache_status(path: Path, request: ScoreRequest, fingerprint: str, model_hash: str | None,
+                 text_ids: Sequence[str] | None = None) -> tuple[str, list[str]]:
+    """("missing" | "unreadable" | "incomplete" | "mismatch" | "ok", reasons) of a cache file.
+
+    ``text_ids`` (the text set's ids, in order) also catches a cache whose rows were edited.
+    """
     if not path.is_file():
         return "missing", []
     try:
-        _, provenance = cache.read_cache(path)
+        results, provenance = cache.read_cache(path)
     except (ValueError, OSError) as error:
         return "unreadable", [str(error)]
     if not provenance.get("complete", False):
         return "incomplete", ["provenance complete=false"]
     problems = cache_mismatches(provenance, request, fingerprint, model_hash)
+    if text_ids is not None and results["text_id"].tolist() != [str(i) for i in text_ids]:
+        problems.append(f"rows: cache holds {len(results)} texts that differ from the text set's {len(text_ids)}")
     return ("mismatch", problems) if problems else ("ok", [])
 
 
@@ -142,6 +157,15 @@ def load_for_scoring(request: ScoreRequest):
     return model, tokenizer, {}
 
 
+def tokenizer_name(tokenizer, model_id: str) -> str:
+    """The tokenizer's id for provenance: a local folder relative to the repository, never a machine path."""
+    name = str(getattr(tokenizer, "name_or_path", "") or model_id)
+    if Path(name).is_absolute() or Path(name).exists():
+        shown = display_path(name)
+        return shown if not Path(shown).is_absolute() else str(model_id)
+    return name
+
+
 def build_provenance(
     request: ScoreRequest, model, tokenizer, settings: kernel.ScoreSettings, fingerprint: str,
     n_texts: int, model_hash: str | None, overrides: dict[str, Any],
@@ -156,7 +180,7 @@ def build_provenance(
         "model_revision": revision,
         "model_revision_requested": request.revision,
         "model_hash": model_hash or (f"hub:{revision}" if revision else None),
-        "tokenizer": str(getattr(tokenizer, "name_or_path", "") or request.model),
+        "tokenizer": tokenizer_name(tokenizer, request.model),
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "device": str(models.input_device(model)),
         "max_length": settings.max_length,
@@ -172,13 +196,15 @@ def build_provenance(
         **models.count_parameters(model),
         "package_version": __version__,
         "torch_version": torch.__version__,
+        # CPU reductions depend on the thread count (nll differs by ~1e-6 nats between 1 and 2 threads)
+        "torch_threads": torch.get_num_threads(),
         "transformers_version": transformers.__version__,
     }
     record.update(overrides)
     return record
 
 
-_VOLATILE = ("created_utc", "complete", "device", "batch_tokens")  # may differ between a run and its resume
+_VOLATILE = ("created_utc", "complete", "device", "batch_tokens", "torch_threads")  # may differ between a run and its resume
 
 
 def _same_run(manifest: dict[str, Any], provenance: dict[str, Any]) -> list[str]:
@@ -200,12 +226,14 @@ def score_model(request: ScoreRequest, *, force: bool = False, progress: bool = 
     path = cache.cache_path(request.cache_dir, request.model, fingerprint)
     model_hash = requested_model_hash(request)
     with cache.CacheLock(path, request.model):
+        cache.remove_leftovers(path)
         partial = cache.partial_dir(path)
         if force:
             cache.remove_partial(partial)
         else:
-            status, reasons = cache_status(path, request, fingerprint, model_hash)
+            status, reasons = cache_status(path, request, fingerprint, model_hash, frame["text_id"].astype(str).tolist())
             if status == "ok":
+                cache.remove_partial(partial)  # a run killed after its final write left it behind
                 results, provenance = cache.read_cache(path)
                 return ScoreRun(path, results, provenance, computed=False)
             if status in ("mismatch", "unreadable"):
@@ -334,7 +362,7 @@ def stale_models(profile: str) -> list[str]:
     for model in pool["model"]:
         request = request_from_settings(profile, model)
         path = cache.cache_path(request.cache_dir, request.model, fingerprint)
-        status, _ = cache_status(path, request, fingerprint, requested_model_hash(request))
+        status, _ = cache_status(path, request, fingerprint, requested_model_hash(request), frame["text_id"].tolist())
         if status != "ok":
             stale.append(str(model))
     return stale
