@@ -22,7 +22,12 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.groups``: the collaboration groups (single, same-family, cross-family) and their labels.
 * ``analysis.frontier``: Pareto frontiers (eq. 5) of the three collaboration groups.
 * ``analysis.fit``: fits of L(P) = A * P^-alpha + L_inf (eq. 7).
-* ``analysis.bootstrap``: confidence intervals over texts for the fits.
+* ``analysis.bootstrap``: bootstrap over texts (or whole source documents) of the frontiers and fits.
+* ``analysis.profile``: profile-likelihood intervals of A, alpha and L_inf.
+* ``analysis.uncertainty``: the four kinds of interval, the model jackknife, leave-one-model-out sensitivity.
+* ``analysis.model_selection``: eq. 7 with and without a floor vs a log-linear law (AICc, leave-one-out error).
+* ``analysis.budget``: the equal-budget gain of ensembles and the parameters a single model needs to match.
+* ``analysis.claims``: one verdict per claim of the paper (agrees, disagrees, not identified, inconclusive).
 * ``analysis.subsets``: exact frontiers over subsets of any size.
 * ``analysis.mixture``: the realizable Bayesian mixture vs the oracle.
 * ``analysis.diversity``: pair win shares and gains by family relation.
@@ -30,6 +35,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.arms``: the test bed's arms: cross-family oracle gains at equal size, per domain; domain wins.
 * ``report.tables``: Table 1, the README results region and the other tables.
 * ``report.figures``: every figure.
+* ``report.units``: axis units read off the data (thousands, millions, billions) and short model names.
 * ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
 * ``report.arms``: the test bed's diversity experiment (csv, markdown, figure).
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.

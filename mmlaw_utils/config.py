@@ -159,6 +159,13 @@ OUTPUT_FILES = {
     "bootstrap": "bootstrap.parquet",
     "table1_md": "table1.md",
     "table1_csv": "table1.csv",
+    "cluster_bootstrap": "cluster_bootstrap.parquet",
+    "jackknife": "model_jackknife.csv",
+    "uncertainty": "uncertainty.csv",
+    "model_comparison": "model_comparison.csv",
+    "sensitivity": "sensitivity.csv",
+    "equal_budget": "equal_budget.csv",
+    "claims": "claims.csv",
     "subset_frontier": "subset_frontier.parquet",
     "subset_fits": "subset_fits.csv",
     "mixture_gain": "mixture_gain.csv",
@@ -176,6 +183,7 @@ FIGURE_STEMS = {
     "fig4": "fig4_mixture_vs_oracle",
     "fig5": "fig5_diversity",
     "fig6": "fig6_forecast",
+    "budget": "fig_equal_budget",
     "real2_pair": "real2_pair_scatter",
 }
 

@@ -161,3 +161,24 @@ def load_texts(dataset: str | Path, n_texts: int | None = None, split: str = "tr
         frame = frame.iloc[:n_texts]
     columns = TEXT_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in frame.columns]
     return validate_texts(frame[columns].reset_index(drop=True), where, lines)
+
+
+def text_sources(dataset: str | Path, text_ids: Iterable[str]) -> list[str] | None:
+    """The ``source`` field of each of ``text_ids`` in a local text file; None when the file or field is absent.
+
+    Unlike :func:`load_texts`, a missing field is not filled in, so callers can tell "no sources" apart.
+    """
+    path = Path(dataset)
+    readers = {".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False), ".json": lambda p: pd.read_json(p, dtype=False),
+               ".parquet": pd.read_parquet, ".csv": lambda p: pd.read_csv(p, dtype=str)}
+    if path.suffix not in readers or not path.is_file():
+        return None
+    frame = readers[path.suffix](path)
+    if "source" not in frame.columns or "text_id" not in frame.columns:
+        return None
+    by_id = dict(zip(frame["text_id"].astype(str), frame["source"]))
+    ids = [str(t) for t in text_ids]
+    missing = [t for t in ids if t not in by_id]
+    if missing:
+        raise KeyError(f"text set {str(path)!r} has no text_id(s) {missing[:5]} of the loss matrix")
+    return [None if pd.isna(by_id[t]) else str(by_id[t]) for t in ids]

@@ -18,8 +18,13 @@
 # # 04 · Pareto-optimal frontiers (§2.5, §3.4)
 #
 # Each configuration is a point (aggregated parameters $P_{\text{total}}$, oracle loss). A point is
-# Pareto-optimal when no other configuration of its group has both fewer parameters and a lower loss
-# (one of the two strictly). Frontiers are extracted separately for the three groups of the paper:
+# Pareto-optimal when no other configuration of its group dominates it. **Tie rule**
+# (`frontier.pareto_front`): a point is dominated when another point is *weakly better in both*
+# coordinates (parameters ≤ and loss ≤) and *strictly better in at least one*. So a point with the same
+# loss but more parameters than another is dominated (e.g. every pair containing a model that wins on
+# every text ties in loss with that model's cheapest pair, and only the cheapest stays), while exact
+# duplicates (same parameters and bit-identical loss) do not dominate each other and are all kept.
+# Frontiers are extracted separately for the three groups of the paper:
 # single models, pairs within a family, and pairs across families. The counts below are the
 # "raw points" and "Pareto points" columns of Table 1.
 

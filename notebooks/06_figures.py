@@ -19,9 +19,15 @@
 #
 # **Figure 1** compares single models with model ensembles (by default the cross-family pairs, whose law
 # eq. 10 is the paper's headline "model ensemble"); **Figure 2** compares ensembles within one family with
-# ensembles across families. Points on the Pareto frontier are drawn solid, all other raw configurations
-# faint; solid curves are the fits of eq. (7) from notebook 05, shaded bands their pointwise bootstrap
-# intervals over texts. P is on a log axis.
+# ensembles across families. Every raw configuration is drawn (faint), the Pareto points solid with the
+# model names beside them and one marker per family (for a pair, the family of its larger member). Curves
+# are the fits of eq. (7) from notebook 05, dashed where the floor is held at its bound L∞ = 0; the
+# shaded band of each law is the widest of the pointwise bands of the text bootstrap, the cluster bootstrap
+# and the model jackknife. P is on a log axis in a unit read off the data.
+#
+# The **equal-budget figure** shows, at each budget P, the best pair against the best single model with at
+# most P parameters (and cross- against same-family pairs), and the parameters the single model would need
+# to match the pair, with intervals over resampled source documents (`equal_budget.csv` from notebook 05).
 
 # %% tags=["parameters"]
 profile = "minipool"
@@ -35,7 +41,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from mmlaw_utils.config import FIGURE_STEMS, require, resolve_run_paths
-from mmlaw_utils.report.figures import figure1, figure2, save_figure
+from mmlaw_utils.report.figures import budget_figure, figure1, figure2, save_figure
 from mmlaw_utils.report.tables import fits_from_json, groups_from_frontiers_table, read_fits_json
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
@@ -44,6 +50,12 @@ fitted = read_fits_json(require(paths.output("fits"), "05_fit_scaling_laws"))
 fits = fits_from_json(fitted)
 boot = pd.read_parquet(require(paths.output("bootstrap"), "05_fit_scaling_laws"))
 params_unit = float(fitted["params_unit"])
+models = pd.read_parquet(require(paths.output("models"), "02_loss_matrix"))
+draws = {"text_bootstrap": boot,
+         "cluster_bootstrap": pd.read_parquet(require(paths.output("cluster_bootstrap"), "05_fit_scaling_laws")),
+         "model_jackknife": pd.read_csv(require(paths.output("jackknife"), "05_fit_scaling_laws"))}
+labels = dict(draws=draws, model_names=models["model"].tolist(), model_families=models["family"].tolist(),
+              model_params=models["params"].to_numpy())
 
 
 def absent_groups(*keys: str) -> list[str]:
@@ -57,17 +69,28 @@ if absent_groups("single", ensemble_group):
     display(Markdown(f"**Figure 1 not drawn: not enough points** (no {' or '.join(absent_groups('single', ensemble_group))} "
                      "configurations in this pool)."))
 else:
-    written += save_figure(figure1(groups, fits, boot, ensemble_group=ensemble_group, params_unit=params_unit, level=level),
-                           paths.figures_dir, FIGURE_STEMS["fig1"])
-    display(Image(filename=str(written[0])))
+    fig1_paths = save_figure(figure1(groups, fits, boot, ensemble_group=ensemble_group, params_unit=params_unit,
+                                     level=level, **labels), paths.figures_dir, FIGURE_STEMS["fig1"])
+    written += fig1_paths
+    display(Image(filename=str(fig1_paths[0])))
 
 # %%
 if absent_groups("same_family", "cross_family"):
     display(Markdown(f"**Figure 2 not drawn: not enough points** (no {' or '.join(absent_groups('same_family', 'cross_family'))} "
                      "pairs in this pool: it needs a family with two models and two families)."))
 else:
-    fig2_paths = save_figure(figure2(groups, fits, boot, params_unit=params_unit, level=level),
+    fig2_paths = save_figure(figure2(groups, fits, boot, params_unit=params_unit, level=level, **labels),
                              paths.figures_dir, FIGURE_STEMS["fig2"])
     written += fig2_paths
     display(Image(filename=str(fig2_paths[0])))
+
+# %%
+budget = pd.read_csv(require(paths.output("equal_budget"), "05_fit_scaling_laws"))
+if budget.empty:
+    display(Markdown("**Equal-budget figure not drawn: not enough points** (no comparison of an ensemble group with "
+                     "single models in this pool)."))
+else:
+    budget_paths = save_figure(budget_figure(budget), paths.figures_dir, FIGURE_STEMS["budget"])
+    written += budget_paths
+    display(Image(filename=str(budget_paths[0])))
 print("written:", *[str(p) for p in written], sep="\n  ")

@@ -40,6 +40,7 @@ params_unit = 1e9  # fits use P in billions
 # %%
 import time
 
+import numpy as np
 from IPython.display import Image, Markdown, display
 
 from mmlaw_utils.analysis import diversity, forecast, mixture, subsets
@@ -99,8 +100,8 @@ div = diversity.pair_diversity_table(L, params, families)
 relation = diversity.gain_by_relation(div)
 write_csv(relation, paths.output("diversity_by_relation"))
 display(relation, diversity.gain_regression(div))
-fig5 = figures.save_figure(figures.plot_diversity(div, pair_win_shares(L)), paths.figures_dir,
-                           FIGURE_STEMS["fig5"])
+fig5 = figures.save_figure(figures.plot_diversity(div, pair_win_shares(L), np.lexsort((params, families)), names),
+                           paths.figures_dir, FIGURE_STEMS["fig5"])
 display(Image(filename=str(fig5[0])))
 
 # %% [markdown]
@@ -112,7 +113,8 @@ fc = forecast.forecast_table(L, params, families, candidates, fit_fraction=fit_f
                              seed=seed, params_unit=params_unit)
 write_csv(fc, paths.output("forecast"))
 display(fc)
-fig6 = figures.save_figure(figures.plot_forecast(L, params, families, fc, exact, params_unit=params_unit),
+fig6 = figures.save_figure(figures.plot_forecast(L, params, families, fc, exact, params_unit=params_unit,
+                                                 n_bootstrap=n_bootstrap, seed=seed),
                            paths.figures_dir, FIGURE_STEMS["fig6"])
 display(Image(filename=str(fig6[0])))
 

@@ -75,3 +75,20 @@ def test_plot_diversity_draws_three_panels():
     table = diversity.pair_diversity_table(L, params, fam)
     fig = plot_diversity(table, pair_win_shares(L))
     assert len(fig.axes) >= 3
+
+
+def test_win_share_heatmap_is_labelled_with_the_models():
+    L, params, fam = _matrix()
+    table = diversity.pair_diversity_table(L, params, fam)
+    from mmlaw_utils.analysis.oracle import pair_win_shares
+
+    names = [f"models/pool/m{k}" for k in range(L.shape[0])]
+    order = np.arange(L.shape[0])[::-1]
+    from mmlaw_utils.report.figures import plot_diversity
+
+    fig = plot_diversity(table, pair_win_shares(L), order, names)
+    heat = [ax for ax in fig.axes if ax.get_title() == "pair win shares"][0]
+    labels = [t.get_text() for t in heat.get_yticklabels()]
+    assert labels == [f"m{k}" for k in order]
+    family_axis = [ax for ax in fig.axes if ax.get_title().startswith("mean oracle gain")][0]
+    assert {t.get_text() for t in family_axis.get_xticklabels()} == set(np.unique(fam))

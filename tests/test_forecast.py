@@ -104,3 +104,26 @@ def test_notebook_07_runs_on_a_tiny_pool(tmp_path):
     assert front["params"].tolist() == brute["params"].tolist()
     assert np.allclose(front["loss"], brute["loss"], rtol=0, atol=0)
     assert "Beyond pairs" in (tmp_path / "beyond_pairs.md").read_text()
+
+
+def test_forecast_figure_labels_the_cutoff_and_draws_bands():
+    L, params, fam = _pool()
+    table = forecast.forecast_table(L, params, fam, n_bootstrap=0)
+    from mmlaw_utils.report.figures import plot_forecast
+
+    fig = plot_forecast(L, params, fam, table, n_bootstrap=20, seed=1)
+    assert len(fig.axes) == len(table)
+    fitted = [ax for ax, cut in zip(fig.axes, table["cutoff"]) if not pd.isna(cut)]
+    assert fitted
+    for ax in fitted:
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert any(label.startswith("cutoff") for label in labels)
+        assert any("band" in c.get_label() for c in ax.collections)
+        assert "billions" in ax.get_xlabel()
+    # the band is the pointwise percentile of refits below the cutoff: it brackets the law at the cutoff's budget
+    grid = {"cross_family": np.array([float(table.set_index("group").loc["cross_family", "cutoff"])])}
+    bands = forecast.forecast_bands(L, params, fam, table, grid, n_bootstrap=40, seed=2)
+    lo, hi = bands["cross_family"]
+    row = table.set_index("group").loc["cross_family"]
+    law = row["A"] * (grid["cross_family"] / 1e9) ** (-row["alpha"]) + row["L_inf"]
+    assert lo[0] <= law[0] <= hi[0] and hi[0] - lo[0] > 0

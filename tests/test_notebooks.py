@@ -69,9 +69,10 @@ def _independent_reference(data_dir: Path):
 def test_pipeline_writes_every_output(pipeline_run):
     data_dir, figures_dir, runs = pipeline_run
     for name in ("loss_matrix.parquet", "models.parquet", "pairs.parquet", "frontiers.parquet", "fits.json",
-                 "bootstrap.parquet", "table1.md", "table1.csv"):
+                 "bootstrap.parquet", "table1.md", "table1.csv", "cluster_bootstrap.parquet", "model_jackknife.csv",
+                 "uncertainty.csv", "sensitivity.csv", "model_comparison.csv", "equal_budget.csv", "claims.csv"):
         assert (data_dir / name).stat().st_size > 0, name
-    for stem in ("fig1_single_vs_ensemble", "fig2_same_vs_cross_family"):
+    for stem in ("fig1_single_vs_ensemble", "fig2_same_vs_cross_family", "fig_equal_budget"):
         assert (figures_dir / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (figures_dir / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
     assert sorted(p.stem for p in runs.glob("*.ipynb")) == SEQUENCE
@@ -132,3 +133,52 @@ def test_fits_json_describes_the_run(pipeline_run):
         assert fit["alpha"] == pytest.approx(table.loc[group, "alpha"])
     boot = pd.read_parquet(data_dir / "bootstrap.parquet")
     assert len(boot) == 3 * N_BOOTSTRAP and set(boot["group"]) == set(fits["groups"])
+
+
+def test_uncertainty_has_four_methods_and_table1_shows_the_widest(pipeline_run):
+    data_dir, _, _ = pipeline_run
+    fits = json.loads((data_dir / "fits.json").read_text())["groups"]
+    table = pd.read_csv(data_dir / "uncertainty.csv")
+    assert list(table.columns) == ["group", "parameter", "method", "estimate", "lo", "hi", "level"]
+    methods = {"text_bootstrap", "cluster_bootstrap", "model_jackknife", "profile_likelihood"}
+    for group, fit in fits.items():
+        for parameter in ("alpha", "L_inf", "A"):
+            rows = table[(table["group"] == group) & (table["parameter"] == parameter)]
+            assert set(rows["method"]) == methods, (group, parameter)
+            np.testing.assert_allclose(rows["estimate"], fit[parameter], rtol=1e-12)
+            assert (rows["lo"] <= rows["hi"]).all()
+            profile = rows[rows["method"] == "profile_likelihood"].iloc[0]
+            assert profile["lo"] <= fit[parameter] <= profile["hi"]
+    assert (table["level"] == 0.95).all()
+    table1 = pd.read_csv(data_dir / "table1.csv").set_index("group")
+    widths = table.assign(width=table["hi"] - table["lo"]).groupby(["group", "parameter"])["width"].max()
+    for group in fits:
+        for parameter in ("alpha", "L_inf", "A"):
+            assert table1.loc[group, f"{parameter}_method"] in methods
+            width = table1.loc[group, f"{parameter}_hi"] - table1.loc[group, f"{parameter}_lo"]
+            assert width == pytest.approx(widths[(group, parameter)])
+    assert "interval method" in (data_dir / "table1.md").read_text()
+
+
+def test_claims_comparison_budget_and_sensitivity_are_sane(pipeline_run):
+    data_dir, _, _ = pipeline_run
+    fits = json.loads((data_dir / "fits.json").read_text())["groups"]
+    claims = pd.read_csv(data_dir / "claims.csv")
+    assert list(claims.columns) == ["claim", "groups", "verdict", "evidence"] and claims["claim"].is_unique
+    assert set(claims["verdict"]) <= {"agrees", "disagrees", "not identified", "inconclusive"} and len(claims) >= 8
+    for group, fit in fits.items():
+        if fit.get("L_inf_at_bound"):  # a floor at its bound is never agreement
+            rows = claims[claims["groups"].str.contains(group) & claims["claim"].str.contains("floor")]
+            assert (rows["verdict"] == "not identified").all()
+    comparison = pd.read_csv(data_dir / "model_comparison.csv")
+    forms = comparison.groupby("group")["form"].apply(sorted)
+    assert all(f == ["eq7", "eq7_no_floor", "log_linear"] for f in forms) and len(forms) == len(fits)
+    assert (comparison.groupby("group")["delta_aicc"].min() == 0).all()
+    assert (comparison.groupby("group")["supported"].sum() >= 1).all()
+    budget = pd.read_csv(data_dir / "equal_budget.csv")
+    assert set(budget["comparison"]) == {"pairs_vs_single", "cross_vs_same"}
+    assert (budget["gain_lo"] <= budget["gain_hi"]).all() and (budget["n_resamples"] == N_BOOTSTRAP).all()
+    np.testing.assert_allclose(budget["gain"], budget["reference_loss"] - budget["ensemble_loss"])
+    sensitivity = pd.read_csv(data_dir / "sensitivity.csv")
+    n_models = SETTINGS.n_families * len(SETTINGS.sizes_b)
+    assert len(sensitivity) == n_models * len(fits) and sensitivity["influential"].dtype == bool

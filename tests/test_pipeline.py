@@ -143,9 +143,11 @@ def test_missing_inputs_of_a_partial_run_are_named(tmp_path):
 
     assert missing_inputs(DEFAULT_STAGES, list(DEFAULT_STAGES[1:]), output) == []
     missing = missing_inputs(DEFAULT_STAGES, ["05_fit_scaling_laws", "06_figures"], output)
-    assert missing == [f"{output('frontiers')} (input of 05_fit_scaling_laws; written by 04_frontiers: "
-                       "run --from 04_frontiers)"]
-    output("frontiers").write_bytes(b"")
+    assert missing == [f"{output(key)} (input of 05_fit_scaling_laws; written by {stage}: run --from {stage})"
+                       for key, stage in (("loss_matrix", "02_loss_matrix"), ("models", "02_loss_matrix"),
+                                          ("frontiers", "04_frontiers"))]
+    for key in ("loss_matrix", "models", "frontiers"):
+        output(key).write_bytes(b"")
     assert missing_inputs(DEFAULT_STAGES, ["05_fit_scaling_laws", "06_figures"], output) == []
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from mmlaw_utils.analysis.fit import fit_scaling_law, predict
 from mmlaw_utils.analysis.frontier import collaboration_groups
-from mmlaw_utils.report.figures import figure1, figure2, law_band, save_figure
+from mmlaw_utils.report.figures import budget_figure, display_unit, figure1, figure2, law_band, save_figure
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,13 @@ def groups_and_fits():
     boot = pd.DataFrame([{"group": g, "A": f.A * s, "alpha": f.alpha, "L_inf": f.L_inf}
                          for g, f in fits.items() for s in (0.9, 1.0, 1.1)])
     return groups, fits, boot
+
+
+def test_display_unit_is_read_off_the_data():
+    assert display_unit(5_000) == (1e3, "thousands of parameters")
+    assert display_unit(1_200_000) == (1e6, "millions of parameters")
+    assert display_unit(7e10) == (1e9, "billions of parameters")
+    assert display_unit(500) == (1.0, "parameters")
 
 
 def test_law_band_brackets_the_resampled_curves():
@@ -77,3 +84,49 @@ def test_figure2_and_missing_fit(groups_and_fits, tmp_path):
     assert not list((tmp_path / "figs").glob("*.tmp"))
     with pytest.raises(KeyError, match="nope"):
         figure1(groups, fits, boot, ensemble_group="nope")
+
+
+def test_labels_family_markers_floor_at_bound_and_widest_band(groups_and_fits):
+    from dataclasses import replace
+
+    groups, fits, boot = groups_and_fits
+    small = {g: f.assign(params=f["params"] // 1000) for g, f in groups.items()}  # 1e5 .. 3.2e6 parameters
+    floor = replace(fits["cross_family"], L_inf=0.0, L_inf_at_bound=True)
+    wide = boot.assign(A=boot["A"] * 3)  # a wider set of refits than boot
+    names = [f"models/pool/m{i}" for i in range(18)]
+    fig = figure1(small, {**fits, "cross_family": floor}, boot, params_unit=1e6, draws={"text_bootstrap": boot,
+                  "model_jackknife": wide}, model_names=names, model_families=list(np.repeat(["a", "b", "c"], 6)),
+                  model_params=np.array([1, 2, 4, 8, 16, 32] * 3) * 10**5)
+    (ax,) = fig.axes
+    assert "millions" in ax.get_xlabel()
+    texts = [t.get_text() for t in ax.texts]
+    n_front = int(small["single"]["on_frontier"].sum() + small["cross_family"]["on_frontier"].sum())
+    single_front = small["single"].loc[small["single"]["on_frontier"], "members"]
+    assert len(texts) == n_front and {f"m{m[0]}" for m in single_front} <= set(texts)
+    assert not any("models/" in t for t in texts) and any(" + " in t for t in texts)
+    markers = {c.get_paths()[0].vertices.shape for c in ax.collections if type(c).__name__ == "PathCollection"}
+    assert len(markers) >= 2  # more than one marker shape: families are marked
+    floor_line = next(line for line in ax.get_lines() if "held at its bound" in line.get_label())
+    assert floor_line.get_linestyle() == "--"
+    x, y = floor_line.get_data()  # x in millions, fit in millions: eq. 7 with L_inf = 0
+    np.testing.assert_allclose(y, predict((floor.A, floor.alpha, 0.0), x))
+    bands = [c for c in ax.collections if type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")]
+    assert len(bands) == 2 and all("widest of text bootstrap, model jackknife" in b.get_label() for b in bands)
+    all_losses = np.concatenate([small[g]["loss"].to_numpy() for g in ("single", "cross_family")])
+    lo, hi = ax.get_ylim()
+    assert lo <= all_losses.min() and hi >= all_losses.max()  # every raw point is inside the axes
+
+
+def test_budget_figure_draws_gain_and_parameters_to_match(tmp_path):
+    budget = pd.DataFrame({"comparison": "pairs_vs_single", "budget_params": [2e6, 4e6, 8e6],
+                           "gain": [-1.0, 2.0, 3.0], "gain_lo": [-2.0, 1.0, 2.0], "gain_hi": [0.5, 3.0, 4.0],
+                           "ensemble_params": [2e6, 4e6, 8e6], "reference_params_to_match": [1e6, 6e6, np.inf],
+                           "match_lo": [1e6, 5e6, np.inf], "match_hi": [2e6, 8e6, np.inf], "level": 0.95,
+                           "n_resamples": 50})
+    fig = budget_figure(budget)
+    top, bottom = fig.axes
+    assert "millions" in top.get_xlabel() and "nats" in top.get_ylabel()
+    labels = [t.get_text() for t in bottom.get_legend().get_texts()]
+    assert any("no single model in the pool matches" in label for label in labels)
+    paths = save_figure(fig, tmp_path, "fig_equal_budget")
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

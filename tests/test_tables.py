@@ -172,38 +172,33 @@ def test_fit_groups_records_a_group_that_cannot_be_fitted(tmp_path):
     assert old.status == "failed: too few" and not old.fitted and np.isnan(old.L_inf)
 
 
-def test_claim_support_counts_resamples_with_the_claimed_ordering():
-    from mmlaw_utils.report.tables import claim_support
+def test_readme_claims_paragraph_uses_the_verdicts_of_claims_csv(tmp_path):
+    from mmlaw_utils.report.tables import results_markdown
 
-    # resample 0: cross > single; 1: cross < single; 2: cross > single; 3: failed fit, ignored
-    boot = pd.DataFrame({
-        "resample": [0, 0, 1, 1, 2, 2, 3, 3],
-        "group": ["single", "cross_family"] * 4,
-        "alpha": [0.3, 0.5, 0.4, 0.2, 0.1, 0.9, 0.1, 0.9],
-        "status": ["ok"] * 6 + ["failed: x", "ok"],
-    })
-    assert claim_support(boot, "cross_family", "single", "alpha", larger=True) == pytest.approx(2 / 3)
-    assert claim_support(boot, "cross_family", "single", "alpha", larger=False) == pytest.approx(1 / 3)
+    data = tmp_path / "data"
+    p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
+    write_table1(table1_frame({"single": _group(p, 100 * p**-0.5 + 50)}, {}, None), data)
+    pd.DataFrame({"claim": ["floor is lower", "alpha is larger"], "groups": ["a, b", "a, b"],
+                  "verdict": ["not identified", "inconclusive"], "evidence": ["a: L_inf_at_bound", "overlap"]}
+                 ).to_csv(data / "claims.csv", index=False)
+    text = results_markdown("synthetic", data, tmp_path / "figures", tmp_path)
+    assert "1 inconclusive, 1 not identified" in text
+    assert "1. *floor is lower*: **not identified**. a: L_inf_at_bound." in text
+    assert "**agrees**" not in text
 
 
-def test_claims_markdown_verdicts_follow_the_fitted_numbers():
-    from mmlaw_utils.report.tables import claims_markdown
-
-    table = pd.DataFrame({
-        "group": ["single", "same_family", "cross_family"],
-        "alpha": [0.3, 0.2, 0.5],
-        "L_inf": [10.0, 9.0, 8.0],
-        "r2": [0.99, 0.98, 0.97],
-        "fit_status": ["ok", "ok", "alpha_at_bound"],
-    })
-    text = claims_markdown(table)
-    claim2 = next(line for line in text.splitlines() if line.startswith("2."))
-    claim3 = next(line for line in text.splitlines() if line.startswith("3."))
-    # cross (0.5) > single (0.3) agrees; same (0.2) > single (0.3) disagrees
-    assert claim2.count("**agrees**") == 1 and claim2.count("**disagrees**") == 1
-    # cross floor 8 is below same (9) and single (10)
-    assert claim3.count("**agrees**") == 2
-    assert "status alpha_at_bound" in text
+def test_table1_shows_the_widest_interval_and_its_method():
+    p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
+    groups = {"single": _group(p, 100 * p**-0.5 + 50)}
+    fits = {g: fit_scaling_law(f.loc[f.on_frontier, "params"] / 1e9, f.loc[f.on_frontier, "loss"]) for g, f in groups.items()}
+    rows = [("single", name, method, 1.0, lo, hi, 0.95)
+            for name in ("alpha", "L_inf", "A")
+            for method, lo, hi in (("text_bootstrap", 0.9, 1.1), ("model_jackknife", 0.2, 3.0), ("profile_likelihood", 0.5, 2.0))]
+    uncertainty = pd.DataFrame(rows, columns=["group", "parameter", "method", "estimate", "lo", "hi", "level"])
+    table = table1_frame(groups, fits, None, uncertainty=uncertainty).set_index("group")
+    assert (table.loc["single", "alpha_lo"], table.loc["single", "alpha_hi"]) == (0.2, 3.0)
+    assert table.loc["single", "alpha_method"] == table.loc["single", "L_inf_method"] == "model_jackknife"
+    assert "| model jackknife |" in table1_markdown(table.reset_index())
 
 
 def test_write_csv_writes_the_frame_atomically(tmp_path):

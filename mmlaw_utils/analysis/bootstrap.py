@@ -37,6 +37,31 @@ def bootstrap_counts(n_texts: int, n_bootstrap: int, seed: int, start: int = 0) 
     ).astype(np.int64)
 
 
+def cluster_bootstrap_counts(clusters: np.ndarray, n_bootstrap: int, seed: int, start: int = 0) -> np.ndarray:
+    """Text counts of resamples that draw whole clusters (source documents) with replacement: (n_bootstrap, N) int64.
+
+    ``clusters`` holds one label per text. Each resample draws as many clusters as there are,
+    with replacement; a text counts once per draw of its cluster. With one text per cluster this
+    is the text bootstrap (other draws, same law).
+    """
+    _, cluster_of_text = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
+    n_clusters = int(cluster_of_text.max()) + 1 if cluster_of_text.size else 0
+    children = np.random.SeedSequence(seed).spawn(start + n_bootstrap)[start:]
+    drawn = [np.bincount(np.random.default_rng(child).integers(0, n_clusters, n_clusters), minlength=n_clusters)
+             for child in children]
+    return np.stack([counts[cluster_of_text] for counts in drawn]).astype(np.int64)
+
+
+def resample_counts(n_texts: int, n_bootstrap: int, seed: int, start: int = 0,
+                    clusters: np.ndarray | None = None) -> np.ndarray:
+    """Text counts of resamples ``start ..``: by text, or by cluster when ``clusters`` (one label per text) is given."""
+    if clusters is None:
+        return bootstrap_counts(n_texts, n_bootstrap, seed, start)
+    if np.shape(clusters) != (n_texts,):
+        raise ValueError(f"clusters needs one label per text ({n_texts}), got shape {np.shape(clusters)}")
+    return cluster_bootstrap_counts(clusters, n_bootstrap, seed, start)
+
+
 def weighted_pair_means(
     L: np.ndarray, counts: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +99,11 @@ def bootstrap_group_fits(
     chunk_size: int = 250,
     fit_kwargs: dict | None = None,
     progress: bool = False,
+    clusters: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Refit the three laws on ``n_bootstrap`` text resamples of ``L`` (K x N, nats).
+
+    ``clusters`` (one label per text, e.g. its source document) resamples whole clusters instead of texts.
 
     ``params`` are raw parameter counts; fits use ``params / params_unit`` (billions by default).
     Returns one row per (resample, group): ``resample``, ``group``, ``A``, ``alpha``, ``L_inf``,
@@ -102,11 +130,11 @@ def bootstrap_group_fits(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_bootstrap, desc="bootstrap resamples")
+        bar = tqdm(total=n_bootstrap, desc="bootstrap resamples" if clusters is None else "cluster bootstrap resamples")
     records = []
     for start in range(0, n_bootstrap, chunk_size):
         size = min(chunk_size, n_bootstrap - start)
-        singles, pairs = weighted_pair_means(array, bootstrap_counts(n_texts, size, seed, start))
+        singles, pairs = weighted_pair_means(array, resample_counts(n_texts, size, seed, start, clusters))
         for offset in range(size):
             losses = {
                 SINGLE: singles[offset],

@@ -163,3 +163,34 @@ def forecast_table(L: np.ndarray, params: np.ndarray, families: np.ndarray,
             row[f"{col}_lo"], row[f"{col}_hi"] = float(lo), float(hi)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def forecast_bands(L: np.ndarray, params: np.ndarray, families: np.ndarray, table: pd.DataFrame,
+                   grid: dict[str, np.ndarray], *, n_bootstrap: int = 200, seed: int = 0, params_unit: float = 1e9,
+                   level: float = 0.95) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Pointwise percentile band (nats) of the law fitted below each group's cutoff, over text resamples.
+
+    ``grid`` maps a group to raw parameter counts; each resample recomputes the pair frontiers, fits
+    eq. 7 to the points at or below the cutoff and evaluates it on the grid. Groups without a cutoff,
+    and any-size subsets (not resampled here), get no band.
+    """
+    array = _as_loss_matrix(L)
+    p = np.asarray(params, dtype=np.int64)
+    cutoffs = table.set_index("group")["cutoff"].to_dict()
+    curves: dict[str, list[np.ndarray]] = {g: [] for g in grid if g != ANY_SIZE}
+    if n_bootstrap < 1 or not curves:
+        return {}
+    singles_b, pairs_b = weighted_pair_means(array, bootstrap_counts(array.shape[1], n_bootstrap, seed))
+    for r in range(n_bootstrap):
+        fronts = group_frontiers(singles_b[r], pairs_b[r], p, families)
+        for group in curves:
+            cut = cutoffs.get(group)
+            if group not in fronts or cut is None or (isinstance(cut, float) and math.isnan(cut)):
+                continue
+            fp, fl = fronts[group]
+            below = fp <= cut
+            fit = fit_points(fp[below] / params_unit, fl[below])
+            if fit.fitted:
+                curves[group].append(predict(fit, np.asarray(grid[group], dtype=np.float64) / params_unit))
+    q = [(1 - level) / 2, (1 + level) / 2]
+    return {g: tuple(np.quantile(np.stack(c), q, axis=0)) for g, c in curves.items() if len(c) >= 2}

@@ -160,6 +160,11 @@ def gain_kept(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def mixture_gaps(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with gap_fitted and gap_uniform: mixture loss minus oracle loss, nats per held-out text (>= 0)."""
+    return table.assign(gap_fitted=table["mix_fitted"] - table["oracle"], gap_uniform=table["mix_uniform"] - table["oracle"])
+
+
 def mixture_frontiers(table: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
     """Per group, the frontier of each loss column ("oracle", "mix_uniform", "mix_fitted") of ``table``."""
     out: dict[str, dict[str, pd.DataFrame]] = {}

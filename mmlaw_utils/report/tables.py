@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmlaw_utils.analysis.fit import FitStatus, ScalingFit, fit_points
-from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, GROUPS, SAME_FAMILY, SINGLE
+from mmlaw_utils.analysis.fit import ScalingFit, fit_points
+from mmlaw_utils.analysis.groups import GROUP_LABELS, GROUPS
 from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
@@ -42,7 +42,7 @@ LAW_PARAMS = ("L_inf", "A", "alpha")
 TABLE1_COLUMNS = [
     "group", "setting", "raw_points", "pareto_points",
     "L_inf", "L_inf_lo", "L_inf_hi", "A", "A_lo", "A_hi", "alpha", "alpha_lo", "alpha_hi",
-    "r2", "rmse", "fit_status", "n_bootstrap_ok",
+    "L_inf_method", "A_method", "alpha_method", "r2", "rmse", "fit_status", "n_bootstrap_ok",
     "paper_raw_points", "paper_pareto_points", "paper_L_inf", "paper_A", "paper_alpha",
 ]
 RESULTS_START = "<!-- results:start -->"
@@ -279,15 +279,21 @@ def table1_frame(
     fits: Mapping[str, Any],
     boot: pd.DataFrame | None = None,
     level: float = 0.95,
+    uncertainty: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Table 1 (§4.2): per group raw and Pareto points, fitted L_inf, A, alpha with bootstrap CIs, and the paper's values.
+    """Table 1 (§4.2): per group raw and Pareto points, fitted L_inf, A, alpha with intervals, and the paper's values.
 
     ``groups`` from ``frontier.collaboration_groups``; ``fits`` group -> ScalingFit (or dict);
-    ``boot`` from ``bootstrap.bootstrap_group_fits`` (None: CI columns are NaN).
+    ``boot`` from ``bootstrap.bootstrap_group_fits`` (None: CI columns are NaN). With ``uncertainty``
+    (analysis/uncertainty.py), each interval is the widest of its methods and ``<name>_method`` says which;
+    otherwise it is the text bootstrap's.
     """
     from mmlaw_utils.analysis.bootstrap import bootstrap_ci
+    from mmlaw_utils.analysis.uncertainty import widest_intervals
 
     intervals = bootstrap_ci(boot, level).set_index("group") if boot is not None and len(boot) else None
+    widest = (widest_intervals(uncertainty).set_index(["group", "parameter"])
+              if uncertainty is not None and len(uncertainty) else None)
     paper = PAPER_TABLE1.set_index("group")
     rows = []
     for group in [g for g in GROUPS if g in groups] + [g for g in groups if g not in GROUPS]:
@@ -301,8 +307,14 @@ def table1_frame(
         for name in LAW_PARAMS:
             row[name] = float(fit_value(fit, name)) if fit is not None else np.nan
             has_ci = intervals is not None and group in intervals.index
-            row[f"{name}_lo"] = float(intervals.loc[group, f"{name}_lo"]) if has_ci else np.nan
-            row[f"{name}_hi"] = float(intervals.loc[group, f"{name}_hi"]) if has_ci else np.nan
+            if widest is not None and (group, name) in widest.index:
+                chosen = widest.loc[(group, name)]
+                row[f"{name}_lo"], row[f"{name}_hi"] = float(chosen["lo"]), float(chosen["hi"])
+                row[f"{name}_method"] = str(chosen["method"])
+            else:
+                row[f"{name}_lo"] = float(intervals.loc[group, f"{name}_lo"]) if has_ci else np.nan
+                row[f"{name}_hi"] = float(intervals.loc[group, f"{name}_hi"]) if has_ci else np.nan
+                row[f"{name}_method"] = "text_bootstrap" if has_ci else ""
         row["r2"] = float(fit_value(fit, "r2")) if fit is not None else np.nan
         row["rmse"] = float(fit_value(fit, "rmse")) if fit is not None else np.nan
         row["fit_status"] = str(fit_value(fit, "status")) if fit is not None else "not fitted"
@@ -324,12 +336,24 @@ def _with_ci(row: pd.Series, name: str, spec: str) -> str:
     return text
 
 
+def _methods(row: pd.Series) -> str:
+    """Which method gave each interval of a Table 1 row, e.g. "model jackknife" or "L∞: …; A: …; α: …"."""
+    names = {name: str(row.get(f"{name}_method", "") or "").replace("_", " ") for name in LAW_PARAMS}
+    names = {k: v for k, v in names.items() if v and v != "nan"}
+    if not names:
+        return "—"
+    if len(set(names.values())) == 1:
+        return next(iter(names.values()))
+    symbols = {"L_inf": "L∞", "A": "A", "alpha": "α"}
+    return "; ".join(f"{symbols[k]}: {v}" for k, v in names.items())
+
+
 def table1_markdown(table: pd.DataFrame, caption: str = "") -> str:
     """Markdown of Table 1: ours (with CIs) beside the paper's values in parentheses."""
     header = (
         "| Collaboration setting | Raw points (paper) | Pareto points (paper) "
-        "| L∞ [CI] (paper) | A [CI] (paper) | α [CI] (paper) | fit status |\n"
-        "|---|---:|---:|---:|---:|---:|---|\n"
+        "| L∞ [interval] (paper) | A [interval] (paper) | α [interval] (paper) | interval method | fit status |\n"
+        "|---|---:|---:|---:|---:|---:|---|---|\n"
     )
     lines = []
     for _, row in table.iterrows():
@@ -342,7 +366,7 @@ def table1_markdown(table: pd.DataFrame, caption: str = "") -> str:
             f"| {_with_ci(row, 'L_inf', '.2f')}{paper('L_inf', 2)} "
             # A depends on the unit of P (tiny in billions for small pools): significant digits
             f"| {_with_ci(row, 'A', '.4g')}{paper('A', 2)} "
-            f"| {_with_ci(row, 'alpha', '.4f')}{paper('alpha', 4)} | {row['fit_status']} |"
+            f"| {_with_ci(row, 'alpha', '.4f')}{paper('alpha', 4)} | {_methods(row)} | {row['fit_status']} |"
         )
     text = header + "\n".join(lines) + "\n"
     return (caption.strip() + "\n\n" + text) if caption else text
@@ -357,58 +381,30 @@ def write_table1(table: pd.DataFrame, data_dir: str | Path, caption: str = "") -
     return csv_path, md_path
 
 
-def claim_support(boot: pd.DataFrame, group: str, other: str, column: str, larger: bool) -> float:
-    """Share of bootstrap resamples in which ``column`` of ``group`` is larger (or smaller) than ``other``'s."""
-    ok = boot[boot["status"].astype(str) == FitStatus.OK]
-    wide = ok.pivot(index="resample", columns="group", values=column)
-    if group not in wide or other not in wide:
-        return math.nan
-    both = wide[[group, other]].dropna()
-    if both.empty:
-        return math.nan
-    wins = both[group] > both[other] if larger else both[group] < both[other]
-    return float(wins.mean())
+def model_comparison_markdown(comparison: pd.DataFrame) -> str:
+    """Which law each frontier supports (eq. 7, eq. 7 without a floor, log-linear), from model_comparison.csv."""
+    from mmlaw_utils.analysis.model_selection import support_sentence
+
+    lines = ["Which law do the Pareto points support? (AICc and leave-one-point-out error; `model_comparison.csv`)", ""]
+    for group in [g for g in GROUPS if g in set(comparison["group"])]:
+        lines.append(f"- {GROUP_LABELS[group]}: {support_sentence(comparison[comparison['group'] == group])}.")
+    return "\n".join(lines) + "\n"
 
 
-def _compare(table: pd.DataFrame, boot: pd.DataFrame | None, group: str, other: str, column: str,
-             larger: bool, symbol: str) -> str:
-    """One sentence comparing a fitted quantity of two groups, with bootstrap support when available."""
-    rows = table.set_index("group")
-    if group not in rows.index or other not in rows.index:
-        return f"{GROUP_LABELS[group].lower()} vs {GROUP_LABELS[other].lower()}: not fitted in this run."
-    a, b = float(rows.at[group, column]), float(rows.at[other, column])
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return f"{symbol}: {GROUP_LABELS[group].lower()} vs {GROUP_LABELS[other].lower()}: not fitted in this run."
-    holds = a > b if larger else a < b
-    text = (f"{symbol} = {a:.4g} ({GROUP_LABELS[group].lower()}) vs {b:.4g} ({GROUP_LABELS[other].lower()}): "
-            f"**{'agrees' if holds else 'disagrees'}**")
-    if boot is not None:
-        share = claim_support(boot, group, other, column, larger)
-        if math.isfinite(share):
-            text += f"; the paper's ordering holds in {share:.0%} of bootstrap resamples"
-    return text + "."
-
-
-def claims_markdown(table: pd.DataFrame, boot: pd.DataFrame | None = None) -> str:
-    """The paper's three claims (§4.1-§4.3) checked against a run's Table 1 and bootstrap fits."""
-    rows = table.set_index("group")
-    fit_lines = []
-    for group in GROUPS:
-        if group not in rows.index:
-            continue
-        r2, status = float(rows.at[group, "r2"]), str(rows.at[group, "fit_status"])
-        fit_lines.append(f"{GROUP_LABELS[group].lower()} R² = {r2:.3f} (status {status})")
-    return "\n".join([
-        "How this run compares with the paper's claims (computed from the fits above):",
+def verdicts_markdown(claims: pd.DataFrame) -> str:
+    """The README paragraph on the paper's claims: one verdict per claim, from a run's claims.csv."""
+    counts = claims["verdict"].value_counts()
+    summary = ", ".join(f"{int(counts[v])} {v}" for v in ("agrees", "disagrees", "inconclusive", "not identified")
+                        if v in counts)
+    lines = [
+        f"How this run compares with the paper's claims ({summary}; `claims.csv`). A claim is *not identified* "
+        "when a fit it rests on holds a parameter at its bound or a profile-likelihood interval reaches one, "
+        "*inconclusive* when the widest intervals overlap (rules: `mmlaw_utils/analysis/claims.py`):",
         "",
-        "1. *A power law on each frontier* (§4.1): " + "; ".join(fit_lines) + ".",
-        "2. *Ensembles scale with a larger exponent than single models* (§4.2): "
-        + _compare(table, boot, CROSS_FAMILY, SINGLE, "alpha", True, "α") + " "
-        + _compare(table, boot, SAME_FAMILY, SINGLE, "alpha", True, "α"),
-        "3. *Cross-family ensembles reach a lower floor than same-family ones* (§4.3): "
-        + _compare(table, boot, CROSS_FAMILY, SAME_FAMILY, "L_inf", False, "L∞") + " "
-        + _compare(table, boot, CROSS_FAMILY, SINGLE, "L_inf", False, "L∞"),
-    ]) + "\n"
+    ]
+    for number, row in enumerate(claims.itertuples(index=False), start=1):
+        lines.append(f"{number}. *{row.claim}*: **{row.verdict}**. {row.evidence}.")
+    return "\n".join(lines) + "\n"
 
 
 def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
@@ -428,12 +424,14 @@ def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relat
         md_path.read_text().strip(),
         "",
     ]
-    csv_path = data_dir / OUTPUT_FILES["table1_csv"]
-    if csv_path.is_file():
-        boot_path = data_dir / OUTPUT_FILES["bootstrap"]
-        boot = pd.read_parquet(boot_path) if boot_path.is_file() else None
-        lines += [claims_markdown(pd.read_csv(csv_path), boot), ""]
-    for stem, title in ((FIGURE_STEMS["fig1"], "Figure 1"), (FIGURE_STEMS["fig2"], "Figure 2")):
+    claims_path = data_dir / OUTPUT_FILES["claims"]
+    if claims_path.is_file():
+        lines += [verdicts_markdown(pd.read_csv(claims_path)), ""]
+    comparison_path = data_dir / OUTPUT_FILES["model_comparison"]
+    if comparison_path.is_file():
+        lines += [model_comparison_markdown(pd.read_csv(comparison_path)), ""]
+    for stem, title in ((FIGURE_STEMS["fig1"], "Figure 1"), (FIGURE_STEMS["fig2"], "Figure 2"),
+                        (FIGURE_STEMS["budget"], "Equal-budget gain")):
         png = figures_dir / f"{stem}.png"
         if png.is_file():
             rel = os.path.relpath(png, relative_to)
