@@ -60,7 +60,7 @@ def bench_triples(repeats: int = 3) -> dict:
 def minipool_or_synthetic() -> tuple[np.ndarray, np.ndarray, str]:
     data = REPO / "data" / "minipool"
     if (data / "loss_matrix.parquet").is_file():
-        from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+        from mmlaw_utils.scoring.assemble import load_loss_matrix
 
         lm = load_loss_matrix(data)
         return lm.to_array(), lm.params, "miniature pool (data/minipool)"

@@ -30,7 +30,7 @@ from bench_analysis import synthetic_losses  # noqa: E402
 
 from mmlaw_utils.analysis.budget import equal_budget_table  # noqa: E402
 from mmlaw_utils.analysis.frontier import collaboration_groups  # noqa: E402
-from mmlaw_utils.analysis.lossmatrix import load_loss_matrix  # noqa: E402
+from mmlaw_utils.scoring.assemble import load_loss_matrix  # noqa: E402
 from mmlaw_utils.analysis.model_selection import compare_forms  # noqa: E402
 from mmlaw_utils.analysis.oracle import pair_oracle_losses  # noqa: E402
 from mmlaw_utils.analysis.profile import profile_intervals  # noqa: E402

@@ -13,11 +13,12 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
 * ``scoring.run``: score one model into its cache, resumably; which caches are stale.
 * ``scoring.cache``: per-model score caches (parquet + provenance), resumable chunks, locks.
+* ``scoring.assemble``: score caches -> the loss-matrix files; their reader and writer.
 * ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
 * ``scoring.realmodels``: the two real pretrained models packaged on PyPI as GGUF (profile real2).
 * ``scoring.synthetic``: seeded synthetic pools in the score-cache format.
-* ``analysis.lossmatrix``: score caches -> the validated models x texts loss matrix.
+* ``analysis.lossmatrix``: the validated models x texts loss matrix (data model only, reads no file).
 * ``analysis.oracle``: oracle ensemble losses (eqs. 3-4).
 * ``analysis.groups``: the collaboration groups (single, same-family, cross-family) and their labels.
 * ``analysis.frontier``: Pareto frontiers (eq. 5) of the three collaboration groups.

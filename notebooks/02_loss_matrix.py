@@ -34,10 +34,11 @@ dataset_fingerprint = None  # text set to assemble (None: the profile's own text
 # %%
 from IPython.display import Markdown, display
 
-from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix
+from mmlaw_utils.scoring.assemble import assemble_loss_matrix
 from mmlaw_utils.config import resolve_run_paths
 from mmlaw_utils.pool import load_run_pool
-from mmlaw_utils.report.tables import loss_matrix_summary, write_loss_matrix
+from mmlaw_utils.report.tables import loss_matrix_summary
+from mmlaw_utils.scoring.assemble import write_loss_matrix
 from mmlaw_utils.scoring.expect import profile_expectation
 
 paths = resolve_run_paths(profile, data_dir=data_dir, pool=pool)

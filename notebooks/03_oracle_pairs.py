@@ -31,7 +31,7 @@ data_dir = None
 # %%
 from IPython.display import Markdown, display
 
-from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.analysis.oracle import oracle_loss, pair_oracle_losses, pair_win_shares
 from mmlaw_utils.config import resolve_run_paths
 from mmlaw_utils.report.tables import family_win_summary, pairs_table, write_frame

@@ -37,7 +37,7 @@ params_unit = 1e9  # parameters per unit of P in the tables (1e9: billions)
 import pandas as pd
 
 from mmlaw_utils.analysis.frontier import collaboration_groups, group_counts
-from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.config import require, resolve_run_paths
 from mmlaw_utils.report.tables import frontiers_table, pair_loss_matrix, write_frame
 

@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 from mmlaw_utils.analysis.bootstrap import bootstrap_group_fits
 from mmlaw_utils.analysis.budget import equal_budget_table
 from mmlaw_utils.analysis.claims import claims_table, verdict_counts
-from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.analysis.model_selection import compare_forms, support_sentence
 from mmlaw_utils.analysis.profile import profile_intervals
 from mmlaw_utils.analysis.uncertainty import (CLUSTER_RULE, leave_one_model_out, sensitivity_table, text_clusters,

@@ -44,7 +44,7 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 
 from mmlaw_utils.analysis import diversity, forecast, mixture, subsets
-from mmlaw_utils.analysis.lossmatrix import load_loss_matrix
+from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.analysis.oracle import pair_win_shares
 from mmlaw_utils.config import FIGURE_STEMS, resolve_run_paths
 from mmlaw_utils.report import figures

@@ -16,7 +16,7 @@ import torch
 import tiny_models
 from mmlaw_utils import config
 from mmlaw_utils.analysis import lossmatrix
-from mmlaw_utils.scoring import cache, kernel
+from mmlaw_utils.scoring import assemble, cache, kernel
 from mmlaw_utils.scoring import models as scoring_models
 from mmlaw_utils.scoring import run as scoring_run
 from mmlaw_utils.scoring.synthetic import SyntheticSettings, generate, read_pool_file
@@ -67,8 +67,8 @@ def test_assembly_refuses_a_cache_filed_under_another_model(tmp_path):
         cache.cache_path(tmp_path, model, FP), _results([1.0, 2.0, 3.0, 4.0]), _provenance(holder))
     write("models/famx/small", "models/famx/small")
     write("models/famy/small", "models/famx/small")
-    with pytest.raises(lossmatrix.StaleCacheError, match=r"'models/famy/small'.*holds model 'models/famx/small'"):
-        lossmatrix.assemble_loss_matrix(tmp_path, _pool(["models/famx/small", "models/famy/small"], ["x", "y"]))
+    with pytest.raises(assemble.StaleCacheError, match=r"'models/famy/small'.*holds model 'models/famx/small'"):
+        assemble.assemble_loss_matrix(tmp_path, _pool(["models/famx/small", "models/famy/small"], ["x", "y"]))
 
 
 # ----------------------------------------------------------------- 2. stale caches at assembly
@@ -88,12 +88,12 @@ def test_assembly_refuses_caches_of_another_text_set_and_names_the_command(tmp_p
     expected = scoring_expect.profile_expectation("tinysyn", tmp_path / "scores")
     kwargs = dict(dataset_fingerprint=expected.dataset_fingerprint, check_provenance=expected.check,
                   rescore_hint=expected.rescore_hint)
-    assert lossmatrix.assemble_loss_matrix(tmp_path / "scores", pool, **kwargs).shape == (4, 30)
+    assert assemble.assemble_loss_matrix(tmp_path / "scores", pool, **kwargs).shape == (4, 30)
     # the profile's text set is cut from 30 to 25 texts: the 30-text caches are stale, all four listed
     monkeypatch.setattr(scoring_expect, "load_profile", lambda name: _synthetic_profile(tmp_path, 25))
     expected = scoring_expect.profile_expectation("tinysyn", tmp_path / "scores")
-    with pytest.raises(lossmatrix.StaleCacheError) as error:
-        lossmatrix.assemble_loss_matrix(tmp_path / "scores", pool, dataset_fingerprint=expected.dataset_fingerprint,
+    with pytest.raises(assemble.StaleCacheError) as error:
+        assemble.assemble_loss_matrix(tmp_path / "scores", pool, dataset_fingerprint=expected.dataset_fingerprint,
                                         check_provenance=expected.check, rescore_hint=expected.rescore_hint)
     message = str(error.value)
     assert all(repr(model) in message for model in pool["model"])
@@ -110,8 +110,8 @@ def test_assembly_refuses_caches_scored_with_other_settings(tiny_model_dirs, tex
     monkeypatch.setattr(scoring_expect, "load_profile", lambda name: profile)
     monkeypatch.setattr(scoring_run, "load_profile", lambda name: profile)
     expected = scoring_expect.profile_expectation("tiny", tmp_path)
-    with pytest.raises(lossmatrix.StaleCacheError, match=r"max_length: cache has 64, requested 32(.|\n)*--force"):
-        lossmatrix.assemble_loss_matrix(tmp_path, _pool([model]), dataset_fingerprint=expected.dataset_fingerprint,
+    with pytest.raises(assemble.StaleCacheError, match=r"max_length: cache has 64, requested 32(.|\n)*--force"):
+        assemble.assemble_loss_matrix(tmp_path, _pool([model]), dataset_fingerprint=expected.dataset_fingerprint,
                                         check_provenance=expected.check, rescore_hint=expected.rescore_hint)
 
 

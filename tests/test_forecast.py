@@ -78,7 +78,7 @@ def test_notebook_07_runs_on_a_tiny_pool(tmp_path):
     import papermill
 
     from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays
-    from mmlaw_utils.report.tables import write_loss_matrix
+    from mmlaw_utils.scoring.assemble import write_loss_matrix
 
     L, params, fam = _pool(seed=3, K=9, N=80)
     names = [f"m{k}" for k in range(len(params))]

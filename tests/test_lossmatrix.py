@@ -13,11 +13,9 @@ import pytest
 from mmlaw_utils.scoring.cache import PROVENANCE_KEY, cache_path, write_cache
 from mmlaw_utils.analysis.lossmatrix import (
     LossMatrix,
-    assemble_loss_matrix,
-    load_loss_matrix,
     loss_matrix_from_arrays,
 )
-from mmlaw_utils.report.tables import write_loss_matrix
+from mmlaw_utils.scoring.assemble import assemble_loss_matrix, load_loss_matrix, write_loss_matrix
 
 FP = "ab" * 32
 TEXT_IDS = ["t0", "t1", "t2", "t3"]

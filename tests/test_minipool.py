@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from mmlaw_utils.scoring import cache
+from mmlaw_utils.scoring import assemble, cache
 
 from mmlaw_utils.minipool import corpora, train
 from mmlaw_utils.scoring.models import prefix_token
@@ -224,7 +224,7 @@ def _load_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_tiny_pool_build_score_analyse(tmp_path, eval_file):
     """2 families x 2 sizes: train -> score (scoring CLI API) -> loss matrix -> oracle pairs -> frontiers."""
-    from mmlaw_utils.analysis import frontier, lossmatrix, oracle
+    from mmlaw_utils.analysis import frontier, oracle
     from mmlaw_utils.scoring.run import ScoreRequest, score_model
 
     pool_path = _tiny_pool(tmp_path, TINY_FAMILIES, [(8, 1, 1), (32, 1, 2)], tokens=4096)
@@ -240,7 +240,7 @@ def test_tiny_pool_build_score_analyse(tmp_path, eval_file):
         row = table[table["model"] == model_id].iloc[0]
         assert run.provenance["params_total"] == row["params"]
     pool_df = pd.DataFrame({"model": table["model"], "family": table["family"], "params_nominal": table["params"]})
-    lm = lossmatrix.assemble_loss_matrix(cache_dir, pool_df)
+    lm = assemble.assemble_loss_matrix(cache_dir, pool_df)
     L = lm.to_array()
     assert L.shape == (4, 12) and np.isfinite(L).all() and (L > 0).all()
     pairs = oracle.pair_oracle_losses(L)

@@ -10,7 +10,7 @@ import pytest
 
 from mmlaw_utils.analysis.bootstrap import bootstrap_counts
 from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays
-from mmlaw_utils.report.tables import write_loss_matrix
+from mmlaw_utils.scoring.assemble import write_loss_matrix
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -22,7 +22,6 @@ import pandas as pd
 
 from mmlaw_utils.analysis.fit import ScalingFit, fit_points
 from mmlaw_utils.analysis.groups import GROUP_LABELS, GROUPS
-from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
 from mmlaw_utils.io import atomic_write_table, atomic_write_text, write_marked_region
@@ -54,15 +53,6 @@ def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
     import pyarrow as pa
 
     atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-
-
-def write_loss_matrix(lm: LossMatrix, data_dir: str | Path) -> tuple[Path, Path]:
-    """Atomically write ``loss_matrix.parquet`` and ``models.parquet`` into ``data_dir``; return both paths."""
-    data_dir = Path(data_dir)
-    long_path, models_path = data_dir / OUTPUT_FILES["loss_matrix"], data_dir / OUTPUT_FILES["models"]
-    write_frame(lm.long, long_path)
-    write_frame(lm.models, models_path)
-    return long_path, models_path
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -3,7 +3,7 @@
 A cache answers a profile when its provenance names the model it is filed under, the profile's
 text-set fingerprint and the profile's scoring settings (and, for a local model whose weights are
 here, their content hash). ``profile_expectation`` gathers these from the profile; loss-matrix
-assembly (analysis/lossmatrix.py) applies them to every cache and lists the models that fail.
+assembly (scoring/assemble.py) applies them to every cache and lists the models that fail.
 """
 
 from __future__ import annotations

@@ -323,7 +323,8 @@ def comparison_markdown(table: pd.DataFrame, lm, dataset: str) -> str:
 
 def compare_caches(cache_dir: str | Path, pool_df: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
     """(comparison table, LossMatrix) of a two-model pool from its score caches in ``cache_dir``."""
-    from mmlaw_utils.analysis.lossmatrix import assemble_loss_matrix, loss_matrix_bytes
+    from mmlaw_utils.analysis.lossmatrix import loss_matrix_bytes
+    from mmlaw_utils.scoring.assemble import assemble_loss_matrix
 
     lm = assemble_loss_matrix(cache_dir, pool_df)
     return pair_comparison(lm.to_array(), loss_matrix_bytes(lm), lm.model_names), lm
