@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from mmlaw_utils.analysis import arms
-from mmlaw_utils.analysis.lossmatrix import LossMatrix, assemble_loss_matrix, find_cache_file
+from mmlaw_utils.analysis.lossmatrix import LossMatrix
+from mmlaw_utils.scoring.assemble import assemble_loss_matrix, find_cache_file
 from mmlaw_utils.config import load_profile
 from mmlaw_utils.pool import load_pool
 from mmlaw_utils.io import atomic_write_text
