@@ -429,8 +429,13 @@ def _add_minipool(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--log-dir", help="training logs folder (default: the pool's log_dir)")
     build.add_argument("--eval-dataset", help="held-out texts to decontaminate against")
     build.add_argument("--threads", type=int, help="CPU threads (default: the pool's training.threads)")
-    build.add_argument("--score", metavar="PROFILE", help="after training, score the models into PROFILE's caches")
+    build.add_argument("--score", metavar="PROFILE",
+                       help="score each model into PROFILE's caches as soon as it is trained")
     build.set_defaults(handler=_cmd_minipool_build)
+    plan = actions.add_parser("recipe", help="expand a pool's recipe block into its models list (sizes, tokens, lr)")
+    plan.add_argument("--pool", default="configs/pools/testbed.yaml", help="pool yaml with a recipe block (default: %(default)s)")
+    plan.add_argument("--write", action="store_true", help="rewrite the pool's models list (else only print it)")
+    plan.set_defaults(handler=_cmd_minipool_recipe)
     score = actions.add_parser("score", help="score the pool's trained models into a profile's caches (one process)")
     score.add_argument("--pool", default="configs/pools/minipool.yaml", help="trainable pool yaml (default: %(default)s)")
     score.add_argument("--profile", default=DEFAULT_PROFILE, help="profile whose caches to write (default: %(default)s)")
@@ -441,11 +446,37 @@ def _add_minipool(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_minipool_build(args: argparse.Namespace) -> int:
-    from mmlaw_utils.minipool.train import build_pool, score_pool
+    from mmlaw_utils.minipool.train import build_pool
 
-    build_pool(args.pool, args.model, args.device, args.log_dir, args.eval_dataset, threads=args.threads)
-    if args.score:
-        score_pool(args.pool, args.score, args.model, threads=args.threads)
+    build_pool(args.pool, args.model, args.device, args.log_dir, args.eval_dataset, threads=args.threads,
+               score_profile=args.score)
+    return 0
+
+
+def _cmd_minipool_recipe(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mmlaw_utils.minipool import recipe
+
+    models = recipe.write_pool(args.pool) if args.write else recipe.expand_models(yaml.safe_load(Path(args.pool).read_text()))
+    print(recipe.describe(models))
+    return 0
+
+
+def _add_arms(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("arms", help="the test bed's diversity experiment (gains per arm and domain, domain winners)",
+                            description="Cross-family oracle gains at equal size in the main, same_data and seed arms, "
+                                        "overall and per domain, from the models scored so far; writes csv, markdown "
+                                        "and a figure.")
+    parser.add_argument("--profile", default="testbed", help="profile with arms (default: %(default)s)")
+    parser.set_defaults(handler=_cmd_arms)
+
+
+def _cmd_arms(args: argparse.Namespace) -> int:
+    from mmlaw_utils.report.arms import write_report
+
+    for name, path in write_report(args.profile).items():
+        print(f"{name}: {path}")
     return 0
 
 
@@ -463,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "score a pool, assemble the loss matrix, fit and report.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_score, _add_stale, _add_launch, _add_synth, _add_readme, _add_real, _add_pool,
-                _add_textset, _add_sources, _add_subset, _add_minipool):
+                _add_textset, _add_sources, _add_subset, _add_minipool, _add_arms):
         add(sub)
     return parser
 

@@ -14,9 +14,9 @@ from mmlaw_utils.envcheck import unmet_pins
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("run", "score", "stale", "launch", "synth", "readme", "real", "pool", "textset", "sources", "subset",
-            "minipool")
+            "minipool", "arms")
 NESTED = {"real": ("install", "status", "path", "compare", "prefix-check"), "subset": ("build", "check"),
-          "minipool": ("build", "score")}
+          "minipool": ("build", "recipe", "score")}
 
 
 def test_help_lists_every_command():

@@ -124,23 +124,60 @@ def drop_contaminated(docs: list[Doc], eval_texts: pd.DataFrame) -> tuple[list[D
     return [d for d in docs if d[0] not in bad], dropped
 
 
-def build_mixture(mix: Sequence[dict], eval_texts: pd.DataFrame, seed: str = "mmlaw-minipool") -> tuple[list[Doc], dict]:
+def source_loader(registry: str | None) -> tuple[Callable[[str], list[Doc]], list[str]]:
+    """(load documents by source name, known names): this module's SOURCES, or a registry module's.
+
+    A registry module (e.g. ``mmlaw_utils.minipool.sources``) exposes ``SOURCES`` (names) and
+    ``training_documents(name)`` (its training side, disjoint from its held-out documents) as
+    (doc_id, text) pairs or ``{doc_id, text}`` records.
+    """
+    if registry is None:
+        return (lambda name: SOURCES[name]()), sorted(SOURCES)
+    import importlib
+
+    module = importlib.import_module(registry)
+    def load(name: str) -> list[Doc]:
+        return [tuple(d) if isinstance(d, (tuple, list)) else (d["doc_id"], d["text"])
+                for d in module.training_documents(name)]
+
+    return load, sorted(module.SOURCES)
+
+
+_CONTAMINATED: dict[tuple[str | None, str, str], set[str]] = {}
+
+
+def contaminated_ids(registry: str | None, source: str, docs: list[Doc], eval_texts: pd.DataFrame) -> set[str]:
+    """Ids of a source's documents sharing a 13-gram with ``eval_texts`` (computed once per source and text set)."""
+    from mmlaw_utils.texts import dataset_fingerprint
+
+    key = (registry, source, dataset_fingerprint(eval_texts["text_id"], eval_texts["text"]))
+    if key not in _CONTAMINATED:
+        _CONTAMINATED[key] = set(drop_contaminated(docs, eval_texts)[1])
+    return _CONTAMINATED[key]
+
+
+def build_mixture(mix: Sequence[dict], eval_texts: pd.DataFrame, seed: str = "mmlaw-minipool",
+                  registry: str | None = None) -> tuple[list[Doc], dict]:
     """Training documents of one mixture, decontaminated against ``eval_texts``, plus a manifest dict.
 
-    The manifest records per source the documents and UTF-8 bytes kept and the ids dropped as
-    contaminated, and a SHA-256 of the final document list.
+    Sources come from this module's SOURCES or, with ``registry``, from that module's
+    ``training_documents``. The manifest records per source the documents and UTF-8 bytes kept and
+    the ids dropped as contaminated, and a SHA-256 of the final document list.
     """
+    load, known = source_loader(registry)
     cache: dict[str, list[Doc]] = {}
     docs: list[Doc] = []
     manifest: dict = {"mix": mix_name(mix), "sources": {}}
     for entry in mix:
         source = entry["source"]
-        if source not in SOURCES:
-            raise ValueError(f"unknown training source {source!r}; known: {sorted(SOURCES)}")
+        if source not in known:
+            raise ValueError(f"unknown training source {source!r}; known: {known}")
         if source not in cache:
-            cache[source] = SOURCES[source]()
+            cache[source] = load(source)
         picked = select_docs(cache[source], entry.get("max_bytes"), f"{seed}:{source}")
-        kept, dropped = drop_contaminated(picked, eval_texts)
+        bad = contaminated_ids(registry, source, cache[source], eval_texts)
+        kept = [doc for doc in picked if doc[0] not in bad]
+        dropped = sorted(doc[0] for doc in picked if doc[0] in bad)
         docs += kept
         manifest["sources"][source] = {
             "docs": len(kept),

@@ -1,7 +1,7 @@
 """Train the miniature pool: tokenizers (``tokenizers``) and random-init causal LMs (transformers).
 
-``python -m mmlaw_utils minipool build --pool configs/pools/minipool.yaml [--model NAME] [--device auto]``
-trains every model of the pool (or one), family by family, resuming where a killed build stopped.
+``python -m mmlaw_utils minipool build --pool configs/pools/minipool.yaml [--model NAME] [--score PROFILE]``
+trains every model of the pool (or one) in pool order, resuming where a killed build stopped.
 
 Pool yaml (the POOL format plus training keys): ``training`` (defaults: seed, context, batch_size,
 tokens, lr, ...), ``tokenizer_dir`` (optional: trained tokenizers are stored there and reused),
@@ -21,12 +21,14 @@ collects the summaries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,12 @@ def load_pool_config(path: str | Path) -> dict:
         if key not in raw:
             raise ValueError(f"pool {path}: missing key {key!r} (a trainable pool needs families + models)")
     defaults = {**TRAINING_DEFAULTS, **(raw.get("training") or {})}
+    mixtures = raw.get("mixtures") or {}
     for family, spec in raw["families"].items():
+        if "mixture" in spec:  # a named mixture of the pool's ``mixtures``
+            if spec["mixture"] not in mixtures:
+                raise ValueError(f"pool {path}: family {family!r} names unknown mixture {spec['mixture']!r}")
+            spec["data_mix"] = mixtures[spec["mixture"]]
         for key in ("architecture", "tokenizer", "data_mix"):
             if key not in spec:
                 raise ValueError(f"pool {path}: family {family!r} lacks {key!r}")
@@ -83,8 +90,10 @@ def load_pool_config(path: str | Path) -> dict:
         if name in seen:
             raise ValueError(f"pool {path}: duplicate model name {name!r}")
         seen.add(name)
-        if model.get("family") not in raw["families"]:
-            raise ValueError(f"pool {path}: model {model.get('id')!r} has unknown family {model.get('family')!r}")
+        if base_family(model) not in raw["families"]:
+            raise ValueError(f"pool {path}: model {model.get('id')!r} has unknown family {base_family(model)!r}")
+        if model.get("mixture") is not None and model["mixture"] not in mixtures:
+            raise ValueError(f"pool {path}: model {model['id']!r} names unknown mixture {model['mixture']!r}")
         for key in ("d_model", "n_layers", "n_heads"):
             if not isinstance(model.get(key), int) or model[key] <= 0:
                 raise ValueError(f"pool {path}: model {model['id']!r} needs a positive integer {key!r}")
@@ -92,6 +101,11 @@ def load_pool_config(path: str | Path) -> dict:
             raise ValueError(f"pool {path}: model {model['id']!r}: d_model not divisible by n_heads")
     raw["path"] = str(path)
     return raw
+
+
+def base_family(model: dict) -> str:
+    """The family whose architecture, tokenizer and training settings a pool entry uses."""
+    return str(model.get("base_family") or model.get("family"))
 
 
 def model_name(model: dict) -> str:
@@ -217,8 +231,19 @@ def encode_stream(tokenizer, texts: list[str]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- models
 def model_config(architecture: str, vocab_size: int, d_model: int, n_layers: int, n_heads: int,
-                 context: int, bos_id: int | None, eos_id: int | None):
-    """A transformers config of the given architecture and dimensions (no dropout)."""
+                 context: int, bos_id: int | None, eos_id: int | None, tie_embeddings: bool | None = None):
+    """A transformers config of the given architecture and dimensions (no dropout).
+
+    ``tie_embeddings`` overrides the architecture's own choice (None keeps it).
+    """
+    config = _architecture_config(architecture, vocab_size, d_model, n_layers, n_heads, context, bos_id, eos_id)
+    if tie_embeddings is not None:
+        config.tie_word_embeddings = bool(tie_embeddings)
+    return config
+
+
+def _architecture_config(architecture: str, vocab_size: int, d_model: int, n_layers: int, n_heads: int,
+                         context: int, bos_id: int | None, eos_id: int | None):
     import transformers as tf
 
     common = {"vocab_size": vocab_size, "bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id}
@@ -287,32 +312,68 @@ def _atomic_save_npy(array: np.ndarray, path: Path) -> None:
         np.save(handle, array)
 
 
-def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str | Path) -> tuple[Any, np.ndarray, dict]:
-    """Build (or reuse) a family's decontaminated mixture, tokenizer and token stream."""
+def stream_folder_name(pool: dict, family: str, mixture: str | None) -> str:
+    """Folder of a family's token stream: the family name for its own mixture, else ``family--mixture``."""
+    own = pool["families"][family].get("mixture")
+    return family if mixture is None or mixture == own else f"{family}--{mixture}"
+
+
+def tokenizer_sample(texts: list[str], max_bytes: int | None) -> list[str]:
+    """The first texts (in the given, seeded order) up to ``max_bytes`` UTF-8 bytes; all when None."""
+    if not max_bytes:
+        return texts
+    sample, total = [], 0
+    for text in texts:
+        if total >= max_bytes:
+            break
+        sample.append(text)
+        total += len(text.encode("utf-8"))
+    return sample
+
+
+def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str | Path,
+                   mixture: str | None = None, tokenizer=None) -> tuple[Any, np.ndarray, dict]:
+    """Build (or reuse) a family's decontaminated mixture, tokenizer and token stream.
+
+    ``mixture`` names another of the pool's mixtures (a control arm): its documents are encoded with
+    ``tokenizer``, the family's own (trained on the family's own mixture).
+    """
     from transformers import PreTrainedTokenizerFast
 
     from mmlaw_utils.minipool import corpora
-    from mmlaw_utils.texts import dataset_fingerprint, load_texts
+    from mmlaw_utils.texts import load_texts
 
     spec = pool["families"][family]
-    folder = family_dir(models_root, family)
+    own_stream = stream_folder_name(pool, family, mixture) == family
+    data_mix = spec["data_mix"] if own_stream else pool["mixtures"][mixture]
+    if not own_stream and tokenizer is None:
+        raise ValueError(f"family {family}: the {mixture!r} stream needs the family's own tokenizer")
+    folder = family_dir(models_root, stream_folder_name(pool, family, mixture))
     eval_texts = load_texts(str(eval_dataset))
-    fingerprint = dataset_fingerprint(eval_texts["text_id"], eval_texts["text"])
-    key = {"data_mix": spec["data_mix"], "tokenizer": spec["tokenizer"], "eval_fingerprint": fingerprint,
-           "seed": spec["training"]["seed"]}
+    # the stream is keyed by its recipe and the decontaminated documents' hash, not by the held-out set:
+    # a held-out set that changes without touching the training documents keeps the stream (and models)
+    key = {"data_mix": data_mix, "tokenizer": spec["tokenizer"], "seed": spec["training"]["seed"],
+           "source_registry": pool.get("source_registry")}
+    print(f"[{folder.name}] mixture {corpora.mix_name(data_mix)}: loading and decontaminating", flush=True)
+    docs, data_manifest = corpora.build_mixture(data_mix, eval_texts, seed=f"mmlaw-minipool:{spec['training']['seed']}",
+                                                registry=pool.get("source_registry"))
     manifest_path = folder / "manifest.json"
     if manifest_path.is_file() and (folder / "tokens.npy").is_file():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("key") == key:
+        if manifest.get("key") == key and manifest["data"]["sha256"] == data_manifest["sha256"]:
             tokenizer = PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer")
-            return tokenizer, np.load(folder / "tokens.npy"), manifest
-    print(f"[{family}] building mixture {corpora.mix_name(spec['data_mix'])}", flush=True)
-    docs, data_manifest = corpora.build_mixture(spec["data_mix"], eval_texts, seed=f"mmlaw-minipool:{spec['training']['seed']}")
+            return tokenizer, np.load(folder / "tokens.npy", mmap_mode="r"), manifest
     texts = [text for _, text in docs]
-    tokenizer = stored_or_trained_tokenizer(spec["tokenizer"], texts, pool.get("tokenizer_dir"), family)
     # a seeded document order: sources interleave instead of coming in blocks
     order = np.random.default_rng(spec["training"]["seed"]).permutation(len(texts))
-    tokens = encode_stream(tokenizer, [texts[i] for i in order])
+    texts = [texts[i] for i in order]
+    if own_stream:
+        sample = tokenizer_sample(texts, spec["tokenizer"].get("train_bytes"))
+        stored_spec = dict(spec["tokenizer"])
+        if "mixtures" in pool:  # a stored tokenizer is reused only for the data it was trained on
+            stored_spec["trained_on_sha256"] = data_manifest["sha256"]
+        tokenizer = stored_or_trained_tokenizer(stored_spec, sample, pool.get("tokenizer_dir"), family)
+    tokens = encode_stream(tokenizer, texts)
     folder.mkdir(parents=True, exist_ok=True)
     tmp_tok = folder / f"tokenizer.{os.getpid()}.tmp"
     shutil.rmtree(tmp_tok, ignore_errors=True)
@@ -323,9 +384,46 @@ def prepare_family(pool: dict, family: str, models_root: Path, eval_dataset: str
     manifest = {"key": key, "data": data_manifest, "n_tokens": int(tokens.size), "vocab_size": len(tokenizer),
                 "bytes_per_token": data_manifest["bytes"] / max(1, tokens.size - len(texts))}
     atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
-    print(f"[{family}] {len(texts)} docs, {data_manifest['bytes']} bytes, {tokens.size} tokens, "
+    print(f"[{folder.name}] {len(texts)} docs, {data_manifest['bytes']} bytes, {tokens.size} tokens, "
           f"vocab {len(tokenizer)}", flush=True)
-    return tokenizer, tokens, manifest
+    return tokenizer, np.load(folder / "tokens.npy", mmap_mode="r"), manifest
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path`` (released when the process dies); yields whether it is held.
+
+    ``wait=False`` yields False at once when another process holds it.
+    """
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def family_stream(pool: dict, entry: dict, models_root: Path, eval_dataset: str | Path,
+                  cache: dict) -> tuple[Any, np.ndarray, dict]:
+    """(tokenizer, token stream, manifest) a pool entry trains on, built once per (family, mixture).
+
+    Concurrent build workers take turns (a lock per stream), so a tokenizer is trained once.
+    """
+    family = base_family(entry)
+    mixture = entry.get("mixture")
+    for key, name, tok in ((family, None, None), (stream_folder_name(pool, family, mixture), mixture, True)):
+        if key not in cache:
+            with exclusive(family_dir(models_root, key).with_suffix(".lock")):
+                cache[key] = prepare_family(pool, family, models_root, eval_dataset, name,
+                                            tokenizer=cache[family][0] if tok else None)
+    return cache[stream_folder_name(pool, family, mixture)]
 
 
 # ----------------------------------------------------------------------------- training
@@ -385,7 +483,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     if (out_dir / "config.json").is_file() and summary_path.is_file():
         print(f"[{name}] done already; skipping", flush=True)
         return json.loads(summary_path.read_text())
-    family = entry["family"]
+    family = base_family(entry)
     spec = pool["families"][family]
     settings = {**spec["training"], **(entry.get("training") or {})}
     if entry.get("train_tokens"):  # per-model token budget (the pool's larger sizes train a little longer)
@@ -398,15 +496,13 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     if device == "cpu":
         torch.set_num_threads(int(settings["threads"]))
     family_cache = family_cache if family_cache is not None else {}
-    if family not in family_cache:
-        family_cache[family] = prepare_family(pool, family, models_root, eval_dataset)
-    tokenizer, tokens, family_manifest = family_cache[family]
+    tokenizer, tokens, family_manifest = family_stream(pool, entry, models_root, eval_dataset, family_cache)
     context, batch_size = int(settings["context"]), int(settings["batch_size"])
     total_steps = max(1, int(settings["tokens"]) // (batch_size * context))
     n_train = int(tokens.size * (1 - settings["val_frac"]))
     seed = model_seed(int(settings["seed"]), name)
     config = model_config(spec["architecture"], len(tokenizer), entry["d_model"], entry["n_layers"], entry["n_heads"],
-                          context, tokenizer.bos_token_id, tokenizer.eos_token_id)
+                          context, tokenizer.bos_token_id, tokenizer.eos_token_id, spec.get("tie_embeddings"))
     model = build_model(config, seed).to(device)
     params = count_parameters(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], betas=(0.9, 0.95),
@@ -486,9 +582,11 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     from mmlaw_utils.minipool import corpora
 
     summary = {
-        "model": str(entry["id"]), "name": name, "family": family, "architecture": spec["architecture"],
+        "model": str(entry["id"]), "name": name, "family": entry["family"], "arm": entry.get("arm", "main"),
+        "base_family": family, "mixture": entry.get("mixture") or spec.get("mixture"),
+        "size_index": entry.get("size_index"), "architecture": spec["architecture"],
         "tokenizer": tokenizer_label(spec["tokenizer"]), "vocab_size": len(tokenizer),
-        "data_mix": corpora.mix_name(spec["data_mix"]), "data_sha256": family_manifest["data"]["sha256"],
+        "data_mix": family_manifest["data"]["mix"], "data_sha256": family_manifest["data"]["sha256"],
         "d_model": entry["d_model"], "n_layers": entry["n_layers"], "n_heads": entry["n_heads"],
         "context": context, "params": params["params_total"], "params_nonembed": params["params_nonembed"],
         "tokens_trained": step * batch_size * context, "steps": step, "batch_size": batch_size, "lr": settings["lr"],
@@ -547,6 +645,56 @@ def export_data_manifests(models_root: Path, families: list[str], out_dir: Path)
             atomic_write_text(out_dir / f"{family}.json", source.read_text())
 
 
+def score_request(entry: dict, profile) -> Any:
+    """The scoring request of one pool entry under ``profile``'s settings (what the scoring CLI would run)."""
+    from mmlaw_utils.scoring import run
+
+    settings = profile.scoring
+    return run.request_from_settings(
+        None, str(entry["id"]), dataset=profile.dataset, n_texts=profile.n_texts, cache_dir=profile.cache_dir,
+        max_length=settings.get("max_length"), context_tokens=settings.get("context_tokens"),
+        batch_tokens=settings.get("batch_tokens"), device=settings.get("device"), dtype=settings.get("dtype"),
+        chunk_texts=settings.get("chunk_texts"))
+
+
+def score_entry(entry: dict, profile) -> Path:
+    """Score one trained pool model into ``profile``'s cache (reused when complete); return the cache path."""
+    from mmlaw_utils.scoring import run
+
+    start = time.time()
+    outcome = run.score_model(score_request(entry, profile), progress=True)
+    print(f"[{model_name(entry)}] scored {len(outcome.results)} texts -> {outcome.path.name} "
+          f"({'computed' if outcome.computed else 'cached'}, {time.time() - start:.0f}s)", flush=True)
+    return outcome.path
+
+
+def profile_fingerprint(profile) -> str:
+    """Fingerprint of the profile's held-out text set (names its score caches)."""
+    from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+    texts = load_texts(profile.dataset)
+    return dataset_fingerprint(texts["text_id"], texts["text"])
+
+
+def scoring_elsewhere(entry: dict, profile, fingerprint: str) -> bool:
+    """Whether another process holds the scoring lock of this entry's cache right now."""
+    from mmlaw_utils.scoring import cache
+
+    path = cache.lock_path(cache.cache_path(profile.cache_dir, str(entry["id"]), fingerprint))
+    if not path.exists():
+        return False
+    with exclusive(path, wait=False) as free:
+        return not free
+
+
+def record_scoring_time(summary_path: Path, seconds: float) -> None:
+    """Add the scoring wall time (seconds) to a model's run summary, once (a rerun that reuses the cache keeps it)."""
+    summary = json.loads(summary_path.read_text())
+    if "score_seconds" not in summary:
+        summary["score_seconds"] = round(seconds, 1)
+        atomic_write_text(summary_path, json.dumps(summary, indent=1))
+
+
 def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None = None, wait: bool = False,
                threads: int | None = None) -> list[Path]:
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
@@ -555,12 +703,10 @@ def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None 
     exactly what ``python -m mmlaw_utils score --profile NAME --model ID`` writes. ``wait`` polls for
     models that a concurrent build has not finished yet.
     """
-    from mmlaw_utils.scoring import run
     from mmlaw_utils.config import load_profile
 
     pool = load_pool_config(pool_path)
     profile = load_profile(profile_name)
-    settings = profile.scoring
     if threads:
         torch.set_num_threads(threads)
     log_dir = resolve_path(pool.get("log_dir", "data/minipool/train_logs"))
@@ -571,29 +717,32 @@ def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None 
             continue
         while wait and not ((resolve_path(entry["id"]) / "config.json").is_file() and (log_dir / f"{name}.json").is_file()):
             time.sleep(15)
-        request = run.request_from_settings(
-            None, str(entry["id"]), dataset=profile.dataset, n_texts=profile.n_texts, cache_dir=profile.cache_dir,
-            max_length=settings.get("max_length"), context_tokens=settings.get("context_tokens"),
-            batch_tokens=settings.get("batch_tokens"), device=settings.get("device"), dtype=settings.get("dtype"),
-            chunk_texts=settings.get("chunk_texts"))
-        start = time.time()
-        run = run.score_model(request, progress=True)
-        print(f"[{name}] scored {len(run.results)} texts -> {run.path.name} "
-              f"({'computed' if run.computed else 'cached'}, {time.time() - start:.0f}s)", flush=True)
-        paths.append(run.path)
+        paths.append(score_entry(entry, profile))
     return paths
 
 
 def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str = "auto",
                log_dir: str | Path | None = None, eval_dataset: str | Path | None = None,
-               threads: int | None = None) -> pd.DataFrame:
-    """Train every model of the pool (or those named in ``only``), family by family; return the table."""
+               threads: int | None = None, score_profile: str | None = None) -> pd.DataFrame:
+    """Train every model of the pool (or those named in ``only``) in pool order; return the models table.
+
+    With ``score_profile``, each model is scored into that profile's caches as soon as it is trained,
+    and the models table and data manifests are rewritten after every model (a build stopped at any
+    point leaves consistent records of what finished).
+    """
+    from mmlaw_utils.config import load_profile
+
     pool = load_pool_config(pool_path)
     if threads:
         for spec in pool["families"].values():
             spec["training"]["threads"] = threads
     log_dir = resolve_path(log_dir or pool.get("log_dir", "data/minipool/train_logs"))
     eval_dataset = resolve_path(eval_dataset or pool.get("eval_dataset", "data/texts/wiki_heldout.jsonl"))
+    profile = load_profile(score_profile) if score_profile else None
+    fingerprint = profile_fingerprint(profile) if profile is not None else None
+    if profile is not None and Path(profile.dataset).resolve() != Path(eval_dataset).resolve():
+        raise ValueError(f"profile {score_profile} scores on {profile.dataset}, but pool {pool_path} "
+                         f"decontaminates against {eval_dataset}")
     entries = pool["models"]
     if only:
         unknown = set(only) - {model_name(e) for e in entries} - {str(e["id"]) for e in entries}
@@ -601,11 +750,27 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
             raise ValueError(f"models {sorted(unknown)} are not in pool {pool_path}")
         entries = [e for e in entries if model_name(e) in only or str(e["id"]) in only]
     models_root = resolve_path(entries[0]["id"]).parent if entries else resolve_path("models/minipool")
+    streams = sorted({stream_folder_name(pool, base_family(e), e.get("mixture")) for e in entries})
     cache: dict = {}
     start = time.time()
+    table = pd.DataFrame()
     for entry in entries:
-        train_model(pool, entry, models_root, log_dir, eval_dataset, device=device, family_cache=cache)
+        # a model another build worker is training is left to it
+        with exclusive(resolve_path(entry["id"]).with_name(model_name(entry) + ".train.lock"), wait=False) as held:
+            if not held:
+                print(f"[{model_name(entry)}] another worker is training it; next model", flush=True)
+                continue
+            summary = train_model(pool, entry, models_root, log_dir, eval_dataset, device=device, family_cache=cache)
+        if profile is not None and summary is not None:
+            if scoring_elsewhere(entry, profile, fingerprint):
+                print(f"[{model_name(entry)}] another worker is scoring it; next model", flush=True)
+                continue
+            start_scoring = time.time()
+            score_entry(entry, profile)
+            record_scoring_time(log_dir / f"{model_name(entry)}.json", time.time() - start_scoring)
+            table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
+            export_data_manifests(models_root, streams, log_dir.parent / "train_data")
     table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
-    export_data_manifests(models_root, sorted({e["family"] for e in entries}), log_dir.parent / "train_data")
+    export_data_manifests(models_root, streams, log_dir.parent / "train_data")
     print(f"pool {pool['name']}: {len(entries)} model(s) ready in {time.time() - start:.0f}s", flush=True)
     return table

@@ -1,0 +1,124 @@
+"""Which diversity drives collaboration gains: cross-family oracle gains at equal size in the test bed's arms.
+
+Arms (configs/pools/testbed.yaml): ``main`` (families differ in architecture, tokenizer and data),
+``same_data`` (the same architectures and tokenizers, one shared mixture: architecture + tokenizer
+diversity only) and ``seed`` (one family retrained with other seeds: the noise floor). Within an arm, at
+each size index every pair of families is compared at equal size (equal budget: both members have the
+same recipe and about the same parameters). The pair's oracle gain over its better member is
+
+    gain = min(mean_t L_a(t), mean_t L_b(t)) - mean_t min(L_a(t), L_b(t))     (nats per text, >= 0),
+
+over all held-out texts and over each domain's texts. Numbers and frames only; report/arms.py draws them.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+ALL_TEXTS = "all"
+
+
+def pair_gain(loss_a: np.ndarray, loss_b: np.ndarray) -> float:
+    """Oracle gain of a pair over its better member (nats per text) from two per-text loss vectors."""
+    a = np.asarray(loss_a, dtype=np.float64)
+    b = np.asarray(loss_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"per-text losses must be two non-empty vectors of one length, got {a.shape} and {b.shape}")
+    return float(min(a.mean(), b.mean()) - np.minimum(a, b).mean())
+
+
+def arm_members(models: pd.DataFrame) -> pd.DataFrame:
+    """Rows (model, arm, family, size_index, row) of each arm's comparison; the seed arm includes the seed
+    family's main-arm models at the seed sizes (its first seed).
+
+    ``models``: one row per loss-matrix row with ``family``, ``arm``, ``base_family``, ``size_index``; the
+    row number in the loss matrix is the frame's position.
+    """
+    frame = models.reset_index(drop=True).assign(row=lambda f: np.arange(len(f)))
+    members = [frame]
+    seeds = frame[frame["arm"] == "seed"]
+    for base in seeds["base_family"].unique():
+        sizes = set(seeds.loc[seeds["base_family"] == base, "size_index"])
+        first = frame[(frame["arm"] == "main") & (frame["family"] == base) & frame["size_index"].isin(sizes)]
+        members.append(first.assign(arm="seed"))
+    return pd.concat(members, ignore_index=True)[["model", "arm", "family", "size_index", "row"]]
+
+
+def equal_size_pair_gains(L: np.ndarray, models: pd.DataFrame, domains: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per (arm, size index, family pair, domain): the pair's oracle gain (nats per text).
+
+    ``L``: K x N per-text losses (rows in ``models`` order); ``domains``: the N texts' domains (None: only
+    ``all``). Columns: arm, size_index, family_a, family_b, domain, n_texts, gain, rel_gain (gain over
+    the better member's mean loss).
+    """
+    array = np.asarray(L, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != len(models):
+        raise ValueError(f"L has shape {array.shape}; expected {len(models)} rows (one per model)")
+    labels = np.full(array.shape[1], ALL_TEXTS, dtype=object) if domains is None else np.asarray(domains, dtype=object)
+    if labels.shape != (array.shape[1],):
+        raise ValueError(f"{labels.shape[0]} domain labels for {array.shape[1]} texts")
+    masks = {ALL_TEXTS: np.ones(array.shape[1], dtype=bool)}
+    if domains is not None:
+        masks.update({str(d): labels == d for d in sorted(set(labels))})
+    rows = []
+    for (arm, size), group in arm_members(models).groupby(["arm", "size_index"], sort=True):
+        group = group.sort_values("family")
+        for a, b in itertools.combinations(group.itertuples(), 2):
+            for domain, mask in masks.items():
+                la, lb = array[a.row, mask], array[b.row, mask]
+                gain = pair_gain(la, lb)
+                rows.append({"arm": arm, "size_index": int(size), "family_a": a.family, "family_b": b.family,
+                             "domain": domain, "n_texts": int(mask.sum()), "gain": gain,
+                             "rel_gain": gain / min(la.mean(), lb.mean())})
+    return pd.DataFrame(rows)
+
+
+def arm_gain_summary(gains: pd.DataFrame, common_sizes: bool = True) -> pd.DataFrame:
+    """Mean, min and max pair gain per arm and domain (and per size index), over family pairs.
+
+    ``common_sizes`` keeps only the size indexes every arm has, so arms are compared at the same sizes.
+    Returns columns arm, size_index ("all" for the mean over sizes), domain, n_pairs, mean_gain,
+    min_gain, max_gain, mean_rel_gain.
+    """
+    frame = gains
+    if common_sizes:
+        shared = set.intersection(*(set(g["size_index"]) for _, g in gains.groupby("arm")))
+        frame = gains[gains["size_index"].isin(shared)]
+    per_size = (frame.groupby(["arm", "size_index", "domain"])
+                .agg(n_pairs=("gain", "size"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
+                     max_gain=("gain", "max"), mean_rel_gain=("rel_gain", "mean")).reset_index())
+    overall = (frame.groupby(["arm", "domain"])
+               .agg(n_pairs=("gain", "size"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
+                    max_gain=("gain", "max"), mean_rel_gain=("rel_gain", "mean")).reset_index()
+               .assign(size_index="all"))
+    per_size["size_index"] = per_size["size_index"].astype(object)
+    return pd.concat([per_size, overall[per_size.columns]], ignore_index=True)
+
+
+def domain_wins(L: np.ndarray, families: np.ndarray, domains: np.ndarray) -> pd.DataFrame:
+    """Per family and domain: share of the domain's texts the family wins (lowest loss; ties split) and
+    its mean loss (nats per text), among the K models given (one per family, e.g. one size of an arm)."""
+    array = np.asarray(L, dtype=np.float64)
+    fam = np.asarray(families).astype(str)
+    labels = np.asarray(domains, dtype=object)
+    if array.shape != (len(fam), len(labels)):
+        raise ValueError(f"L has shape {array.shape}; expected ({len(fam)}, {len(labels)})")
+    best = array.min(axis=0)
+    winners = array == best[None, :]
+    credit = winners / winners.sum(axis=0, keepdims=True)  # ties split the text
+    rows = []
+    for domain in sorted(set(labels)):
+        mask = labels == domain
+        for k, family in enumerate(fam):
+            rows.append({"family": family, "domain": str(domain), "n_texts": int(mask.sum()),
+                         "win_share": float(credit[k, mask].mean()), "mean_loss": float(array[k, mask].mean())})
+    return pd.DataFrame(rows)
+
+
+def domain_winners(wins: pd.DataFrame) -> pd.DataFrame:
+    """For each domain, the family with the largest win share (and its share)."""
+    top = wins.sort_values(["domain", "win_share", "family"], ascending=[True, False, True]).groupby("domain").head(1)
+    return top[["domain", "family", "win_share"]].reset_index(drop=True)

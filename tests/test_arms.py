@@ -1,0 +1,100 @@
+"""Arm diversity analysis (analysis/arms.py) on hand-made loss matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmlaw_utils.analysis import arms
+
+
+def test_pair_gain_hand_case():
+    # a = [1, 3] (mean 2), b = [2, 2] (mean 2); oracle [1, 2] -> 1.5; gain 0.5
+    assert arms.pair_gain(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == pytest.approx(0.5)
+    # a dominates b: no gain
+    assert arms.pair_gain(np.array([1.0, 1.0]), np.array([2.0, 3.0])) == 0.0
+    with pytest.raises(ValueError, match="one length"):
+        arms.pair_gain(np.ones(2), np.ones(3))
+
+
+MODELS = pd.DataFrame({
+    "model": ["f-s0", "g-s0", "f-s1", "g-s1", "f-same-s1", "g-same-s1", "f-seed2-s1"],
+    "family": ["f", "g", "f", "g", "f-same", "g-same", "f-seed2"],
+    "arm": ["main", "main", "main", "main", "same_data", "same_data", "seed"],
+    "base_family": ["f", "g", "f", "g", "f", "g", "f"],
+    "size_index": [0, 0, 1, 1, 1, 1, 1],
+})
+# 4 texts: two of domain x, two of domain y
+L = np.array([
+    [4.0, 4.0, 4.0, 4.0],   # f-s0
+    [5.0, 5.0, 3.0, 3.0],   # g-s0
+    [1.0, 1.0, 3.0, 3.0],   # f-s1
+    [3.0, 3.0, 1.0, 1.0],   # g-s1
+    [2.0, 2.0, 2.0, 2.0],   # f-same-s1
+    [2.0, 2.0, 1.0, 3.0],   # g-same-s1
+    [1.0, 2.0, 3.0, 2.0],   # f-seed2-s1
+])
+DOMAINS = np.array(["x", "x", "y", "y"])
+
+
+def test_arm_members_adds_the_first_seed_to_the_seed_arm():
+    members = arms.arm_members(MODELS)
+    seed = members[members["arm"] == "seed"].sort_values("family")
+    assert seed["family"].tolist() == ["f", "f-seed2"] and seed["row"].tolist() == [2, 6]
+
+
+def test_equal_size_pair_gains_hand_values():
+    gains = arms.equal_size_pair_gains(L, MODELS, DOMAINS).set_index(["arm", "size_index", "domain"])
+    # main s1: f = [1,1,3,3], g = [3,3,1,1]: means 2, 2; oracle 1 -> gain 1; per domain: f wins x fully -> 0
+    assert gains.loc[("main", 1, "all"), "gain"] == pytest.approx(1.0)
+    assert gains.loc[("main", 1, "x"), "gain"] == pytest.approx(0.0)
+    assert gains.loc[("main", 1, "all"), "rel_gain"] == pytest.approx(0.5)
+    # main s0: f = 4s (mean 4), g = [5,5,3,3] (mean 4); oracle [4,4,3,3] = 3.5 -> 0.5; domain y: min(4,3) - 3 = 0
+    assert gains.loc[("main", 0, "all"), "gain"] == pytest.approx(0.5)
+    assert gains.loc[("main", 0, "y"), "gain"] == pytest.approx(0.0)
+    # same_data s1: [2,2,2,2] vs [2,2,1,3]: means 2, 2; oracle [2,2,1,2] = 1.75 -> 0.25
+    assert gains.loc[("same_data", 1, "all"), "gain"] == pytest.approx(0.25)
+    # seed s1: f [1,1,3,3] vs f-seed2 [1,2,3,2]: means 2, 2; oracle [1,1,3,2] = 1.75 -> 0.25
+    assert gains.loc[("seed", 1, "all"), "gain"] == pytest.approx(0.25)
+    assert (gains["n_texts"].loc[:, :, "x"] == 2).all()
+
+
+def test_summary_compares_arms_at_their_common_sizes():
+    gains = arms.equal_size_pair_gains(L, MODELS, DOMAINS)
+    summary = arms.arm_gain_summary(gains)
+    overall = summary[(summary["size_index"] == "all") & (summary["domain"] == "all")].set_index("arm")
+    # size 0 exists only in main, so every arm is summarised at size 1 alone
+    assert overall.loc["main", "mean_gain"] == pytest.approx(1.0)
+    assert overall.loc["seed", "mean_gain"] == pytest.approx(0.25)
+    assert set(overall["n_pairs"]) == {1}
+    every = arms.arm_gain_summary(gains, common_sizes=False)
+    main = every[(every["arm"] == "main") & (every["size_index"] == "all") & (every["domain"] == "all")]
+    assert main["mean_gain"].item() == pytest.approx(0.75)
+
+
+def test_domain_wins_split_ties_and_name_the_winner():
+    wins = arms.domain_wins(L[[4, 5]], np.array(["f", "g"]), DOMAINS).set_index(["family", "domain"])
+    # domain x: both 2.0 on both texts -> ties split 0.5 each; domain y: g wins text 3 (1 < 2), f wins text 4
+    assert wins.loc[("f", "x"), "win_share"] == pytest.approx(0.5)
+    assert wins.loc[("g", "y"), "win_share"] == pytest.approx(0.5)
+    wins = arms.domain_wins(L[[2, 3]], np.array(["f", "g"]), DOMAINS)
+    winners = arms.domain_winners(wins).set_index("domain")
+    assert winners.loc["x", "family"] == "f" and winners.loc["y", "family"] == "g"
+    assert winners["win_share"].tolist() == [1.0, 1.0]
+    assert wins.groupby("domain")["win_share"].sum().tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_report_markdown_and_figure_from_hand_made_frames():
+    from mmlaw_utils.report import arms as report
+
+    gains = arms.equal_size_pair_gains(L, MODELS, DOMAINS)
+    summary = arms.arm_gain_summary(gains)
+    wins = arms.domain_wins(L[[2, 3]], np.array(["f", "g"]), DOMAINS).assign(size_index=1)
+    text = report.summary_markdown(summary, wins)
+    assert "| domain | main | same_data | seed |" in text
+    assert "| all | 1.000 | 0.250 | 0.250 |" in text
+    assert "| x | f | 1.00 |" in text and "| y | g | 1.00 |" in text
+    fig = report.gain_figure(summary)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["all", "x", "y"]
+    assert len(fig.axes[0].patches) == 3 * 3  # 3 arms x 3 domains
