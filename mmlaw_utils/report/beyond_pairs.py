@@ -45,7 +45,7 @@ def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.Da
     lines += [
         f"**Ensembles of any size.** The exact all-sizes oracle frontier has {len(exact)} points "
         f"({proven} proven optimal by {certificate}, max gap {_fmt(float(exact['gap'].max()), 3)} nats), "
-        f"computed in {exact_seconds:.1f} s; subset sizes on it: "
+        f"computed in {exact_seconds:.2g} s; subset sizes on it: "
         + ", ".join(f"{int(k)}: {int(v)}" for k, v in sizes.items()) + ". "
         f"Its lowest loss is {_fmt(float(exact['loss'].min()), 6)} nats/text with {int(exact.loc[exact['loss'].idxmin(), 'size'])} models.",
         "",
