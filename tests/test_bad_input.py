@@ -1,4 +1,4 @@
-"""Bad input gets a clear error or a safe outcome, never silent corruption (issue 9, docs/bad_input.md)."""
+"""Bad input gets a clear error or a safe outcome, never silent corruption (issue 9, README section 'What bad input gets')."""
 
 from __future__ import annotations
 
