@@ -190,3 +190,14 @@ def test_bad_inputs_are_named():
         subsets.subset_frontier(L, np.array([1, 2]))
     with pytest.raises(ValueError, match="min_size"):
         subsets.subset_frontier(L, np.array([1, 2, 3]), max_size=1, min_size=2)
+
+
+def test_frontiers_by_size_passes_its_time_limit_to_every_exact_search():
+    rng = np.random.default_rng(0)
+    L = rng.gamma(5.0, 1.0, size=(20, 300))
+    params = np.round(np.geomspace(1e3, 1e5, 20)).astype(int)
+    stopped = subsets.frontiers_by_size(L, params, max_k=4, total_time_limit=0.0)
+    finished = subsets.frontiers_by_size(L, params, max_k=4)
+    for key in ("k=4", "k<=4", "all"):
+        assert stopped[key].attrs["complete"] is False, key
+        assert finished[key].attrs["complete"] is True, key

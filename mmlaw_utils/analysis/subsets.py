@@ -573,9 +573,11 @@ def fit_frontiers(frontiers: dict[str, pd.DataFrame], params_unit: float = 1e9, 
 
 
 def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, small: pd.DataFrame | None = None,
-                      time_limit: float | None = None, progress: bool = False) -> dict[str, pd.DataFrame]:
-    """Frontiers of exactly-k subsets ("k=1", "k=2", ...; exhaustive for k <= 3, MIP above), of
-    at-most-k subsets ("k<=2", ...) and of all sizes ("all")."""
+                      time_limit: float | None = None, total_time_limit: float | None = None,
+                      progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Frontiers of exactly-k subsets ("k=1", "k=2", ...; exhaustive for k <= 3, exact search above), of
+    at-most-k subsets ("k<=2", ...) and of all sizes ("all"); the limits are those of :func:`subset_frontier`,
+    per search."""
     array = _as_loss_matrix(L)
     p = as_param_counts(params, array.shape[0])
     n_models = array.shape[0]
@@ -586,13 +588,15 @@ def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, smal
         if k <= 3:
             out[f"k={k}"] = frontier_of(small[small["size"] == k])
         else:
-            out[f"k={k}"] = subset_frontier(array, p, max_size=k, min_size=k, time_limit=time_limit, progress=progress)
+            out[f"k={k}"] = subset_frontier(array, p, max_size=k, min_size=k, time_limit=time_limit,
+                                           total_time_limit=total_time_limit, progress=progress)
     for k in range(2, max_k + 1):
         if k <= 3:
             out[f"k<={k}"] = frontier_of(small[small["size"] <= k])
         else:
-            out[f"k<={k}"] = subset_frontier(array, p, max_size=k, time_limit=time_limit, progress=progress)
-    out["all"] = subset_frontier(array, p, time_limit=time_limit, progress=progress)
+            out[f"k<={k}"] = subset_frontier(array, p, max_size=k, time_limit=time_limit,
+                                            total_time_limit=total_time_limit, progress=progress)
+    out["all"] = subset_frontier(array, p, time_limit=time_limit, total_time_limit=total_time_limit, progress=progress)
     return out
 
 
