@@ -16,8 +16,8 @@ A profile, ``configs/profiles/<name>.yaml``, is what ``python -m mmlaw_utils run
 * ``arms``: analyse only the pool's models whose ``arm`` column is one of these (e.g. ``[main]``): the
   loss matrix of notebook 02, so everything read from it (03-07); scoring and notebook 09 still cover
   every arm (null: every model);
-* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; see
-  ``mmlaw_utils.pipeline``).
+* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; the test bed adds
+  09; see ``mmlaw_utils.pipeline``).
 """
 
 from __future__ import annotations
@@ -191,6 +191,10 @@ OUTPUT_FILES = {
     "real_domain_summary": "real_domain_summary.csv",
     "real_family_pairs": "real_family_pairs.csv",
     "real_mixture": "real_mixture.csv",
+    "arms_pair_gains": "arms_pair_gains.csv",
+    "arms_summary": "arms_summary.csv",
+    "domain_wins": "domain_wins.csv",
+    "arms_md": "arms.md",
 }
 # figure files: <figures_dir>/<stem>.png and .pdf
 FIGURE_STEMS = {
@@ -204,6 +208,7 @@ FIGURE_STEMS = {
     "real2_pair": "real2_pair_scatter",
     "real_pool_frontier": "real_pool_frontier",
     "real_pool_domains": "real_pool_domains",
+    "arms_gain": "arms_gain",
 }
 
 
