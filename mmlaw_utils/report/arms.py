@@ -195,6 +195,7 @@ def gain_figure(summary: pd.DataFrame, every_size: pd.DataFrame | None = None):
             by_size.errorbar(sizes + (k - 1) * 0.08, mean, yerr=spread, marker="o", capsize=3, label=arm, color=f"C{k}")
         by_size.set_xticks(sorted({int(s) for s in rows["size_index"]}))
         by_size.set_yscale("symlog", linthresh=1.0)  # gains span decades and reach 0; linear below 1 nat
+        by_size.set_ylim(bottom=0)  # gains are >= 0
         by_size.set_xlabel("size index")
         by_size.set_ylabel("pair oracle gain, all texts (nats per text)")
         by_size.set_title("By size (min to max over pairs)")
