@@ -13,8 +13,11 @@ A profile, ``configs/profiles/<name>.yaml``, is what ``python -m mmlaw_utils run
   context of later windows, tokens; null: half a window), ``batch_tokens`` (padded tokens per
   forward), ``chunk_texts`` (texts per resumable chunk), ``device``, ``dtype``;
 * ``synthetic``: generator settings; when set, score caches are generated instead of scored;
-* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; see
-  ``mmlaw_utils.pipeline``).
+* ``arms``: analyse only the pool's models whose ``arm`` column is one of these (e.g. ``[main]``): the
+  loss matrix of notebook 02, so everything read from it (03-07); scoring and notebook 09 still cover
+  every arm (null: every model);
+* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; the test bed adds
+  09; see ``mmlaw_utils.pipeline``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Profile:
     scoring: dict[str, Any] = field(default_factory=dict)
     synthetic: dict[str, Any] | None = None
     stages: tuple[str, ...] | None = None
+    arms: tuple[str, ...] | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -71,7 +75,8 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-_PROFILE_KEYS = {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic", "stages"}
+_PROFILE_KEYS = {"description", "pool", "dataset", "n_texts", "data_dir", "figures_dir", "scoring", "synthetic", "stages",
+                 "arms"}
 _DTYPES = {"auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "half"}
 
 
@@ -112,6 +117,11 @@ def _check_types(raw: dict[str, Any], where: str) -> None:
     stages = raw.get("stages")
     if stages is not None and (not isinstance(stages, list) or not all(isinstance(x, str) for x in stages)):
         raise ValueError(f"{where}: key 'stages' must be a list of stage names, got {stages!r}")
+    arms = raw.get("arms")
+    if arms is not None and (not isinstance(arms, list) or not arms
+                             or not all(isinstance(x, str) and x.strip() for x in arms)):
+        raise ValueError(f"{where}: key 'arms' must be a non-empty list of arm names (or null for every model), "
+                         f"got {arms!r}")
 
 
 def load_profile(name: str) -> Profile:
@@ -144,6 +154,7 @@ def load_profile(name: str) -> Profile:
         scoring=scoring,
         synthetic=raw.get("synthetic"),
         stages=tuple(raw["stages"]) if raw.get("stages") else None,
+        arms=tuple(raw["arms"]) if raw.get("arms") is not None else None,
     )
 
 
@@ -180,6 +191,10 @@ OUTPUT_FILES = {
     "real_domain_summary": "real_domain_summary.csv",
     "real_family_pairs": "real_family_pairs.csv",
     "real_mixture": "real_mixture.csv",
+    "arms_pair_gains": "arms_pair_gains.csv",
+    "arms_summary": "arms_summary.csv",
+    "domain_wins": "domain_wins.csv",
+    "arms_md": "arms.md",
 }
 # figure files: <figures_dir>/<stem>.png and .pdf
 FIGURE_STEMS = {
@@ -193,18 +208,21 @@ FIGURE_STEMS = {
     "real2_pair": "real2_pair_scatter",
     "real_pool_frontier": "real_pool_frontier",
     "real_pool_domains": "real_pool_domains",
+    "arms_gain": "arms_gain",
 }
 
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Absolute folders of one run: data (loss matrix, pairs, fits, Table 1), score caches, figures, pool file."""
+    """Absolute folders of one run: data (loss matrix, pairs, fits, Table 1), score caches, figures, pool file;
+    and the arms of the pool the run analyses (None: every model)."""
 
     profile: str
     data_dir: Path
     figures_dir: Path
     pool: Path | None
     synthetic: bool
+    arms: tuple[str, ...] | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -241,7 +259,7 @@ def resolve_run_paths(
     else:
         pool_path = spec.pool
     return RunPaths(profile=spec.name, data_dir=data, figures_dir=figures, pool=pool_path,
-                    synthetic=spec.synthetic is not None)
+                    synthetic=spec.synthetic is not None, arms=spec.arms)
 
 
 def require(path: Path, made_by: str) -> Path:

@@ -1,6 +1,6 @@
 """The pipeline of one profile as data: stages, their notebooks, inputs and outputs, and how to run them.
 
-A stage is a name (``scores``, ``02_loss_matrix`` ... ``08_real_pool``), the notebook that runs it
+A stage is a name (``scores``, ``02_loss_matrix`` ... ``09_diversity_arms``), the notebook that runs it
 (executed headless by papermill into ``runs/<profile>/``), the outputs (keys of
 ``config.OUTPUT_FILES``) it reads and writes. A profile runs ``DEFAULT_STAGES`` unless it names
 its own list (profile key ``stages``). ``run_pipeline`` is what ``python -m mmlaw_utils run`` (and
@@ -82,6 +82,10 @@ STAGES: dict[str, Stage] = {
                "real_mixture", "comparison_md", "comparison_csv"),
               "a small pool of real models: alone, every subset's oracle, per domain (profiles real, real2)",
               ("real_pool_frontier", "real_pool_domains", "real2_pair")),
+        # reads the score caches of every arm itself: the profile's key arms limits only 02-07
+        Stage("09_diversity_arms", "09_diversity_arms", (), ("arms_pair_gains", "arms_summary", "domain_wins", "arms_md"),
+              "the test bed's arms: equal-size cross-family oracle gain per arm and domain, domains each family wins",
+              ("arms_gain",)),
     )
 }
 DEFAULT_STAGES: tuple[str, ...] = (SCORES, "02_loss_matrix", "03_oracle_pairs", "04_frontiers",

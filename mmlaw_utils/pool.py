@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,12 +145,37 @@ def summary(pool_df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def select_arms(pool_df: pd.DataFrame, arms: Sequence[str] | None, profile: str) -> pd.DataFrame:
+    """The pool's models whose ``arm`` is one of ``arms`` (None: every model), in pool order.
+
+    A pool without an ``arm`` column, or an arm that no model has, is a PoolError naming the profile,
+    its key ``arms`` and the arm.
+    """
+    if arms is None:
+        return pool_df
+    where = f"profile {profile!r}: key 'arms' {list(arms)}"
+    source = pool_df.attrs.get("path", "the pool")
+    if "arm" not in pool_df.columns:
+        raise PoolError(f"{where}: pool {source} has no 'arm' column, so arm {arms[0]!r} selects nothing; "
+                        "give its models an 'arm' or drop the key")
+    present = set(pool_df["arm"].dropna().astype(str))
+    for arm in arms:
+        if arm not in present:
+            raise PoolError(f"{where}: no model of pool {source} is in arm {arm!r}; its arms: {sorted(present)}")
+    selected = pool_df[pool_df["arm"].isin(list(arms))].reset_index(drop=True)
+    selected.attrs = {**pool_df.attrs, "arms": list(arms)}
+    return selected
+
+
 def load_run_pool(paths: RunPaths) -> pd.DataFrame:
-    """The pool table of a run (model, family, params_nominal, ...): a synthetic pool file or a pool yaml."""
+    """The pool table of a run (model, family, params_nominal, ...): a synthetic pool file or a pool yaml, cut to
+    the profile's arms (key ``arms``) when it names some."""
     if paths.pool is None:
         raise ValueError(f"profile {paths.profile!r} names no pool")
     if paths.synthetic:
         from mmlaw_utils.scoring.synthetic import read_pool_file
 
-        return read_pool_file(paths.pool)
-    return load_pool(paths.pool)
+        frame = read_pool_file(paths.pool)
+    else:
+        frame = load_pool(paths.pool)
+    return select_arms(frame, paths.arms, paths.profile)

@@ -23,7 +23,8 @@
 # score cache per model; here they are assembled into one validated models × texts loss matrix
 # (same text ids everywhere, finite values, one dataset fingerprint, family and parameter count for each
 # model) and saved as `loss_matrix.parquet` + `models.parquet`. The table shows eq. (2), the expected loss
-# $\mathcal{L}(M_i)$ of each model.
+# $\mathcal{L}(M_i)$ of each model. A profile with the key `arms` (the test bed: `[main]`) keeps only the pool's
+# models in those arms, so every later stage analyses that arm alone.
 
 # %% tags=["parameters"]
 profile = "minipool"  # configs/profiles/<profile>.yaml
@@ -49,7 +50,8 @@ lm = assemble_loss_matrix(paths.cache_dir, pool_df, dataset_fingerprint=dataset_
                           check_provenance=expected.check, rescore_hint=expected.rescore_hint)
 saved = write_loss_matrix(lm, paths.data_dir)
 n_models, n_texts = lm.shape
-display(Markdown(f"**{n_models} models × {n_texts} texts** from `{paths.cache_dir}` → `{saved[0]}`"))
+arms_note = f" (arms: {', '.join(paths.arms)})" if paths.arms else ""
+display(Markdown(f"**{n_models} models × {n_texts} texts**{arms_note} from `{paths.cache_dir}` → `{saved[0]}`"))
 
 # %% [markdown]
 # Expected loss per model (eq. 2, nats per text), with per-token and per-byte views for orientation

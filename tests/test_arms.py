@@ -85,6 +85,30 @@ def test_domain_wins_split_ties_and_name_the_winner():
     assert wins.groupby("domain")["win_share"].sum().tolist() == pytest.approx([1.0, 1.0])
 
 
+def test_params_ratio_measures_how_far_equal_size_is_from_equal_budget():
+    models = MODELS.assign(params=[100, 150, 200, 250, 200, 300, 220])
+    gains = arms.equal_size_pair_gains(L, models, DOMAINS).set_index(["arm", "size_index", "domain"])
+    assert gains.loc[("main", 0, "all"), "params_ratio"] == pytest.approx(1.5)
+    assert gains.loc[("main", 1, "x"), "params_ratio"] == pytest.approx(1.25)  # same for every domain of a pair
+    assert gains.loc[("seed", 1, "all"), "params_ratio"] == pytest.approx(1.1)  # f-s1 (200) vs f-seed2-s1 (220)
+    summary = arms.arm_gain_summary(gains.reset_index(), common_sizes=False).set_index(["arm", "size_index", "domain"])
+    assert summary.loc[("main", "all", "all"), "max_params_ratio"] == pytest.approx(1.5)
+    assert np.isnan(arms.equal_size_pair_gains(L, MODELS, DOMAINS)["params_ratio"]).all()  # no params column
+
+
+def test_winners_by_size_and_coverage():
+    wins = pd.concat([arms.domain_wins(L[[0, 1]], np.array(["f", "g"]), DOMAINS).assign(size_index=0),
+                      arms.domain_wins(L[[2, 3]], np.array(["f", "g"]), DOMAINS).assign(size_index=1)])
+    winners = arms.winners_by_size(wins).set_index(["size_index", "domain"])
+    # s0: x: f 4 < g 5 on both texts; y: g 3 < f 4. s1: x: f 1 < g 3; y: g 1 < f 3
+    assert winners["family"].to_dict() == {(0, "x"): "f", (0, "y"): "g", (1, "x"): "f", (1, "y"): "g"}
+    assert arms.winners_by_size(pd.DataFrame()).empty
+    coverage = arms.arm_coverage(MODELS, ["f-s0", "g-s0", "f-s1", "f-same-s1"]).set_index("arm")
+    assert coverage.loc["main", ["n_models", "n_scored"]].tolist() == [4, 3]
+    assert coverage.loc["main", "missing"] == ["g-s1"] and coverage.loc["seed", "missing"] == ["f-seed2-s1"]
+    assert coverage.loc["same_data", "n_scored"] == 1
+
+
 def test_report_markdown_and_figure_from_hand_made_frames():
     from mmlaw_utils.report import arms as report
 
@@ -94,7 +118,31 @@ def test_report_markdown_and_figure_from_hand_made_frames():
     text = report.summary_markdown(summary, wins)
     assert "| domain | main | same_data | seed |" in text
     assert "| all | 1.000 | 0.250 | 0.250 |" in text
-    assert "| x | f | 1.00 |" in text and "| y | g | 1.00 |" in text
+    assert "| x | f 1.00 |" in text and "| y | g 1.00 |" in text  # winner and its share at size index 1
+    assert "| f |  | x |" in text and "| g |  | y |" in text  # domains each family wins (no mixture given)
+    assert "Partial pool" not in text
     fig = report.gain_figure(summary)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["all", "x", "y"]
     assert len(fig.axes[0].patches) == 3 * 3  # 3 arms x 3 domains
+
+
+def test_report_tables_per_size_mixtures_and_partial_pool():
+    from mmlaw_utils.report import arms as report
+
+    gains = arms.equal_size_pair_gains(L, MODELS.assign(params=[100, 150, 200, 250, 200, 300, 220]), DOMAINS)
+    every = arms.arm_gain_summary(gains, common_sizes=False)
+    # main at s0 0.5, s1 1.0 (hand values above); same_data and seed only at s1
+    table = report.size_table(every)
+    assert table.index.tolist() == ["main", "same_data", "seed"] and table.columns.tolist() == [0, 1]
+    assert table.loc["main", 0] == pytest.approx(0.5) and np.isnan(table.loc["seed", 0])
+    wins = arms.domain_wins(L[[2, 3]], np.array(["f", "g"]), DOMAINS).assign(size_index=1)
+    coverage = arms.arm_coverage(MODELS, MODELS["model"][:-1].tolist())
+    text = report.summary_markdown(arms.arm_gain_summary(gains), wins, every, coverage, {"f": "code_heavy", "g": "balanced"})
+    assert "**Partial pool**: models scored per arm: main 4/4, same_data 2/2, seed 0/1." in text
+    assert "| main | 0.500 | 1.000 |" in text and "| seed |  | 0.250 |" in text
+    assert "| f | code_heavy | x |" in text and "| g | balanced | y |" in text
+    # shared size s1: main 250/200 = 1.25, same_data 300/200 = 1.5, seed 220/200 = 1.1 -> largest 1.5
+    assert "differ in parameters by up to a factor 1.50" in text
+    fig = report.gain_figure(arms.arm_gain_summary(gains), every)
+    assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["0", "1"]
+    assert report.family_mixtures(MODELS.assign(mixture=["m", "n", "m", "n", "s", "s", "m"])) == {"f": "m", "g": "n"}

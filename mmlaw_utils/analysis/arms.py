@@ -34,8 +34,8 @@ def arm_members(models: pd.DataFrame) -> pd.DataFrame:
     """Rows (model, arm, family, size_index, row) of each arm's comparison; the seed arm includes the seed
     family's main-arm models at the seed sizes (its first seed).
 
-    ``models``: one row per loss-matrix row with ``family``, ``arm``, ``base_family``, ``size_index``; the
-    row number in the loss matrix is the frame's position.
+    ``models``: one row per loss-matrix row with ``family``, ``arm``, ``base_family``, ``size_index`` (and
+    optionally ``params``, kept); the row number in the loss matrix is the frame's position.
     """
     frame = models.reset_index(drop=True).assign(row=lambda f: np.arange(len(f)))
     members = [frame]
@@ -44,7 +44,8 @@ def arm_members(models: pd.DataFrame) -> pd.DataFrame:
         sizes = set(seeds.loc[seeds["base_family"] == base, "size_index"])
         first = frame[(frame["arm"] == "main") & (frame["family"] == base) & frame["size_index"].isin(sizes)]
         members.append(first.assign(arm="seed"))
-    return pd.concat(members, ignore_index=True)[["model", "arm", "family", "size_index", "row"]]
+    columns = ["model", "arm", "family", "size_index", "row"] + (["params"] if "params" in frame.columns else [])
+    return pd.concat(members, ignore_index=True)[columns]
 
 
 def equal_size_pair_gains(L: np.ndarray, models: pd.DataFrame, domains: np.ndarray | None = None) -> pd.DataFrame:
@@ -52,7 +53,8 @@ def equal_size_pair_gains(L: np.ndarray, models: pd.DataFrame, domains: np.ndarr
 
     ``L``: K x N per-text losses (rows in ``models`` order); ``domains``: the N texts' domains (None: only
     ``all``). Columns: arm, size_index, family_a, family_b, domain, n_texts, gain, rel_gain (gain over
-    the better member's mean loss).
+    the better member's mean loss) and params_ratio (larger over smaller member's parameters, >= 1: how far
+    "equal size" is from equal budget; NaN without a ``params`` column).
     """
     array = np.asarray(L, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] != len(models):
@@ -67,12 +69,13 @@ def equal_size_pair_gains(L: np.ndarray, models: pd.DataFrame, domains: np.ndarr
     for (arm, size), group in arm_members(models).groupby(["arm", "size_index"], sort=True):
         group = group.sort_values("family")
         for a, b in itertools.combinations(group.itertuples(), 2):
+            ratio = max(a.params, b.params) / min(a.params, b.params) if "params" in group.columns else np.nan
             for domain, mask in masks.items():
                 la, lb = array[a.row, mask], array[b.row, mask]
                 gain = pair_gain(la, lb)
                 rows.append({"arm": arm, "size_index": int(size), "family_a": a.family, "family_b": b.family,
                              "domain": domain, "n_texts": int(mask.sum()), "gain": gain,
-                             "rel_gain": gain / min(la.mean(), lb.mean())})
+                             "rel_gain": gain / min(la.mean(), lb.mean()), "params_ratio": float(ratio)})
     return pd.DataFrame(rows)
 
 
@@ -81,19 +84,18 @@ def arm_gain_summary(gains: pd.DataFrame, common_sizes: bool = True) -> pd.DataF
 
     ``common_sizes`` keeps only the size indexes every arm has, so arms are compared at the same sizes.
     Returns columns arm, size_index ("all" for the mean over sizes), domain, n_pairs, mean_gain,
-    min_gain, max_gain, mean_rel_gain.
+    min_gain, max_gain, mean_rel_gain, max_params_ratio (when ``gains`` has params_ratio).
     """
     frame = gains
     if common_sizes:
         shared = set.intersection(*(set(g["size_index"]) for _, g in gains.groupby("arm")))
         frame = gains[gains["size_index"].isin(shared)]
-    per_size = (frame.groupby(["arm", "size_index", "domain"])
-                .agg(n_pairs=("gain", "size"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
-                     max_gain=("gain", "max"), mean_rel_gain=("rel_gain", "mean")).reset_index())
-    overall = (frame.groupby(["arm", "domain"])
-               .agg(n_pairs=("gain", "size"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
-                    max_gain=("gain", "max"), mean_rel_gain=("rel_gain", "mean")).reset_index()
-               .assign(size_index="all"))
+    stats = dict(n_pairs=("gain", "size"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
+                 max_gain=("gain", "max"), mean_rel_gain=("rel_gain", "mean"))
+    if "params_ratio" in frame.columns:
+        stats["max_params_ratio"] = ("params_ratio", "max")
+    per_size = frame.groupby(["arm", "size_index", "domain"]).agg(**stats).reset_index()
+    overall = frame.groupby(["arm", "domain"]).agg(**stats).reset_index().assign(size_index="all")
     per_size["size_index"] = per_size["size_index"].astype(object)
     return pd.concat([per_size, overall[per_size.columns]], ignore_index=True)
 
@@ -122,3 +124,22 @@ def domain_winners(wins: pd.DataFrame) -> pd.DataFrame:
     """For each domain, the family with the largest win share (and its share)."""
     top = wins.sort_values(["domain", "win_share", "family"], ascending=[True, False, True]).groupby("domain").head(1)
     return top[["domain", "family", "win_share"]].reset_index(drop=True)
+
+
+def winners_by_size(wins: pd.DataFrame) -> pd.DataFrame:
+    """``domain_winners`` at each size index of ``wins`` (a ``size_index`` column): size_index, domain, family,
+    win_share."""
+    if wins.empty:
+        return pd.DataFrame(columns=["size_index", "domain", "family", "win_share"])
+    frames = [domain_winners(group).assign(size_index=size) for size, group in wins.groupby("size_index", sort=True)]
+    return pd.concat(frames, ignore_index=True)[["size_index", "domain", "family", "win_share"]]
+
+
+def arm_coverage(pool: pd.DataFrame, scored: list[str] | set[str]) -> pd.DataFrame:
+    """Per arm of ``pool`` (columns model, arm), in pool order: models in the pool, models scored, missing ids."""
+    have = set(scored)
+    rows = []
+    for arm, group in pool.groupby("arm", sort=False):
+        missing = [m for m in group["model"] if m not in have]
+        rows.append({"arm": arm, "n_models": len(group), "n_scored": len(group) - len(missing), "missing": missing})
+    return pd.DataFrame(rows)
