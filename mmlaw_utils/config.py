@@ -172,8 +172,6 @@ OUTPUT_FILES = {
     "diversity_by_relation": "diversity_by_relation.csv",
     "forecast": "forecast.csv",
     "beyond_pairs": "beyond_pairs.md",
-    "comparison_md": "comparison.md",
-    "comparison_csv": "comparison.csv",
     "real_pool_md": "real_pool.md",
     "real_subsets": "real_subsets.csv",
     "real_domains": "real_domains.csv",
@@ -190,7 +188,6 @@ FIGURE_STEMS = {
     "fig5": "fig5_diversity",
     "fig6": "fig6_forecast",
     "budget": "fig_equal_budget",
-    "real2_pair": "real2_pair_scatter",
     "real_pool_frontier": "real_pool_frontier",
     "real_pool_domains": "real_pool_domains",
 }

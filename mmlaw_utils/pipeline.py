@@ -76,12 +76,11 @@ STAGES: dict[str, Stage] = {
         Stage("07_beyond_pairs", "07_beyond_pairs", ("loss_matrix", "models"),
               ("subset_frontier", "subset_fits", "mixture_gain", "diversity_by_relation", "forecast", "beyond_pairs"),
               "subsets beyond pairs: exact frontiers, mixtures, diversity, forecasts", ("fig3", "fig4", "fig5", "fig6")),
-        # a pool of two models (real2) also gets the pair comparison and its per-text scatter
         Stage("08_real_pool", "08_real_pool", ("loss_matrix", "models", "pairs"),
               ("real_pool_md", "real_subsets", "real_domains", "real_domain_summary", "real_family_pairs",
-               "real_mixture", "comparison_md", "comparison_csv"),
-              "a small pool of real models: alone, every subset's oracle, per domain (profiles real, real2)",
-              ("real_pool_frontier", "real_pool_domains", "real2_pair")),
+               "real_mixture"),
+              "a small pool of real models: alone, every subset's oracle, per domain (profile real)",
+              ("real_pool_frontier", "real_pool_domains")),
     )
 }
 DEFAULT_STAGES: tuple[str, ...] = (SCORES, "02_loss_matrix", "03_oracle_pairs", "04_frontiers",
