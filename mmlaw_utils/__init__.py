@@ -17,7 +17,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.assemble``: score caches -> the loss-matrix files; their reader and writer.
 * ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
-* ``scoring.realmodels``: the real pretrained models packaged on PyPI as GGUF, byte slices joined (profiles real, real2).
+* ``scoring.realmodels``: the real pretrained models packaged on PyPI as GGUF, byte slices joined (profile real).
 * ``scoring.synthetic``: seeded synthetic pools in the score-cache format.
 * ``analysis.lossmatrix``: the validated models x texts loss matrix (data model only, reads no file).
 * ``analysis.oracle``: oracle ensemble losses (eqs. 3-4).

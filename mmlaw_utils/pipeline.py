@@ -76,12 +76,11 @@ STAGES: dict[str, Stage] = {
         Stage("07_beyond_pairs", "07_beyond_pairs", ("loss_matrix", "models"),
               ("subset_frontier", "subset_fits", "mixture_gain", "diversity_by_relation", "forecast", "beyond_pairs"),
               "subsets beyond pairs: exact frontiers, mixtures, diversity, forecasts", ("fig3", "fig4", "fig5", "fig6")),
-        # a pool of two models (real2) also gets the pair comparison and its per-text scatter
         Stage("08_real_pool", "08_real_pool", ("loss_matrix", "models", "pairs"),
               ("real_pool_md", "real_subsets", "real_domains", "real_domain_summary", "real_family_pairs",
-               "real_mixture", "comparison_md", "comparison_csv"),
-              "a small pool of real models: alone, every subset's oracle, per domain (profiles real, real2)",
-              ("real_pool_frontier", "real_pool_domains", "real2_pair")),
+               "real_mixture"),
+              "a small pool of real models: alone, every subset's oracle, per domain (profile real)",
+              ("real_pool_frontier", "real_pool_domains")),
         # reads the score caches of every arm itself: the profile's key arms limits only 02-07
         Stage("09_diversity_arms", "09_diversity_arms", (), ("arms_pair_gains", "arms_summary", "domain_wins", "arms_md"),
               "the test bed's arms: equal-size cross-family oracle gain per arm and domain, domains each family wins",

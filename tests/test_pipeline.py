@@ -16,7 +16,7 @@ from mmlaw_utils.pipeline import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL2 = ("scores", "02_loss_matrix", "03_oracle_pairs", "08_real_pool")
+REAL = ("scores", "02_loss_matrix", "03_oracle_pairs", "08_real_pool")
 
 
 @pytest.mark.parametrize("token, expected", [
@@ -38,25 +38,25 @@ def test_select_stages_from_to():
     assert select_stages(DEFAULT_STAGES, "05", "06") == ["05_fit_scaling_laws", "06_figures"]
     assert select_stages(DEFAULT_STAGES, stop="06") == list(DEFAULT_STAGES[:6])
     assert select_stages(DEFAULT_STAGES, start="04_frontiers") == list(DEFAULT_STAGES[3:])
-    assert select_stages(REAL2, "08") == ["08_real_pool"]
-    assert select_stages(REAL2, "01", "2") == ["scores", "02_loss_matrix"]
+    assert select_stages(REAL, "08") == ["08_real_pool"]
+    assert select_stages(REAL, "01", "2") == ["scores", "02_loss_matrix"]
     with pytest.raises(PipelineError, match="comes after"):
         select_stages(DEFAULT_STAGES, "06", "05")
     with pytest.raises(PipelineError, match="unknown stage '05'"):
-        select_stages(REAL2, "05")
+        select_stages(REAL, "05")
 
 
-def test_profiles_name_known_stages_and_real2_has_its_own():
-    assert profile_stages(load_profile("real2")) == REAL2
+def test_profiles_name_known_stages_and_real_has_its_own():
+    assert profile_stages(load_profile("real")) == REAL
     for name in available_profiles():
         assert set(profile_stages(load_profile(name))) <= set(STAGES)
     assert profile_stages(load_profile("minipool")) == DEFAULT_STAGES
 
 
 def test_unknown_stage_in_a_profile_names_the_key(monkeypatch):
-    profile = load_profile("real2")
+    profile = load_profile("real")
     bad = type(profile)(**{**profile.__dict__, "stages": ("scores", "03_oracle_pair")})
-    with pytest.raises(PipelineError, match=r"'real2'.*'03_oracle_pair'.*'stages'"):
+    with pytest.raises(PipelineError, match=r"'real'.*'03_oracle_pair'.*'stages'"):
         profile_stages(bad)
 
 

@@ -25,7 +25,7 @@ def test_unknown_profile_key_is_a_clear_error(tmp_path, monkeypatch):
         config.load_profile("bad")
 
 
-def test_real2_runs_the_pair_comparison_instead_of_fits():
+def test_real_runs_the_real_pool_notebook_instead_of_fits():
     assert PROFILES_DIR.is_dir()
-    stages = load_profile("real2").stages
+    stages = load_profile("real").stages
     assert stages[0] == "scores" and "08_real_pool" in stages and "05_fit_scaling_laws" not in stages

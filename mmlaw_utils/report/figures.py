@@ -27,7 +27,6 @@ from mmlaw_utils.analysis.bootstrap import prediction_band
 from mmlaw_utils.analysis.fit import predict
 from mmlaw_utils.analysis.frontier import pareto_front
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUP_LABELS, PAIR_GROUPS, SAME_FAMILY, SINGLE
-from mmlaw_utils.analysis.lossmatrix import LossMatrix, loss_matrix_bytes
 from mmlaw_utils.analysis.uncertainty import curve_band
 from mmlaw_utils.io import atomic_output
 from mmlaw_utils.report.tables import fit_value
@@ -469,22 +468,4 @@ def plot_forecast(L: np.ndarray, params: np.ndarray, families: np.ndarray, table
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
     fig.tight_layout()
-    return fig
-
-
-# ---------------------------------------------------------------- real pair (notebook 08)
-
-
-def pair_scatter_figure(lm: LossMatrix) -> Figure:
-    """Per-text bits per byte of two models against each other (points below the diagonal: model 2 wins)."""
-    L = lm.to_array()
-    bpb = L / loss_matrix_bytes(lm)[None, :] / math.log(2)
-    fig = Figure(figsize=(4.8, 4.4), layout="constrained")
-    ax = fig.add_subplot()
-    ax.scatter(bpb[0], bpb[1], s=6, alpha=0.5, color="#4C72B0", linewidths=0)
-    lo, hi = float(bpb.min()), float(bpb.max())
-    ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--")
-    ax.set_xlabel(f"{lm.model_names[0]} (bits/byte)")
-    ax.set_ylabel(f"{lm.model_names[1]} (bits/byte)")
-    ax.set_title(f"per-text loss, {L.shape[1]} texts")
     return fig
