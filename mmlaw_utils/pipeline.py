@@ -30,6 +30,8 @@ SCORES = "scores"
 RESERVED_PARAMETERS = ("profile",)
 # folder parameters, given relative to the caller's working directory
 PATH_PARAMETERS = ("data_dir", "figures_dir", "cache_dir")
+# notebook 01 parameters that decide which cache a model's scores belong in (and so whether it is stale)
+STALE_CHECK_PARAMETERS = ("data_dir", "cache_dir", "dataset", "n_texts", "max_length", "batch_tokens", "device", "dtype")
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,9 @@ def scores_stage(profile: Profile, parameters: Mapping[str, Any], rescore: bool,
         given_models = parameters["models"]
         models = [given_models] if isinstance(given_models, str) else list(given_models)
     else:
-        models = list(load_pool(profile.pool)["model"]) if rescore else stale_models(profile.name)
+        overrides = {key: parameters[key] for key in STALE_CHECK_PARAMETERS if parameters.get(key) is not None}
+        models = (list(load_pool(profile.pool)["model"]) if rescore
+                  else stale_models(profile.name, base_dir=REPO_ROOT, **overrides))
     if not models:
         print(f"==> [scores] every score cache of profile {profile.name!r} matches its model and text set; "
               "nothing to score", flush=True)

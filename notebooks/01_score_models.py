@@ -50,7 +50,9 @@ from mmlaw_utils.pool import load_pool
 from mmlaw_utils.scoring.run import score_from_settings, stale_models, summarize_run
 
 if models is None:
-    models = list(load_pool(load_profile(profile).pool)["model"]) if force else stale_models(profile)
+    models = list(load_pool(load_profile(profile).pool)["model"]) if force else stale_models(
+        profile, base_dir=REPO_ROOT, data_dir=data_dir, dataset=dataset, n_texts=n_texts, max_length=max_length,
+        batch_tokens=batch_tokens, device=device, dtype=dtype, cache_dir=cache_dir)
 elif isinstance(models, str):
     models = [models]
 runs = []

@@ -209,6 +209,23 @@ def test_stale_notices_a_cache_with_rows_removed(tiny_model_dirs, text_file, tmp
     assert scoring_run.stale_models("tiny") == [model]
 
 
+def test_stale_checks_the_caches_of_an_overridden_data_dir(tiny_model_dirs, text_file, tmp_path, monkeypatch):
+    """A run into another data_dir (-p data_dir) has no caches there yet: its models are stale, whatever the
+    profile's own folder holds; so are the models of a run on fewer texts."""
+    model = str(tiny_model_dirs["tiny-gpt2"])
+    profile = config.Profile(name="tiny", description="", pool=tmp_path / "pool.yaml", dataset=str(text_file),
+                             n_texts=None, data_dir=tmp_path / "own", figures_dir=tmp_path,
+                             scoring={"max_length": None, "batch_tokens": 128, "device": "cpu", "dtype": "auto"})
+    monkeypatch.setattr(scoring_run, "load_profile", lambda name: profile)
+    monkeypatch.setattr(scoring_run, "_pool_models", lambda path: pd.DataFrame({"model": [model], "revision": [None]}))
+    scoring_run.score_model(scoring_run.request_from_settings("tiny", model), progress=False)
+    assert scoring_run.stale_models("tiny") == []
+    assert scoring_run.stale_models("tiny", data_dir=tmp_path / "elsewhere") == [model]
+    assert scoring_run.stale_models("tiny", n_texts=2) == [model]
+    scoring_run.score_from_settings("tiny", model, data_dir=tmp_path / "elsewhere", progress=False)
+    assert scoring_run.stale_models("tiny", data_dir=tmp_path / "elsewhere") == []
+
+
 # ----------------------------------------------------------------- 7. profiles
 @pytest.mark.parametrize(
     ("body", "match"),

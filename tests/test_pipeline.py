@@ -199,7 +199,7 @@ def test_scores_stage_runs_notebook_01_once_with_the_stale_models(monkeypatch, t
     import mmlaw_utils.scoring.run as scoring_run
 
     calls = []
-    monkeypatch.setattr(scoring_run, "stale_models", lambda profile: ["models/a", "models/b"])
+    monkeypatch.setattr(scoring_run, "stale_models", lambda profile, **overrides: ["models/a", "models/b"])
     monkeypatch.setattr(pipeline, "execute_notebook", lambda *args: calls.append(args))
     declared = notebook_parameters(STAGES["scores"].notebook_path())
     profile = load_profile("minipool")
@@ -210,6 +210,6 @@ def test_scores_stage_runs_notebook_01_once_with_the_stale_models(monkeypatch, t
     assert given == {"n_texts": 5, "profile": "minipool", "models": ["models/a", "models/b"], "force": False}
     assert given_one["models"] == ["models/c"]
     calls.clear()
-    monkeypatch.setattr(scoring_run, "stale_models", lambda profile: [])
+    monkeypatch.setattr(scoring_run, "stale_models", lambda profile, **overrides: [])
     pipeline.scores_stage(profile, {}, False, tmp_path, declared)
     assert calls == []

@@ -350,17 +350,24 @@ def request_from_settings(
     )
 
 
-def stale_models(profile: str) -> list[str]:
-    """Ids of the profile's pool whose cache is missing, incomplete, unreadable or mismatched."""
+def stale_models(profile: str, *, base_dir: str | Path | None = None, data_dir: str | Path | None = None,
+                 **settings: Any) -> list[str]:
+    """Ids of the profile's pool whose cache is missing, incomplete, unreadable or mismatched.
+
+    ``data_dir``, ``base_dir`` and ``settings`` (``dataset``, ``n_texts``, ``cache_dir``, ...) are the overrides
+    :func:`score_from_settings` takes, so a run into another folder or on another text set checks its own caches.
+    """
     prof = load_profile(profile)
     if prof.pool is None or prof.synthetic is not None:
         return []
     pool = _pool_models(prof.pool)
-    frame = load_texts(prof.dataset, prof.n_texts)
-    fingerprint = dataset_fingerprint(frame["text_id"], frame["text"])
     stale = []
+    frame = fingerprint = None
     for model in pool["model"]:
-        request = request_from_settings(profile, model)
+        request = settings_request(profile, str(model), base_dir=base_dir, data_dir=data_dir, **settings)
+        if frame is None:
+            frame = load_texts(request.dataset, request.n_texts)
+            fingerprint = dataset_fingerprint(frame["text_id"], frame["text"])
         path = cache.cache_path(request.cache_dir, request.model, fingerprint)
         status, _ = cache_status(path, request, fingerprint, requested_model_hash(request), frame["text_id"].tolist())
         if status != "ok":
@@ -405,6 +412,18 @@ def _from_root(value: str | Path | None, base_dir: Path | None, must_exist: bool
     return candidate if (candidate.exists() or not must_exist) else value
 
 
+def settings_request(profile: str | None, model: str, *, base_dir: str | Path | None = None,
+                     data_dir: str | Path | None = None, **settings: Any) -> ScoreRequest:
+    """The ScoreRequest of notebook-style overrides: ``data_dir`` puts caches in ``data_dir/scores`` unless
+    ``cache_dir`` is given; relative ``dataset`` / ``cache_dir`` paths refer to ``base_dir``."""
+    if data_dir is not None and settings.get("cache_dir") is None:
+        settings["cache_dir"] = Path(data_dir) / "scores"
+    if base_dir is not None:
+        settings["dataset"] = _from_root(settings.get("dataset"), Path(base_dir), must_exist=True)
+        settings["cache_dir"] = _from_root(settings.get("cache_dir"), Path(base_dir), must_exist=False)
+    return request_from_settings(profile, model, **settings)
+
+
 def score_from_settings(profile: str | None = None, model: str | None = None, *, force: bool = False,
                         progress: bool = True, threads: int | None = None, base_dir: str | Path | None = None,
                         data_dir: str | Path | None = None, **settings: Any) -> ScoreRun:
@@ -415,15 +434,11 @@ def score_from_settings(profile: str | None = None, model: str | None = None, *,
     ``data_dir`` (a run's output folder override) puts the cache in ``data_dir/scores`` unless
     ``cache_dir`` is given.
     """
-    if data_dir is not None and settings.get("cache_dir") is None:
-        settings["cache_dir"] = Path(data_dir) / "scores"
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
     if model is None and profile is not None:
         model = first_pool_model(profile)
-    if base_dir is not None:
-        settings["dataset"] = _from_root(settings.get("dataset"), Path(base_dir), must_exist=True)
-        settings["cache_dir"] = _from_root(settings.get("cache_dir"), Path(base_dir), must_exist=False)
-    return score_model(request_from_settings(profile, model, **settings), force=force, progress=progress)
+    request = settings_request(profile, model, base_dir=base_dir, data_dir=data_dir, **settings)
+    return score_model(request, force=force, progress=progress)
