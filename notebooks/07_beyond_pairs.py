@@ -64,8 +64,7 @@ print(f"{profile}: {L.shape[0]} models x {L.shape[1]} texts")
 start = time.perf_counter()
 exact = subsets.subset_frontier(L, params, total_time_limit=exact_time_limit, progress=True)
 exact_seconds = time.perf_counter() - start
-fronts = subsets.frontiers_by_size(L, params, max_k=max_size, total_time_limit=exact_time_limit)
-fronts["all"] = exact
+fronts = subsets.frontiers_by_size(L, params, max_k=max_size, all_sizes=exact, total_time_limit=exact_time_limit)
 size_fits = subsets.fit_frontiers(fronts, params_unit=params_unit)
 heuristics = {"greedy": subsets.frontier_of(subsets.greedy_points(L, params)),
               "beam": subsets.frontier_of(subsets.beam_points(L, params, beam_width=beam_width))}

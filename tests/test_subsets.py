@@ -180,6 +180,10 @@ def test_frontiers_by_size_are_nested():
     for small_k, big_k in (("k=1", "k<=2"), ("k<=2", "k<=3"), ("k<=3", "k<=4"), ("k<=4", "all")):
         short = subsets.heuristic_shortfall(fronts[small_k], fronts[big_k])
         assert (short["heuristic_loss"] <= short["loss"]).all()
+    # a given all-sizes frontier is used as is (notebook 07 has it already), not searched again
+    reused = subsets.frontiers_by_size(L, params, max_k=2, all_sizes=fronts["all"])
+    assert reused["all"] is fronts["all"]
+    _check_against_reference(reused["all"], L, params, 1, 7)
 
 
 def test_bad_inputs_are_named():

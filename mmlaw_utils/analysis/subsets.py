@@ -573,11 +573,11 @@ def fit_frontiers(frontiers: dict[str, pd.DataFrame], params_unit: float = 1e9, 
 
 
 def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, small: pd.DataFrame | None = None,
-                      time_limit: float | None = None, total_time_limit: float | None = None,
-                      progress: bool = False) -> dict[str, pd.DataFrame]:
+                      all_sizes: pd.DataFrame | None = None, time_limit: float | None = None,
+                      total_time_limit: float | None = None, progress: bool = False) -> dict[str, pd.DataFrame]:
     """Frontiers of exactly-k subsets ("k=1", "k=2", ...; exhaustive for k <= 3, exact search above), of
-    at-most-k subsets ("k<=2", ...) and of all sizes ("all"); the limits are those of :func:`subset_frontier`,
-    per search."""
+    at-most-k subsets ("k<=2", ...) and of all sizes ("all"; ``all_sizes`` when the caller already has
+    :func:`subset_frontier` of the whole pool); the limits are those of :func:`subset_frontier`, per search."""
     array = _as_loss_matrix(L)
     p = as_param_counts(params, array.shape[0])
     n_models = array.shape[0]
@@ -596,7 +596,8 @@ def frontiers_by_size(L: np.ndarray, params: np.ndarray, max_k: int = 3, *, smal
         else:
             out[f"k<={k}"] = subset_frontier(array, p, max_size=k, time_limit=time_limit,
                                             total_time_limit=total_time_limit, progress=progress)
-    out["all"] = subset_frontier(array, p, time_limit=time_limit, total_time_limit=total_time_limit, progress=progress)
+    out["all"] = all_sizes if all_sizes is not None else subset_frontier(
+        array, p, time_limit=time_limit, total_time_limit=total_time_limit, progress=progress)
     return out
 
 
