@@ -163,10 +163,11 @@ def load_texts(dataset: str | Path, n_texts: int | None = None, split: str = "tr
     return validate_texts(frame[columns].reset_index(drop=True), where, lines)
 
 
-def text_sources(dataset: str | Path, text_ids: Iterable[str]) -> list[str] | None:
-    """The ``source`` field of each of ``text_ids`` in a local text file; None when the file or field is absent.
+def text_field(dataset: str | Path, text_ids: Iterable[str], field: str) -> list[str | None] | None:
+    """The ``field`` (``source``, ``domain``, ...) of each of ``text_ids`` in a local text file, in that order;
+    None when the file or the field is absent (a hub dataset name, a set without the field).
 
-    Unlike :func:`load_texts`, a missing field is not filled in, so callers can tell "no sources" apart.
+    Unlike :func:`load_texts`, a missing field is not filled in, so callers can tell "no labels" apart.
     """
     path = Path(dataset)
     readers = {".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False), ".json": lambda p: pd.read_json(p, dtype=False),
@@ -174,9 +175,9 @@ def text_sources(dataset: str | Path, text_ids: Iterable[str]) -> list[str] | No
     if path.suffix not in readers or not path.is_file():
         return None
     frame = readers[path.suffix](path)
-    if "source" not in frame.columns or "text_id" not in frame.columns:
+    if field not in frame.columns or "text_id" not in frame.columns:
         return None
-    by_id = dict(zip(frame["text_id"].astype(str), frame["source"]))
+    by_id = dict(zip(frame["text_id"].astype(str), frame[field]))
     ids = [str(t) for t in text_ids]
     missing = [t for t in ids if t not in by_id]
     if missing:

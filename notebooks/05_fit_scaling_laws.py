@@ -55,7 +55,7 @@ from mmlaw_utils.analysis.profile import profile_intervals
 from mmlaw_utils.analysis.uncertainty import (CLUSTER_RULE, leave_one_model_out, sensitivity_table, text_clusters,
                                               uncertainty_table)
 from mmlaw_utils.config import load_profile, require, resolve_run_paths
-from mmlaw_utils.texts import text_sources
+from mmlaw_utils.texts import text_field
 from mmlaw_utils.report.tables import (fit_groups, fit_to_dict, groups_from_frontiers_table, table1_frame, table1_markdown,
                                 write_csv, write_fits_json, write_frame, write_table1)
 
@@ -82,7 +82,7 @@ write_frame(boot, paths.output("bootstrap"))
 # cluster the cluster bootstrap *is* the text bootstrap, so its resamples are reused.
 
 # %%
-clusters, cluster_rule = text_clusters(lm.text_ids, text_sources(load_profile(profile).dataset, lm.text_ids))
+clusters, cluster_rule = text_clusters(lm.text_ids, text_field(load_profile(profile).dataset, lm.text_ids, "source"))
 n_clusters = len(set(clusters))
 print(f"{n_clusters} clusters for {lm.shape[1]} texts (rule: {cluster_rule}); {CLUSTER_RULE}")
 if cluster_rule == "text":

@@ -168,17 +168,19 @@ def test_curve_band_is_the_widest_of_the_methods():
     assert np.isnan(lo).all() and used == []
 
 
-def test_text_sources_reads_the_field_without_filling_it_in(tmp_path):
+def test_text_field_reads_the_field_without_filling_it_in(tmp_path):
     import json
 
-    from mmlaw_utils.texts import text_sources
+    from mmlaw_utils.texts import text_field
 
     path = tmp_path / "texts.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in (
-        {"text_id": "a-0", "text": "x", "source": "doc A"}, {"text_id": "b-0", "text": "y", "source": "doc B"})))
-    assert text_sources(path, ["b-0", "a-0"]) == ["doc B", "doc A"]
+        {"text_id": "a-0", "text": "x", "source": "doc A", "domain": "code"},
+        {"text_id": "b-0", "text": "y", "source": "doc B", "domain": None})))
+    assert text_field(path, ["b-0", "a-0"], "source") == ["doc B", "doc A"]
+    assert text_field(path, ["a-0", "b-0"], "domain") == ["code", None]
     no_source = tmp_path / "plain.jsonl"
     no_source.write_text(json.dumps({"text_id": "a-0", "text": "x"}) + "\n")
-    assert text_sources(no_source, ["a-0"]) is None and text_sources("synthetic", ["a-0"]) is None
+    assert text_field(no_source, ["a-0"], "source") is None and text_field("synthetic", ["a-0"], "source") is None
     with pytest.raises(KeyError, match="c-0"):
-        text_sources(path, ["c-0"])
+        text_field(path, ["c-0"], "source")

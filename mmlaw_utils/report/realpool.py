@@ -258,17 +258,14 @@ def save_figures(results: RealPoolResults, figures_dir: str | Path) -> list[Path
 
 
 def text_labels(dataset: str | Path, text_ids: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(domain, source) of each text id from a .jsonl text set; "all" / "" where the set has no such field."""
-    from mmlaw_utils.textsubset import read_jsonl_lines
+    """(domain, source) of each text id of a local text set; "all" / "" where the set has no such field."""
+    from mmlaw_utils.texts import text_field
 
-    _, frame = read_jsonl_lines(dataset)
-    frame = frame.assign(text_id=frame["text_id"].astype(str)).set_index("text_id")
-    missing = [t for t in text_ids if t not in frame.index]
-    if missing:
-        raise KeyError(f"{dataset}: text id(s) {missing[:5]} of the loss matrix are not in the text set")
-    domains = frame["domain"].astype(str) if "domain" in frame.columns else pd.Series("all", index=frame.index)
-    sources = frame["source"].astype(str) if "source" in frame.columns else pd.Series("", index=frame.index)
-    return domains.loc[list(text_ids)].tolist(), sources.loc[list(text_ids)].tolist()
+    if not Path(dataset).is_file():
+        raise FileNotFoundError(f"text set {str(dataset)!r} does not exist")
+    domains = text_field(dataset, text_ids, "domain") or ["all"] * len(text_ids)
+    sources = text_field(dataset, text_ids, "source") or [""] * len(text_ids)
+    return [d if d is not None else "all" for d in domains], [s if s is not None else "" for s in sources]
 
 
 def model_table(lm_models: pd.DataFrame, extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
