@@ -272,3 +272,22 @@ def test_committed_real_caches_and_partial_chunks_match_the_subset():
         assert stored["model"] in pool and stored["dataset_fingerprint"] == manifest["dataset_fingerprint"], partial.name
         for chunk in read_chunks(partial).values():
             assert set(chunk["text_id"]) <= set(text_ids) and np.isfinite(chunk["nll"]).all(), partial.name
+
+
+def test_committed_real_loss_matrix_meets_the_profile_spec():
+    """data/real: all four packaged models x >= 600 texts of >= 6 domains, measured P within 3% of the published counts."""
+    from mmlaw_utils.config import load_profile
+    from mmlaw_utils.report.realpool import text_labels
+    from mmlaw_utils.scoring.assemble import load_loss_matrix
+
+    profile = load_profile("real")
+    lm = load_loss_matrix(profile.data_dir)
+    L = lm.to_array()
+    assert set(lm.model_names) == set(realmodels.PACKAGED_MODELS)
+    assert L.shape[1] >= 600 and np.isfinite(L).all() and (L > 0).all()
+    domains, _ = text_labels(profile.dataset, lm.text_ids)
+    assert len(set(domains)) >= 6
+    params = dict(zip(lm.model_names, lm.params))
+    for model, published in PUBLISHED_P.items():
+        assert abs(params[model] / published - 1) <= 0.03, (model, params[model], published)
+    assert (lm.models["params_source"] == "measured").all()

@@ -114,6 +114,52 @@ def caveats_markdown(results: RealPoolResults) -> list[str]:
     return lines + [""]
 
 
+def reading_markdown(results: RealPoolResults) -> list[str]:
+    """What the tables say, in sentences built from them (so they follow the data): the best model's share of
+    every domain, the largest oracle gain, same- vs cross-family at equal budget, mixture vs oracle."""
+    r = results
+    singles = r.subsets[r.subsets["size"] == 1]
+    multi = r.subsets[r.subsets["size"] >= 2]
+    if multi.empty:
+        return []
+    best = singles.loc[singles["loss"].idxmin()]
+    winners = r.domain_summary
+    best_shares = r.domains[r.domains["model"] == best["models"]]["win_share"]
+    lines = ["**Reading.**", ""]
+    lines.append(f"- {best['models']} is the best model alone ({best['bits_per_byte']:.3f} bits/byte) and wins "
+                 f"{100 * best_shares.min():.0f}-{100 * best_shares.max():.0f}% of the texts of every domain in the "
+                 f"all-model oracle. Domains won mostly by another model: "
+                 + (", ".join(f"*{w.domain}* ({w.top_winner}, {100 * w.top_winner_share:.0f}%)"
+                              for w in winners.itertuples() if w.top_winner != best["models"]) or "none") + ".")
+    others = r.domains[r.domains["model"] != best["models"]]
+    if not others.empty:
+        runner = others.loc[others["win_share"].idxmax()]
+        lines.append(f"- The largest share of a domain that any other model wins is {100 * runner['win_share']:.0f}% "
+                     f"({runner['model']}, *{runner['domain']}*).")
+    top = multi.loc[multi["gain_vs_best_member"].idxmax()]
+    with_best = multi[multi["models"].str.contains(best["models"], regex=False)]
+    lines.append(f"- The largest oracle gain over a subset's best member is {_pct(top['gain_vs_best_member'])} "
+                 f"({top['models']}); every subset that holds {best['models']} gains at most "
+                 f"{_pct(with_best['gain_vs_best_member'].max())}. The per-domain oracle gain is at most "
+                 f"{_pct(winners['oracle_gain'].max())}.")
+    for f in r.family_pairs.itertuples():
+        if isinstance(f.cross_pair, str) and f.cross_pair:
+            verdict = "lower" if f.cross_minus_same < 0 else "higher"
+            lines.append(f"- At no more parameters than the same-family pair ({f.same_family_pair}), the best "
+                         f"cross-family pair ({f.cross_pair}) has a {verdict} oracle loss ({f.cross_minus_same:+.2f} "
+                         f"nats per text, {100 * abs(f.cross_minus_same) / f.loss:.2f}% of the loss; one comparison, "
+                         "no interval).")
+    if not r.mixture.empty:
+        gap = r.mixture["mix_minus_oracle"]
+        lines.append(f"- A fitted Bayesian mixture (§6.1) comes within {gap.min():.2f}-{gap.max():.2f} nats per text of "
+                     "the oracle on held-out texts.")
+    decades = math.log10(singles["params"].max() / singles["params"].min())
+    lines.append(f"- {len(singles)} single models spanning {decades:.1f} decade(s) of P give {len(r.frontier)} points on "
+                 "the any-size frontier. Eq. 7 is not fitted here: such a pool can show whether real models of "
+                 "different families complement each other, not a scaling law.")
+    return lines + [""]
+
+
 def results_markdown(results: RealPoolResults) -> str:
     """Markdown of the whole comparison (``real_pool.md`` and the README region)."""
     r = results
@@ -123,6 +169,7 @@ def results_markdown(results: RealPoolResults) -> str:
         "(eqs. 3-4); bits per byte = total nats / total UTF-8 bytes / ln 2; P = parameters with a tied head counted once.",
         "",
         *caveats_markdown(r),
+        *reading_markdown(r),
         "**Models alone.**",
         "",
     ]
