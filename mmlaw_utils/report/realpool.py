@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
 from mmlaw_utils.analysis import realpool
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
 from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
@@ -268,6 +270,10 @@ def frontier_figure(results: RealPoolResults, params_unit: float = 1e9):
     front = results.frontier.sort_values("params")
     ax.plot(front["params"] / params_unit, front["bits_per_byte"], color="0.2", lw=1.2, ls="--", label="any-size frontier")
     ax.set_xscale("log")
+    # plain numbers at 1-2-5 steps: the default minor labels (3x10^-1, 4x10^-1, ...) collide on a short axis
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"total parameters P ({'billions' if params_unit == 1e9 else params_unit})")
     ax.set_ylabel("oracle loss (bits per byte)")
     ax.set_title(f"{len(results.names)} real models, {len(results.subsets)} subsets, {results.n_texts} texts")
