@@ -139,7 +139,8 @@ def reading_markdown(results: RealPoolResults) -> list[str]:
         lines.append(f"- The largest share of a domain that any other model wins is {100 * runner['win_share']:.0f}% "
                      f"({runner['model']}, *{runner['domain']}*).")
     top = multi.loc[multi["gain_vs_best_member"].idxmax()]
-    with_best = multi[multi["models"].str.contains(best["models"], regex=False)]
+    best_row = best["subset"][0]
+    with_best = multi[multi["subset"].map(lambda members: best_row in members)]
     lines.append(f"- The largest oracle gain over a subset's best member is {_pct(top['gain_vs_best_member'])} "
                  f"({top['models']}); every subset that holds {best['models']} gains at most "
                  f"{_pct(with_best['gain_vs_best_member'].max())}. The per-domain oracle gain is at most "
@@ -242,15 +243,13 @@ def write_results(results: RealPoolResults, data_dir: str | Path, profile: str) 
 
 def update_readme(readme: str | Path, results: RealPoolResults, profile: str) -> bool:
     """Replace the README's real-pool region with the results; False (untouched) when it has no such region."""
-    from mmlaw_utils.io import replace_marked_region
-    from mmlaw_utils.io import atomic_write_text
+    from mmlaw_utils.io import write_marked_region
 
-    text = Path(readme).read_text()
-    if README_START not in text:
+    if README_START not in Path(readme).read_text():
         return False
     block = (f"_Generated from profile `{profile}` by notebook `08_real_pool`; do not edit by hand._\n\n"
              + results_markdown(results))
-    atomic_write_text(readme, replace_marked_region(text, block, README_START, README_END))
+    write_marked_region(readme, block, README_START, README_END)
     return True
 
 
