@@ -1,24 +1,23 @@
-"""Miniature-pool build cost: a from-scratch build of the whole pool, timed, plus a live tokens/s
-measurement of each family's smallest and largest configuration.
+"""Miniature pool build cost: CPU time per training token of every shape of configs/pools/minipool.yaml, the
+estimated build time of every model and of the whole build, and the measured time of each finished model.
 
-    nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --full-build /tmp/minipool-bench [--threads 1] [--write-readme]
-    nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --score-all /tmp/minipool-scores [--write-readme]
+    nice -n 5 .venv/bin/python benchmarks/bench_minipool.py [--steps 8] [--write-readme]
+    nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --refresh --write-readme   # only the finished columns
 
-``--full-build DIR`` trains every model of configs/pools/minipool.yaml from nothing into DIR (mixtures,
-decontamination, tokenizers, 30 models; the same code path as ``python -m mmlaw_utils minipool build``), reports
-the wall time per family and in total, and checks that every model's weights equal those in
-models/minipool/ where those exist (the build is deterministic). Without it, the per-model times
-recorded in data/minipool/models_table.csv are summarised instead. The live part trains ``--steps``
-optimiser steps (after 2 warm-up steps) of random-init models with the pool's batch shape.
-``--score-all DIR`` instead scores every trained model (models/minipool/) in one process, timed, and
-compares each cache with the committed one.
+For each distinct (family, size) shape, ``--steps`` optimiser steps (after 2 warm-up steps) of a random-init
+model with the pool's batch shape, vocabulary and thread count run on random tokens; the process CPU time
+(user + system, not wall time, so other jobs on the machine inflate it little) gives CPU seconds per
+1,000 training tokens. A model's estimated build CPU time is that rate times its training tokens. Finished
+models (data/minipool/train_logs/*.json) add their measured wall time (the build runs one thread per
+worker, so wall time >= CPU time; the gap is time lost to other jobs). The measured table is kept in
+benchmarks/minipool_build.csv; ``--refresh`` reuses its rates and re-reads only the finished models.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,159 +28,167 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mmlaw_utils.io import sha256_file, write_marked_region  # noqa: E402
-from mmlaw_utils.minipool import train  # noqa: E402
+from mmlaw_utils.io import atomic_write_text  # noqa: E402
+from mmlaw_utils.minipool import recipe, train  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_minipool import write_section  # noqa: E402
 
 POOL = REPO / "configs" / "pools" / "minipool.yaml"
-TABLE = REPO / "data" / "minipool" / "models_table.csv"
-README = REPO / "benchmarks" / "README.md"
-START, END = "<!-- minipool:start -->", "<!-- minipool:end -->"
-START_SCORING, END_SCORING = "<!-- minipool-scoring:start -->", "<!-- minipool-scoring:end -->"
+LOGS = REPO / "data" / "minipool" / "train_logs"
+RATES = REPO / "benchmarks" / "minipool_build.csv"
+START, END = "<!-- minipool-build:start -->", "<!-- minipool-build:end -->"
 
 
-def live_tokens_per_s(pool: dict, entry: dict, steps: int) -> float:
-    """Training tokens/s of one pool entry (random tokens, the pool's batch and context)."""
-    spec = pool["families"][entry["family"]]
-    tok = spec["tokenizer"]
-    vocab = tok.get("vocab_size") or 257
+def cpu_seconds_per_token(pool: dict, entry: dict, steps: int) -> float:
+    """Process CPU seconds per training token of one pool entry (random tokens, the pool's batch shape)."""
+    family = train.base_family(entry)
+    spec = pool["families"][family]
     settings = spec["training"]
+    vocab = recipe.vocab_size_of(spec["tokenizer"])
+    torch.set_num_threads(int(settings["threads"]))
     config = train.model_config(spec["architecture"], vocab, entry["d_model"], entry["n_layers"], entry["n_heads"],
-                                settings["context"], 0, 0)
+                                int(settings["context"]), 0, 1, spec.get("tie_embeddings"))
     model = train.build_model(config, seed=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batch = torch.randint(0, vocab, (settings["batch_size"], settings["context"] + 1))
+    batch = torch.randint(0, vocab, (int(entry["train_batch_size"]), int(settings["context"]) + 1))
     for i in range(steps + 2):
         if i == 2:
-            start = time.perf_counter()
+            start = time.process_time()
         loss = train._loss(model, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return steps * settings["batch_size"] * settings["context"] / (time.perf_counter() - start)
+    return (time.process_time() - start) / (steps * batch.shape[0] * (batch.shape[1] - 1))
 
 
-def full_build(folder: Path, threads: int) -> tuple[float, int, int, Path]:
-    """Train the pool from scratch into ``folder``; (wall seconds, models with identical weights, compared, table)."""
-    import shutil
-
-    import yaml
-
-    if folder.exists():
-        shutil.rmtree(folder)
-    pool = yaml.safe_load(POOL.read_text())
-    for entry in pool["models"]:
-        entry["id"] = str(folder / "models" / Path(entry["id"]).name)
-    pool["log_dir"] = str(folder / "train_logs")
-    folder.mkdir(parents=True)
-    pool_path = folder / "pool.yaml"
-    pool_path.write_text(yaml.safe_dump(pool, sort_keys=False))
-    start = time.perf_counter()
-    train.build_pool(pool_path, threads=threads)
-    wall = time.perf_counter() - start
-    same = compared = 0
-    for entry in pool["models"]:
-        reference = REPO / "models" / "minipool" / Path(entry["id"]).name / "model.safetensors"
-        if reference.is_file():
-            compared += 1
-            digest = [sha256_file(p) for p in (reference, Path(entry["id"]) / "model.safetensors")]
-            same += digest[0] == digest[1]
-    return wall, same, compared, folder / "models_table.csv"
+def forward_cpu_seconds_per_token(pool: dict, entry: dict, steps: int, batch_tokens: int = 8192) -> float:
+    """Process CPU seconds per token of a no-grad forward pass (the scorer's work) in batches of ``batch_tokens``."""
+    family = train.base_family(entry)
+    spec = pool["families"][family]
+    context = int(spec["training"]["context"])
+    vocab = recipe.vocab_size_of(spec["tokenizer"])
+    config = train.model_config(spec["architecture"], vocab, entry["d_model"], entry["n_layers"], entry["n_heads"],
+                                context, 0, 1, spec.get("tie_embeddings"))
+    model = train.build_model(config, seed=0).eval()
+    batch = torch.randint(0, vocab, (max(1, batch_tokens // context), context))
+    with torch.no_grad():
+        model(input_ids=batch)
+        start = time.process_time()
+        for _ in range(steps):
+            model(input_ids=batch)
+    return (time.process_time() - start) / (steps * batch.numel())
 
 
-def score_all(folder: Path, threads: int) -> list[str]:
-    """Score every trained pool model into ``folder`` (one process, the profile's settings), timed, and
-    compare each cache with the committed one; returns the README section lines."""
-    import shutil
-
-    from mmlaw_utils.scoring import cache, run
-    from mmlaw_utils.config import load_profile
-
-    shutil.rmtree(folder, ignore_errors=True)
-    profile = load_profile("minipool")
-    pool = train.load_pool_config(POOL)
-    rows, total = [], 0.0
-    for entry in pool["models"]:
-        if not (REPO / entry["id"] / "config.json").is_file():
-            continue
-        settings = profile.scoring
-        request = run.request_from_settings(
-            None, str(entry["id"]), dataset=profile.dataset, cache_dir=folder, max_length=settings.get("max_length"),
-            context_tokens=settings.get("context_tokens"), batch_tokens=settings.get("batch_tokens"),
-            device=settings.get("device"), dtype=settings.get("dtype"))
-        start = time.perf_counter()
-        run = run.score_model(request, progress=False)
-        seconds = time.perf_counter() - start
-        total += seconds
-        committed, _ = cache.read_cache(profile.cache_dir / run.path.name)
-        diff = float((run.results["nll"].to_numpy() - committed["nll"].to_numpy()).__abs__().max())
-        rows.append(f"| {Path(entry['id']).name} | {int(run.results['n_tokens'].sum()):,} | {seconds:.1f} | {diff:.2g} |")
-    return ([START_SCORING, "## Miniature pool scoring", "",
-             f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --threads {threads} --score-all {folder} "
-             f"--write-readme` (load average {os.getloadavg()[0]:.1f} at start, {threads} thread(s)): every model of the "
-             f"pool scored on the 1,186 held-out texts in one process with the `minipool` profile's settings: "
-             f"**{total:.0f} s ({total / 60:.1f} min)** for {len(rows)} models; max |NLL − committed cache| per model "
-             "(nats per text) in the last column.", "",
-             "| model | tokens scored | seconds | max abs diff |", "|---|---:|---:|---:|", *rows, END_SCORING])
+def heldout_tokens(pool: dict, family: str, heldout_bytes: int) -> float:
+    """Tokens the scorer feeds for the held-out set: bytes / the family stream's bytes per token, times the
+    rolling-window overlap (256-token windows that score 192 new tokens); 2 bytes per token before the
+    stream exists."""
+    manifest = REPO / pool["models_root"] / "_family" / family / "manifest.json"
+    spec = pool["families"][family]["tokenizer"]
+    if manifest.is_file():
+        bytes_per_token = json.loads(manifest.read_text())["bytes_per_token"]
+    else:
+        bytes_per_token = 1.0 if spec["kind"] == "bytes" else 2.0
+    return heldout_bytes / bytes_per_token * 256 / 192
 
 
-def write_section(lines: list[str], start: str, end: str) -> None:
-    """Replace (or append) the README section between ``start`` and ``end``, atomically."""
-    body = [line for line in lines if line not in (start, end)]
-    write_marked_region(README, "\n".join(body), start, end, append_if_missing=True, new_file_text="# Benchmarks\n")
+def measure(pool: dict, steps: int) -> pd.DataFrame:
+    """One row per pool model: shape, tokens, measured CPU s per 1k tokens, estimated and finished build time."""
+    from tqdm.auto import tqdm
+
+    from mmlaw_utils.texts import load_texts
+
+    texts = load_texts(str(REPO / pool["eval_dataset"]))
+    heldout_bytes = int(texts["text"].map(lambda t: len(t.encode("utf-8"))).sum())
+    rates: dict[tuple[str, int, int], float] = {}
+    forward: dict[tuple[str, int, int], float] = {}
+    rows = []
+    for entry in tqdm(pool["models"], desc="shapes", unit="model"):
+        shape = (train.base_family(entry), entry["d_model"], entry["n_layers"])
+        if shape not in rates:
+            rates[shape] = cpu_seconds_per_token(pool, entry, steps)
+            forward[shape] = forward_cpu_seconds_per_token(pool, entry, max(2, steps // 4))
+        name = train.model_name(entry)
+        summary_path = LOGS / f"{name}.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        rows.append({"model": name, "arm": entry.get("arm", "main"), "family": entry["family"],
+                     "params": int(round(entry["params_b"] * 1e9)), "d_model": entry["d_model"],
+                     "n_layers": entry["n_layers"], "train_tokens": entry["train_tokens"],
+                     "cpu_s_per_1k_tokens": 1000 * rates[shape],
+                     "est_cpu_s": rates[shape] * entry["train_tokens"],
+                     "est_score_cpu_s": forward[shape] * heldout_tokens(pool, shape[0], heldout_bytes),
+                     "finished_wall_s": summary.get("train_seconds"),
+                     "finished_score_wall_s": summary.get("score_seconds")})
+    return pd.DataFrame(rows)
+
+
+def refresh_finished(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its finished-model columns re-read from the build's run summaries."""
+    table = table.copy()
+    for column, key in (("finished_wall_s", "train_seconds"), ("finished_score_wall_s", "score_seconds")):
+        values = []
+        for name in table["model"]:
+            path = LOGS / f"{name}.json"
+            values.append(json.loads(path.read_text()).get(key) if path.is_file() else None)
+        table[column] = pd.to_numeric(pd.Series(values, index=table.index, dtype=object))
+    return table
+
+
+def readme_lines(table: pd.DataFrame, steps: int, refreshed: bool = False) -> list[str]:
+    """The benchmarks/README.md section (markdown table and totals)."""
+    train_h = table["est_cpu_s"].sum() / 3600
+    score_h = table["est_score_cpu_s"].sum() / 3600
+    total_h = train_h + score_h
+    by_arm = (table.groupby("arm")["est_cpu_s"].sum() + table.groupby("arm")["est_score_cpu_s"].sum()) / 3600
+    finished = table.dropna(subset=["finished_wall_s"])
+    lines = [START, "## Miniature pool build (configs/pools/minipool.yaml)", "",
+             f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --steps {steps} --write-readme` "
+             + ("(rates as measured in benchmarks/minipool_build.csv; finished columns refreshed with `--refresh` at "
+                f"load average {os.getloadavg()[0]:.1f}; " if refreshed else
+                f"(load average {os.getloadavg()[0]:.1f} at the end; ")
+             + "1 thread per model, the pool's setting). "
+             "CPU s / 1k tokens: process CPU time of a short training run on random tokens with the pool's batch; "
+             "est. CPU s = that rate x the model's training tokens (20 per parameter); est. score CPU s = the CPU time "
+             "of a no-grad forward pass per token x the held-out set's tokens (with the rolling-window overlap). "
+             "Finished wall s: the build's own measurement of training and scoring (includes time lost to other jobs "
+             "on this shared 2-core machine).", "",
+             f"**Estimated build: {total_h:.1f} CPU-hours** ({train_h:.1f} training, {score_h:.1f} scoring) for "
+             f"{len(table)} models "
+             f"({', '.join(f'{arm} {h:.1f} h' for arm, h in by_arm.items())}); on the 2-core machine with two build "
+             f"workers that is about {total_h / 2:.1f} hours of wall time when nothing else runs. "
+             f"Finished: {len(finished)} of {len(table)} models."
+             + (f" Their scoring took {finished['finished_score_wall_s'].mean():.0f} s of wall time on average "
+                f"(tokenizing 2,398 texts, per-batch overhead and other jobs come on top of the forward passes the "
+                f"estimate counts); at that rate scoring all {len(table)} models adds "
+                f"{finished['finished_score_wall_s'].mean() * len(table) / 3600:.1f} hours."
+                if finished["finished_score_wall_s"].notna().any() else ""), "",
+             "| model | arm | params | layers | d_model | tokens | CPU s / 1k tokens | est. CPU s | est. score CPU s "
+             "| finished wall s | finished score wall s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in table.itertuples():
+        done = "" if pd.isna(row.finished_wall_s) else f"{row.finished_wall_s:,.0f}"
+        scored = "" if pd.isna(row.finished_score_wall_s) else f"{row.finished_score_wall_s:,.0f}"
+        lines.append(f"| {row.model} | {row.arm} | {row.params:,} | {row.n_layers} | {row.d_model} | "
+                     f"{row.train_tokens:,} | {row.cpu_s_per_1k_tokens:.3f} | {row.est_cpu_s:,.0f} | "
+                     f"{row.est_score_cpu_s:,.0f} | {done} | {scored} |")
+    return lines + [END]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--write-readme", action="store_true")
-    parser.add_argument("--full-build", metavar="DIR", help="train the whole pool from scratch into DIR, timed")
-    parser.add_argument("--score-all", metavar="DIR", help="only: score every trained model into DIR, timed")
+    parser.add_argument("--steps", type=int, default=8, help="timed optimiser steps per shape")
+    parser.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
+    parser.add_argument("--refresh", action="store_true",
+                        help="reuse the measured rates in benchmarks/minipool_build.csv; only re-read finished models")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.score_all:
-        lines = score_all(Path(args.score_all), args.threads)
-        print("\n".join(lines))
-        if args.write_readme:
-            write_section(lines, START_SCORING, END_SCORING)
-        return 0
-    pool = train.load_pool_config(POOL)
-    load = os.getloadavg()[0]
-    lines = [START, "## Miniature pool build", "",
-             f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_minipool.py --steps {args.steps} "
-             f"--threads {args.threads}{f' --full-build {args.full_build}' if args.full_build else ''}"
-             f"{' --write-readme' if args.write_readme else ''}` "
-             f"({platform.machine()}, {os.cpu_count()} cores visible, load average {load:.1f} at start, "
-             f"torch {torch.__version__}, {args.threads} thread(s)). The machine is shared, so times are upper bounds.", ""]
-    table_path, source = TABLE, "per-model training times recorded in data/minipool/models_table.csv"
-    if args.full_build:
-        wall, same, compared, table_path = full_build(Path(args.full_build), args.threads)
-        source = (f"a from-scratch build into `{args.full_build}`: **{wall:.0f} s wall ({wall / 60:.1f} min)** for the "
-                  f"whole pool including mixtures, decontamination and tokenizers; weights identical to "
-                  f"models/minipool/ for {same} of {compared} models compared")
-    if table_path.is_file():
-        table = pd.read_csv(table_path)
-        lines += [f"Training (`python -m mmlaw_utils minipool build --pool configs/pools/minipool.yaml`), from {source}:", "",
-                  "| family | models | params (min-max) | tokens/model | train time (s) | tokens/s (smallest, largest) |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for family, group in table.groupby("family", sort=False):
-            group = group.sort_values("params")
-            rate = group["tokens_trained"] / group["train_seconds"]
-            lines.append(f"| {family} | {len(group)} | {group['params'].min():,}-{group['params'].max():,} | "
-                         f"{group['tokens_trained'].min():,}-{group['tokens_trained'].max():,} | "
-                         f"{group['train_seconds'].sum():.0f} | {rate.iloc[0]:,.0f}, {rate.iloc[-1]:,.0f} |")
-        lines += [f"| **all** | {len(table)} | | {table['tokens_trained'].sum():,} (total) | "
-                  f"**{table['train_seconds'].sum():.0f}** ({table['train_seconds'].sum() / 60:.1f} min) | |", ""]
-    lines += [f"Live training throughput ({args.steps} steps after 2 warm-up steps, random tokens):", "",
-              "| model | params | tokens/s |", "|---|---:|---:|"]
-    models = pd.DataFrame(pool["models"])
-    for family, group in models.groupby("family", sort=False):
-        for entry in (group.sort_values("params_b").iloc[0], group.sort_values("params_b").iloc[-1]):
-            rate = live_tokens_per_s(pool, entry.to_dict(), args.steps)
-            lines.append(f"| {Path(entry['id']).name} | {round(entry['params_b'] * 1e9):,} | {rate:,.0f} |")
-    lines.append(END)
-    section = "\n".join(lines)
-    print(section)
+    if args.refresh:
+        table = refresh_finished(pd.read_csv(RATES))
+    else:
+        table = measure(train.load_pool_config(POOL), args.steps)
+    atomic_write_text(RATES, table.to_csv(index=False, float_format="%.6g"))
+    lines = readme_lines(table, args.steps, refreshed=args.refresh)
+    print("\n".join(lines))
     if args.write_readme:
         write_section(lines, START, END)
     return 0

@@ -1,9 +1,9 @@
-"""Can the test-bed build go faster on this CPU? CPU seconds per 1,000 training tokens of one test-bed shape in
+"""Can the miniature-pool build go faster on this CPU? CPU seconds per 1,000 training tokens of one miniature-pool shape in
 fp32 (the recipe), under bf16 autocast (oneDNN, AMX where the CPU has it) and with ``torch.compile``.
 
     nice -n 5 .venv/bin/python benchmarks/bench_train_precision.py [--model llama-d112l7] [--steps 6] [--write-readme]
 
-Each mode builds the model from the pool's recipe (configs/pools/testbed.yaml), runs 2 warm-up steps
+Each mode builds the model from the pool's recipe (configs/pools/minipool.yaml), runs 2 warm-up steps
 (compilation included for ``compile``), then ``--steps`` AdamW steps on random tokens with the pool's batch
 shape and thread count; the rate is process CPU time (user + system) per training token, so other jobs on
 the shared machine inflate it little. Rates are compared within one run (fp32 is measured first and last).
@@ -27,7 +27,7 @@ from mmlaw_utils.minipool import recipe, train  # noqa: E402
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_minipool import write_section  # noqa: E402
 
-POOL = REPO / "configs" / "pools" / "testbed.yaml"
+POOL = REPO / "configs" / "pools" / "minipool.yaml"
 START, END = "<!-- train-precision:start -->", "<!-- train-precision:end -->"
 MODES = ("fp32", "bf16_autocast", "compile", "fp32")
 
@@ -58,7 +58,7 @@ def cpu_seconds_per_1k_tokens(pool: dict, name: str, mode: str, steps: int) -> f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="llama-d112l7", help="a model name of the test-bed pool")
+    parser.add_argument("--model", default="llama-d112l7", help="a model name of the miniature pool")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
@@ -66,7 +66,7 @@ def main() -> int:
     rates = [(mode, cpu_seconds_per_1k_tokens(pool, args.model, mode, args.steps)) for mode in MODES]
     fp32 = sum(rate for mode, rate in rates if mode == "fp32") / 2
     load = os.getloadavg()[0]
-    lines = [START, "## Training precision and compilation (test-bed build)", "",
+    lines = [START, "## Training precision and compilation (miniature-pool build)", "",
              f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_train_precision.py --model {args.model} "
              f"--steps {args.steps} --write-readme` (torch {torch.__version__}, 1 thread, the pool's batch; load "
              f"average {load:.1f}). fp32 is the recipe; a mode is worth switching the build to only if its rate is "

@@ -424,7 +424,7 @@ def _add_minipool(sub: argparse._SubParsersAction) -> None:
                        help="score each model into PROFILE's caches as soon as it is trained")
     build.set_defaults(handler=_cmd_minipool_build)
     plan = actions.add_parser("recipe", help="expand a pool's recipe block into its models list (sizes, tokens, lr)")
-    plan.add_argument("--pool", default="configs/pools/testbed.yaml", help="pool yaml with a recipe block (default: %(default)s)")
+    plan.add_argument("--pool", default="configs/pools/minipool.yaml", help="pool yaml with a recipe block (default: %(default)s)")
     plan.add_argument("--write", action="store_true", help="rewrite the pool's models list (else only print it)")
     plan.set_defaults(handler=_cmd_minipool_recipe)
     score = actions.add_parser("score", help="score the pool's trained models into a profile's caches (one process)")
@@ -455,11 +455,11 @@ def _cmd_minipool_recipe(args: argparse.Namespace) -> int:
 
 
 def _add_arms(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("arms", help="the test bed's diversity experiment (gains per arm and domain, domain winners)",
+    parser = sub.add_parser("arms", help="the miniature pool's diversity experiment (gains per arm and domain, domain winners)",
                             description="Cross-family oracle gains at equal size in the main, same_data and seed arms, "
                                         "overall and per domain, from the models scored so far; writes csv, markdown "
                                         "and a figure.")
-    parser.add_argument("--profile", default="testbed", help="profile with arms (default: %(default)s)")
+    parser.add_argument("--profile", default="minipool", help="profile with arms (default: %(default)s)")
     parser.set_defaults(handler=_cmd_arms)
 
 

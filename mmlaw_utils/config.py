@@ -16,7 +16,7 @@ A profile, ``configs/profiles/<name>.yaml``, is what ``python -m mmlaw_utils run
 * ``arms``: analyse only the pool's models whose ``arm`` column is one of these (e.g. ``[main]``): the
   loss matrix of notebook 02, so everything read from it (03-07); scoring and notebook 09 still cover
   every arm (null: every model);
-* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; the test bed adds
+* ``stages``: the pipeline stages of this profile (default: scores and notebooks 02-07; the miniature pool adds
   09; see ``mmlaw_utils.pipeline``).
 """
 

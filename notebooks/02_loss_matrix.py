@@ -23,7 +23,7 @@
 # score cache per model; here they are assembled into one validated models × texts loss matrix
 # (same text ids everywhere, finite values, one dataset fingerprint, family and parameter count for each
 # model) and saved as `loss_matrix.parquet` + `models.parquet`. The table shows eq. (2), the expected loss
-# $\mathcal{L}(M_i)$ of each model. A profile with the key `arms` (the test bed: `[main]`) keeps only the pool's
+# $\mathcal{L}(M_i)$ of each model. A profile with the key `arms` (the miniature pool: `[main]`) keeps only the pool's
 # models in those arms, so every later stage analyses that arm alone.
 
 # %% tags=["parameters"]

@@ -15,11 +15,11 @@
 # ---
 
 # %% [markdown]
-# # 09 · Which diversity pays? Cross-family gains in the test bed's arms (§3.3, §4.4, §5.2, §6.4)
+# # 09 · Which diversity pays? Cross-family gains in the miniature pool's arms (§3.3, §4.4, §5.2, §6.4)
 #
 # The paper reads its larger cross-family gains as evidence that "architectural and training diversity"
 # drives collaboration (§4.4, §5.2), but in a pool of released models families differ in everything at
-# once (§6.4). The test bed separates the sources with three arms of models trained by one recipe:
+# once (§6.4). The miniature pool separates the sources with three arms of models trained by one recipe:
 # **main** (each family its own architecture, tokenizer and domain-weighted data mixture), **same_data**
 # (the same architectures and tokenizers on one shared mixture: architecture + tokenizer diversity only)
 # and **seed** (Llama retrained with two more seeds, plus the main-arm Llama as the first seed: the noise
@@ -33,7 +33,7 @@
 # only stages 02–07 to the main arm).
 
 # %% tags=["parameters"]
-profile = "testbed"  # a profile whose pool has an arm column (main, same_data, seed)
+profile = "minipool"  # a profile whose pool has an arm column (main, same_data, seed)
 data_dir = None  # override the profile's data folder (score caches in data_dir/scores; outputs written there)
 figures_dir = None  # override the profile's figure folder
 

@@ -1,4 +1,4 @@
-"""Notebook 09_diversity_arms run by the pipeline on the test bed's committed score caches (every arm scored so far)."""
+"""Notebook 09_diversity_arms run by the pipeline on the miniature pool's committed score caches (every arm)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.pool import load_pool
 from mmlaw_utils.scoring.cache import read_cache
 
-CACHES = REPO_ROOT / "data" / "testbed" / "scores"
+CACHES = REPO_ROOT / "data" / "minipool" / "scores"
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +21,12 @@ def arms_run(tmp_path_factory):
     from mmlaw_utils.pipeline import RunOptions, run_pipeline
 
     if len(list(CACHES.glob("*.parquet"))) < 2:
-        pytest.skip("fewer than two test-bed models scored")
+        pytest.skip("fewer than two models scored")
     root = tmp_path_factory.mktemp("arms")
     data_dir, figures_dir = root / "data", root / "figures"
     data_dir.mkdir()
     (data_dir / "scores").symlink_to(CACHES)
-    run_pipeline(RunOptions(profile="testbed", parameters={"data_dir": str(data_dir), "figures_dir": str(figures_dir)},
+    run_pipeline(RunOptions(profile="minipool", parameters={"data_dir": str(data_dir), "figures_dir": str(figures_dir)},
                             start="09", stop="09", readme="no"), runs_root=root / "runs")
     return data_dir, figures_dir
 
@@ -52,7 +52,7 @@ def test_every_output_is_written(arms_run):
 def test_pair_gains_match_an_independent_computation(arms_run):
     data_dir, _ = arms_run
     gains = pd.read_csv(data_dir / "arms_pair_gains.csv")
-    pool = load_pool(load_profile("testbed").pool)
+    pool = load_pool(load_profile("minipool").pool)
     losses = _losses_by_model()
     scored = pool[pool["model"].isin(losses)]
     texts = pd.read_json(REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl", lines=True).set_index("text_id")

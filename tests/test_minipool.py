@@ -1,9 +1,12 @@
-"""Miniature pool: config validity, tokenizers, deterministic resumable training, committed caches,
-and a tiny pool going through build -> score -> analysis (all on CPU, in tmp dirs)."""
+"""The miniature pool (configs/pools/minipool.yaml, the default profile): the one-recipe size ladder and its
+control arms, tokenizers, deterministic resumable training, build-worker locks, a tiny pool going through
+build -> score -> analysis (CPU, tmp dirs), and the committed records (every model scored, held-out loss
+falling with size in every family)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +15,10 @@ import pytest
 import torch
 import yaml
 
+from mmlaw_utils.config import DEFAULT_PROFILE, REPO_ROOT, load_profile
+from mmlaw_utils.minipool import corpora, recipe, train
 from mmlaw_utils.scoring import assemble, cache
-
-from mmlaw_utils.minipool import corpora, train
 from mmlaw_utils.scoring.models import prefix_token
-from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
 POOL_PATH = REPO_ROOT / "configs" / "pools" / "minipool.yaml"
@@ -27,8 +29,15 @@ PROBE = "Zürich café — naïve façade, £3,000 in 1987!\tΕλληνικά �
 
 
 @pytest.fixture(scope="module")
-def pool_config() -> dict:
+def pool() -> dict:
     return train.load_pool_config(POOL_PATH)
+
+
+@pytest.fixture(scope="module")
+def models(pool) -> pd.DataFrame:
+    frame = pd.DataFrame(pool["models"])
+    frame["params"] = (frame["params_b"] * 1e9).round().astype(int)
+    return frame
 
 
 @pytest.fixture(scope="module")
@@ -36,55 +45,112 @@ def review_texts() -> list[str]:
     return [text for _, text in corpora.review_docs()]
 
 
-# ----------------------------------------------------------------------------- the pool config
-def test_pool_has_five_families_of_six_sizes_spanning_30x(pool_config):
-    models = pd.DataFrame(pool_config["models"])
-    sizes = models.groupby("family")["params_b"].agg(["count", "min", "max"])
-    assert len(sizes) >= 5, sizes
-    assert (sizes["count"] >= 6).all(), sizes
-    assert ((sizes["max"] / sizes["min"]) >= 30).all(), sizes
-    assert len(models) >= 30
-    assert models["id"].is_unique
-    assert all(str(m).startswith("models/minipool/") for m in models["id"])
-    # the same token budget per size across families, never less for a larger model
-    for _, group in models.sort_values("params_b").groupby("family"):
-        assert group["train_tokens"].is_monotonic_increasing, group[["id", "train_tokens"]]
-    assert models.groupby("d_model")[["train_tokens", "train_batch_size", "train_lr"]].nunique().max().max() == 1
+# ----------------------------------------------------------------------------- recipe functions
+def test_target_params_is_geometric_over_the_decades():
+    targets = recipe.target_params(1e6, 3.0, 4)
+    assert targets == pytest.approx([1e3, 1e4, 1e5, 1e6])
 
 
-def test_families_differ_in_architecture_tokenizer_and_data(pool_config):
-    families = pool_config["families"]
-    archs = [spec["architecture"] for spec in families.values()]
-    tokenizers = [train.tokenizer_label(spec["tokenizer"]) for spec in families.values()]
-    mixes = [corpora.mix_name(spec["data_mix"]) for spec in families.values()]
-    assert len(set(archs)) == len(families), archs
-    assert len(set(tokenizers)) == len(families), tokenizers
-    assert len(set(mixes)) == len(families), mixes
-    assert len({spec["tokenizer"]["kind"] for spec in families.values()}) >= 4
-    for family, spec in families.items():
-        assert spec["data_mix"][0]["source"] == "wiki", f"{family}: the prose core comes first"
-        assert spec["tokenizer"].get("bos") or spec["tokenizer"].get("eos"), family
+def test_heads_widths_lr_and_token_rounding_hand_cases():
+    assert [recipe.n_heads_for(d, 8) for d in (4, 10, 14, 16, 24, 112)] == [1, 1, 1, 2, 3, 14]
+    assert recipe.width_candidates(8, max_width=40) == [4, 6, 8, 10, 12, 14, 16, 24, 32, 40]
+    assert recipe.learning_rate(128, 0.002, 128, 0.01) == pytest.approx(0.002)
+    assert recipe.learning_rate(32, 0.002, 128, 0.01) == pytest.approx(0.004)  # 0.002 * sqrt(4)
+    assert recipe.learning_rate(2, 0.002, 128, 0.01) == pytest.approx(0.01)  # capped
+    # 20 x 1000 = 20,000 tokens in steps of 4 x 256 = 1,024: 19.53 -> 20 steps
+    assert recipe.train_tokens(1000, 20, 4, 256) == 20 * 1024
+    assert recipe.vocab_size_of({"kind": "bytes", "eos": "<e>", "bos": "<e>"}) == 257
 
 
-def test_nominal_params_match_instantiated_models(pool_config):
+def test_exact_params_counts_a_hand_computed_gpt2():
+    # GPT-2, V=10, d=4, 1 layer, context 8, tied: wte 40 + wpe 32 + block (2 LN 16 + attn 4*12+12 + 4*4+4
+    # + mlp 4*16+16 + 16*4+4) + final LN 8
+    block = 16 + (48 + 12) + (16 + 4) + (64 + 16) + (64 + 4)
+    assert recipe.exact_params("gpt2", 10, 4, 1, 1, 8) == 40 + 32 + block + 8
+
+
+# ----------------------------------------------------------------------------- the pool file
+def test_main_arm_meets_the_issue_numbers(pool, models):
+    main = models[models["arm"] == "main"]
+    families = pool["families"]
+    assert len(families) >= 5 and set(main["family"]) == set(families)
+    assert len({spec["architecture"] for spec in families.values()}) == len(families)
+    assert len({train.tokenizer_label(spec["tokenizer"]) for spec in families.values()}) == len(families)
+    assert len({spec["mixture"] for spec in families.values()}) == len(families)
+    for family, group in main.sort_values("params").groupby("family"):
+        params = group["params"].to_numpy()
+        assert len(group) >= 6, family
+        assert math.log10(params.max() / params.min()) >= 2.5, family
+        assert params.max() >= 1_000_000, family
+        ratios = params[1:] / params[:-1]
+        assert ratios.min() > 1.8 and ratios.max() < 6, (family, ratios)  # near-geometric steps
+        # depth and width grow smoothly: one more layer per size, width never shrinks
+        assert (np.diff(group["n_layers"].to_numpy()) == 1).all(), family
+        assert (np.diff(group["d_model"].to_numpy()) > 0).all(), family
+
+
+def test_one_recipe_for_every_size(pool, models):
+    rec = pool["recipe"]
+    assert rec["tokens_per_param"] >= 10 and rec["context"] >= 256
+    assert models["train_batch_size"].nunique() == 1
+    step_tokens = rec["batch_size"] * rec["context"]
+    per_param = models["train_tokens"] / models["params"]
+    # whole steps around the budget: off by at most half a step
+    assert (abs(models["train_tokens"] - rec["tokens_per_param"] * models["params"]) <= step_tokens / 2).all()
+    assert per_param[models["params"] > 50_000].between(19.5, 20.5).all()
+    for spec in pool["families"].values():
+        assert spec["training"]["context"] == rec["context"] and spec["training"]["batch_size"] == rec["batch_size"]
+    expected_lr = [recipe.learning_rate(d, rec["lr_ref"], rec["d_ref"], rec["lr_max"]) for d in models["d_model"]]
+    assert models["train_lr"].tolist() == pytest.approx(expected_lr)
+
+
+def test_control_arms(pool, models):
+    same = models[models["arm"] == "same_data"]
+    assert set(same["base_family"]) == set(pool["families"])
+    assert (same.groupby("base_family").size() >= 4).all()
+    assert same["mixture"].nunique() == 1 and same["mixture"].iloc[0] not in {
+        spec["mixture"] for spec in pool["families"].values()}
+    seed = models[models["arm"] == "seed"]
+    assert seed["base_family"].nunique() == 1 and seed["family"].nunique() == 2
+    assert (seed.groupby("family").size() >= 3).all()
+    base = seed["base_family"].iloc[0]
+    assert (seed["mixture"] == pool["families"][base]["mixture"]).all()
+    # a replica has the main model's shape, and another seed (the seed follows the model name)
+    main = models[(models["arm"] == "main") & (models["family"] == base)].set_index("size_index")
+    for row in seed.itertuples():
+        assert (row.d_model, row.n_layers) == (main.loc[row.size_index, "d_model"], main.loc[row.size_index, "n_layers"])
+    seeds = {train.model_seed(1234, train.model_name(e)) for e in pool["models"]}
+    assert len(seeds) == len(pool["models"])
+
+
+def test_models_are_cheapest_first_and_match_the_recipe(pool):
+    flops = [m["est_flops"] for m in pool["models"]]
+    assert flops == sorted(flops)
+    raw = yaml.safe_load(POOL_PATH.read_text())
+    assert recipe.expand_models(raw) == raw["models"], "rerun python -m mmlaw_utils.minipool.recipe --write"
+
+
+def test_nominal_params_match_instantiated_models(pool):
     """params_b of every entry = parameters of the model its dims build, with the spec's vocabulary."""
-    for entry in pool_config["models"]:
-        spec = pool_config["families"][entry["family"]]
+    for entry in pool["models"]:
+        spec = pool["families"][entry["base_family"]]
         tok = spec["tokenizer"]
         vocab = tok.get("vocab_size") or NOMINAL_SPECIALS[tok["kind"]] + len({tok.get("bos"), tok.get("eos"), tok.get("unk")} - {None})
         config = train.model_config(spec["architecture"], vocab, entry["d_model"], entry["n_layers"], entry["n_heads"],
-                                    spec["training"]["context"], 0, 0)
+                                    spec["training"]["context"], 0, 0, tie_embeddings=spec.get("tie_embeddings"))
         model = train.build_model(config, seed=0)
         unique = {id(p): p.numel() for p in model.parameters()}
         assert sum(unique.values()) == round(entry["params_b"] * 1e9), entry["id"]
         assert entry["architecture"] == spec["architecture"]
 
 
-def test_profile_points_at_the_pool_and_text_set():
+def test_the_default_profile_is_the_pool_on_the_mixed_set():
     profile = load_profile("minipool")
-    assert profile.pool == POOL_PATH
-    assert Path(profile.dataset) == REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl"
-    assert profile.data_dir == DATA_DIR and profile.figures_dir == REPO_ROOT / "figures"
+    assert DEFAULT_PROFILE == "minipool"
+    assert profile.pool == POOL_PATH and profile.data_dir == DATA_DIR
+    assert Path(profile.dataset) == REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl"
+    assert profile.figures_dir == REPO_ROOT / "figures"
+    assert profile.arms == ("main",)  # Table 1, frontiers and fits on the main arm
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -118,9 +184,9 @@ def _save_folder(folder: Path, architecture: str, tokenizer) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def test_every_family_folder_reloads_its_own_tokenizer(pool_config, review_texts, tmp_path):
+def test_every_family_folder_reloads_its_own_tokenizer(pool, review_texts, tmp_path):
     """A model folder of each family's architecture + tokenizer kind loads (AutoTokenizer) to the same tokens."""
-    for family, spec in pool_config["families"].items():
+    for family, spec in pool["families"].items():
         tok_spec = {**spec["tokenizer"], **({"vocab_size": 400} if spec["tokenizer"].get("vocab_size") else {})}
         trained = train.train_tokenizer(tok_spec, review_texts)
         folder = tmp_path / family
@@ -254,82 +320,157 @@ def test_tiny_pool_build_score_analyse(tmp_path, eval_file):
     assert len(groups["single"]) == 4 and len(groups["same_family"]) == 2 and len(groups["cross_family"]) == 4
 
 
-# ----------------------------------------------------------------------------- committed outputs
-def test_committed_caches_are_complete_and_match_the_text_set(pool_config):
+# ----------------------------------------------------------------------------- control arms in a tiny build
+def test_tiny_build_with_arms_shares_the_family_tokenizer(tmp_path):
+    from mmlaw_utils.minipool import corpora
+
+    texts = [text for doc_id, text in corpora.lee_news_docs() if doc_id.startswith("lee:lee:")][:6]
+    eval_file = tmp_path / "eval.jsonl"
+    pd.DataFrame({"text_id": [f"t{i}" for i in range(len(texts))], "text": texts}).to_json(
+        eval_file, orient="records", lines=True, force_ascii=False)
+    root = tmp_path / "models"
+    entry = {"params_b": 1e-6, "d_model": 8, "n_layers": 1, "n_heads": 1, "train_tokens": 2048}
+    pool = {
+        "name": "tiny-arms", "tokenizer_dir": str(tmp_path / "tokenizers"),
+        "training": {"context": 32, "batch_size": 4, "log_every": 2, "checkpoint_every": 4, "threads": 1, "lr": 1e-2},
+        "mixtures": {"own": [{"source": "reviews", "max_bytes": 60000}],
+                     "shared": [{"source": "lee_news", "max_bytes": 60000}]},
+        "families": {"a": {"architecture": "llama", "mixture": "own", "tie_embeddings": True,
+                           "tokenizer": {"kind": "byte_bpe", "vocab_size": 300, "eos": "<|endoftext|>"}}},
+        "models": [{**entry, "id": str(root / "a-d8"), "family": "a", "arm": "main"},
+                   {**entry, "id": str(root / "a-same-d8"), "family": "a-same", "base_family": "a",
+                    "arm": "same_data", "mixture": "shared"},
+                   {**entry, "id": str(root / "a-seed2-d8"), "family": "a-seed2", "base_family": "a", "arm": "seed"}],
+    }
+    path = tmp_path / "pool.yaml"
+    path.write_text(yaml.safe_dump(pool))
+    table = train.build_pool(path, log_dir=tmp_path / "logs", eval_dataset=eval_file).set_index("name")
+    assert table.loc["a-same-d8", "arm"] == "same_data" and table.loc["a-seed2-d8", "base_family"] == "a"
+    assert table.loc["a-d8", "mixture"] == "own" and table.loc["a-same-d8", "mixture"] == "shared"
+    # one tokenizer for the family: the control-arm folder holds the same tokenizer.json
+    own = json.loads((root / "a-d8" / "tokenizer.json").read_text())
+    assert json.loads((root / "a-same-d8" / "tokenizer.json").read_text()) == own
+    assert table.loc["a-d8", "data_sha256"] != table.loc["a-same-d8", "data_sha256"]
+    assert table.loc["a-d8", "data_sha256"] == table.loc["a-seed2-d8", "data_sha256"]
+    assert table.loc["a-d8", "seed"] != table.loc["a-seed2-d8", "seed"]
+    assert table.loc["a-d8", "val_loss"] != table.loc["a-seed2-d8", "val_loss"]
+    assert (root / "_family" / "a--shared" / "tokens.npy").is_file()
+
+
+def test_a_held_lock_is_not_taken_twice(tmp_path):
+    lock = tmp_path / "m.train.lock"
+    with train.exclusive(lock, wait=False) as first:
+        assert first
+        with train.exclusive(lock, wait=False) as second:
+            assert not second
+    with train.exclusive(lock, wait=False) as again:
+        assert again
+
+
+# ----------------------------------------------------------------------------- committed records
+def _committed_table() -> pd.DataFrame:
+    return pd.read_csv(DATA_DIR / "models_table.csv")
+
+
+def test_committed_caches_are_complete_and_match_the_text_set(pool):
     profile = load_profile("minipool")
     texts = load_texts(profile.dataset)
     fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
-    for entry in pool_config["models"]:
+    n_bytes = texts["text"].map(lambda t: len(t.encode("utf-8"))).to_numpy()
+    for entry in pool["models"]:
         path = cache.cache_path(profile.cache_dir, entry["id"], fingerprint)
         assert path.is_file(), f"no cache for {entry['id']} matching the text set ({path.name})"
         results, provenance = cache.read_cache(path)
-        assert provenance["complete"] is True, entry["id"]
+        assert provenance["complete"] is True and provenance["model"] == entry["id"]
         assert provenance["dataset_fingerprint"] == fingerprint
         assert results["text_id"].tolist() == texts["text_id"].tolist(), entry["id"]
         assert np.isfinite(results["nll"]).all() and (results["nll"] > 0).all()
-        assert (results["n_bytes"].to_numpy() == texts["text"].map(lambda t: len(t.encode("utf-8"))).to_numpy()).all()
+        assert (results["n_bytes"].to_numpy() == n_bytes).all(), entry["id"]
 
 
-def test_committed_models_table_and_training_logs(pool_config):
-    table = pd.read_csv(DATA_DIR / "models_table.csv")
-    assert sorted(table["model"]) == sorted(e["id"] for e in pool_config["models"])
-    for column in ("family", "params", "architecture", "tokenizer", "data_mix", "tokens_trained"):
+def test_committed_models_table_matches_the_pool_and_logs(pool):
+    table = _committed_table()
+    entries = {e["id"]: e for e in pool["models"]}
+    assert sorted(table["model"]) == sorted(entries), "models_table.csv must list every model of the pool"
+    for column in ("model", "family", "params", "arm", "tokens_trained", "architecture", "tokenizer", "data_mix"):
         assert table[column].notna().all(), column
     for row in table.itertuples():
-        log = pd.read_csv(DATA_DIR / "train_logs" / f"{row.name}.csv")
+        entry = entries[row.model]
+        assert row.arm == entry["arm"] and row.family == entry["family"], row.model
+        assert row.tokens_trained == entry["train_tokens"], row.model
+        assert (row.d_model, row.n_layers, row.batch_size) == (entry["d_model"], entry["n_layers"],
+                                                                 entry["train_batch_size"])
+        assert row.lr == pytest.approx(entry["train_lr"]), row.model
+        log = pd.read_csv(DATA_DIR / "train_logs" / f"{row.name}.csv")  # the committed loss curve
         curve = log["train_loss"].dropna().to_numpy()
         assert log["tokens"].max() == row.tokens_trained
         assert curve[-1] < curve[0], f"{row.name}: training loss did not fall"
         summary = json.loads((DATA_DIR / "train_logs" / f"{row.name}.json").read_text())
-        assert summary["params"] == row.params
-    for family, group in table.groupby("family"):
-        assert group["params"].max() / group["params"].min() >= 30, family
-    # every model was trained with the recipe the pool config names now (no stale weights)
-    recipe = {e["id"]: e for e in pool_config["models"]}
-    for row in table.itertuples():
-        entry = recipe[row.model]
-        assert row.batch_size == entry["train_batch_size"], row.model
-        assert row.lr == pytest.approx(entry["train_lr"]), row.model
-        assert row.tokens_trained == entry["train_tokens"] // (row.batch_size * row.context) * row.batch_size * row.context
-        assert (row.d_model, row.n_layers) == (entry["d_model"], entry["n_layers"]), row.model
+        assert summary["params"] == row.params and summary["model"] == row.model
+        assert np.isfinite(row.train_seconds) and row.train_seconds > 0
+        assert (DATA_DIR / "tokenizers" / row.base_family / "tokenizer.json").is_file()
 
 
-def test_held_out_loss_falls_with_size_in_every_family(pool_config):
-    """Within each family the larger model has the lower mean held-out loss (the pool is a real scaling ladder)."""
+def test_held_out_loss_falls_with_size_in_every_family(pool):
+    """Mean NLL per held-out text decreases with parameters within each family, control arms included."""
     profile = load_profile("minipool")
     texts = load_texts(profile.dataset)
     fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
     rows = []
-    for entry in pool_config["models"]:
+    for entry in pool["models"]:
         results, provenance = cache.read_cache(cache.cache_path(profile.cache_dir, entry["id"], fingerprint))
-        rows.append({"family": entry["family"], "params": provenance["params_total"], "loss": results["nll"].mean()})
+        rows.append({"family": entry["family"], "params": provenance["params_total"], "nll": results["nll"].mean()})
     for family, group in pd.DataFrame(rows).sort_values("params").groupby("family"):
-        assert group["loss"].is_monotonic_decreasing, f"{family}:\n{group}"
+        assert (np.diff(group["nll"].to_numpy()) < 0).all(), (family, group.to_dict("records"))
 
 
-def test_committed_tokenizers_match_the_pool_specs(pool_config):
-    """data/minipool/tokenizers/<family> holds each family's trained tokenizer, reused by a rebuild."""
+def test_committed_tokenizers_match_the_pool_specs(pool):
+    """data/minipool/tokenizers/<family> holds each family's tokenizer, trained on its own stream and reused."""
     from transformers import AutoTokenizer
 
-    store = REPO_ROOT / pool_config["tokenizer_dir"]
-    for family, spec in pool_config["families"].items():
+    store = REPO_ROOT / pool["tokenizer_dir"]
+    for family, spec in pool["families"].items():
         folder = store / family
-        assert json.loads((folder / "spec.json").read_text()) == spec["tokenizer"], family
+        stream = json.loads((DATA_DIR / "train_data" / f"{family}.json").read_text())
+        stored = json.loads((folder / "spec.json").read_text())
+        assert stored == {**spec["tokenizer"], "trained_on_sha256": stream["data"]["sha256"]}, family
         tokenizer = AutoTokenizer.from_pretrained(folder)
         ids = tokenizer(PROBE, add_special_tokens=False)["input_ids"]
         assert tokenizer.decode(ids) == PROBE, family
-        expected = spec["tokenizer"].get("vocab_size") or 257
-        assert len(tokenizer) == expected, family
+        assert len(tokenizer) == (spec["tokenizer"].get("vocab_size") or 257), family
         expected_prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         assert prefix_token(tokenizer)[0] == expected_prefix, family
 
 
-def test_stored_tokenizer_is_reused_not_retrained(review_texts, tmp_path):
-    spec = {"kind": "unigram_bytes", "vocab_size": 300, "eos": "<|endoftext|>", "unk": "<unk>"}
-    first = train.stored_or_trained_tokenizer(spec, review_texts, tmp_path, "fam")
-    assert (tmp_path / "fam" / "spec.json").is_file()
-    # a different corpus would train a different tokenizer; the stored one is returned instead
-    second = train.stored_or_trained_tokenizer(spec, ["zzz qqq"] * 5, tmp_path, "fam")
-    assert second.get_vocab() == first.get_vocab()
-    changed = train.stored_or_trained_tokenizer({**spec, "vocab_size": 280}, review_texts, tmp_path, "fam")
-    assert len(changed) == 280
+def test_registry_sources_accept_pairs_or_records(tmp_path, monkeypatch):
+    """A source registry module may return (doc_id, text) pairs or {doc_id, text} records; unknown names fail."""
+    from mmlaw_utils.minipool import corpora
+
+    (tmp_path / "fake_registry.py").write_text(
+        "SOURCES = {'pairs': None, 'records': None}\n"
+        "def training_documents(name):\n"
+        "    if name == 'pairs':\n"
+        "        return [('p:1', 'alpha beta'), ('p:2', 'gamma')]\n"
+        "    return [{'doc_id': 'r:1', 'text': 'delta', 'domain': 'x'}]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load, known = corpora.source_loader("fake_registry")
+    assert known == ["pairs", "records"]
+    assert load("pairs") == [("p:1", "alpha beta"), ("p:2", "gamma")] and load("records") == [("r:1", "delta")]
+    evals = pd.DataFrame({"text_id": ["e"], "text": ["unrelated words"]})
+    docs, manifest = corpora.build_mixture([{"source": "pairs"}, {"source": "records"}], evals, registry="fake_registry")
+    assert [d[0] for d in docs] == ["p:1", "p:2", "r:1"] and manifest["n_docs"] == 3
+    with pytest.raises(ValueError, match="unknown training source 'wiki'"):
+        corpora.build_mixture([{"source": "wiki"}], evals, registry="fake_registry")
+
+
+def test_a_model_scored_by_another_worker_is_left_to_it(tmp_path, monkeypatch):
+    from mmlaw_utils.scoring import cache
+
+    profile = load_profile("minipool")
+    monkeypatch.setattr(type(profile), "cache_dir", property(lambda self: tmp_path / "scores"))
+    entry = {"id": "models/minipool/x-d4l2"}
+    assert not train.scoring_elsewhere(entry, profile, "f" * 64)
+    held = cache.lock_path(cache.cache_path(tmp_path / "scores", entry["id"], "f" * 64))
+    with train.exclusive(held, wait=False) as mine:
+        assert mine and train.scoring_elsewhere(entry, profile, "f" * 64)
+    assert not train.scoring_elsewhere(entry, profile, "f" * 64)

@@ -50,7 +50,8 @@ def test_profiles_name_known_stages_and_real_has_its_own():
     assert profile_stages(load_profile("real")) == REAL
     for name in available_profiles():
         assert set(profile_stages(load_profile(name))) <= set(STAGES)
-    assert profile_stages(load_profile("minipool")) == DEFAULT_STAGES
+    assert profile_stages(load_profile("synthetic")) == DEFAULT_STAGES
+    assert profile_stages(load_profile("minipool")) == (*DEFAULT_STAGES, "09_diversity_arms")
 
 
 def test_unknown_stage_in_a_profile_names_the_key(monkeypatch):

@@ -81,13 +81,13 @@ def test_the_loss_matrix_of_an_arms_profile_holds_only_those_arms(tmp_path):
         load_run_pool(synthetic)
 
 
-def test_the_testbed_analyses_its_main_arm_and_adds_the_diversity_stage():
+def test_the_miniature_pool_analyses_its_main_arm_and_adds_the_diversity_stage():
     from mmlaw_utils.pipeline import DEFAULT_STAGES, profile_stages
 
-    profile = config.load_profile("testbed")
+    profile = config.load_profile("minipool")
     assert profile.arms == ("main",)
     assert profile_stages(profile) == (*DEFAULT_STAGES, "09_diversity_arms")
     pool = load_pool(profile.pool)
-    main = load_run_pool(config.resolve_run_paths("testbed"))
+    main = load_run_pool(config.resolve_run_paths("minipool"))
     assert len(main) == (pool["arm"] == "main").sum() == 30
     assert set(main["arm"]) == {"main"} and main["family"].nunique() == 5

@@ -1,6 +1,6 @@
-"""Which diversity drives collaboration gains: cross-family oracle gains at equal size in the test bed's arms.
+"""Which diversity drives collaboration gains: cross-family oracle gains at equal size in the miniature pool's arms.
 
-Arms (configs/pools/testbed.yaml): ``main`` (families differ in architecture, tokenizer and data),
+Arms (configs/pools/minipool.yaml): ``main`` (families differ in architecture, tokenizer and data),
 ``same_data`` (the same architectures and tokenizers, one shared mixture: architecture + tokenizer
 diversity only) and ``seed`` (one family retrained with other seeds: the noise floor). Within an arm, at
 each size index every pair of families is compared at equal size (equal budget: both members have the

@@ -1,7 +1,7 @@
 """One training recipe for every size of a trainable pool: shapes, token budgets and the model list.
 
-A pool yaml with a ``recipe`` block (see configs/pools/testbed.yaml) is expanded into its ``models``
-list by ``python -m mmlaw_utils minipool recipe --pool configs/pools/testbed.yaml --write``:
+A pool yaml with a ``recipe`` block (see configs/pools/minipool.yaml) is expanded into its ``models``
+list by ``python -m mmlaw_utils minipool recipe --pool configs/pools/minipool.yaml --write``:
 
 * sizes: ``n_sizes`` target total parameter counts (embeddings included), geometric from
   ``top_params`` down over ``decades``; depth grows by one layer per size (``first_layers`` ..),

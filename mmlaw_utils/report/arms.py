@@ -1,7 +1,7 @@
-"""Report of the test bed's diversity experiment: which diversity (data, architecture + tokenizer, seed)
+"""Report of the miniature pool's diversity experiment: which diversity (data, architecture + tokenizer, seed)
 drives cross-family oracle gains, overall and per domain, and which domains each family wins.
 
-Notebook 09 (stage ``09_diversity_arms``) and ``python -m mmlaw_utils arms --profile testbed`` read the
+Notebook 09 (stage ``09_diversity_arms``) and ``python -m mmlaw_utils arms --profile minipool`` read the
 profile's score caches of every arm (the models scored so far), compute analysis/arms.py's frames and
 write, into the data folder, ``arms_pair_gains.csv`` (every equal-size family pair, per domain),
 ``arms_summary.csv`` (mean gain per arm and domain, per size and over sizes: column ``sizes`` is ``shared``
