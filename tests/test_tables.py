@@ -187,6 +187,21 @@ def test_readme_claims_paragraph_uses_the_verdicts_of_claims_csv(tmp_path):
     assert "**agrees**" not in text
 
 
+def test_readme_results_add_the_arms_experiment_when_notebook_09_ran(tmp_path):
+    from mmlaw_utils.report.tables import results_markdown
+
+    data, figures = tmp_path / "data", tmp_path / "figures"
+    p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
+    write_table1(table1_frame({"single": _group(p, 100 * p**-0.5 + 50)}, {}, None), data)
+    assert "Which diversity pays" not in results_markdown("synthetic", data, figures, tmp_path)
+    (data / "arms.md").write_text("| domain | main |\n|---|---|\n| all | 1.000 |\n")
+    figures.mkdir()
+    (figures / "arms_gain.png").write_bytes(b"png")
+    text = results_markdown("synthetic", data, figures, tmp_path)
+    block = text[text.index("### Which diversity pays"):]
+    assert "| all | 1.000 |" in block and "![arms_gain](figures/arms_gain.png)" in block
+
+
 def test_table1_shows_the_widest_interval_and_its_method():
     p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
     groups = {"single": _group(p, 100 * p**-0.5 + 50)}

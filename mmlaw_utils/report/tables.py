@@ -398,7 +398,7 @@ def verdicts_markdown(claims: pd.DataFrame) -> str:
 
 
 def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
-    """The README results block of a profile: its Table 1 and both figures, linked relative to the README."""
+    """The README results block of a profile: Table 1, verdicts, figures, beyond pairs (07) and the arms (09)."""
     md_path = data_dir / OUTPUT_FILES["table1_md"]
     if not md_path.is_file():
         raise FileNotFoundError(f"{md_path} does not exist; run the pipeline for profile {profile_name!r} first")
@@ -433,6 +433,13 @@ def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relat
             png = figures_dir / f"{FIGURE_STEMS[key]}.png"
             if png.is_file():
                 lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
+    arms = data_dir / OUTPUT_FILES["arms_md"]
+    if arms.is_file():  # written by notebook 09
+        lines += ["### Which diversity pays: data or architecture (notebook 09, every arm)", "",
+                  arms.read_text().strip(), ""]
+        png = figures_dir / f"{FIGURE_STEMS['arms_gain']}.png"
+        if png.is_file():
+            lines += [f"![{png.stem}]({os.path.relpath(png, relative_to)})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
