@@ -460,13 +460,17 @@ def _add_arms(sub: argparse._SubParsersAction) -> None:
                                         "overall and per domain, from the models scored so far; writes csv, markdown "
                                         "and a figure.")
     parser.add_argument("--profile", default="minipool", help="profile with arms (default: %(default)s)")
+    parser.add_argument("--n-bootstrap", type=int, default=1000, help="resamples of the source documents (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: %(default)s)")
     parser.set_defaults(handler=_cmd_arms)
 
 
 def _cmd_arms(args: argparse.Namespace) -> int:
     from mmlaw_utils.report.arms import write_report
 
-    for name, path in write_report(args.profile).items():
+    if args.n_bootstrap < 1:
+        raise SystemExit(f"--n-bootstrap must be at least 1, got {args.n_bootstrap}")
+    for name, path in write_report(args.profile, n_bootstrap=args.n_bootstrap, seed=args.seed).items():
         print(f"{name}: {path}")
     return 0
 

@@ -191,6 +191,7 @@ OUTPUT_FILES = {
     "real_mixture": "real_mixture.csv",
     "arms_pair_gains": "arms_pair_gains.csv",
     "arms_summary": "arms_summary.csv",
+    "arms_intervals": "arms_intervals.csv",
     "domain_wins": "domain_wins.csv",
     "arms_md": "arms.md",
 }

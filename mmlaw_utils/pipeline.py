@@ -84,7 +84,8 @@ STAGES: dict[str, Stage] = {
               "a small pool of real models: alone, every subset's oracle, per domain (profile real)",
               ("real_pool_frontier", "real_pool_domains")),
         # reads the score caches of every arm itself: the profile's key arms limits only 02-07
-        Stage("09_diversity_arms", "09_diversity_arms", (), ("arms_pair_gains", "arms_summary", "domain_wins", "arms_md"),
+        Stage("09_diversity_arms", "09_diversity_arms", (),
+              ("arms_pair_gains", "arms_summary", "arms_intervals", "domain_wins", "arms_md"),
               "the miniature pool's arms: equal-size cross-family oracle gain per arm and domain, domains each family wins",
               ("arms_gain",)),
     )

@@ -36,6 +36,9 @@
 profile = "minipool"  # a profile whose pool has an arm column (main, same_data, seed)
 data_dir = None  # override the profile's data folder (score caches in data_dir/scores; outputs written there)
 figures_dir = None  # override the profile's figure folder
+n_bootstrap = 1000  # resamples of the source documents (within each domain) for the intervals
+seed = 0  # seed of the resamples
+level = 0.95  # interval level
 
 # %%
 from IPython.display import Image, Markdown, display
@@ -45,8 +48,8 @@ from mmlaw_utils.pool import load_pool
 from mmlaw_utils.report.arms import arms_frames, family_mixtures, scored_loss_matrix, summary_markdown, write_outputs
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
-lm, domains = scored_loss_matrix(profile, paths.cache_dir)
-frames = arms_frames(lm, domains, load_pool(paths.pool))
+lm, texts = scored_loss_matrix(profile, paths.cache_dir)
+frames = arms_frames(lm, texts, load_pool(paths.pool), n_bootstrap=n_bootstrap, seed=seed, level=level)
 print(f"{profile}: {lm.shape[0]} scored models x {lm.shape[1]} texts")
 frames["coverage"]
 
@@ -54,12 +57,14 @@ frames["coverage"]
 # ## Gain per arm, overall and per domain; which domains each family wins
 #
 # Arms are compared at the size indexes they all have (the seed arm has the fewest); the second table shows
-# each arm at every size it has. The last two tables are the main arm's per-domain winners, at each size
-# where all five families are scored.
+# each arm at every size it has. Intervals resample the held-out set's source documents within each domain
+# (the domains' composition is fixed by design): they carry the uncertainty of which texts were drawn, not of
+# which models were trained (one seed per main-arm model). The last two tables are the main arm's per-domain
+# winners, at each size where all five families are scored.
 
 # %%
 report = summary_markdown(frames["summary"], frames["wins"], frames["every_size"], frames["coverage"],
-                          family_mixtures(lm.models))
+                          family_mixtures(lm.models), frames["intervals"])
 written = write_outputs(frames, paths, report)
 display(Markdown(report))
 
@@ -80,11 +85,17 @@ display(Image(filename=str(written["figure"])))
 # - **main − same_data is the data mixture's share only if the sources add up.** same_data keeps the
 #   architectures and tokenizers and removes the data difference; any interaction (a tokenizer that helps more
 #   on its own domain's data) is not separated by two arms.
+# - **A gain over the better member rewards members of equal quality.** Seed replicas are equally good by
+#   construction, so they split the texts between them; two architectures trained on the same data (same_data)
+#   usually differ in quality at one size, and a pair with a clearly better member gains little however
+#   different its members are. A same_data gain below the seed floor in a domain says that the architectures
+#   differ in quality there, not that they are less diverse.
 # - **Per-domain wins follow the training mixtures by construction.** Each main-arm family was given more of
 #   some domains (table above: its mixture); a family winning those domains confirms the design rather than
 #   discovering a property of the architecture. The per-domain gains are within-domain complementarity; the
 #   gain over all texts also contains switching between domains, which a router by domain would already get.
 # - **The pool is tiny and the numbers are point estimates.** Models of thousands to about a million
-#   parameters trained on 20 tokens per parameter; min and max over family pairs (figure) show the spread
-#   across pairs, no interval over texts is given, and until the build is complete the tables cover only the
-#   scored models (the partial-pool line above says how many).
+#   parameters trained on 20 tokens per parameter; the intervals cover the choice of texts only, min and max
+#   over family pairs (figure, right) show the spread across pairs, and the seed arm is the only measure of
+#   training noise. When the build is incomplete the tables cover only the scored models (a partial-pool line
+#   above then says how many).

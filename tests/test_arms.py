@@ -146,3 +146,79 @@ def test_report_tables_per_size_mixtures_and_partial_pool():
     fig = report.gain_figure(arms.arm_gain_summary(gains), every)
     assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["0", "1"]
     assert report.family_mixtures(MODELS.assign(mixture=["m", "n", "m", "n", "s", "s", "m"])) == {"f": "m", "g": "n"}
+
+
+def test_stratified_cluster_counts_redraw_clusters_within_each_stratum():
+    from mmlaw_utils.analysis.bootstrap import stratified_cluster_counts
+
+    clusters = np.array(["d1", "d1", "d2", "d3", "d3", "d3", "d4"])
+    strata = np.array(["x", "x", "x", "y", "y", "y", "y"])
+    counts = stratified_cluster_counts(clusters, strata, 200, seed=3)
+    assert counts.shape == (200, 7)
+    assert (counts == stratified_cluster_counts(clusters, strata, 200, seed=3)).all()
+    assert (counts[:, 0] == counts[:, 1]).all() and (counts[:, 3] == counts[:, 5]).all()  # a cluster moves whole
+    # each stratum draws as many clusters as it has: x {d1, d2}, y {d3, d4}
+    assert ((counts[:, 0] + counts[:, 2]) == 2).all() and ((counts[:, 3] + counts[:, 6]) == 2).all()
+    assert len({tuple(row) for row in counts}) > 1
+    with pytest.raises(ValueError, match="one label per text"):
+        stratified_cluster_counts(clusters, strata[:-1], 10, seed=0)
+
+
+def _brute_force_arm_means(counts_row: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Arm means at the shared size (1) over the texts repeated as often as the resample drew them."""
+    keep = np.repeat(np.arange(L.shape[1])[mask], counts_row[mask])
+    pairs = {"main": [(2, 3)], "same_data": [(4, 5)], "seed": [(2, 6)]}  # rows of MODELS at size index 1
+    return {arm: float(np.mean([arms.pair_gain(L[a, keep], L[b, keep]) for a, b in rows])) for arm, rows in pairs.items()}
+
+
+def test_arm_gain_intervals_match_the_summary_and_a_brute_force_resample():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 3, size=(5, 4))
+    counts[:, [0, 2]] += 1  # every resample keeps a text of each domain
+    table = arms.arm_gain_intervals(L, MODELS, DOMAINS, counts).set_index(["domain", "quantity"])
+    summary = arms.arm_gain_summary(arms.equal_size_pair_gains(L, MODELS, DOMAINS))
+    overall = summary[summary["size_index"] == "all"].set_index(["domain", "arm"])["mean_gain"]
+    for (domain, arm), value in overall.items():
+        assert table.loc[(domain, arm), "estimate"] == pytest.approx(value)
+    assert table.loc[("all", "main - same_data"), "estimate"] == pytest.approx(1.0 - 0.25)
+    assert table.loc[("all", "main"), "n_pairs"] == 1 and table.loc[("all", "main"), "kind"] == "arm"
+    # one resample at a time: its interval is that resample's value, as a brute-force recomputation gives it
+    for row in counts:
+        one = arms.arm_gain_intervals(L, MODELS, DOMAINS, row[None, :]).set_index(["domain", "quantity"])
+        for domain, mask in (("all", np.ones(4, bool)), ("x", DOMAINS == "x"), ("y", DOMAINS == "y")):
+            expected = _brute_force_arm_means(row, mask)
+            for arm, value in expected.items():
+                assert one.loc[(domain, arm), "lo"] == pytest.approx(value) == one.loc[(domain, arm), "hi"]
+            assert one.loc[(domain, "same_data - seed"), "lo"] == pytest.approx(expected["same_data"] - expected["seed"])
+    with pytest.raises(ValueError, match="no text of domain 'x'"):
+        arms.arm_gain_intervals(L, MODELS, DOMAINS, np.array([[0, 0, 1, 1]]))
+
+
+def test_report_shows_intervals_differences_and_their_reading():
+    from mmlaw_utils.report import arms as report
+
+    rows = [("all", "main", "arm", 1, 1.0, 0.6, 1.4), ("all", "same_data", "arm", 1, 0.25, 0.1, 0.4),
+            ("all", "seed", "arm", 1, 0.25, 0.2, 0.3), ("all", "main - same_data", "contrast", np.nan, 0.75, 0.3, 1.2),
+            ("all", "same_data - seed", "contrast", np.nan, 0.0, -0.1, 0.1),
+            ("x", "main", "arm", 1, 0.0, 0.0, 0.0), ("x", "same_data", "arm", 1, 0.5, 0.4, 0.6),
+            ("x", "seed", "arm", 1, 0.1, 0.0, 0.2), ("x", "main - same_data", "contrast", np.nan, -0.5, -0.6, -0.4),
+            ("x", "same_data - seed", "contrast", np.nan, 0.4, 0.2, 0.6)]
+    intervals = pd.DataFrame(rows, columns=["domain", "quantity", "kind", "n_pairs", "estimate", "lo", "hi"]).assign(
+        level=0.95, n_resamples=200)
+    table = report.interval_table(intervals)
+    assert table.columns.tolist() == ["main", "same_data", "seed", "main - same_data", "same_data - seed"]
+    assert table.loc["all", "main - same_data"] == "0.75 [0.30, 1.20]"
+    reading = report.contrast_reading(intervals)
+    assert reading[0] == ("- **main - same_data** over all texts: 0.75 [0.30, 1.20] nats per text, above 0; per domain "
+                          "above 0 in 0 of 1, below 0 in 1 (x).")
+    assert "not distinguishable from 0; per domain above 0 in 1 of 1 (x), below 0 in 0." in reading[1]
+    gains = arms.equal_size_pair_gains(L, MODELS, DOMAINS)
+    summary = arms.arm_gain_summary(gains)
+    wins = arms.domain_wins(L[[2, 3]], np.array(["f", "g"]), DOMAINS).assign(size_index=1)
+    text = report.summary_markdown(summary, wins, intervals=intervals)
+    assert "95% intervals over 200 resamples" in text and "| x | 0.00 [0.00, 0.00] | 0.50 [0.40, 0.60] |" in text
+    fig = report.gain_figure(summary, intervals=intervals)
+    bars = [c for c in fig.axes[0].containers if c.__class__.__name__ == "BarContainer"]
+    assert len(bars) == 3 and all(c.errorbar is not None for c in bars)
+    main_all = bars[0].errorbar.lines[2][0].get_segments()[0]  # arm main, domain "all": from lo to hi
+    assert main_all[:, 1].tolist() == pytest.approx([0.6, 1.4])

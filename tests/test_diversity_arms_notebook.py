@@ -42,7 +42,7 @@ def _losses_by_model() -> dict[str, pd.Series]:
 
 def test_every_output_is_written(arms_run):
     data_dir, figures_dir = arms_run
-    for name in ("arms_pair_gains.csv", "arms_summary.csv", "domain_wins.csv", "arms.md"):
+    for name in ("arms_pair_gains.csv", "arms_summary.csv", "arms_intervals.csv", "domain_wins.csv", "arms.md"):
         assert (data_dir / name).stat().st_size > 0, name
     assert (figures_dir / "arms_gain.png").is_file() and (figures_dir / "arms_gain.pdf").is_file()
     text = (data_dir / "arms.md").read_text()
@@ -87,3 +87,17 @@ def test_domain_wins_are_shares_that_sum_to_one(arms_run):
     summary = pd.read_csv(data_dir / "arms_summary.csv")
     assert set(summary["sizes"]) == {"shared", "own"} and set(summary["arm"]) <= {"main", "same_data", "seed"}
     json.dumps(summary.to_dict())  # plain values only
+
+
+def test_interval_estimates_are_the_shared_size_means_and_lie_inside_their_intervals(arms_run):
+    data_dir, _ = arms_run
+    intervals = pd.read_csv(data_dir / "arms_intervals.csv").set_index(["domain", "quantity"])
+    summary = pd.read_csv(data_dir / "arms_summary.csv")
+    shared = summary[(summary["sizes"] == "shared") & (summary["size_index"] == "all")].set_index(["domain", "arm"])
+    for (domain, arm), row in shared.iterrows():
+        assert intervals.loc[(domain, arm), "estimate"] == pytest.approx(row["mean_gain"], rel=1e-5)
+    arm_rows = intervals[intervals["kind"] == "arm"]
+    assert (arm_rows["lo"] <= arm_rows["estimate"] + 1e-9).all() and (arm_rows["estimate"] <= arm_rows["hi"] + 1e-9).all()
+    if ("all", "main - same_data") in intervals.index:
+        difference = intervals.loc[("all", "main"), "estimate"] - intervals.loc[("all", "same_data"), "estimate"]
+        assert intervals.loc[("all", "main - same_data"), "estimate"] == pytest.approx(difference, rel=1e-5, abs=1e-4)  # csv keeps 6 digits

@@ -66,17 +66,34 @@ def equal_size_pair_gains(L: np.ndarray, models: pd.DataFrame, domains: np.ndarr
     if domains is not None:
         masks.update({str(d): labels == d for d in sorted(set(labels))})
     rows = []
+    for pair in equal_size_pairs(models).itertuples():
+        for domain, mask in masks.items():
+            la, lb = array[pair.row_a, mask], array[pair.row_b, mask]
+            gain = pair_gain(la, lb)
+            rows.append({"arm": pair.arm, "size_index": pair.size_index, "family_a": pair.family_a,
+                         "family_b": pair.family_b, "domain": domain, "n_texts": int(mask.sum()), "gain": gain,
+                         "rel_gain": gain / min(la.mean(), lb.mean()), "params_ratio": pair.params_ratio})
+    return pd.DataFrame(rows)
+
+
+def equal_size_pairs(models: pd.DataFrame) -> pd.DataFrame:
+    """Every family pair of each arm at each size index: arm, size_index, family_a, family_b, row_a, row_b (loss-matrix
+    rows) and params_ratio (larger over smaller member's parameters; NaN without a ``params`` column)."""
+    rows = []
     for (arm, size), group in arm_members(models).groupby(["arm", "size_index"], sort=True):
         group = group.sort_values("family")
         for a, b in itertools.combinations(group.itertuples(), 2):
             ratio = max(a.params, b.params) / min(a.params, b.params) if "params" in group.columns else np.nan
-            for domain, mask in masks.items():
-                la, lb = array[a.row, mask], array[b.row, mask]
-                gain = pair_gain(la, lb)
-                rows.append({"arm": arm, "size_index": int(size), "family_a": a.family, "family_b": b.family,
-                             "domain": domain, "n_texts": int(mask.sum()), "gain": gain,
-                             "rel_gain": gain / min(la.mean(), lb.mean()), "params_ratio": float(ratio)})
-    return pd.DataFrame(rows)
+            rows.append({"arm": arm, "size_index": int(size), "family_a": a.family, "family_b": b.family,
+                         "row_a": int(a.row), "row_b": int(b.row), "params_ratio": float(ratio)})
+    return pd.DataFrame(rows, columns=["arm", "size_index", "family_a", "family_b", "row_a", "row_b", "params_ratio"])
+
+
+def shared_sizes(pairs: pd.DataFrame) -> list[int]:
+    """Size indexes at which every arm of ``pairs`` (column ``arm``, ``size_index``) has a pair."""
+    if pairs.empty:
+        return []
+    return sorted(set.intersection(*(set(g["size_index"]) for _, g in pairs.groupby("arm"))))
 
 
 def arm_gain_summary(gains: pd.DataFrame, common_sizes: bool = True) -> pd.DataFrame:
@@ -86,10 +103,7 @@ def arm_gain_summary(gains: pd.DataFrame, common_sizes: bool = True) -> pd.DataF
     Returns columns arm, size_index ("all" for the mean over sizes), domain, n_pairs, mean_gain,
     min_gain, max_gain, mean_rel_gain, max_params_ratio (when ``gains`` has params_ratio).
     """
-    frame = gains
-    if common_sizes:
-        shared = set.intersection(*(set(g["size_index"]) for _, g in gains.groupby("arm")))
-        frame = gains[gains["size_index"].isin(shared)]
+    frame = gains[gains["size_index"].isin(shared_sizes(gains))] if common_sizes else gains
     stats = dict(n_pairs=("gain", "size"), mean_gain=("gain", "mean"), min_gain=("gain", "min"),
                  max_gain=("gain", "max"), mean_rel_gain=("rel_gain", "mean"))
     if "params_ratio" in frame.columns:
@@ -98,6 +112,59 @@ def arm_gain_summary(gains: pd.DataFrame, common_sizes: bool = True) -> pd.DataF
     overall = frame.groupby(["arm", "domain"]).agg(**stats).reset_index().assign(size_index="all")
     per_size["size_index"] = per_size["size_index"].astype(object)
     return pd.concat([per_size, overall[per_size.columns]], ignore_index=True)
+
+
+# Differences between arms: main - same_data is what different data adds to architecture + tokenizer
+# diversity; same_data - seed is what architecture + tokenizer add to retraining noise.
+ARM_CONTRASTS: tuple[tuple[str, str], ...] = (("main", "same_data"), ("same_data", "seed"), ("main", "seed"))
+
+
+def arm_gain_intervals(L: np.ndarray, models: pd.DataFrame, domains: np.ndarray, counts: np.ndarray,
+                       level: float = 0.95, contrasts: tuple[tuple[str, str], ...] = ARM_CONTRASTS) -> pd.DataFrame:
+    """Each arm's mean equal-size pair gain and the differences between arms (nats per text), over all texts and
+    per domain, at the sizes every arm has, with percentile intervals over resampled texts.
+
+    ``counts``: (B, N) text counts of the resamples (e.g. ``bootstrap.stratified_cluster_counts``); every
+    resample recomputes each model's mean, each pair's oracle mean and so which member is the better one.
+    Returns rows domain, quantity (an arm, or "a - b"), kind ("arm" or "contrast"), n_pairs, estimate, lo, hi,
+    level, n_resamples.
+    """
+    array = np.asarray(L, dtype=np.float64)
+    weights = np.asarray(counts, dtype=np.float64)
+    labels = np.asarray(domains, dtype=object)
+    if array.ndim != 2 or array.shape[0] != len(models) or labels.shape != (array.shape[1],):
+        raise ValueError(f"L has shape {array.shape}; expected {len(models)} rows and one domain per text")
+    if weights.ndim != 2 or weights.shape[1] != array.shape[1]:
+        raise ValueError(f"counts must be (B, {array.shape[1]}), got {weights.shape}")
+    pairs = equal_size_pairs(models)
+    pairs = pairs[pairs["size_index"].isin(shared_sizes(pairs))].reset_index(drop=True)
+    arm_names = list(dict.fromkeys(pairs["arm"]))
+    rows_used = np.unique(pairs[["row_a", "row_b"]].to_numpy())
+    position = {row: k for k, row in enumerate(rows_used)}
+    a_pos = pairs["row_a"].map(position).to_numpy()
+    b_pos = pairs["row_b"].map(position).to_numpy()
+    minima = np.minimum(array[pairs["row_a"]], array[pairs["row_b"]])  # (P, N)
+    full = np.ones((1, array.shape[1]))
+    masks = {ALL_TEXTS: np.ones(array.shape[1], dtype=bool)} | {str(d): labels == d for d in sorted(set(labels))}
+    alpha = (1 - level) / 2
+    out = []
+    for domain, mask in masks.items():
+        w = np.vstack([full, weights])[:, mask]  # row 0: the texts as they are
+        totals = w.sum(axis=1)
+        if (totals <= 0).any():
+            raise ValueError(f"a resample holds no text of domain {domain!r}; resample within domains")
+        means = w @ array[rows_used][:, mask].T / totals[:, None]  # (B+1, models used)
+        pair_gains = np.minimum(means[:, a_pos], means[:, b_pos]) - w @ minima[:, mask].T / totals[:, None]
+        by_arm = {arm: pair_gains[:, (pairs["arm"] == arm).to_numpy()].mean(axis=1) for arm in arm_names}
+        values = [(arm, "arm", int((pairs["arm"] == arm).sum()), by_arm[arm]) for arm in arm_names]
+        values += [(f"{a} - {b}", "contrast", np.nan, by_arm[a] - by_arm[b]) for a, b in contrasts
+                   if a in by_arm and b in by_arm]
+        for quantity, kind, n_pairs, series in values:
+            lo, hi = np.quantile(series[1:], [alpha, 1 - alpha]) if len(series) > 1 else (np.nan, np.nan)
+            out.append({"domain": domain, "quantity": quantity, "kind": kind, "n_pairs": n_pairs,
+                        "estimate": float(series[0]), "lo": float(lo), "hi": float(hi), "level": level,
+                        "n_resamples": len(series) - 1})
+    return pd.DataFrame(out)
 
 
 def domain_wins(L: np.ndarray, families: np.ndarray, domains: np.ndarray) -> pd.DataFrame:

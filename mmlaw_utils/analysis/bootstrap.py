@@ -52,6 +52,24 @@ def cluster_bootstrap_counts(clusters: np.ndarray, n_bootstrap: int, seed: int, 
     return np.stack([counts[cluster_of_text] for counts in drawn]).astype(np.int64)
 
 
+def stratified_cluster_counts(clusters: np.ndarray, strata: np.ndarray, n_bootstrap: int, seed: int) -> np.ndarray:
+    """Text counts of resamples that redraw each stratum's clusters within the stratum: (n_bootstrap, N) int64.
+
+    ``clusters`` and ``strata`` hold one label per text (a cluster lies in one stratum, e.g. a source
+    document in one domain). Each stratum draws as many of its clusters as it has, with replacement, so
+    every resample keeps the strata's composition (e.g. texts per domain in expectation and clusters per domain exactly).
+    """
+    labels = np.asarray(strata).astype(str)
+    groups = np.asarray(clusters).astype(str)
+    if labels.shape != groups.shape or labels.ndim != 1:
+        raise ValueError(f"clusters and strata need one label per text, got shapes {groups.shape} and {labels.shape}")
+    counts = np.zeros((n_bootstrap, labels.size), dtype=np.int64)
+    for k, stratum in enumerate(sorted(set(labels))):
+        mask = labels == stratum
+        counts[:, mask] = cluster_bootstrap_counts(groups[mask], n_bootstrap, seed=[seed, k])  # type: ignore[arg-type]
+    return counts
+
+
 def resample_counts(n_texts: int, n_bootstrap: int, seed: int, start: int = 0,
                     clusters: np.ndarray | None = None) -> np.ndarray:
     """Text counts of resamples ``start ..``: by text, or by cluster when ``clusters`` (one label per text) is given."""

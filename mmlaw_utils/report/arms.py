@@ -6,7 +6,9 @@ profile's score caches of every arm (the models scored so far), compute analysis
 write, into the data folder, ``arms_pair_gains.csv`` (every equal-size family pair, per domain),
 ``arms_summary.csv`` (mean gain per arm and domain, per size and over sizes: column ``sizes`` is ``shared``
 for the sizes all arms have, ``own`` for each arm at all its sizes),
-``domain_wins.csv`` (main arm: each family's win share per domain and size) and ``arms.md``; and
+``arms_intervals.csv`` (each arm's mean gain and the differences between arms, with intervals over source
+documents resampled within domains), ``domain_wins.csv`` (main arm: each family's win share per domain and
+size) and ``arms.md``; and
 ``arms_gain.png``/``.pdf`` in the figures folder. Gains are nats per text.
 """
 
@@ -18,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from mmlaw_utils.analysis import arms
+from mmlaw_utils.analysis.bootstrap import stratified_cluster_counts
 from mmlaw_utils.analysis.lossmatrix import LossMatrix
+from mmlaw_utils.analysis.uncertainty import text_clusters
 from mmlaw_utils.config import FIGURE_STEMS, RunPaths, load_profile, resolve_run_paths
 from mmlaw_utils.io import atomic_write_text
 from mmlaw_utils.pool import load_pool
@@ -29,9 +33,10 @@ from mmlaw_utils.texts import dataset_fingerprint, load_texts
 ARM_ORDER = ("main", "same_data", "seed")
 
 
-def scored_loss_matrix(profile_name: str, cache_dir: str | Path | None = None) -> tuple[LossMatrix, np.ndarray]:
+def scored_loss_matrix(profile_name: str, cache_dir: str | Path | None = None) -> tuple[LossMatrix, pd.DataFrame]:
     """Loss matrix (nats per text) of the pool models of every arm that have a cache on the profile's text set
-    (in ``cache_dir``, default the profile's), and the texts' domains; stale caches are refused as in stage 02."""
+    (in ``cache_dir``, default the profile's), and its texts' ``domain`` and ``cluster`` (source document, as
+    ``uncertainty.text_clusters`` finds it) in loss-matrix order; stale caches are refused as in stage 02."""
     profile = load_profile(profile_name)
     cache_dir = Path(cache_dir) if cache_dir is not None else profile.cache_dir
     texts = load_texts(profile.dataset, profile.n_texts)
@@ -50,8 +55,9 @@ def scored_loss_matrix(profile_name: str, cache_dir: str | Path | None = None) -
     expected = profile_expectation(profile_name, cache_dir)
     lm = assemble_loss_matrix(cache_dir, scored, dataset_fingerprint=fingerprint, check_provenance=expected.check,
                               rescore_hint=expected.rescore_hint)
-    domains = texts.set_index("text_id").loc[lm.text_ids, "domain"].to_numpy()
-    return lm, domains
+    ordered = texts.set_index("text_id").loc[lm.text_ids]
+    clusters, _ = text_clusters(lm.text_ids, ordered["source"].tolist() if "source" in ordered.columns else None)
+    return lm, pd.DataFrame({"domain": ordered["domain"].to_numpy(), "cluster": clusters}, index=ordered.index)
 
 
 def main_arm_wins(lm: LossMatrix, domains: np.ndarray) -> pd.DataFrame:
@@ -76,14 +82,20 @@ def family_mixtures(models: pd.DataFrame) -> dict[str, str]:
     return {str(f): str(m) for f, m in main.groupby("family")["mixture"].first().items()}
 
 
-def arms_frames(lm: LossMatrix, domains: np.ndarray, pool: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def arms_frames(lm: LossMatrix, texts: pd.DataFrame, pool: pd.DataFrame | None = None, *, n_bootstrap: int = 1000,
+                seed: int = 0, level: float = 0.95) -> dict[str, pd.DataFrame]:
     """Every frame of the experiment: pair ``gains``; ``summary`` (arms at their shared sizes); ``every_size``
-    (each arm at all its sizes); main-arm ``wins`` and per-size ``winners``; ``coverage`` of ``pool`` (when given)."""
-    gains = arms.equal_size_pair_gains(lm.to_array(), lm.models, domains)
+    (each arm at all its sizes); ``intervals`` (arm means and differences, resampling ``texts.cluster`` within
+    ``texts.domain``); main-arm ``wins`` and per-size ``winners``; ``coverage`` of ``pool`` (when given)."""
+    domains = texts["domain"].to_numpy()
+    L = lm.to_array()
+    gains = arms.equal_size_pair_gains(L, lm.models, domains)
     wins = main_arm_wins(lm, domains)
+    counts = stratified_cluster_counts(texts["cluster"].to_numpy(), domains, n_bootstrap, seed)
     frames = {"gains": gains, "summary": arms.arm_gain_summary(gains),
               "every_size": arms.arm_gain_summary(gains, common_sizes=False), "wins": wins,
-              "winners": arms.winners_by_size(wins)}
+              "winners": arms.winners_by_size(wins),
+              "intervals": arms.arm_gain_intervals(L, lm.models, domains, counts, level=level)}
     if pool is not None:
         frames["coverage"] = arms.arm_coverage(pool, list(lm.model_names))
     return frames
@@ -134,8 +146,37 @@ def _number(value) -> str:
     return "" if pd.isna(value) else f"{value:.3f}"
 
 
+def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Domain x quantity (arms, then differences): "estimate [lo, hi]" in nats per text; the row ``all`` first."""
+    cells = intervals.assign(cell=[f"{r.estimate:.2f} [{r.lo:.2f}, {r.hi:.2f}]" for r in intervals.itertuples()])
+    table = cells.pivot(index="domain", columns="quantity", values="cell")
+    arm_columns = _ordered_arms(intervals.loc[intervals["kind"] == "arm", "quantity"].unique())
+    contrasts = list(dict.fromkeys(intervals.loc[intervals["kind"] == "contrast", "quantity"]))
+    order = [arms.ALL_TEXTS] + sorted(d for d in table.index if d != arms.ALL_TEXTS)
+    return table.loc[[d for d in order if d in table.index], arm_columns + contrasts]
+
+
+def contrast_reading(intervals: pd.DataFrame) -> list[str]:
+    """One sentence per difference between arms: above 0, below 0, or not distinguishable, over all texts and
+    the domains where the interval excludes 0."""
+    lines = []
+    contrasts = intervals[intervals["kind"] == "contrast"]
+    for quantity, group in contrasts.groupby("quantity", sort=False):
+        overall = group[group["domain"] == arms.ALL_TEXTS].iloc[0]
+        per_domain = group[group["domain"] != arms.ALL_TEXTS]
+        above = per_domain.loc[per_domain["lo"] > 0, "domain"].tolist()
+        below = per_domain.loc[per_domain["hi"] < 0, "domain"].tolist()
+        verdict = ("above 0" if overall.lo > 0 else "below 0" if overall.hi < 0 else "not distinguishable from 0")
+        lines.append(f"- **{quantity}** over all texts: {overall.estimate:.2f} [{overall.lo:.2f}, {overall.hi:.2f}] "
+                     f"nats per text, {verdict}; per domain above 0 in {len(above)} of {len(per_domain)}"
+                     + (f" ({', '.join(above)})" if above else "") + f", below 0 in {len(below)}"
+                     + (f" ({', '.join(below)})" if below else "") + ".")
+    return lines
+
+
 def summary_markdown(summary: pd.DataFrame, wins: pd.DataFrame, every_size: pd.DataFrame | None = None,
-                     coverage: pd.DataFrame | None = None, mixtures: dict[str, str] | None = None) -> str:
+                     coverage: pd.DataFrame | None = None, mixtures: dict[str, str] | None = None,
+                     intervals: pd.DataFrame | None = None) -> str:
     """Markdown: mean pair gain (nats per text) per domain x arm at the shared sizes, per size, then domain winners."""
     lines: list[str] = []
     if coverage is not None and (coverage["n_scored"] < coverage["n_models"]).any():
@@ -151,6 +192,14 @@ def summary_markdown(summary: pd.DataFrame, wins: pd.DataFrame, every_size: pd.D
     if "max_params_ratio" in overall.columns and overall["max_params_ratio"].notna().any():
         lines[-1] += (f" The two members of a pair differ in parameters by up to a factor "
                       f"{overall['max_params_ratio'].max():.2f} (equal size is equal budget only approximately).")
+    if intervals is not None and not intervals.empty:
+        first = intervals.iloc[0]
+        lines += ["", f"The same means with {first.level:.0%} intervals over {int(first.n_resamples)} resamples of the "
+                      "source documents, drawn within each domain (every resample recomputes each model's mean and so "
+                      "which member of a pair is the better one), and the differences between arms: main − same_data "
+                      "is what different training data add to architecture and tokenizer diversity, same_data − seed "
+                      "what architecture and tokenizer add to retraining noise:", "",
+                  *_markdown_table(interval_table(intervals), "domain"), "", *contrast_reading(intervals)]
     if every_size is not None:
         lines += ["", "Mean pair gain over all texts (nats per text) at each size index, each arm at every size it has:",
                   "", *_markdown_table(size_table(every_size), "arm", _number)]
@@ -166,9 +215,10 @@ def summary_markdown(summary: pd.DataFrame, wins: pd.DataFrame, every_size: pd.D
     return "\n".join(lines) + "\n"
 
 
-def gain_figure(summary: pd.DataFrame, every_size: pd.DataFrame | None = None):
-    """Grouped bars: mean equal-size pair gain per domain, one bar per arm (shared sizes); with ``every_size``, a
-    second panel: the gain over all texts against size index per arm (bars: min to max over family pairs)."""
+def gain_figure(summary: pd.DataFrame, every_size: pd.DataFrame | None = None, intervals: pd.DataFrame | None = None):
+    """Grouped bars: mean equal-size pair gain per domain, one bar per arm (shared sizes; error bars from
+    ``intervals`` when given); with ``every_size``, a second panel: the gain over all texts against size index
+    per arm (bars: min to max over family pairs)."""
     import matplotlib.pyplot as plt
 
     table = gain_table(summary)
@@ -178,9 +228,16 @@ def gain_figure(summary: pd.DataFrame, every_size: pd.DataFrame | None = None):
         fig, (ax, by_size) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2.2, 1]})
     width = 0.8 / max(1, len(table.columns))
     x = np.arange(len(table))
+    bounds = None if intervals is None else intervals[intervals["kind"] == "arm"].set_index(["domain", "quantity"])
     for k, arm in enumerate(table.columns):
-        ax.bar(x + (k - (len(table.columns) - 1) / 2) * width, table[arm].to_numpy(), width, label=arm,
-               color=f"C{k}")
+        heights = table[arm].to_numpy()
+        yerr = None
+        if bounds is not None:
+            lo = np.array([bounds.loc[(d, arm), "lo"] if (d, arm) in bounds.index else np.nan for d in table.index])
+            hi = np.array([bounds.loc[(d, arm), "hi"] if (d, arm) in bounds.index else np.nan for d in table.index])
+            yerr = np.vstack([np.clip(heights - lo, 0, None), np.clip(hi - heights, 0, None)])
+        ax.bar(x + (k - (len(table.columns) - 1) / 2) * width, heights, width, label=arm, color=f"C{k}",
+               yerr=yerr, capsize=2 if yerr is not None else 0)
     ax.set_xticks(x, table.index, rotation=30, ha="right")
     ax.set_ylabel("pair oracle gain (nats per text)")
     ax.set_title("Cross-family oracle gain at equal size, by arm (sizes every arm has)")
@@ -208,14 +265,16 @@ def write_outputs(frames: dict[str, pd.DataFrame], paths: RunPaths, markdown: st
     from mmlaw_utils.report.figures import save_figure
 
     out = {"pair_gains": paths.output("arms_pair_gains"), "summary": paths.output("arms_summary"),
-           "wins": paths.output("domain_wins"), "markdown": paths.output("arms_md")}
+           "intervals": paths.output("arms_intervals"), "wins": paths.output("domain_wins"),
+           "markdown": paths.output("arms_md")}
     summary = pd.concat([frames["summary"].assign(sizes="shared"), frames["every_size"].assign(sizes="own")],
                         ignore_index=True)
     atomic_write_text(out["pair_gains"], frames["gains"].to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out["summary"], summary.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out["intervals"], frames["intervals"].to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out["wins"], frames["wins"].to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out["markdown"], markdown)
-    figure = gain_figure(frames["summary"], frames["every_size"])
+    figure = gain_figure(frames["summary"], frames["every_size"], frames["intervals"])
     out["figure"] = save_figure(figure, paths.figures_dir, FIGURE_STEMS["arms_gain"])[0]
     import matplotlib.pyplot as plt
 
@@ -223,12 +282,12 @@ def write_outputs(frames: dict[str, pd.DataFrame], paths: RunPaths, markdown: st
     return out
 
 
-def write_report(profile_name: str, data_dir: str | Path | None = None,
-                 figures_dir: str | Path | None = None) -> dict[str, Path]:
+def write_report(profile_name: str, data_dir: str | Path | None = None, figures_dir: str | Path | None = None, *,
+                 n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Path]:
     """Compute the arms frames from the profile's caches and write the csv, markdown and figure files."""
     paths = resolve_run_paths(profile_name, data_dir=data_dir, figures_dir=figures_dir)
-    lm, domains = scored_loss_matrix(profile_name, paths.cache_dir)
-    frames = arms_frames(lm, domains, load_pool(paths.pool))
+    lm, texts = scored_loss_matrix(profile_name, paths.cache_dir)
+    frames = arms_frames(lm, texts, load_pool(paths.pool), n_bootstrap=n_bootstrap, seed=seed, level=level)
     markdown = summary_markdown(frames["summary"], frames["wins"], frames["every_size"], frames["coverage"],
-                                family_mixtures(lm.models))
+                                family_mixtures(lm.models), frames["intervals"])
     return write_outputs(frames, paths, markdown)
