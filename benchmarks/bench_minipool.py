@@ -162,7 +162,11 @@ def readme_lines(table: pd.DataFrame, steps: int, refreshed: bool = False) -> li
                 f"(tokenizing 2,398 texts, per-batch overhead and other jobs come on top of the forward passes the "
                 f"estimate counts); at that rate scoring all {len(table)} models adds "
                 f"{finished['finished_score_wall_s'].mean() * len(table) / 3600:.1f} hours."
-                if finished["finished_score_wall_s"].notna().any() else ""), "",
+                if finished["finished_score_wall_s"].notna().any() else "")
+             + (f" Sum of the finished models' measured wall times: {finished['finished_wall_s'].sum() / 3600:.1f} h "
+                f"training + {finished['finished_score_wall_s'].sum() / 3600:.1f} h scoring, one thread each (workers "
+                "shared the two cores with each other and with other jobs, so this bounds their CPU time from above)."
+                if not finished.empty else ""), "",
              "| model | arm | params | layers | d_model | tokens | CPU s / 1k tokens | est. CPU s | est. score CPU s "
              "| finished wall s | finished score wall s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
