@@ -130,3 +130,43 @@ def test_budget_figure_draws_gain_and_parameters_to_match(tmp_path):
     assert any("no single model in the pool matches" in label for label in labels)
     paths = save_figure(fig, tmp_path, "fig_equal_budget")
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("boxes, step, max_moves, expected", [
+    ([], 1.0, 4, []),
+    ([(0, 0, 2, 1), (5, 0, 7, 1)], 1.0, 4, [0.0, 0.0]),          # apart: both stay
+    ([(0, 0, 2, 1), (1, 0, 3, 1)], 1.0, 4, [0.0, -1.0]),         # overlap: the second moves one line down
+    ([(0, 0, 2, 1), (1, 0, 3, 1), (1.5, 0, 3, 1)], 1.0, 4, [0.0, -1.0, 1.0]),  # then one line up
+    ([(0, 0, 2, 1), (0, 0, 2, 1), (0, 0, 2, 1)], 1.0, 1, [0.0, -1.0, 1.0]),
+    ([(0, 0, 2, 1)] * 4, 1.0, 1, [0.0, -1.0, 1.0, None]),        # no free place within one line: left out
+    ([(0, 0, 2, 1), (2, 0, 4, 1)], 1.0, 4, [0.0, 0.0]),          # touching edges do not overlap
+])
+def test_place_labels_table(boxes, step, max_moves, expected):
+    from mmlaw_utils.report.figures import place_labels
+
+    assert place_labels(boxes, step, max_moves) == expected
+
+
+def test_crowded_labels_are_moved_apart_or_left_out(groups_and_fits):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    groups, fits, boot = groups_and_fits
+    # every model at (almost) one size: all Pareto labels start on top of each other
+    crowded = {g: f.assign(params=1_000_000 + np.arange(len(f))) for g, f in groups.items()}
+    names = [f"models/pool/model-with-a-long-name-{i}" for i in range(18)]
+    fig = figure1(crowded, fits, boot, model_names=names)
+    (ax,) = fig.axes
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.canvas.draw()
+    labels = [t for t in ax.texts if t.get_visible() and " crowded " not in t.get_text()]
+    extents = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(extents):
+        for b in extents[i + 1:]:
+            assert not a.overlaps(b) or a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0
+    assert any(t.xyann[1] != -2 for t in labels)  # some labels were moved off their starting line
+    hidden = [t for t in ax.texts if not t.get_visible()]
+    note = [t.get_text() for t in ax.texts if " crowded " in t.get_text()]
+    if hidden:
+        assert note == [f"{len(hidden)} crowded point label(s) left out; every Pareto point is in frontiers.parquet"]
+    else:
+        assert note == []

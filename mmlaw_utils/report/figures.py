@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from mmlaw_utils.analysis import diversity, forecast, mixture
@@ -142,6 +143,54 @@ def plot_group(
             linestyle="--" if at_bound else "-", label=text)
 
 
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def place_labels(boxes: Sequence[Box], step: float, max_moves: int = 4) -> list[float | None]:
+    """Vertical shift of each label box so that no two overlap, in input order: 0, -step, +step, -2·step, ...
+    up to ``max_moves`` steps either way; None for a label that finds no free place (it is left out)."""
+    placed: list[Box] = []
+    shifts: list[float | None] = []
+    candidates = [0.0] + [sign * k * step for k in range(1, max_moves + 1) for sign in (-1, 1)]
+    for x0, y0, x1, y1 in boxes:
+        for dy in candidates:
+            box = (x0, y0 + dy, x1, y1 + dy)
+            if not any(box[0] < p[2] and p[0] < box[2] and box[1] < p[3] and p[1] < box[3] for p in placed):
+                placed.append(box)
+                shifts.append(dy)
+                break
+        else:
+            shifts.append(None)
+    return shifts
+
+
+def declutter_annotations(fig: Figure, ax: Axes, max_moves: int = 4) -> int:
+    """Move the point labels of ``ax`` up or down by whole lines until none overlap, left to right; hide the
+    ones that find no place. Returns how many were hidden."""
+    from matplotlib.text import Annotation
+
+    labels = sorted((a for a in ax.texts if isinstance(a, Annotation) and a.get_visible()), key=lambda a: a.xy[0])
+    if not labels:
+        return 0
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    canvas.draw()  # final layout, limits and text extents
+    renderer = canvas.get_renderer()
+    extents = [a.get_window_extent(renderer) for a in labels]
+    scale = fig.dpi / 72  # pixels per point
+    shifts = place_labels([(e.x0, e.y0, e.x1, e.y1) for e in extents], max(e.height for e in extents), max_moves)
+    hidden = 0
+    for label, dy in zip(labels, shifts):
+        if dy is None:
+            label.set_visible(False)
+            hidden += 1
+        else:
+            x_off, y_off = label.xyann
+            label.xyann = (x_off, y_off + dy / scale)
+    return hidden
+
+
 def comparison_figure(
     groups: Mapping[str, pd.DataFrame],
     fits: Mapping[str, Any],
@@ -201,6 +250,10 @@ def comparison_figure(
     all_losses = np.concatenate([groups[k]["loss"].to_numpy() for k in keys])
     span = all_losses.max() - all_losses.min()
     ax.set_ylim(all_losses.min() - 0.05 * span - 1e-9, all_losses.max() + 0.05 * span + 1e-9)
+    hidden = declutter_annotations(fig, ax)
+    if hidden:
+        ax.text(0.99, 0.99, f"{hidden} crowded point label(s) left out; every Pareto point is in frontiers.parquet",
+                transform=ax.transAxes, ha="right", va="top", fontsize=5, color="0.35")
     return fig
 
 
