@@ -28,16 +28,20 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mmlaw_utils.io import atomic_write_text  # noqa: E402
+from mmlaw_utils.io import atomic_write_text, write_marked_region  # noqa: E402
 from mmlaw_utils.minipool import recipe, train  # noqa: E402
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_minipool import write_section  # noqa: E402
-
+README = REPO / "benchmarks" / "README.md"
 POOL = REPO / "configs" / "pools" / "minipool.yaml"
 LOGS = REPO / "data" / "minipool" / "train_logs"
 RATES = REPO / "benchmarks" / "minipool_build.csv"
 START, END = "<!-- minipool-build:start -->", "<!-- minipool-build:end -->"
+
+
+def write_section(lines: list[str], start: str, end: str) -> None:
+    """Replace (or append) the README section between ``start`` and ``end``, atomically."""
+    body = [line for line in lines if line not in (start, end)]
+    write_marked_region(README, "\n".join(body), start, end, append_if_missing=True, new_file_text="# Benchmarks\n")
 
 
 def cpu_seconds_per_token(pool: dict, entry: dict, steps: int) -> float:
