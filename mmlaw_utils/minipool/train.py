@@ -754,16 +754,19 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
     cache: dict = {}
     start = time.time()
     table = pd.DataFrame()
+    elsewhere: list[str] = []
     for entry in entries:
         # a model another build worker is training is left to it
         with exclusive(resolve_path(entry["id"]).with_name(model_name(entry) + ".train.lock"), wait=False) as held:
             if not held:
                 print(f"[{model_name(entry)}] another worker is training it; next model", flush=True)
+                elsewhere.append(model_name(entry))
                 continue
             summary = train_model(pool, entry, models_root, log_dir, eval_dataset, device=device, family_cache=cache)
         if profile is not None and summary is not None:
             if scoring_elsewhere(entry, profile, fingerprint):
                 print(f"[{model_name(entry)}] another worker is scoring it; next model", flush=True)
+                elsewhere.append(model_name(entry))
                 continue
             start_scoring = time.time()
             score_entry(entry, profile)
@@ -772,5 +775,8 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
             export_data_manifests(models_root, streams, log_dir.parent / "train_data")
     table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
     export_data_manifests(models_root, streams, log_dir.parent / "train_data")
-    print(f"pool {pool['name']}: {len(entries)} model(s) ready in {time.time() - start:.0f}s", flush=True)
+    ready = f"pool {pool['name']}: {len(entries) - len(elsewhere)} model(s) ready in {time.time() - start:.0f}s"
+    if elsewhere:
+        ready += f"; {len(elsewhere)} left to other workers: {', '.join(elsewhere)}"
+    print(ready, flush=True)
     return table
