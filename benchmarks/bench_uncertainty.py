@@ -76,7 +76,8 @@ def main() -> int:
     load = os.getloadavg()[0]
     rows = measure("K=71, N=10,000 synthetic", *synthetic_losses(71, 10_000))
     lm = load_loss_matrix(REPO_ROOT / "data" / "minipool")
-    rows += measure("minipool (30 x 1,186)", lm.to_array(), lm.params, lm.families)
+    n_models, n_texts = lm.shape
+    rows += measure(f"minipool ({n_models} x {n_texts:,})", lm.to_array(), lm.params, lm.families)
     table = "\n".join(f"| {task} | {seconds:.3f} | {detail} |" for task, seconds, detail in rows)
     section = (
         "## Uncertainty\n\n"

@@ -367,6 +367,32 @@ def test_a_held_lock_is_not_taken_twice(tmp_path):
         assert again
 
 
+def test_a_model_another_worker_trains_is_left_to_it(tmp_path, capsys):
+    """A build finds the model's train lock held: it trains nothing and its summary names the model."""
+    eval_file = tmp_path / "eval.jsonl"
+    pd.DataFrame({"text_id": ["t0"], "text": ["held-out text"]}).to_json(eval_file, orient="records", lines=True)
+    root = tmp_path / "models"
+    root.mkdir()
+    pool = {
+        "name": "tiny-locked", "tokenizer_dir": str(tmp_path / "tokenizers"),
+        "training": {"context": 32, "batch_size": 4, "threads": 1},
+        "mixtures": {"own": [{"source": "reviews", "max_bytes": 60000}]},
+        "families": {"a": {"architecture": "llama", "mixture": "own",
+                           "tokenizer": {"kind": "byte_bpe", "vocab_size": 300, "eos": "<|endoftext|>"}}},
+        "models": [{"id": str(root / "a-d8"), "family": "a", "params_b": 1e-6, "d_model": 8, "n_layers": 1,
+                    "n_heads": 1, "train_tokens": 2048}],
+    }
+    path = tmp_path / "pool.yaml"
+    path.write_text(yaml.safe_dump(pool))
+    with train.exclusive(root / "a-d8.train.lock", wait=False) as held:
+        assert held
+        train.build_pool(path, log_dir=tmp_path / "logs", eval_dataset=eval_file)
+    out = capsys.readouterr().out
+    assert "[a-d8] another worker is training it" in out
+    assert "0 model(s) ready" in out and "1 left to other workers: a-d8" in out
+    assert not (root / "a-d8" / "config.json").exists()
+
+
 # ----------------------------------------------------------------------------- committed records
 def _committed_table() -> pd.DataFrame:
     return pd.read_csv(DATA_DIR / "models_table.csv")
