@@ -94,6 +94,17 @@ def test_one_model_winning_everywhere_ends_the_frontier():
     assert list(front["loss"]) == [5.0, 4.0, 1.0]
 
 
+def test_milp_walk_stopped_by_its_time_limit_says_so():
+    L = np.array([[5.0, 5.0, 5.0], [4.0, 4.0, 4.0], [1.0, 1.0, 1.0]])
+    params = np.array([1, 2, 10])
+    done = subsets.subset_frontier(L, params, method="milp")
+    assert done.attrs["complete"] and done.attrs["stop_reason"] == "complete"
+    stopped = subsets.subset_frontier(L, params, method="milp", total_time_limit=0.0)
+    # stopped before the first budget (every usable model, 13 parameters): nothing computed
+    assert not stopped.attrs["complete"] and stopped.attrs["stop_reason"] == "time limit 0 s"
+    assert stopped.attrs["stopped_at_budget"] == 13 and len(stopped) == 0
+
+
 def test_dominated_models():
     L = np.array([[3.0, 3.0], [2.0, 3.0], [2.0, 3.0], [1.0, 1.0]])
     params = np.array([5, 5, 5, 4])

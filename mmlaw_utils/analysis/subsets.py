@@ -374,6 +374,7 @@ def _milp_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limi
     frame["subset"] = pd.Series(list(frame["subset"]), dtype=object)
     frame = frame.sort_values("params", kind="stable").reset_index(drop=True)
     frame.attrs.update({"complete": complete, "n_solves": n_solves, "n_usable_models": int(usable.sum()),
+                        "stop_reason": "complete" if complete else f"time limit {total_time_limit:g} s",
                         "stopped_at_budget": None if complete else int(budget)})
     return frame
 
