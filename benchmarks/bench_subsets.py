@@ -21,7 +21,6 @@ With ``--write-readme`` the table replaces the "beyond" region of benchmarks/REA
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -37,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from mmlaw_utils.analysis import subsets  # noqa: E402
 from mmlaw_utils.analysis.subset_search import memory_bound_bytes  # noqa: E402
-from mmlaw_utils.io import atomic_write_text, write_marked_region  # noqa: E402
+from mmlaw_utils.io import atomic_write_text, sha256_file, write_marked_region  # noqa: E402
 from mmlaw_utils.scoring.synthetic import paper_like_losses  # noqa: E402
 
 START, END = "<!-- beyond:start -->", "<!-- beyond:end -->"
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if "exact" not in args.skip:
         # the matrix's hash keys the cached run, so --reuse never reports a frontier of older data
         matrix = REPO / "data" / "minipool" / "loss_matrix.parquet"
-        digest = hashlib.sha256(matrix.read_bytes()).hexdigest()[:16] if matrix.is_file() else None
+        digest = sha256_file(matrix)[:16] if matrix.is_file() else None
         r = run_child({"minipool": True, "matrix_sha256": digest, "method": "bnb", "cap": args.cap})
         rows.append(row_for(f"exact all-sizes frontier, {r['desc']}, K={r['n_models']}, N={r['n_texts']:,}", r,
                             ref_before))

@@ -94,7 +94,7 @@ display(Image(filename=str(written["figure"])))
 #   some domains (table above: its mixture); a family winning those domains confirms the design rather than
 #   discovering a property of the architecture. The per-domain gains are within-domain complementarity; the
 #   gain over all texts also contains switching between domains, which a router by domain would already get.
-# - **The pool is tiny and the numbers are point estimates.** Models of thousands to about a million
+# - **The pool is tiny, and the intervals cover the texts only.** Models of thousands to about a million
 #   parameters trained on 20 tokens per parameter; the intervals cover the choice of texts only, min and max
 #   over family pairs (figure, right) show the spread across pairs, and the seed arm is the only measure of
 #   training noise. When the build is incomplete the tables cover only the scored models (a partial-pool line
