@@ -111,14 +111,17 @@ def test_control_arms(pool, models):
     assert same["mixture"].nunique() == 1 and same["mixture"].iloc[0] not in {
         spec["mixture"] for spec in pool["families"].values()}
     seed = models[models["arm"] == "seed"]
-    assert seed["base_family"].nunique() == 1 and seed["family"].nunique() == 2
-    assert (seed.groupby("family").size() >= 3).all()
-    base = seed["base_family"].iloc[0]
-    assert (seed["mixture"] == pool["families"][base]["mixture"]).all()
-    # a replica has the main model's shape, and another seed (the seed follows the model name)
-    main = models[(models["arm"] == "main") & (models["family"] == base)].set_index("size_index")
+    # two more seeds of every family, at sizes 1-3, for both the main and the same_data arm
+    assert set(seed["base_family"]) == set(pool["families"]) and set(seed["replicates"]) == {"main", "same_data"}
+    assert (seed.groupby(["base_family", "replicates", "size_index"]).size() == 2).all()
+    assert set(seed["size_index"]) == {1, 2, 3}
     for row in seed.itertuples():
-        assert (row.d_model, row.n_layers) == (main.loc[row.size_index, "d_model"], main.loc[row.size_index, "n_layers"])
+        # a replica has its replicated model's shape and mixture, and another seed (the seed follows the model name)
+        twin = models[(models["arm"] == row.replicates) & (models["base_family"] == row.base_family)
+                      & (models["size_index"] == row.size_index)]
+        assert len(twin) == 1, row.id
+        assert (row.d_model, row.n_layers, row.mixture) == (twin["d_model"].iloc[0], twin["n_layers"].iloc[0],
+                                                            twin["mixture"].iloc[0])
     seeds = {train.model_seed(1234, train.model_name(e)) for e in pool["models"]}
     assert len(seeds) == len(pool["models"])
 

@@ -12,7 +12,8 @@ list by ``python -m mmlaw_utils minipool recipe --pool configs/pools/minipool.ya
   ``batch_size`` x ``context`` tokens (the same batch for every size);
 * learning rate: ``lr_ref * sqrt(d_ref / d_model)``, capped at ``lr_max`` (one rule for all sizes);
 * arms: ``main`` (every family, its own mixture), ``same_data`` (every family on one shared
-  mixture at the size indexes listed) and ``seed`` (one family retrained with other seeds).
+  mixture at the size indexes listed) and ``seed`` (families retrained with other seeds; each entry's
+  ``replicates`` names the arm, main or same_data, whose model it retrains).
 
 Models are listed cheapest first (estimated FLOPs), so a build that stops early has small models of
 every family and arm.
@@ -138,6 +139,13 @@ def model_entry(models_root: str, label: str, base_family: str, arm: str, spec: 
     }
 
 
+def seed_families(seed_arm: dict, families: dict) -> list[str]:
+    """Families the seed arm retrains: ``family`` (one name), ``families`` (a list) or every family."""
+    if "family" in seed_arm:
+        return [seed_arm["family"]]
+    return list(seed_arm.get("families") or families)
+
+
 def expand_models(pool: dict) -> list[dict]:
     """Every model of the pool's main, same_data and seed arms, cheapest (estimated FLOPs) first."""
     recipe = pool["recipe"]
@@ -158,12 +166,18 @@ def expand_models(pool: dict) -> list[dict]:
                     entries.append(model_entry(root, f"{family}-same", family, "same_data", spec, rung,
                                                same["mixture"], recipe))
         seed = arms.get("seed")
-        if seed and seed["family"] == family:
-            for replica in seed["replicas"]:
-                for rung in ladder:
-                    if rung["size_index"] in seed["sizes"]:
-                        entries.append(model_entry(root, f"{family}-{replica}", family, "seed", spec, rung,
-                                                   spec["mixture"], recipe))
+        if seed and family in seed_families(seed, pool["families"]):
+            # a replica retrains one model of `replicates` (main: the family's own mixture; same_data: the shared one)
+            for replicates in seed.get("replicates", ["main"]):
+                if replicates == "same_data" and not same:
+                    raise ValueError(f"pool {pool.get('name')!r}: arms.seed replicates same_data, which the pool lacks")
+                prefix = family if replicates == "main" else f"{family}-same"
+                mixture = spec["mixture"] if replicates == "main" else same["mixture"]
+                for replica in seed["replicas"]:
+                    for rung in ladder:
+                        if rung["size_index"] in seed["sizes"]:
+                            entry = model_entry(root, f"{prefix}-{replica}", family, "seed", spec, rung, mixture, recipe)
+                            entries.append({**entry, "replicates": replicates})
     return sorted(entries, key=lambda e: (e["est_flops"], e["id"]))
 
 

@@ -513,7 +513,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
     step, rows, elapsed_before = 0, [], 0.0
     recipe = {k: settings[k] for k in ("seed", "context", "batch_size", "tokens", "lr", "min_lr_frac", "warmup_frac",
                                        "weight_decay", "grad_clip", "val_frac")}
-    state = torch.load(ckpt_path, map_location=device, weights_only=False) if ckpt_path.is_file() else None
+    state = torch.load(ckpt_path, map_location=device, weights_only=True) if ckpt_path.is_file() else None
     if state is not None and state.get("recipe") != recipe:
         print(f"[{name}] checkpoint was made with another recipe ({state.get('recipe')}); starting afresh", flush=True)
         state = None
@@ -583,6 +583,7 @@ def train_model(pool: dict, entry: dict, models_root: Path, log_dir: Path, eval_
 
     summary = {
         "model": str(entry["id"]), "name": name, "family": entry["family"], "arm": entry.get("arm", "main"),
+        "replicates": entry.get("replicates") or "",
         "base_family": family, "mixture": entry.get("mixture") or spec.get("mixture"),
         "size_index": entry.get("size_index"), "architecture": spec["architecture"],
         "tokenizer": tokenizer_label(spec["tokenizer"]), "vocab_size": len(tokenizer),
