@@ -36,7 +36,8 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.diversity``: pair win shares and gains by family relation.
 * ``analysis.forecast``: fit below a budget, predict the frontier above it.
 * ``analysis.realpool``: a small real pool: every subset's oracle, per-domain wins, family pairs, mixtures.
-* ``analysis.arms``: the miniature pool's arms: cross-family oracle gains at equal size, per domain; domain wins.
+* ``analysis.arms``: the miniature pool's arms: oracle, per-domain router and within-domain gains at equal size,
+  with intervals over documents and seed replicas; domain wins and their seed spread.
 * ``report.tables``: Table 1, the README results region and the other tables.
 * ``report.figures``: every figure.
 * ``report.units``: axis units read off the data (thousands, millions, billions) and short model names.

@@ -456,11 +456,12 @@ def _cmd_minipool_recipe(args: argparse.Namespace) -> int:
 
 def _add_arms(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("arms", help="the miniature pool's diversity experiment (gains per arm and domain, domain winners)",
-                            description="Cross-family oracle gains at equal size in the main, same_data and seed arms, "
-                                        "overall and per domain, from the models scored so far; writes csv, markdown "
-                                        "and a figure.")
+                            description="Oracle, per-domain router and within-domain gains at equal size in the main, "
+                                        "same_data and seed arms, overall and per domain, from the models scored so "
+                                        "far; writes csv, markdown and a figure.")
     parser.add_argument("--profile", default="minipool", help="profile with arms (default: %(default)s)")
-    parser.add_argument("--n-bootstrap", type=int, default=1000, help="resamples of the source documents (default: %(default)s)")
+    parser.add_argument("--n-bootstrap", type=int, default=1000, help="resamples of the source documents and seed replicas "
+                        "(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: %(default)s)")
     parser.set_defaults(handler=_cmd_arms)
 

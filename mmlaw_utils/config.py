@@ -191,7 +191,9 @@ OUTPUT_FILES = {
     "real_mixture": "real_mixture.csv",
     "arms_pair_gains": "arms_pair_gains.csv",
     "arms_summary": "arms_summary.csv",
-    "arms_intervals": "arms_intervals.csv",
+    "arms_gains": "arms_gains.csv",
+    "arms_verdicts": "arms_verdicts.csv",
+    "arms_winner_seeds": "arms_winner_seeds.csv",
     "domain_wins": "domain_wins.csv",
     "arms_md": "arms.md",
 }

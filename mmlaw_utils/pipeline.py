@@ -85,7 +85,8 @@ STAGES: dict[str, Stage] = {
               ("real_pool_frontier", "real_pool_domains")),
         # reads the score caches of every arm itself: the profile's key arms limits only 02-07
         Stage("09_diversity_arms", "09_diversity_arms", (),
-              ("arms_pair_gains", "arms_summary", "arms_intervals", "domain_wins", "arms_md"),
+              ("arms_pair_gains", "arms_summary", "arms_gains", "arms_verdicts", "domain_wins", "arms_winner_seeds",
+               "arms_md"),
               "the miniature pool's arms: equal-size cross-family oracle gain per arm and domain, domains each family wins",
               ("arms_gain",)),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -127,3 +128,20 @@ def test_figure4_plots_mixture_minus_oracle_on_a_symlog_axis():
     offsets = ax.collections[0].get_offsets()  # fitted-weight gaps of the cross-family pairs
     np.testing.assert_allclose(np.sort(offsets[:, 1]), np.sort(pairs["mix_fitted"] - pairs["oracle"]))
     assert (offsets[:, 1] >= -1e-9).all()
+
+
+def test_gain_kept_gives_nats_not_a_share_where_the_oracle_gain_is_near_zero():
+    # hand-made pair means (nats per text): same_family gains 0.002 and 0.004 over the better member, its
+    # mixtures lose 0.01 and 0.02; cross_family gains 2 and 4, mixtures keep 1 and 3
+    table = pd.DataFrame({
+        "members": [(0, 1), (0, 2), (3, 4), (3, 5)], "group": ["same_family"] * 2 + ["cross_family"] * 2,
+        "params": [2.0, 3.0, 2.0, 3.0], "best_single": [10.0, 10.0, 10.0, 10.0],
+        "oracle": [9.998, 9.996, 8.0, 6.0], "mix_uniform": [10.01, 10.02, 9.0, 7.0],
+        "mix_fitted": [10.01, 10.02, 9.0, 7.0], "weight_first": 0.5})
+    kept = mixture.gain_kept(table).set_index("group")
+    assert np.isnan(kept.loc["same_family", "kept_uniform_all"])  # -0.03 / 0.006 = -5 would say nothing
+    assert kept.loc["same_family", "oracle_gain_all"] == pytest.approx(0.003)
+    assert kept.loc["same_family", "uniform_gain_all"] == pytest.approx(-0.015)
+    assert kept.loc["cross_family", "kept_uniform_all"] == pytest.approx(4.0 / 6.0)
+    assert kept.loc["cross_family", "fitted_gain_all"] == pytest.approx(2.0)
+    assert mixture.gain_kept(table, min_gain=0.001).loc[0, "kept_uniform_all"] == pytest.approx(-0.03 / 0.006)

@@ -133,11 +133,13 @@ def pair_mixture_table(L: np.ndarray, params: np.ndarray, families: np.ndarray, 
     return pd.concat([singles, pair], ignore_index=True)
 
 
-def gain_kept(table: pd.DataFrame) -> pd.DataFrame:
+def gain_kept(table: pd.DataFrame, min_gain: float = 0.01) -> pd.DataFrame:
     """Per pair group: how much of the oracle's gain over the better member a mixture keeps.
 
     Gains are in nats per text (best_single - loss). ``kept_*`` = sum of mixture gains / sum of
-    oracle gains over the group's pairs (all pairs, and the pairs on the group's oracle frontier);
+    oracle gains over the group's pairs (all pairs, and the pairs on the group's oracle frontier),
+    NaN where the mean oracle gain is below ``min_gain`` nats per text (a share of almost nothing);
+    ``*_gain_*`` give the mixtures' mean gains in nats per text there and everywhere;
     ``max_gap`` is the largest oracle-to-fitted-mixture gap (bounded by log 2 per text for pairs).
     """
     out = []
@@ -154,7 +156,9 @@ def gain_kept(table: pd.DataFrame) -> pd.DataFrame:
             row[f"oracle_gain_{label}"] = float((s["best_single"] - s["oracle"]).mean())
             for kind in ("uniform", "fitted"):
                 g_mix = (s["best_single"] - s[f"mix_{kind}"]).sum()
-                row[f"kept_{kind}_{label}"] = float(g_mix / g_or) if g_or > 0 else math.nan
+                row[f"kept_{kind}_{label}"] = float(g_mix / g_or) if g_or >= min_gain * len(s) > 0 else math.nan
+            for kind in ("uniform", "fitted"):
+                row[f"{kind}_gain_{label}"] = float((s["best_single"] - s[f"mix_{kind}"]).mean())
         row["max_gap"] = float((sub["mix_fitted"] - sub["oracle"]).max())
         out.append(row)
     return pd.DataFrame(out)
