@@ -86,7 +86,7 @@ def test_figure2_and_missing_fit(groups_and_fits, tmp_path):
         figure1(groups, fits, boot, ensemble_group="nope")
 
 
-def test_labels_family_markers_floor_at_bound_and_widest_band(groups_and_fits):
+def test_labels_family_markers_floor_at_bound_and_envelope_band(groups_and_fits):
     from dataclasses import replace
 
     groups, fits, boot = groups_and_fits
@@ -111,7 +111,7 @@ def test_labels_family_markers_floor_at_bound_and_widest_band(groups_and_fits):
     x, y = floor_line.get_data()  # x in millions, fit in millions: eq. 7 with L_inf = 0
     np.testing.assert_allclose(y, predict((floor.A, floor.alpha, 0.0), x))
     bands = [c for c in ax.collections if type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")]
-    assert len(bands) == 2 and all("widest of text bootstrap, model jackknife" in b.get_label() for b in bands)
+    assert len(bands) == 2 and all("envelope of text bootstrap, model jackknife" in b.get_label() for b in bands)
     all_losses = np.concatenate([small[g]["loss"].to_numpy() for g in ("single", "cross_family")])
     lo, hi = ax.get_ylim()
     assert lo <= all_losses.min() and hi >= all_losses.max()  # every raw point is inside the axes

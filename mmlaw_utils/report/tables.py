@@ -21,22 +21,11 @@ import numpy as np
 import pandas as pd
 
 from mmlaw_utils.analysis.fit import ScalingFit, fit_points
-from mmlaw_utils.analysis.groups import GROUP_LABELS, GROUPS
+from mmlaw_utils.analysis.groups import GROUP_LABELS, GROUPS, PAPER_TABLE1
 from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
 from mmlaw_utils.io import atomic_write_table, atomic_write_text, write_marked_region
 
-# The paper's Table 1 (§4.2; eqs. 8-10), P in billions, losses in nats per text.
-PAPER_TABLE1 = pd.DataFrame(
-    {
-        "group": list(GROUPS),
-        "raw_points": [71, 506, 1979],
-        "pareto_points": [12, 22, 32],
-        "L_inf": [1765.0285, 1780.0938, 1625.5834],
-        "A": [886.1545, 979.6996, 948.0984],
-        "alpha": [0.3578, 0.8500, 0.5516],
-    }
-)
 LAW_PARAMS = ("L_inf", "A", "alpha")
 TABLE1_COLUMNS = [
     "group", "setting", "raw_points", "pareto_points",
@@ -275,15 +264,15 @@ def table1_frame(
 
     ``groups`` from ``frontier.collaboration_groups``; ``fits`` group -> ScalingFit (or dict);
     ``boot`` from ``bootstrap.bootstrap_group_fits`` (None: CI columns are NaN). With ``uncertainty``
-    (analysis/uncertainty.py), each interval is the widest of its methods and ``<name>_method`` says which;
+    (analysis/uncertainty.py), each interval is the envelope of its methods (lowest lo, highest hi) and ``<name>_method`` names the methods setting its ends;
     otherwise it is the text bootstrap's.
     """
     from mmlaw_utils.analysis.bootstrap import bootstrap_ci
-    from mmlaw_utils.analysis.uncertainty import widest_intervals
+    from mmlaw_utils.analysis.uncertainty import envelope_intervals
 
     intervals = bootstrap_ci(boot, level).set_index("group") if boot is not None and len(boot) else None
-    widest = (widest_intervals(uncertainty).set_index(["group", "parameter"])
-              if uncertainty is not None and len(uncertainty) else None)
+    envelope = (envelope_intervals(uncertainty).set_index(["group", "parameter"])
+                if uncertainty is not None and len(uncertainty) else None)
     paper = PAPER_TABLE1.set_index("group")
     rows = []
     for group in [g for g in GROUPS if g in groups] + [g for g in groups if g not in GROUPS]:
@@ -297,8 +286,8 @@ def table1_frame(
         for name in LAW_PARAMS:
             row[name] = float(fit_value(fit, name)) if fit is not None else np.nan
             has_ci = intervals is not None and group in intervals.index
-            if widest is not None and (group, name) in widest.index:
-                chosen = widest.loc[(group, name)]
+            if envelope is not None and (group, name) in envelope.index:
+                chosen = envelope.loc[(group, name)]
                 row[f"{name}_lo"], row[f"{name}_hi"] = float(chosen["lo"]), float(chosen["hi"])
                 row[f"{name}_method"] = str(chosen["method"])
             else:
