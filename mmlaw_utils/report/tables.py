@@ -395,6 +395,16 @@ def _share(value: float) -> str:
     return f"{value:.0%}" if np.isfinite(value) else "—"
 
 
+SHORT_LABELS = {"single": "single models", "same_family": "same-family pairs", "cross_family": "cross-family pairs"}
+
+
+def _variant_label(variant: str) -> str:
+    """Plain words for a floor-test variant of analysis/floor.py."""
+    if variant.startswith("min_params>="):
+        return f"without models below {variant.split('>=')[1]} parameters"
+    return {"nonembed": "with non-embedding parameters", "bits_per_byte": "bits per byte"}.get(variant, variant)
+
+
 def _alpha(value: float) -> str:
     return f"{value:.4g}" if np.isfinite(value) else "not fitted (too few points)"
 
@@ -407,7 +417,7 @@ def support_markdown(padding: pd.DataFrame | None, floor_tests: pd.DataFrame | N
     if floor_tests is not None and len(floor_tests):
         main = floor_tests[floor_tests["variant"] == "all"]
         rejected = main[main["lr_rejects"].astype(bool)]
-        per_group = "; ".join(f"{GROUP_LABELS.get(r.group, r.group).lower()}: ρ = {r.rho:.3f}, LR {r.lr:.3g}, "
+        per_group = "; ".join(f"{SHORT_LABELS.get(r.group, r.group)}: ρ = {r.rho:.3f}, LR {r.lr:.3g}, "
                               f"{r.curvature_outcome}" for r in main.itertuples(index=False))
         verb = "is rejected" if len(rejected) == len(main) else "is not rejected" if rejected.empty else "is rejected"
         scope = ("on every frontier" if len(rejected) == len(main) else "on no frontier" if rejected.empty
@@ -417,7 +427,7 @@ def support_markdown(padding: pd.DataFrame | None, floor_tests: pd.DataFrame | N
                 "in ln P).")
         others = []
         for variant, rows in floor_tests[floor_tests["variant"] != "all"].groupby("variant", sort=False):
-            others.append(f"{variant.replace('_', ' ')}: rejected on {int(rows['lr_rejects'].astype(bool).sum())} of "
+            others.append(f"{_variant_label(variant)}: rejected on {int(rows['lr_rejects'].astype(bool).sum())} of "
                           f"{len(rows)}")
         if others:
             text += " Sensitivity fits: " + "; ".join(others) + "."
@@ -425,13 +435,13 @@ def support_markdown(padding: pd.DataFrame | None, floor_tests: pd.DataFrame | N
     if padding is not None and len(padding):
         parts = []
         for r in padding.itertuples(index=False):
-            parts.append(f"{GROUP_LABELS.get(r.group, r.group).lower()}: {r.padded_points} of {r.pareto_points} Pareto "
+            parts.append(f"{SHORT_LABELS.get(r.group, r.group)}: {r.padded_points} of {r.pareto_points} Pareto "
                          f"points padded; α {_alpha(r.alpha_all)} on all pairs, {_alpha(r.alpha_effective)} on pairs "
                          f"of effective members only, {_alpha(r.alpha_null)} on the padding null")
         explained = ([] if claims is None else
                      claims.loc[claims["verdict"] == "explained by padding", "claim"].tolist())
         text = (f"- **Padding** (a member is effective when removing it costs at least "
-                f"{float(padding['min_gain'].iloc[0]):g} nats per text). " + "; ".join(parts) + ".")
+                f"{float(padding['min_gain'].iloc[0]):g} nats per text): " + "; ".join(parts) + ".")
         if explained:
             text += " The padding null alone reproduces: " + "; ".join(f"*{c}*" for c in explained) + "."
         elif claims is not None:
