@@ -28,8 +28,11 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.profile``: profile-likelihood intervals of A, alpha and L_inf.
 * ``analysis.uncertainty``: the four kinds of interval, the model jackknife, leave-one-model-out sensitivity.
 * ``analysis.model_selection``: eq. 7 with and without a floor vs a log-linear law (AICc, leave-one-out error).
-* ``analysis.budget``: the equal-budget gain of ensembles and the parameters a single model needs to match.
-* ``analysis.claims``: one verdict per claim of the paper (agrees, disagrees, not identified, inconclusive).
+* ``analysis.padding``: padded Pareto points, effective members and the padding null of the pair frontiers.
+* ``analysis.floor``: likelihood-ratio test of the paper's relative floor and the curvature test in ln P.
+* ``analysis.budget``: the equal-budget comparison as curves (vertical gain, horizontal parameter ratio, sup-t bands).
+* ``analysis.claims``: one verdict per claim of the paper (agrees, disagrees, explained by padding, rejected at the
+  paper's relative size, not identified, inconclusive).
 * ``analysis.subsets``: exact frontiers over subsets of any size.
 * ``analysis.subset_search``: branch and bound behind the exact any-size frontier (bounds, certificates).
 * ``analysis.mixture``: the realizable Bayesian mixture vs the oracle.

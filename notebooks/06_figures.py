@@ -22,12 +22,15 @@
 # ensembles across families. Every raw configuration is drawn (faint), the Pareto points solid with the
 # model names beside them and one marker per family (for a pair, the family of its larger member). Curves
 # are the fits of eq. (7) from notebook 05, dashed where the floor is held at its bound L∞ = 0; the
-# shaded band of each law is the widest of the pointwise bands of the text bootstrap, the cluster bootstrap
-# and the model jackknife. P is on a log axis in a unit read off the data.
+# shaded band of each law is the envelope of the pointwise bands of the four methods of Table 1: text bootstrap,
+# cluster bootstrap, model jackknife and profile likelihood (the curves its profile accepts). P is on a log axis
+# in a unit read off the data.
 #
-# The **equal-budget figure** shows, at each budget P, the best pair against the best single model with at
-# most P parameters (and cross- against same-family pairs), and the parameters the single model would need
-# to match the pair, with intervals over resampled source documents (`equal_budget.csv` from notebook 05).
+# The **equal-budget figure** shows (top), at each budget P, the best pair against the best single model with at
+# most P parameters (and cross- against same-family pairs), with pointwise intervals and a simultaneous sup-t band
+# over resampled source documents, steps behind only by the cheapest extra model marked; and (bottom) the
+# horizontal comparison: at each loss target, the ratio of the parameters the reference needs to those the
+# ensemble needs (`equal_budget.csv`, `equal_budget_horizontal.csv` from notebook 05).
 
 # %% tags=["parameters"]
 profile = "minipool"
@@ -40,6 +43,7 @@ level = 0.95  # confidence level of the bands
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
+from mmlaw_utils.analysis.uncertainty import profile_draws
 from mmlaw_utils.config import FIGURE_STEMS, require, resolve_run_paths
 from mmlaw_utils.report.figures import budget_figure, figure1, figure2, save_figure
 from mmlaw_utils.report.tables import fits_from_json, groups_from_frontiers_table, read_fits_json
@@ -53,7 +57,10 @@ params_unit = float(fitted["params_unit"])
 models = pd.read_parquet(require(paths.output("models"), "02_loss_matrix"))
 draws = {"text_bootstrap": boot,
          "cluster_bootstrap": pd.read_parquet(require(paths.output("cluster_bootstrap"), "05_fit_scaling_laws")),
-         "model_jackknife": pd.read_csv(require(paths.output("jackknife"), "05_fit_scaling_laws"))}
+         "model_jackknife": pd.read_csv(require(paths.output("jackknife"), "05_fit_scaling_laws")),
+         "profile_likelihood": profile_draws(fits, {group: (frame.loc[frame["on_frontier"], "params"].to_numpy(float) / params_unit,
+                                                            frame.loc[frame["on_frontier"], "loss"].to_numpy(float))
+                                                    for group, frame in groups.items()}, level)}
 labels = dict(draws=draws, model_names=models["model"].tolist(), model_families=models["family"].tolist(),
               model_params=models["params"].to_numpy())
 
@@ -90,7 +97,8 @@ if budget.empty:
     display(Markdown("**Equal-budget figure not drawn: not enough points** (no comparison of an ensemble group with "
                      "single models in this pool)."))
 else:
-    budget_paths = save_figure(budget_figure(budget), paths.figures_dir, FIGURE_STEMS["budget"])
+    horizontal = pd.read_csv(require(paths.output("equal_budget_horizontal"), "05_fit_scaling_laws"))
+    budget_paths = save_figure(budget_figure(budget, horizontal), paths.figures_dir, FIGURE_STEMS["budget"])
     written += budget_paths
     display(Image(filename=str(budget_paths[0])))
 print("written:", *[str(p) for p in written], sep="\n  ")

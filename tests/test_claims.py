@@ -74,13 +74,53 @@ def test_power_law_verdict_follows_the_model_comparison():
     assert power_law_verdict("g", FLOORLESS, table, comparison([0.0, 5.0, 6.0], [True, False, False]))["verdict"] == "not identified"
 
 
-def test_budget_verdicts():
-    def budget(lo, hi):
-        return pd.DataFrame({"comparison": "pairs_vs_single", "gain": np.add(lo, hi) / 2, "gain_lo": lo, "gain_hi": hi,
-                             "level": 0.95, "n_resamples": 100})
-    assert budget_verdict("pairs_vs_single", budget([1.0, 2.0], [3.0, 4.0]))["verdict"] == "agrees"
-    assert budget_verdict("pairs_vs_single", budget([1.0, -2.0], [3.0, -1.0]))["verdict"] == "disagrees"
-    assert budget_verdict("pairs_vs_single", budget([1.0, 0.0], [3.0, 0.0]))["verdict"] == "inconclusive"
+def _summary(vertical, horizontal):
+    """Budget summary rows from (share_better, share_worse) of the vertical and horizontal comparisons."""
+    rows = []
+    for axis, (better, worse) in (("vertical", vertical), ("horizontal", horizontal)):
+        rows.append({"comparison": "pairs_vs_single", "axis": axis, "range_lo": 1.0, "range_hi": 2.0, "n_points": 5,
+                     "share_better": better, "share_worse": worse, "share_tied": 1 - better - worse,
+                     "share_extra_model_cost": 0.0, "median": 1.0, "band_critical_value": 3.0, "level": 0.95,
+                     "n_resamples": 100})
+    return pd.DataFrame(rows)
+
+
+def test_budget_verdicts_rest_on_both_curves():
+    assert budget_verdict("pairs_vs_single", _summary((0.6, 0.1), (0.3, 0.2)))["verdict"] == "agrees"
+    # better than worse on both, but on less than half of either range
+    assert budget_verdict("pairs_vs_single", _summary((0.4, 0.1), (0.3, 0.2)))["verdict"] == "inconclusive"
+    # one sliver of a budget no longer decides: better on most of ln P, worse on the horizontal
+    assert budget_verdict("pairs_vs_single", _summary((0.9, 0.01), (0.1, 0.4)))["verdict"] == "inconclusive"
+    assert budget_verdict("pairs_vs_single", _summary((0.1, 0.5), (0.0, 0.3)))["verdict"] == "disagrees"
+    evidence = budget_verdict("pairs_vs_single", _summary((0.6, 0.1), (0.3, 0.2)))["evidence"]
+    assert "better on 60%" in evidence and "sup-t" in evidence
+
+
+def test_padding_null_inside_the_envelope_explains_an_exponent_claim():
+    claim = OrderingClaim("a > single", "alpha", "a", "single", True)
+    table = intervals([("a", "alpha", "profile_likelihood", GOOD.alpha + 0.05, GOOD.alpha - 0.02, GOOD.alpha + 0.1),
+                       ("single", "alpha", "profile_likelihood", GOOD.alpha, GOOD.alpha - 0.01, GOOD.alpha + 0.01)])
+    fits = {"a": GOOD, "single": GOOD}
+    padding = pd.DataFrame({"group": ["a"], "alpha_null": [GOOD.alpha + 0.005]})
+    assert ordering_verdict(claim, fits, table, padding)["verdict"] == "explained by padding"
+    # the null outside a's envelope, or ordered against the claim: padding does not explain it
+    outside = ordering_verdict(claim, fits, table, padding.assign(alpha_null=GOOD.alpha + 0.2))
+    reversed_null = ordering_verdict(claim, fits, table, padding.assign(alpha_null=GOOD.alpha - 0.005))
+    assert "padding" not in outside["verdict"] and "padding" not in reversed_null["verdict"]
+
+
+def test_floor_rejection_replaces_not_identified_but_not_a_flat_likelihood():
+    claim = OrderingClaim("lower floor", "L_inf", "a", "b", False)
+    table = intervals([(g, "L_inf", "profile_likelihood", 0.0, 0.0, 5.0) for g in ("a", "b")])
+    fits = {"a": FLOORLESS, "b": FLOORLESS}
+    floor = pd.DataFrame({"variant": "all", "group": ["a", "b"], "rho": 0.9, "L_inf_null": 1.0, "lr": [11.0, 0.5],
+                          "lr_p": [0.001, 0.48], "lr_rejects": [True, False], "curvature_outcome": "straight"})
+    verdict = ordering_verdict(claim, fits, table, floor_tests=floor)
+    assert verdict["verdict"] == "rejected at the paper's relative size" and "LR 11" in verdict["evidence"]
+    flat = ordering_verdict(claim, fits, table, floor_tests=floor.assign(lr_rejects=False))
+    assert flat["verdict"] == "not identified"
+    power = power_law_verdict("a", FLOORLESS, table, None, floor_tests=floor)
+    assert power["verdict"] == "rejected at the paper's relative size"
 
 
 def test_claims_table_gives_each_claim_exactly_one_verdict():

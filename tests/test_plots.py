@@ -86,7 +86,7 @@ def test_figure2_and_missing_fit(groups_and_fits, tmp_path):
         figure1(groups, fits, boot, ensemble_group="nope")
 
 
-def test_labels_family_markers_floor_at_bound_and_widest_band(groups_and_fits):
+def test_labels_family_markers_floor_at_bound_and_envelope_band(groups_and_fits):
     from dataclasses import replace
 
     groups, fits, boot = groups_and_fits
@@ -111,7 +111,7 @@ def test_labels_family_markers_floor_at_bound_and_widest_band(groups_and_fits):
     x, y = floor_line.get_data()  # x in millions, fit in millions: eq. 7 with L_inf = 0
     np.testing.assert_allclose(y, predict((floor.A, floor.alpha, 0.0), x))
     bands = [c for c in ax.collections if type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")]
-    assert len(bands) == 2 and all("widest of text bootstrap, model jackknife" in b.get_label() for b in bands)
+    assert len(bands) == 2 and all("envelope of text bootstrap, model jackknife" in b.get_label() for b in bands)
     all_losses = np.concatenate([small[g]["loss"].to_numpy() for g in ("single", "cross_family")])
     lo, hi = ax.get_ylim()
     assert lo <= all_losses.min() and hi >= all_losses.max()  # every raw point is inside the axes
@@ -130,6 +130,24 @@ def test_budget_figure_draws_gain_and_parameters_to_match(tmp_path):
     assert any("no single model in the pool matches" in label for label in labels)
     paths = save_figure(fig, tmp_path, "fig_equal_budget")
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_budget_figure_with_bands_extra_cost_marks_and_the_horizontal_ratio():
+    budget = pd.DataFrame({"comparison": "pairs_vs_single", "budget_params": [2e6, 4e6, 8e6],
+                           "gain": [-1.0, 2.0, 3.0], "gain_lo": [-2.0, 1.0, 2.0], "gain_hi": [0.5, 3.0, 4.0],
+                           "gain_band_lo": [-3.0, 0.5, 1.0], "gain_band_hi": [1.0, 3.5, 5.0],
+                           "extra_model_cost": [True, False, False], "level": 0.95, "n_resamples": 50})
+    horizontal = pd.DataFrame({"comparison": "pairs_vs_single", "target_loss": [10.0, 11.0, 12.0],
+                               "log_ratio": np.log([2.0, 1.0, 0.5]), "log_ratio_band_lo": np.log([1.0, 0.5, 0.25]),
+                               "log_ratio_band_hi": np.log([4.0, 2.0, 1.0])})
+    top, bottom = budget_figure(budget, horizontal).axes
+    labels = [t.get_text() for t in top.get_legend().get_texts()]
+    assert any("simultaneous" in label for label in labels) and any("cheapest extra model" in label for label in labels)
+    marks = next(c for c in top.collections if "cheapest extra model" in c.get_label())
+    np.testing.assert_allclose(marks.get_offsets(), [[2.0, -1.0]])  # x in millions, at the one extra-cost step
+    assert "loss target" in bottom.get_xlabel() and bottom.get_yscale() == "log"
+    step = next(line for line in bottom.get_lines() if "needs /" in line.get_label())
+    np.testing.assert_allclose(step.get_ydata(), [2.0, 1.0, 0.5])
 
 
 @pytest.mark.parametrize("boxes, step, max_moves, expected", [

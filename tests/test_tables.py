@@ -182,7 +182,7 @@ def test_readme_claims_paragraph_uses_the_verdicts_of_claims_csv(tmp_path):
                   "verdict": ["not identified", "inconclusive"], "evidence": ["a: L_inf_at_bound", "overlap"]}
                  ).to_csv(data / "claims.csv", index=False)
     text = results_markdown("synthetic", data, tmp_path / "figures", tmp_path)
-    assert "1 inconclusive, 1 not identified" in text
+    assert "1 not identified, 1 inconclusive" in text
     assert "1. *floor is lower*: **not identified**. a: L_inf_at_bound." in text
     assert "**agrees**" not in text
 
@@ -202,7 +202,42 @@ def test_readme_results_add_the_arms_experiment_when_notebook_09_ran(tmp_path):
     assert "| all | 1.000 |" in block and "![arms_gain](figures/arms_gain.png)" in block
 
 
-def test_table1_shows_the_widest_interval_and_its_method():
+def test_table1_shows_the_envelope_and_the_methods_setting_its_ends():
+    p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
+    groups = {"single": _group(p, 100 * p**-0.5 + 50)}
+    fits = {g: fit_scaling_law(f.loc[f.on_frontier, "params"] / 1e9, f.loc[f.on_frontier, "loss"]) for g, f in groups.items()}
+    # no single method is widest: the jackknife reaches lowest, the profile highest
+    rows = [("single", name, method, 1.0, lo, hi, 0.95)
+            for name in ("alpha", "L_inf", "A")
+            for method, lo, hi in (("text_bootstrap", 0.9, 1.1), ("model_jackknife", 0.2, 1.5), ("profile_likelihood", 0.5, 2.0))]
+    uncertainty = pd.DataFrame(rows, columns=["group", "parameter", "method", "estimate", "lo", "hi", "level"])
+    table = table1_frame(groups, fits, None, uncertainty=uncertainty).set_index("group")
+    assert (table.loc["single", "alpha_lo"], table.loc["single", "alpha_hi"]) == (0.2, 2.0)
+    assert table.loc["single", "alpha_method"] == "lo: model_jackknife; hi: profile_likelihood"
+    assert "| lo: model jackknife; hi: profile likelihood |" in table1_markdown(table.reset_index())
+
+
+def test_readme_support_paragraph_is_generated_from_the_tables():
+    from mmlaw_utils.report.tables import support_markdown
+
+    floor = pd.DataFrame({"variant": ["all", "all", "bits_per_byte"], "group": ["single", "cross_family", "single"],
+                          "rho": [0.9, 0.96, 0.9], "lr": [11.04, 0.5, 7.0], "lr_rejects": [True, False, True],
+                          "curvature_outcome": ["straight", "bends toward a floor", "straight"], "level": 0.95})
+    padding = pd.DataFrame({"group": ["same_family"], "pareto_points": [11], "padded_points": [11],
+                            "alpha_all": [0.151], "alpha_effective": [np.nan], "alpha_null": [0.151], "min_gain": [1.0]})
+    summary = pd.DataFrame({"comparison": "pairs_vs_single", "axis": ["vertical", "horizontal"],
+                            "share_better": [0.43, 0.0], "share_worse": [0.0, 0.0], "share_tied": [0.48, 0.7],
+                            "share_extra_model_cost": [0.09, 0.3], "median": [0.0, 0.977], "level": 0.95})
+    claims = pd.DataFrame({"claim": ["same > single"], "verdict": ["explained by padding"]})
+    text = support_markdown(padding, floor, summary, claims)
+    assert "is rejected on 1 of 2 frontiers at the 95% level" in text and "LR 11" in text
+    assert "bits per byte: rejected on 1 of 1" in text
+    assert "11 of 11 Pareto points padded" in text and "not fitted (too few points)" in text
+    assert "reproduces: *same > single*" in text
+    assert "better on 43% of the ln P range" in text and "more on 30% (of which 30% only the cheapest" in text
+
+
+def test_table1_envelope_of_nested_intervals_is_the_outer_one():
     p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
     groups = {"single": _group(p, 100 * p**-0.5 + 50)}
     fits = {g: fit_scaling_law(f.loc[f.on_frontier, "params"] / 1e9, f.loc[f.on_frontier, "loss"]) for g, f in groups.items()}

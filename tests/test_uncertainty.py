@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import norm
 
 from mmlaw_utils.analysis.bootstrap import bootstrap_group_fits, cluster_bootstrap_counts
-from mmlaw_utils.analysis.fit import fit_scaling_law
+from mmlaw_utils.analysis.fit import fit_scaling_law, predict
 from mmlaw_utils.analysis.frontier import collaboration_groups
 from mmlaw_utils.analysis.profile import ProfileInterval
 from mmlaw_utils.analysis.uncertainty import (
@@ -20,7 +20,7 @@ from mmlaw_utils.analysis.uncertainty import (
     sensitivity_table,
     text_clusters,
     uncertainty_table,
-    widest_intervals,
+    envelope_intervals,
 )
 from test_bootstrap import synthetic_pool
 
@@ -122,9 +122,41 @@ def test_uncertainty_table_and_widest():
     jack_row = table[(table["parameter"] == "alpha") & (table["method"] == "model_jackknife")].iloc[0]
     half = norm.ppf(0.975) * math.sqrt(2 / 3 * 0.18)
     assert jack_row["hi"] == pytest.approx(fit.alpha + half)
-    widest = widest_intervals(table).set_index("parameter")
-    assert widest.loc["alpha", "method"] == "profile_likelihood"  # [0, 10] is wider than the others
-    assert widest.loc["L_inf", "method"] == "profile_likelihood"
+    envelope = envelope_intervals(table).set_index("parameter")
+    assert envelope.loc["alpha", "method"] == "profile_likelihood"  # [0, 10] holds every other interval
+    assert (envelope.loc["alpha", "lo"], envelope.loc["alpha", "hi"]) == (0.0, 10.0)
+
+
+def test_envelope_takes_each_end_from_the_method_that_sets_it():
+    # issue 20: the jackknife reaches lowest, the profile highest; the envelope is neither one alone
+    table = pd.DataFrame({"group": "single", "parameter": "alpha", "estimate": 0.126,
+                          "method": ["text_bootstrap", "cluster_bootstrap", "model_jackknife", "profile_likelihood"],
+                          "lo": [0.10, 0.095, 0.089, 0.110], "hi": [0.15, 0.16, 0.163, 0.174], "level": 0.95})
+    row = envelope_intervals(table).iloc[0]
+    assert (row["lo"], row["hi"]) == (0.089, 0.174)
+    assert (row["lo_method"], row["hi_method"]) == ("model_jackknife", "profile_likelihood")
+    assert row["method"] == "lo: model_jackknife; hi: profile_likelihood"
+    nan_end = table.assign(lo=[np.nan, 0.095, 0.089, 0.110], hi=[0.5, 0.16, 0.163, np.nan])
+    row = envelope_intervals(nan_end).iloc[0]
+    assert (row["lo"], row["hi"], row["hi_method"]) == (0.089, 0.5, "text_bootstrap")
+
+
+def test_profile_band_holds_the_fit_and_the_accepted_curves():
+    from mmlaw_utils.analysis.profile import profile_intervals
+    from mmlaw_utils.analysis.uncertainty import curve_band, profile_draws
+
+    params_b = np.array([0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0])
+    losses = 3.0 * params_b**-0.4 + 2.0 + np.array([0.05, -0.08, 0.1, -0.03, 0.02, -0.09, 0.04])
+    fit = _fit_on(params_b, losses)
+    draws = profile_draws({"g": fit}, {"g": (params_b, losses)})
+    interval = profile_intervals(fit, params_b, losses)["alpha"]
+    # the accepted exponents span the alpha profile interval (to the grid's resolution)
+    assert draws["alpha"].min() >= interval.lo - 1e-9 and draws["alpha"].max() <= interval.hi + 1e-9
+    assert draws["alpha"].min() < fit.alpha < draws["alpha"].max()
+    x = np.geomspace(0.05, 20, 9)
+    lo, hi, used = curve_band(fit, {"profile_likelihood": draws}, "g", x)
+    assert used == ["profile_likelihood"]
+    assert np.all(lo <= predict(fit, x) + 1e-9) and np.all(hi >= predict(fit, x) - 1e-9)
 
 
 def test_reaches_bound():
@@ -148,7 +180,7 @@ def test_sensitivity_flags_a_model_that_moves_the_fit_beyond_its_profile_interva
     assert table.loc["m1", "alpha_change"] == pytest.approx(0.9 - fit.alpha)
 
 
-def test_curve_band_is_the_widest_of_the_methods():
+def test_curve_band_is_the_envelope_of_the_methods():
     from mmlaw_utils.analysis.uncertainty import curve_band
 
     params_b = np.array([0.1, 0.2, 0.5, 1.0, 2.0, 5.0])

@@ -1,17 +1,28 @@
-"""One verdict per claim of the paper (§4.1-§4.4): agrees, disagrees, not identified or inconclusive.
+"""One verdict per claim of the paper (§4.1-§4.4): agrees, disagrees, explained by padding, rejected at the
+paper's relative size, not identified or inconclusive.
 
-Rules, applied in this order:
+Rules (``explained by padding`` is checked first, then the others in this order):
 
 - ``not identified``: a fit the claim rests on failed, has a parameter at its bound (alpha at a
   bound, L_inf at its bound, A at zero), or the profile-likelihood interval of the compared
   parameter reaches a bound (or is unbounded). A floor held at 0 is therefore never "agrees".
-- ordering claims (theta of one group above/below another): ``inconclusive`` when the widest of
+- ordering claims (theta of one group above/below another): ``inconclusive`` when the envelopes of
   the four intervals of the two groups overlap; otherwise ``agrees`` or ``disagrees`` with the
   claimed order.
 - "a power law on each frontier": ``agrees`` when eq. 7 is the form the model comparison
   supports, ``disagrees`` when another form beats it by more than 2 AICc, else ``inconclusive``.
-- equal-budget claims: ``agrees`` when the ensemble's gain interval lies above 0 at every budget,
-  ``disagrees`` when it lies below 0 at some budget, else ``inconclusive``.
+- ``explained by padding`` (exponent claims, before all else): each group's padding-null exponent
+  (analysis/padding.py: singles plus the cheapest partner their group allows, at zero gain) lies
+  inside that group's interval envelope, and the nulls are ordered as the claim says; the claimed
+  difference is then what padding alone produces.
+- ``rejected at the paper's relative size`` (claims 1-8, in place of ``not identified``): the
+  likelihood-ratio test of analysis/floor.py rejects a floor of the paper's relative size on a
+  frontier the claim rests on (variant ``all``). ``not identified`` stays for flat likelihoods.
+- equal-budget claims, from the curves of analysis/budget.py (simultaneous bands): ``agrees`` when on
+  both the vertical (ln P range) and horizontal (loss-target range) comparisons the ensemble is better
+  on a larger share than it is worse (extra-model-cost steps not counted as worse) and better on at
+  least half of one range; ``disagrees`` when it is worse on a larger share than better on both;
+  else ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -23,9 +34,10 @@ from typing import Any
 import pandas as pd
 
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGLE
-from mmlaw_utils.analysis.uncertainty import is_fitted, parameter_bounds, reaches_bound, widest_intervals
+from mmlaw_utils.analysis.uncertainty import envelope_intervals, is_fitted, parameter_bounds, reaches_bound
 
-VERDICTS = ("agrees", "disagrees", "not identified", "inconclusive")
+VERDICTS = ("agrees", "disagrees", "explained by padding", "rejected at the paper's relative size", "not identified",
+            "inconclusive")
 CLAIM_COLUMNS = ["claim", "groups", "verdict", "evidence"]
 SYMBOLS = {"alpha": "α", "L_inf": "L∞", "A": "A"}
 
@@ -83,34 +95,76 @@ def _interval_text(row: pd.Series) -> str:
     return f"{row['estimate']:.4g} [{row['lo']:.4g}, {row['hi']:.4g}] ({row['method']})"
 
 
-def ordering_verdict(claim: OrderingClaim, fits: Mapping[str, Any], uncertainty: pd.DataFrame) -> dict[str, str]:
-    """Verdict of one ordering claim from the fits and the uncertainty table (see module doc)."""
+def floor_rejections(floor_tests: pd.DataFrame | None, groups: tuple[str, ...]) -> list[str]:
+    """Evidence lines for each of ``groups`` whose relative floor the LR test rejects (variant ``all``)."""
+    if floor_tests is None or not len(floor_tests):
+        return []
+    rows = floor_tests[(floor_tests["variant"] == "all") & floor_tests["group"].isin(groups) & floor_tests["lr_rejects"]]
+    return [f"{row.group}: L∞ = {row.rho:.3f} × the loss at the largest P ({row.L_inf_null:.5g} nats) rejected, "
+            f"LR {row.lr:.3g} (p = {row.lr_p:.2g}); curvature in ln P: {row.curvature_outcome}"
+            for row in rows.itertuples(index=False)]
+
+
+def padding_explanation(claim: OrderingClaim, fits: Mapping[str, Any], envelope: pd.DataFrame,
+                        padding: pd.DataFrame | None) -> str | None:
+    """Evidence that the padding null reproduces an exponent claim (module doc), or None."""
+    if claim.parameter != "alpha" or padding is None or not len(padding):
+        return None
+    by_group = padding.set_index("group")
+    nulls = {}
+    for group in (claim.first, claim.second):
+        if group == SINGLE:  # a single model needs no partner: its own fit is its null
+            nulls[group] = float(getattr(fits.get(group), "alpha", float("nan")))
+        elif group in by_group.index:
+            nulls[group] = float(by_group.loc[group, "alpha_null"])
+        else:
+            return None
+        key = (group, "alpha")
+        if key not in envelope.index or not envelope.loc[key, "lo"] <= nulls[group] <= envelope.loc[key, "hi"]:
+            return None
+    if (nulls[claim.first] > nulls[claim.second]) != claim.larger or nulls[claim.first] == nulls[claim.second]:
+        return None
+    shown = "; ".join(f"{g}: null α {nulls[g]:.4g} inside the envelope {_interval_text(envelope.loc[(g, 'alpha')])}"
+                      for g in (claim.first, claim.second))
+    return f"the padding null reproduces the ordering: {shown}"
+
+
+def ordering_verdict(claim: OrderingClaim, fits: Mapping[str, Any], uncertainty: pd.DataFrame,
+                     padding: pd.DataFrame | None = None, floor_tests: pd.DataFrame | None = None) -> dict[str, str]:
+    """Verdict of one ordering claim from the fits, the uncertainty table, padding and floor tests (see module doc)."""
     groups = f"{claim.first}, {claim.second}"
     problems = [p for g in (claim.first, claim.second)
                 for p in identification_problems(fits.get(g), g, claim.parameter, uncertainty)]
-    widest = widest_intervals(uncertainty).set_index(["group", "parameter"])
+    envelope = envelope_intervals(uncertainty).set_index(["group", "parameter"])
     keys = [(g, claim.parameter) for g in (claim.first, claim.second)]
-    shown = "; ".join(f"{g} {SYMBOLS[claim.parameter]} = {_interval_text(widest.loc[k])}"
-                      for g, k in zip((claim.first, claim.second), keys) if k in widest.index)
+    shown = "; ".join(f"{g} {SYMBOLS[claim.parameter]} = {_interval_text(envelope.loc[k])}"
+                      for g, k in zip((claim.first, claim.second), keys) if k in envelope.index)
+    padded = padding_explanation(claim, fits, envelope, padding)
+    if padded:
+        return {"claim": claim.claim, "groups": groups, "verdict": "explained by padding", "evidence": padded}
     if problems:
+        rejected = floor_rejections(floor_tests, (claim.first, claim.second))
+        if rejected:
+            return {"claim": claim.claim, "groups": groups, "verdict": "rejected at the paper's relative size",
+                    "evidence": "; ".join(rejected) + (f". Envelopes: {shown}" if shown else "")}
         return {"claim": claim.claim, "groups": groups, "verdict": "not identified",
-                "evidence": "; ".join(problems) + (f". Widest intervals: {shown}" if shown else "")}
-    if not all(k in widest.index for k in keys):
+                "evidence": "; ".join(problems) + (f". Envelopes: {shown}" if shown else "")}
+    if not all(k in envelope.index for k in keys):
         return {"claim": claim.claim, "groups": groups, "verdict": "not identified",
                 "evidence": "no interval for one of the groups"}
-    first, second = (widest.loc[k] for k in keys)
+    first, second = (envelope.loc[k] for k in keys)
     if first["lo"] <= second["hi"] and second["lo"] <= first["hi"]:
         verdict = "inconclusive"
-        reason = "the widest intervals overlap"
+        reason = "the interval envelopes overlap"
     else:
         first_above = first["lo"] > second["hi"]
         verdict = "agrees" if first_above == claim.larger else "disagrees"
-        reason = "the widest intervals are disjoint"
+        reason = "the interval envelopes are disjoint"
     return {"claim": claim.claim, "groups": groups, "verdict": verdict, "evidence": f"{reason}: {shown}"}
 
 
 def power_law_verdict(group: str, fit: Any, uncertainty: pd.DataFrame, comparison: pd.DataFrame | None,
-                      sensitivity: pd.DataFrame | None = None) -> dict[str, str]:
+                      sensitivity: pd.DataFrame | None = None, floor_tests: pd.DataFrame | None = None) -> dict[str, str]:
     """Verdict of "eq. 7 describes the <group> frontier" from identification and the model comparison.
 
     ``sensitivity`` (leave-one-model-out table) adds the number of influential models to the evidence.
@@ -119,6 +173,10 @@ def power_law_verdict(group: str, fit: Any, uncertainty: pd.DataFrame, compariso
     problems = [p for parameter in ("alpha", "L_inf", "A") for p in identification_problems(fit, group, parameter, uncertainty)]
     problems = list(dict.fromkeys(problems))
     if problems:
+        rejected = floor_rejections(floor_tests, (group,))
+        if rejected:
+            return {"claim": claim, "groups": group, "verdict": "rejected at the paper's relative size",
+                    "evidence": "; ".join(rejected + problems)}
         return {"claim": claim, "groups": group, "verdict": "not identified", "evidence": "; ".join(problems)}
     rows = comparison[comparison["group"] == group] if comparison is not None else pd.DataFrame()
     if rows.empty:
@@ -139,42 +197,54 @@ def power_law_verdict(group: str, fit: Any, uncertainty: pd.DataFrame, compariso
     return {"claim": claim, "groups": group, "verdict": verdict, "evidence": text}
 
 
-def budget_verdict(comparison: str, budget: pd.DataFrame) -> dict[str, str]:
-    """Verdict of an equal-budget claim from the gain intervals of ``budget`` (analysis/budget.py)."""
-    claim, groups = BUDGET_CLAIMS[comparison]
-    rows = budget[budget["comparison"] == comparison]
-    if rows.empty:
-        return {"claim": claim, "groups": groups, "verdict": "not identified", "evidence": "no budget where both exist"}
-    better = int((rows["gain_lo"] > 0).sum())
-    worse = int((rows["gain_hi"] < 0).sum())
-    total = len(rows)
-    if worse:
-        verdict = "disagrees"
-    elif better == total:
+def budget_verdict(name: str, summary: pd.DataFrame) -> dict[str, str]:
+    """Verdict of an equal-budget claim from the vertical and horizontal summaries (see module doc)."""
+    claim, groups = BUDGET_CLAIMS[name]
+    rows = summary[summary["comparison"] == name].set_index("axis")
+    if not {"vertical", "horizontal"} <= set(rows.index) or rows[["share_better", "share_worse"]].isna().any().any():
+        return {"claim": claim, "groups": groups, "verdict": "inconclusive",
+                "evidence": "no simultaneous band on one of the two comparisons"}
+    better = rows["share_better"] > rows["share_worse"]
+    if better.all() and (rows["share_better"] >= 0.5).any():
         verdict = "agrees"
+    elif (rows["share_worse"] > rows["share_better"]).all():
+        verdict = "disagrees"
     else:
         verdict = "inconclusive"
-    level = float(rows["level"].iloc[0])
-    evidence = (f"at {total} budgets: ensemble better (gain interval above 0) at {better}, worse (below 0) at "
-                f"{worse}, not distinguishable at {total - better - worse}; {level:.0%} intervals over "
-                f"{int(rows['n_resamples'].iloc[0])} resamples; largest gain {max(rows['gain'].max(), 0.0) + 0.0:.4g} nats, "
-                f"largest shortfall {max(-rows['gain'].min(), 0.0) + 0.0:.4g} nats")
+    vertical, horizontal = rows.loc["vertical"], rows.loc["horizontal"]
+    level = float(vertical["level"])
+    evidence = (f"over the ln P range ({vertical['range_lo']:.4g}–{vertical['range_hi']:.4g} parameters) the ensemble is "
+                f"better on {vertical['share_better']:.0%}, worse on {vertical['share_worse']:.0%}, tied on "
+                f"{vertical['share_tied']:.0%}, and behind only by the cost of the cheapest extra model on "
+                f"{vertical['share_extra_model_cost']:.0%}; at loss targets {horizontal['range_lo']:.5g}–"
+                f"{horizontal['range_hi']:.5g} nats it needs fewer parameters on {horizontal['share_better']:.0%}, more on "
+                f"{horizontal['share_worse']:.0%} (plus {horizontal['share_extra_model_cost']:.0%} by only the cheapest "
+                f"extra model), the same within the band on {horizontal['share_tied']:.0%} (median ratio "
+                f"{horizontal['median']:.3g}); {level:.0%} sup-t simultaneous bands over {int(vertical['n_resamples'])} "
+                "resamples of source documents")
     return {"claim": claim, "groups": groups, "verdict": verdict, "evidence": evidence}
 
 
 def claims_table(fits: Mapping[str, Any], uncertainty: pd.DataFrame, comparison: pd.DataFrame | None = None,
-                 budget: pd.DataFrame | None = None, sensitivity: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every claim with exactly one verdict: (claim, groups, verdict, evidence)."""
-    rows = [power_law_verdict(g, fits.get(g), uncertainty, comparison, sensitivity)
+                 budget_summary: pd.DataFrame | None = None, sensitivity: pd.DataFrame | None = None, *,
+                 padding: pd.DataFrame | None = None, floor_tests: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every claim with exactly one verdict: (claim, groups, verdict, evidence).
+
+    ``budget_summary`` from ``budget.equal_budget_analysis``, ``padding`` from ``padding.padding_table``,
+    ``floor_tests`` from ``floor.floor_tests_table``.
+    """
+    rows = [power_law_verdict(g, fits.get(g), uncertainty, comparison, sensitivity, floor_tests)
             for g in GROUPS if g in fits]
-    rows += [ordering_verdict(c, fits, uncertainty) for c in ORDERING_CLAIMS if c.first in fits and c.second in fits]
-    if budget is not None:
-        rows += [budget_verdict(name, budget) for name in BUDGET_CLAIMS if name in set(budget["comparison"])]
+    rows += [ordering_verdict(c, fits, uncertainty, padding, floor_tests)
+             for c in ORDERING_CLAIMS if c.first in fits and c.second in fits]
+    if budget_summary is not None:
+        rows += [budget_verdict(name, budget_summary) for name in BUDGET_CLAIMS
+                 if name in set(budget_summary["comparison"])]
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
 def verdict_counts(claims: pd.DataFrame) -> dict[str, int]:
-    """How many claims got each verdict (all four keys present)."""
+    """How many claims got each verdict (every verdict a key)."""
     counts = claims["verdict"].value_counts()
     return {v: int(counts.get(v, 0)) for v in VERDICTS}
 

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 from scipy.stats import chi2
 
@@ -172,3 +173,17 @@ def profile_intervals(fit: ScalingFit, params: np.ndarray, losses: np.ndarray,
                       level: float = 0.95) -> dict[str, ProfileInterval]:
     """Profile intervals of A, alpha and L_inf of ``fit`` (see :func:`profile_interval`)."""
     return {name: profile_interval(fit, params, losses, name, level) for name in PROFILE_PARAMETERS}
+
+
+def profile_path(fit: ScalingFit, params: np.ndarray, losses: np.ndarray, level: float = 0.95,
+                 n_alpha: int = _ALPHA_GRID) -> pd.DataFrame:
+    """Laws (A, alpha, L_inf) along the alpha profile that the level accepts: A for P in the fit's unit, L_inf nats."""
+    p = np.asarray(params, dtype=np.float64).ravel()
+    y = np.asarray(losses, dtype=np.float64).ravel()
+    alphas = np.union1d(np.geomspace(*fit.alpha_bounds, n_alpha), [fit.alpha])
+    p0 = math.exp(np.log(p).mean())
+    a_u, c, sse = _inner_solve((p / p0)[None, :] ** (-alphas[:, None]), y, *fit.L_inf_bounds)
+    sse_min = min(float(sse.min()), float(fit.rmse) ** 2 * p.size)
+    with np.errstate(divide="ignore"):
+        accepted = p.size * np.log(np.maximum(sse, 1e-300) / max(sse_min, 1e-300)) <= likelihood_threshold(level)
+    return pd.DataFrame({"A": a_u[accepted] * p0 ** alphas[accepted], "alpha": alphas[accepted], "L_inf": c[accepted]})

@@ -167,12 +167,26 @@ def uncertainty_table(
     return pd.DataFrame.from_records(records, columns=UNCERTAINTY_COLUMNS)
 
 
-def widest_intervals(uncertainty: pd.DataFrame) -> pd.DataFrame:
-    """Per (group, parameter) the row of the widest finite-ended or unbounded interval (NaN rows never win)."""
-    frame = uncertainty.dropna(subset=["lo", "hi"]).copy()
-    frame["width"] = frame["hi"] - frame["lo"]
-    order = frame.sort_values(["group", "parameter", "width"], ascending=[True, True, False], kind="mergesort")
-    return order.groupby(["group", "parameter"], sort=False).head(1).drop(columns="width").reset_index(drop=True)
+def envelope_intervals(uncertainty: pd.DataFrame) -> pd.DataFrame:
+    """Per (group, parameter) the envelope of every method's interval: lowest lo, highest hi, and the methods setting each.
+
+    Columns: group, parameter, estimate, lo, hi, lo_method, hi_method, method ("<lo method>" when one
+    method sets both ends, else "lo: <method>; hi: <method>"), level. NaN ends never set an end.
+    """
+    records = []
+    for (group, parameter), rows in uncertainty.groupby(["group", "parameter"], sort=False):
+        lows, highs = rows.dropna(subset=["lo"]), rows.dropna(subset=["hi"])
+        if lows.empty or highs.empty:
+            continue
+        low, high = lows.loc[lows["lo"].idxmin()], highs.loc[highs["hi"].idxmax()]
+        lo_method, hi_method = str(low["method"]), str(high["method"])
+        records.append({"group": group, "parameter": parameter, "estimate": float(rows["estimate"].iloc[0]),
+                        "lo": float(low["lo"]), "hi": float(high["hi"]), "lo_method": lo_method,
+                        "hi_method": hi_method,
+                        "method": lo_method if lo_method == hi_method else f"lo: {lo_method}; hi: {hi_method}",
+                        "level": float(rows["level"].iloc[0])})
+    return pd.DataFrame.from_records(records, columns=["group", "parameter", "estimate", "lo", "hi", "lo_method",
+                                                       "hi_method", "method", "level"])
 
 
 def reaches_bound(lo: float, hi: float, bounds: tuple[float, float], rtol: float = 1e-6) -> bool:
@@ -230,10 +244,11 @@ def sensitivity_table(
 
 def curve_band(fit: Any, draws: Mapping[str, pd.DataFrame], group: str, params: np.ndarray,
                level: float = 0.95) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Pointwise band (nats) of the fitted law of ``group`` at ``params`` (the fit's unit): the widest of the methods.
+    """Pointwise band (nats) of the fitted law of ``group`` at ``params`` (the fit's unit): the envelope of the methods.
 
     ``draws`` maps a method to its refits (columns group, A, alpha, L_inf): bootstrap methods give
-    percentile bands, ``model_jackknife`` the fitted curve -/+ z * the jackknife SE of the curve.
+    percentile bands, ``model_jackknife`` the fitted curve -/+ z * the jackknife SE of the curve,
+    ``profile_likelihood`` the hull of the curves accepted along the profile path (:func:`profile_draws`).
     Returns (lo, hi, methods used); NaN bands when no method has two finite refits.
     """
     p = np.asarray(params, dtype=np.float64)
@@ -245,7 +260,9 @@ def curve_band(fit: Any, draws: Mapping[str, pd.DataFrame], group: str, params: 
             continue
         with np.errstate(over="ignore"):
             curves = predict(tuple(sub[name].to_numpy()[:, None] for name in FIT_COLUMNS), p[None, :])
-        if method == "model_jackknife":
+        if method == "profile_likelihood":  # the accepted curves of the profile path: their hull
+            lo, hi = curves.min(axis=0), curves.max(axis=0)
+        elif method == "model_jackknife":
             k = curves.shape[0]
             se = np.sqrt((k - 1) / k * ((curves - curves.mean(axis=0)) ** 2).sum(axis=0))
             z = float(norm.ppf((1 + level) / 2))
@@ -259,3 +276,21 @@ def curve_band(fit: Any, draws: Mapping[str, pd.DataFrame], group: str, params: 
         nan = np.full(p.shape, np.nan)
         return nan, nan, []
     return np.min(lows, axis=0), np.max(highs, axis=0), used
+
+
+def profile_draws(fits: Mapping[str, Any], fronts: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                  level: float = 0.95) -> pd.DataFrame:
+    """Curves (group, A, alpha, L_inf) accepted along each fit's alpha profile, for the profile-likelihood band.
+
+    ``fronts`` maps group -> (params in the fit's unit, losses in nats) of the Pareto points fitted.
+    """
+    from mmlaw_utils.analysis.profile import profile_path
+
+    parts = []
+    for group, fit in fits.items():
+        if is_fitted(fit) and group in fronts:
+            path = profile_path(fit, *fronts[group], level=level)
+            parts.append(path.assign(group=group))
+    if not parts:
+        return pd.DataFrame(columns=["group", *FIT_COLUMNS])
+    return pd.concat(parts, ignore_index=True)[["group", *FIT_COLUMNS]]

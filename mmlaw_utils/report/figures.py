@@ -6,8 +6,8 @@ render the same under papermill, in tests and on headless machines, whatever the
 total parameters P on a log scale, in a unit read off the data (thousands, millions or billions);
 laws are evaluated in the unit they were fitted in (``params_unit``). y axis: oracle loss in nats
 per text (eq. 4). Every raw point is drawn; Pareto points carry the model names and a marker per
-family; a floor held at its bound is drawn dashed and said so; bands are the widest of the methods
-given (text and cluster bootstrap, model jackknife). Notebook 08 draws the per-text scatter of a real pair.
+family; a floor held at its bound is drawn dashed and said so; bands are the envelope of the methods
+given (text and cluster bootstrap, model jackknife, profile likelihood). Notebook 08 draws the per-text scatter of a real pair.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from mmlaw_utils.report.units import UNIT_NAMES, display_unit, short_name  # noq
 GROUP_COLORS = {SINGLE: "#4C72B0", SAME_FAMILY: "#DD8452", CROSS_FAMILY: "#55A868"}
 FAMILY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 METHOD_LABELS = {"text_bootstrap": "text bootstrap", "cluster_bootstrap": "cluster bootstrap",
-                 "model_jackknife": "model jackknife"}
+                 "model_jackknife": "model jackknife", "profile_likelihood": "profile likelihood"}
 
 
 def law_band(boot_group: pd.DataFrame, params_scaled: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +207,7 @@ def comparison_figure(
 ) -> Figure:
     """One panel comparing ``keys`` groups: every raw point, labelled Pareto points, fitted laws and bands; log-x.
 
-    ``draws`` (method -> refits) gives each law the widest band of those methods (else the text
+    ``draws`` (method -> refits) gives each law the envelope of the bands of those methods (else the text
     bootstrap band of ``boot``); x in a unit read off the data.
     """
     import seaborn as sns
@@ -231,7 +231,7 @@ def comparison_figure(
         if draws and _fit_is_usable(fit):
             band_grid = np.geomspace(*x_range, 200)
             lo, hi, used = curve_band(fit, draws, key, band_grid * scale / params_unit, level)
-            band, band_label = (lo, hi), "widest of " + ", ".join(METHOD_LABELS.get(m, m) for m in used)
+            band, band_label = (lo, hi), "envelope of " + ", ".join(METHOD_LABELS.get(m, m) for m in used)
         plot_group(ax, groups[key], fit, boot_group, group=key, params_unit=params_unit,
                    x_range=x_range, level=level, display_scale=scale, band=band, band_grid=band_grid,
                    band_label=band_label, model_names=model_names, model_families=model_families,
@@ -280,10 +280,12 @@ BUDGET_TITLES = {"pairs_vs_single": ("best pair", "best single model"),
                  "cross_vs_same": ("best cross-family pair", "best same-family pair")}
 
 
-def budget_figure(budget: pd.DataFrame) -> Figure:
-    """Equal-budget gain (top) and the parameters the reference needs to match the ensemble (bottom).
+def budget_figure(budget: pd.DataFrame, horizontal: pd.DataFrame | None = None) -> Figure:
+    """Equal-budget gain over ln P (top) and, below, the horizontal parameter ratio (or the parameters to match).
 
-    ``budget`` from ``analysis.budget.equal_budget_table``; x: the budget P in a unit read off the data.
+    ``budget`` and ``horizontal`` from ``analysis.budget.equal_budget_analysis``; the simultaneous
+    (sup-t) band is drawn over the pointwise one; steps behind only by the cheapest extra model are
+    marked. x: the budget P in a unit read off the data (top), the loss target in nats (bottom).
     """
     import seaborn as sns
 
@@ -297,10 +299,18 @@ def budget_figure(budget: pd.DataFrame) -> Figure:
         rows = budget[budget["comparison"] == name]
         x = rows["budget_params"].to_numpy(dtype=float) / scale
         level = float(rows["level"].iloc[0])
+        resamples = int(rows["n_resamples"].iloc[0])
         ax = axes[0][column]
         ax.fill_between(x, rows["gain_lo"], rows["gain_hi"], step="post", color="#55A868", alpha=0.25, linewidth=0,
-                        label=f"{level:.0%} interval ({int(rows['n_resamples'].iloc[0])} resamples)")
+                        label=f"{level:.0%} pointwise interval ({resamples} resamples)")
+        if "gain_band_lo" in rows:
+            ax.fill_between(x, rows["gain_band_lo"], rows["gain_band_hi"], step="post", color="#55A868", alpha=0.15,
+                            linewidth=0, hatch="///", label=f"{level:.0%} simultaneous (sup-t) band")
         ax.step(x, rows["gain"], where="post", color="#55A868", label=f"{reference} − {ensemble}")
+        if "extra_model_cost" in rows and rows["extra_model_cost"].astype(bool).any():
+            extra = rows["extra_model_cost"].astype(bool).to_numpy()
+            ax.scatter(x[extra], rows["gain"].to_numpy()[extra], marker="v", s=14, color="#C44E52", zorder=3,
+                       label="behind only by the cheapest extra model")
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_ylabel("gain (nats per text)")
@@ -308,6 +318,21 @@ def budget_figure(budget: pd.DataFrame) -> Figure:
         ax.set_title(f"{ensemble} vs {reference}, both with ≤ P parameters", fontsize=9)
         ax.legend(fontsize=7)
         ax = axes[1][column]
+        curve = None if horizontal is None else horizontal[horizontal["comparison"] == name]
+        if curve is not None and len(curve):
+            target = curve["target_loss"].to_numpy(dtype=float)
+            ratio = np.exp(curve["log_ratio"].to_numpy(dtype=float))
+            ax.fill_between(target, np.exp(curve["log_ratio_band_lo"].to_numpy(dtype=float)),
+                            np.exp(curve["log_ratio_band_hi"].to_numpy(dtype=float)), step="post", color="#4C72B0",
+                            alpha=0.2, linewidth=0, label=f"{level:.0%} simultaneous (sup-t) band")
+            ax.step(target, ratio, where="post", color="#4C72B0",
+                    label=f"P the {reference.split('best ')[-1]} needs / P the {ensemble.split('best ')[-1]} needs")
+            ax.axhline(1.0, color="black", linewidth=0.8)
+            ax.set_yscale("log")
+            ax.set_xlabel("loss target (nats per text)", fontsize=8)
+            ax.set_ylabel("parameter ratio (above 1: ensemble cheaper)", fontsize=8)
+            ax.legend(fontsize=7)
+            continue
         used = rows["ensemble_params"].to_numpy(dtype=float) / scale
         need = rows["reference_params_to_match"].to_numpy(dtype=float) / scale
         finite = np.isfinite(need) & np.isfinite(rows["match_lo"].to_numpy(dtype=float))

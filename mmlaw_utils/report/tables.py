@@ -21,22 +21,11 @@ import numpy as np
 import pandas as pd
 
 from mmlaw_utils.analysis.fit import ScalingFit, fit_points
-from mmlaw_utils.analysis.groups import GROUP_LABELS, GROUPS
+from mmlaw_utils.analysis.groups import GROUP_LABELS, GROUPS, PAPER_TABLE1
 from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.config import FIGURE_STEMS, OUTPUT_FILES
 from mmlaw_utils.io import atomic_write_table, atomic_write_text, write_marked_region
 
-# The paper's Table 1 (§4.2; eqs. 8-10), P in billions, losses in nats per text.
-PAPER_TABLE1 = pd.DataFrame(
-    {
-        "group": list(GROUPS),
-        "raw_points": [71, 506, 1979],
-        "pareto_points": [12, 22, 32],
-        "L_inf": [1765.0285, 1780.0938, 1625.5834],
-        "A": [886.1545, 979.6996, 948.0984],
-        "alpha": [0.3578, 0.8500, 0.5516],
-    }
-)
 LAW_PARAMS = ("L_inf", "A", "alpha")
 TABLE1_COLUMNS = [
     "group", "setting", "raw_points", "pareto_points",
@@ -275,15 +264,15 @@ def table1_frame(
 
     ``groups`` from ``frontier.collaboration_groups``; ``fits`` group -> ScalingFit (or dict);
     ``boot`` from ``bootstrap.bootstrap_group_fits`` (None: CI columns are NaN). With ``uncertainty``
-    (analysis/uncertainty.py), each interval is the widest of its methods and ``<name>_method`` says which;
+    (analysis/uncertainty.py), each interval is the envelope of its methods (lowest lo, highest hi) and ``<name>_method`` names the methods setting its ends;
     otherwise it is the text bootstrap's.
     """
     from mmlaw_utils.analysis.bootstrap import bootstrap_ci
-    from mmlaw_utils.analysis.uncertainty import widest_intervals
+    from mmlaw_utils.analysis.uncertainty import envelope_intervals
 
     intervals = bootstrap_ci(boot, level).set_index("group") if boot is not None and len(boot) else None
-    widest = (widest_intervals(uncertainty).set_index(["group", "parameter"])
-              if uncertainty is not None and len(uncertainty) else None)
+    envelope = (envelope_intervals(uncertainty).set_index(["group", "parameter"])
+                if uncertainty is not None and len(uncertainty) else None)
     paper = PAPER_TABLE1.set_index("group")
     rows = []
     for group in [g for g in GROUPS if g in groups] + [g for g in groups if g not in GROUPS]:
@@ -297,8 +286,8 @@ def table1_frame(
         for name in LAW_PARAMS:
             row[name] = float(fit_value(fit, name)) if fit is not None else np.nan
             has_ci = intervals is not None and group in intervals.index
-            if widest is not None and (group, name) in widest.index:
-                chosen = widest.loc[(group, name)]
+            if envelope is not None and (group, name) in envelope.index:
+                chosen = envelope.loc[(group, name)]
                 row[f"{name}_lo"], row[f"{name}_hi"] = float(chosen["lo"]), float(chosen["hi"])
                 row[f"{name}_method"] = str(chosen["method"])
             else:
@@ -383,17 +372,97 @@ def model_comparison_markdown(comparison: pd.DataFrame) -> str:
 
 def verdicts_markdown(claims: pd.DataFrame) -> str:
     """The README paragraph on the paper's claims: one verdict per claim, from a run's claims.csv."""
+    from mmlaw_utils.analysis.claims import VERDICTS
+
     counts = claims["verdict"].value_counts()
-    summary = ", ".join(f"{int(counts[v])} {v}" for v in ("agrees", "disagrees", "inconclusive", "not identified")
-                        if v in counts)
+    summary = ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
     lines = [
-        f"How this run compares with the paper's claims ({summary}; `claims.csv`). A claim is *not identified* "
-        "when a fit it rests on holds a parameter at its bound or a profile-likelihood interval reaches one, "
-        "*inconclusive* when the widest intervals overlap (rules: `mmlaw_utils/analysis/claims.py`):",
+        f"How this run compares with the paper's claims ({summary}; `claims.csv`). An exponent claim is *explained "
+        "by padding* when the padding null (singles plus the cheapest partner their group allows, at zero gain) "
+        "reproduces it inside the interval envelopes; a claim resting on a floor is *rejected at the paper's "
+        "relative size* when a likelihood-ratio test rejects L∞ = ρ × the loss at the largest P, ρ from the paper's "
+        "fits; *not identified* when a fit holds a parameter at its bound and no test decides; *inconclusive* when "
+        "the envelopes overlap; equal-budget claims rest on both curves with simultaneous bands (rules: "
+        "`mmlaw_utils/analysis/claims.py`):",
         "",
     ]
     for number, row in enumerate(claims.itertuples(index=False), start=1):
         lines.append(f"{number}. *{row.claim}*: **{row.verdict}**. {row.evidence}.")
+    return "\n".join(lines) + "\n"
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else "—"
+
+
+SHORT_LABELS = {"single": "single models", "same_family": "same-family pairs", "cross_family": "cross-family pairs"}
+
+
+def _variant_label(variant: str) -> str:
+    """Plain words for a floor-test variant of analysis/floor.py."""
+    if variant.startswith("min_params>="):
+        return f"without models below {variant.split('>=')[1]} parameters"
+    return {"nonembed": "with non-embedding parameters", "bits_per_byte": "bits per byte"}.get(variant, variant)
+
+
+def _alpha(value: float) -> str:
+    return f"{value:.4g}" if np.isfinite(value) else "not fitted (too few points)"
+
+
+def support_markdown(padding: pd.DataFrame | None, floor_tests: pd.DataFrame | None,
+                     budget_summary: pd.DataFrame | None, claims: pd.DataFrame | None = None) -> str:
+    """What the data support, in plain words, from padding.csv, floor_tests.csv, equal_budget_summary.csv and claims.csv."""
+    lines = ["**What the data support** (generated from `padding.csv`, `floor_tests.csv` and "
+             "`equal_budget_summary.csv`):", ""]
+    if floor_tests is not None and len(floor_tests):
+        main = floor_tests[floor_tests["variant"] == "all"]
+        rejected = main[main["lr_rejects"].astype(bool)]
+        per_group = "; ".join(f"{SHORT_LABELS.get(r.group, r.group)}: ρ = {r.rho:.3f}, LR {r.lr:.3g}, "
+                              f"{r.curvature_outcome}" for r in main.itertuples(index=False))
+        verb = "is rejected" if len(rejected) == len(main) else "is not rejected" if rejected.empty else "is rejected"
+        scope = ("on every frontier" if len(rejected) == len(main) else "on no frontier" if rejected.empty
+                 else f"on {len(rejected)} of {len(main)} frontiers")
+        text = (f"- **Floors.** A loss floor of the paper's relative size (L∞ = ρ × the loss at the largest P) {verb} "
+                f"{scope} at the {float(main['level'].iloc[0]):.0%} level ({per_group}; curvature of the frontier "
+                "in ln P).")
+        others = []
+        for variant, rows in floor_tests[floor_tests["variant"] != "all"].groupby("variant", sort=False):
+            others.append(f"{_variant_label(variant)}: rejected on {int(rows['lr_rejects'].astype(bool).sum())} of "
+                          f"{len(rows)}")
+        if others:
+            text += " Sensitivity fits: " + "; ".join(others) + "."
+        lines.append(text)
+    if padding is not None and len(padding):
+        parts = []
+        for r in padding.itertuples(index=False):
+            parts.append(f"{SHORT_LABELS.get(r.group, r.group)}: {r.padded_points} of {r.pareto_points} Pareto "
+                         f"points padded; α {_alpha(r.alpha_all)} on all pairs, {_alpha(r.alpha_effective)} on pairs "
+                         f"of effective members only, {_alpha(r.alpha_null)} on the padding null")
+        explained = ([] if claims is None else
+                     claims.loc[claims["verdict"] == "explained by padding", "claim"].tolist())
+        text = (f"- **Padding** (a member is effective when removing it costs at least "
+                f"{float(padding['min_gain'].iloc[0]):g} nats per text): " + "; ".join(parts) + ".")
+        if explained:
+            text += " The padding null alone reproduces: " + "; ".join(f"*{c}*" for c in explained) + "."
+        elif claims is not None:
+            text += " No exponent claim is reproduced by the padding null alone."
+        lines.append(text)
+    if budget_summary is not None and len(budget_summary):
+        parts = []
+        for name, rows in budget_summary.groupby("comparison", sort=False):
+            rows = rows.set_index("axis")
+            v, h = rows.loc["vertical"], rows.loc["horizontal"]
+            label = {"pairs_vs_single": "pairs against single models",
+                     "cross_vs_same": "cross- against same-family pairs"}.get(name, name)
+            parts.append(f"{label}: better on {_share(v['share_better'])} of the ln P range, worse on "
+                         f"{_share(v['share_worse'])}, tied on {_share(v['share_tied'])}, behind only by the cheapest "
+                         f"extra model on {_share(v['share_extra_model_cost'])}; for the same loss the ensemble needs "
+                         f"fewer parameters on {_share(h['share_better'])} of the loss range and more on "
+                         f"{_share(h['share_worse'] + h['share_extra_model_cost'])} (of which "
+                         f"{_share(h['share_extra_model_cost'])} only the cheapest extra model), median ratio "
+                         f"{h['median']:.3g}")
+        level = float(budget_summary["level"].iloc[0])
+        lines.append(f"- **Equal budget** ({level:.0%} simultaneous bands): " + "; ".join(parts) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -414,6 +483,12 @@ def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relat
         md_path.read_text().strip(),
         "",
     ]
+    found = {key: pd.read_csv(data_dir / OUTPUT_FILES[key]) if (data_dir / OUTPUT_FILES[key]).is_file() else None
+             for key in ("padding", "floor_tests", "equal_budget_summary")}
+    if any(frame is not None for frame in found.values()):
+        claims_path = data_dir / OUTPUT_FILES["claims"]
+        lines += [support_markdown(found["padding"], found["floor_tests"], found["equal_budget_summary"],
+                                   pd.read_csv(claims_path) if claims_path.is_file() else None), ""]
     claims_path = data_dir / OUTPUT_FILES["claims"]
     if claims_path.is_file():
         lines += [verdicts_markdown(pd.read_csv(claims_path)), ""]
