@@ -186,6 +186,8 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
     done = {int(p.stem.split("_")[1]) for p in partial.glob("chunk_*.parquet")}
     todo = [i for i in range(len(chunks)) if i not in done]
     bar = kernel.make_progress(int(sum(n_tokens[chunks[i]].sum() for i in todo)), len(frame), f"{request.model} tokens") if progress and todo else None
+    if bar is not None:
+        bar.mmlaw_texts_offset = sum(len(chunks[i]) for i in done if i < len(chunks))
     try:
         for index in todo:
             members = chunks[index]
@@ -194,6 +196,8 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
                                          batch_tokens=request.batch_tokens, progress=bar, token_nll=token_nll)
             rows = token_frame([text_ids[i] for i in members], [texts[i] for i in members], [spans[i] for i in members], token_nll)
             atomic_write_table(pa.Table.from_pandas(rows, preserve_index=False), cache.chunk_path(partial, index))
+            if bar is not None:
+                bar.mmlaw_texts_offset += len(members)
     finally:
         if bar is not None:
             bar.close()
