@@ -243,3 +243,35 @@ def test_interrupted_token_scoring_resumes_from_its_chunks(tiny_model_dirs, text
     changed = resumed["text_id"].isin(marked["text_id"])
     np.testing.assert_allclose(resumed.loc[changed, "nll"], tokens.loc[changed, "nll"] + 1.0)
     np.testing.assert_array_equal(resumed.loc[~changed, "nll"], tokens.loc[~changed, "nll"])
+
+
+def test_token_sums_reproduce_a_committed_minipool_cache():
+    """Per-text token sums of a committed miniature-pool model equal its committed cache (relative 1e-6).
+
+    Needs the model's weights (models/ is gitignored: present after a build); skipped without them.
+    """
+    from mmlaw_utils.config import REPO_ROOT, load_profile
+    from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+    model_id = "models/minipool/gemma-d4l2"
+    folder = REPO_ROOT / model_id
+    if not folder.is_dir():
+        pytest.skip(f"weights of {model_id} are not built here")
+    profile = load_profile("minipool")
+    texts = load_texts(profile.dataset)
+    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
+    scores, provenance = cache.read_cache(cache.cache_path(profile.cache_dir, model_id, fingerprint))
+    from mmlaw_utils.scoring import models
+
+    if models.hash_model_files(folder) != provenance["model_hash"]:
+        pytest.skip(f"weights of {model_id} differ from those that scored the committed cache")
+    model, tokenizer = models.load_model_and_tokenizer(folder, device="cpu", dtype=provenance["dtype"])
+    settings = kernel.resolve_settings(model, tokenizer, provenance["max_length"], provenance["context_tokens"])
+    subset = texts.iloc[:: len(texts) // 60]  # 60 texts over every domain, long ones in rolling windows
+    sequences, spans = kernel.tokenize_with_char_spans(tokenizer, subset["text"].tolist(), subset["text_id"].tolist())
+    per_token: list[np.ndarray] = []
+    kernel.score_token_sequences(model, sequences, settings, token_nll=per_token)
+    expected = scores.set_index("text_id").loc[subset["text_id"]]
+    assert [len(s) for s in sequences] == expected["n_tokens"].tolist()
+    np.testing.assert_allclose([t.sum() for t in per_token], expected["nll"], rtol=1e-6)
+    assert max(len(s) for s in sequences) > provenance["max_length"]  # rolling windows were exercised
