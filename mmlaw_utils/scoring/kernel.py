@@ -21,6 +21,11 @@ Policies (recorded in every cache's provenance):
   and target gather run over chunks of scored positions, so the [tokens x vocab] fp32
   logits are never materialised.
 
+* **Token losses.** ``score_token_sequences(..., token_nll=[])`` also hands back each token's
+  NLL (float64 nats; they sum to the text's loss up to summation order), and
+  ``tokenize_with_char_spans`` gives the same tokens with their character spans; byte alignment
+  and segmentations live in ``scoring.segments``.
+
 Loading a model, its dtype and device, the prefix token and parameter counts live in
 ``scoring.models``.
 """
