@@ -163,8 +163,21 @@ def score_token_losses(request: run.ScoreRequest, *, force: bool = False, progre
             print(f"token losses {str(path)!r} of model {request.model!r} are stale ({reasons}); rescoring")
         if force:
             cache.remove_partial(partial)
+        match_score_cache_threads(cache.cache_path(request.cache_dir, request.model, fingerprint))
         _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, progress)
     return path
+
+
+def match_score_cache_threads(score_path: Path) -> None:
+    """Use the torch CPU thread count that scored ``score_path``: CPU sums depend on it (~1e-6 relative)."""
+    import torch
+
+    if not score_path.is_file():
+        return
+    threads = cache.read_cache(score_path)[1].get("torch_threads")
+    if threads and int(threads) != torch.get_num_threads():
+        print(f"using {threads} torch threads, as the score cache {score_path.name} did (CPU sums depend on it)")
+        torch.set_num_threads(int(threads))
 
 
 def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, progress) -> None:
