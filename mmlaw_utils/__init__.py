@@ -14,6 +14,8 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
 * ``scoring.run``: score one model into its cache, resumably; which caches are stale.
 * ``scoring.cache``: per-model score caches (parquet + provenance), resumable chunks, locks.
+* ``scoring.segments``: byte-aligned token ends and segmentations (text, line, sentence, word, common token); segment losses.
+* ``scoring.segment_cache``: token- and segment-loss files per model (data/<profile>/segments), the segments command, their reader.
 * ``scoring.assemble``: score caches -> the loss-matrix files; their reader and writer.
 * ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).

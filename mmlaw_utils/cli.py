@@ -484,13 +484,46 @@ def _cmd_minipool_score(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- entry point
+def _add_segments(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("segments", help="byte-aligned token losses and segment losses of a pool (issue 21)",
+                            description="Rescore the profile's pool keeping byte-aligned token losses "
+                                        "(<data_dir>/segments/tokens/, resumable, one file per model), then write "
+                                        "the stale segment files (<data_dir>/segments/<segmentation>/).")
+    parser.add_argument("--profile", required=True, help="configs/profiles/<NAME>.yaml")
+    parser.add_argument("--model", help="one pool model only (common_token still needs every model's tokens)")
+    parser.add_argument("--segmentation", action="append", choices=["text", "line", "sentence", "word", "common_token"],
+                        help="segmentation to write (repeatable; default all)")
+    parser.add_argument("--n-texts", type=int, help="first N texts only (files get that text set's fingerprint)")
+    parser.add_argument("--data-dir", help="output root instead of the profile's data_dir (scores/ and segments/ in it)")
+    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--batch-tokens", type=int, help="padded tokens per forward")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--force", action="store_true", help="rescore tokens and rewrite segment files even if current")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_cmd_segments)
+
+
+def _cmd_segments(args: argparse.Namespace) -> int:
+    from mmlaw_utils.scoring.segment_cache import build_segments
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+    written = build_segments(args.profile, model=args.model, segmentations=args.segmentation, force=args.force,
+                             progress=not args.no_progress, data_dir=args.data_dir, n_texts=args.n_texts,
+                             device=args.device, batch_tokens=args.batch_tokens)
+    print(f"{len(written)} segment file(s) written" + "".join(f"\n  {p}" for p in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of every command."""
     parser = argparse.ArgumentParser(prog=PROG, description="Reproduce 'The Law of Multi-Model Collaboration': "
                                                             "score a pool, assemble the loss matrix, fit and report.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_score, _add_stale, _add_launch, _add_synth, _add_readme, _add_real, _add_pool,
-                _add_textset, _add_sources, _add_subset, _add_minipool, _add_arms):
+                _add_textset, _add_sources, _add_subset, _add_minipool, _add_arms, _add_segments):
         add(sub)
     return parser
 

@@ -21,6 +21,11 @@ Policies (recorded in every cache's provenance):
   and target gather run over chunks of scored positions, so the [tokens x vocab] fp32
   logits are never materialised.
 
+* **Token losses.** ``score_token_sequences(..., token_nll=[])`` also hands back each token's
+  NLL (float64 nats; they sum to the text's loss up to summation order), and
+  ``tokenize_with_char_spans`` gives the same tokens with their character spans; byte alignment
+  and segmentations live in ``scoring.segments``.
+
 Loading a model, its dtype and device, the prefix token and parameter counts live in
 ``scoring.models``.
 """
@@ -132,16 +137,33 @@ def tokenize_texts(tokenizer, texts: Sequence[str], text_ids: Sequence[str] | No
     """Each text's own token ids (int64, no special tokens added), after input checks."""
     ids = check_texts(texts, text_ids)
     encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    return [np.asarray(_own_tokens(tokenizer, t, text, i), dtype=np.int64) for i, text, t in zip(ids, texts, encoded)]
+
+
+def _own_tokens(tokenizer, tokens: list, text: str, text_id: str) -> list:
+    """``tokens`` (ids or per-token items) without a BOS the tokenizer inserted itself; never empty."""
     bos = tokenizer.bos_token_id
-    sequences = []
-    for text_id, text, tokens in zip(ids, texts, encoded):
-        # some tokenizers (legacy sentencepiece, GGUF) prepend BOS regardless; drop it unless the text spells it
-        if bos is not None and tokens and tokens[0] == bos and not text.startswith(str(tokenizer.bos_token)):
-            tokens = tokens[1:]
-        if not tokens:
-            raise ValueError(f"text {text_id!r} tokenizes to zero tokens")
-        sequences.append(np.asarray(tokens, dtype=np.int64))
-    return sequences
+    # some tokenizers (legacy sentencepiece, GGUF) prepend BOS regardless; drop it unless the text spells it
+    if bos is not None and tokens and tokens[0] == bos and not text.startswith(str(tokenizer.bos_token)):
+        tokens = tokens[1:]
+    if not len(tokens):
+        raise ValueError(f"text {text_id!r} tokenizes to zero tokens")
+    return tokens
+
+
+def tokenize_with_char_spans(tokenizer, texts: Sequence[str], text_ids: Sequence[str] | None = None
+                             ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Token ids as ``tokenize_texts`` gives them, and each token's [start, end) character span (int64 [n x 2])."""
+    ids = check_texts(texts, text_ids)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} is not a fast tokenizer: it gives no offsets")
+    encoded = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    sequences, spans = [], []
+    for text_id, text, tokens, offsets in zip(ids, texts, encoded["input_ids"], encoded["offset_mapping"]):
+        pairs = _own_tokens(tokenizer, list(zip(tokens, offsets)), text, text_id)
+        sequences.append(np.asarray([t for t, _ in pairs], dtype=np.int64))
+        spans.append(np.asarray([o for _, o in pairs], dtype=np.int64).reshape(-1, 2))
+    return sequences, spans
 
 
 # ----------------------------------------------------------------------------- model head
@@ -293,11 +315,13 @@ def score_token_sequences(
     batch_tokens: int = 8192,
     progress: Any = None,
     on_batch: Any = None,
+    token_nll: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Summed NLL (float64 nats) of each token sequence (without prefix), in input order.
 
     ``progress`` is an optional tqdm-like bar updated with scored tokens; ``on_batch`` an
     optional callable run after each batch (used by tests to simulate a crash).
+    ``token_nll``: an optional list that receives, per sequence, its tokens' NLLs (float64 nats).
     """
     ids = [str(i) for i in range(len(sequences))] if text_ids is None else list(text_ids)
     if not sequences:
@@ -310,6 +334,8 @@ def score_token_sequences(
     head_device = head.linear.weight.device
     nll = torch.zeros(len(sequences), dtype=torch.float64)  # on CPU: float64 works on every backend
     windows_left = np.bincount(windows[:, 0], minlength=len(sequences))
+    token_offsets = np.concatenate([[0], np.cumsum([len(s) for s in sequences])]) if token_nll is not None else None
+    flat_token_nll = np.zeros(int(token_offsets[-1]) if token_offsets is not None else 0, dtype=np.float64)
     use_full_forward = settings.head_mode == "full"
     if device.type == "cpu":
         batch_tokens = min(batch_tokens, _CPU_MAX_BATCH_TOKENS)
@@ -350,11 +376,16 @@ def score_token_sequences(
                     f"{weight_dtype}) for text id(s) {bad[:20]}{hint}"
                 )
             nll.index_add_(0, flat_owner.cpu(), -logprobs.cpu().double())
+            if token_offsets is not None:  # text token index of a scored position = window start + position
+                slots = np.concatenate([token_offsets[t] + s + np.arange(l - n, l) for t, s, l, n in rows])
+                flat_token_nll[slots] = -logprobs.cpu().double().numpy()
             if progress is not None:
                 np.subtract.at(windows_left, rows[:, 0], 1)
                 _report_progress(progress, int(rows[:, 3].sum()), int((windows_left == 0).sum()))
             if on_batch is not None:
                 on_batch()
+    if token_offsets is not None:
+        token_nll.extend(np.split(flat_token_nll, token_offsets[1:-1]))
     return nll.numpy()
 
 

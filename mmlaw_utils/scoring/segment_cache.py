@@ -1,0 +1,399 @@
+"""Token and segment losses on disk (issue 21): byte-aligned token NLLs per model, and their segmentations.
+
+    python -m mmlaw_utils segments --profile real                       # every model, every segmentation
+    python -m mmlaw_utils segments --profile minipool --model models/minipool/<name> --segmentation word
+
+**Layout** under ``<data_dir>/segments/`` (``data/<profile>/segments/``), one parquet per model with the
+score cache's identity (``cache.cache_path``: model slug + dataset fingerprint) and its provenance as JSON
+under the schema metadata key ``mmlaw.provenance``:
+
+* ``tokens/<slug>__<fp12>.parquet``: the raw material, one row per scored token in text and token order:
+  ``text_id`` (str), ``byte_end`` (int32, the token's end byte by the attribution rule of
+  ``scoring.segments``; its span starts where the previous token of the text ends), ``nll`` (float64
+  nats). Provenance: the score cache's keys (``run.build_provenance``) plus ``offsets_rule``
+  and ``score_cache_max_rel_diff`` (per-text sums against the score cache, when one matches).
+* ``<segmentation>/<slug>__<fp12>.parquet`` for each of ``segments.SEGMENTATIONS``: long form
+  ``model``, ``text_id`` (str), ``segment`` (int32, 0.. within a text), ``byte_start``, ``byte_end``
+  (int32, ``[start, end)`` UTF-8 bytes, tiling the text), ``nll`` (float64 summed nats of the tokens
+  whose last byte lies in the segment). Provenance: the model's identity keys, ``segmentation``,
+  ``rules_version`` and the sha256 of every token file it was derived from (``common_token`` depends
+  on every pool model's tokens, so it lists them all).
+
+**Staleness.** A token file is stale when missing, incomplete, or when its provenance does not answer the
+score request (``run.cache_mismatches``: model, dataset fingerprint, weights hash, window settings, dtype).
+A segment file is stale when any token file it names has changed (sha256) or the rules version moved.
+Stale token files are rescored (resumably: chunks in ``<file>.partial/``, one lock per file), stale
+segment files rewritten; every write is atomic.
+
+**Reading.** ``load_segment_losses(profile, segmentation)`` returns the long-form frame of every pool model
+(the profile's arms), checked: segments tile every text and sum to the score cache's per-text loss.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mmlaw_utils.io import atomic_write_table, sha256_file
+from mmlaw_utils.scoring import cache, kernel, run, segments
+from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+TOKEN_COLUMNS = ["text_id", "byte_end", "nll"]
+SEGMENT_COLUMNS = ["model", "text_id", "segment", "byte_start", "byte_end", "nll"]
+OFFSETS_RULE = "fast-tokenizer char offsets -> UTF-8 bytes; empty span -> next non-empty end; running max; last = text end"
+# per-text token sums may differ from the kernel's per-text sums only by float64 summation order
+SUM_TOLERANCE = 1e-6
+_IDENTITY_KEYS = ("model", "model_hash", "model_revision", "tokenizer", "dataset", "dataset_fingerprint", "n_texts")
+
+
+# ----------------------------------------------------------------------------- paths and files
+def segments_dir(data_dir: str | Path) -> Path:
+    """Folder of a profile's token and segment files."""
+    return Path(data_dir) / "segments"
+
+
+def token_path(seg_dir: str | Path, model: str, fingerprint: str) -> Path:
+    """Token-loss file of ``model`` on the text set with ``fingerprint``."""
+    return cache.cache_path(Path(seg_dir) / "tokens", model, fingerprint)
+
+
+def segment_path(seg_dir: str | Path, segmentation: str, model: str, fingerprint: str) -> Path:
+    """Segment-loss file of ``model`` under ``segmentation``."""
+    if segmentation not in segments.SEGMENTATIONS:
+        raise ValueError(f"unknown segmentation {segmentation!r}; choose from {list(segments.SEGMENTATIONS)}")
+    return cache.cache_path(Path(seg_dir) / segmentation, model, fingerprint)
+
+
+def _write(path: Path, frame: pd.DataFrame, provenance: dict[str, Any]) -> None:
+    """Atomically write ``frame`` with its provenance in the parquet metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), cache.PROVENANCE_KEY: json.dumps(provenance, sort_keys=True, default=str).encode()}
+    atomic_write_table(table.replace_schema_metadata(metadata), path)
+
+
+def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(frame, provenance) of a token or segment file; errors name the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"segment-loss file {str(path)!r} does not exist")
+    try:
+        table = pq.read_table(path)
+        provenance = json.loads((table.schema.metadata or {})[cache.PROVENANCE_KEY])
+    except Exception as error:  # damaged parquet or metadata
+        raise ValueError(f"segment-loss file {str(path)!r} is unreadable or lacks provenance: {error}") from error
+    frame = table.to_pandas()
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"segment-loss file {str(path)!r} lacks column(s) {missing}")
+    frame["text_id"] = frame["text_id"].astype(str)
+    return frame[columns], provenance
+
+
+def read_token_losses(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(token frame with TOKEN_COLUMNS, provenance) of a token-loss file."""
+    return _read(Path(path), TOKEN_COLUMNS)
+
+
+def read_segment_file(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(long-form frame with SEGMENT_COLUMNS, provenance) of one model's segment file."""
+    return _read(Path(path), SEGMENT_COLUMNS)
+
+
+# ----------------------------------------------------------------------------- token losses
+def token_frame(text_ids: Sequence[str], texts: Sequence[str], char_spans: Sequence[np.ndarray],
+                token_nll: Sequence[np.ndarray]) -> pd.DataFrame:
+    """Token rows (TOKEN_COLUMNS) of texts from their tokens' character spans and NLLs (nats)."""
+    ends = [segments.token_byte_ends(t, s) for t, s in zip(texts, char_spans)]
+    return pd.DataFrame({
+        "text_id": np.repeat(np.asarray(text_ids, dtype=object), [len(e) for e in ends]),
+        "byte_end": np.concatenate(ends).astype(np.int32),
+        "nll": np.concatenate(token_nll).astype(np.float64),
+    })
+
+
+def token_status(path: Path, request: run.ScoreRequest, fingerprint: str, model_hash: str | None) -> tuple[str, list[str]]:
+    """("missing" | "unreadable" | "incomplete" | "mismatch" | "ok", reasons) of a token-loss file."""
+    if not path.is_file():
+        return "missing", []
+    try:
+        _, provenance = read_token_losses(path)
+    except (ValueError, OSError) as error:
+        return "unreadable", [str(error)]
+    if not provenance.get("complete", False):
+        return "incomplete", ["provenance complete=false"]
+    problems = run.cache_mismatches(provenance, request, fingerprint, model_hash)
+    return ("mismatch", problems) if problems else ("ok", [])
+
+
+def score_cache_rel_diff(frame: pd.DataFrame, request: run.ScoreRequest, fingerprint: str,
+                         model_hash: str | None, text_ids: list[str]) -> float | None:
+    """Largest relative difference between per-text token sums and the matching score cache (None: no such cache)."""
+    path = cache.cache_path(request.cache_dir, request.model, fingerprint)
+    if run.cache_status(path, request, fingerprint, model_hash, text_ids)[0] != "ok":
+        return None
+    scores = cache.read_cache(path)[0].set_index("text_id")["nll"]
+    sums = frame.groupby("text_id", sort=False)["nll"].sum().reindex(scores.index)
+    return float(np.max(np.abs(sums.to_numpy() - scores.to_numpy()) / np.abs(scores.to_numpy())))
+
+
+def score_token_losses(request: run.ScoreRequest, *, force: bool = False, progress: bool = True,
+                       texts: pd.DataFrame | None = None, seg_dir: str | Path | None = None) -> Path:
+    """Score ``request``'s model keeping byte-aligned token losses; reuse a complete matching file; resumable."""
+    frame = load_texts(request.dataset, request.n_texts) if texts is None else texts.reset_index(drop=True)
+    fingerprint = dataset_fingerprint(frame["text_id"], frame["text"])
+    seg_dir = segments_dir(Path(request.cache_dir).parent) if seg_dir is None else Path(seg_dir)
+    path = token_path(seg_dir, request.model, fingerprint)
+    model_hash = run.requested_model_hash(request)
+    with cache.CacheLock(path, request.model):
+        cache.remove_leftovers(path)
+        partial = cache.partial_dir(path)
+        status, reasons = ("missing", []) if force else token_status(path, request, fingerprint, model_hash)
+        if status == "ok":
+            cache.remove_partial(partial)
+            return path
+        if status in ("mismatch", "unreadable") and path.is_file():
+            reasons = "; ".join(reasons)
+            print(f"token losses {str(path)!r} of model {request.model!r} are stale ({reasons}); rescoring")
+        if force:
+            cache.remove_partial(partial)
+        match_score_cache_threads(cache.cache_path(request.cache_dir, request.model, fingerprint))
+        _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, progress)
+    return path
+
+
+def match_score_cache_threads(score_path: Path) -> None:
+    """Use the torch CPU thread count that scored ``score_path``: CPU sums depend on it (~1e-6 relative)."""
+    import torch
+
+    if not score_path.is_file():
+        return
+    threads = cache.read_cache(score_path)[1].get("torch_threads")
+    if threads and int(threads) != torch.get_num_threads():
+        print(f"using {threads} torch threads, as the score cache {score_path.name} did (CPU sums depend on it)")
+        torch.set_num_threads(int(threads))
+
+
+def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, progress) -> None:
+    """Score every chunk not yet in ``partial``, then write the token file and drop ``partial``."""
+    model, tokenizer, overrides = run.load_for_scoring(request)
+    settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, request.max_length, request.context_tokens))
+    text_ids = frame["text_id"].astype(str).tolist()
+    texts = frame["text"].tolist()
+    sequences, spans = kernel.tokenize_with_char_spans(tokenizer, texts, text_ids)
+    provenance = run.build_provenance(request, model, tokenizer, settings, fingerprint, len(frame), model_hash, overrides)
+    provenance["offsets_rule"] = OFFSETS_RULE
+    manifest = cache.read_manifest(partial)
+    if manifest is None or run._same_run(manifest, provenance):
+        cache.remove_partial(partial)
+        cache.write_manifest(partial, provenance)
+    n_tokens = np.array([len(s) for s in sequences])
+    order = np.argsort(-n_tokens, kind="stable")
+    chunks = [order[i : i + request.chunk_texts] for i in range(0, len(order), request.chunk_texts)]
+    done = {int(p.stem.split("_")[1]) for p in partial.glob("chunk_*.parquet")}
+    todo = [i for i in range(len(chunks)) if i not in done]
+    bar = kernel.make_progress(int(sum(n_tokens[chunks[i]].sum() for i in todo)), len(frame), f"{request.model} tokens") if progress and todo else None
+    if bar is not None:
+        bar.mmlaw_texts_offset = sum(len(chunks[i]) for i in done if i < len(chunks))
+    try:
+        for index in todo:
+            members = chunks[index]
+            token_nll: list[np.ndarray] = []
+            kernel.score_token_sequences(model, [sequences[i] for i in members], settings, text_ids=[text_ids[i] for i in members],
+                                         batch_tokens=request.batch_tokens, progress=bar, token_nll=token_nll)
+            rows = token_frame([text_ids[i] for i in members], [texts[i] for i in members], [spans[i] for i in members], token_nll)
+            atomic_write_table(pa.Table.from_pandas(rows, preserve_index=False), cache.chunk_path(partial, index))
+            if bar is not None:
+                bar.mmlaw_texts_offset += len(members)
+    finally:
+        if bar is not None:
+            bar.close()
+    parts = [pq.read_table(cache.chunk_path(partial, i)).to_pandas() for i in range(len(chunks))]
+    tokens = pd.concat(parts, ignore_index=True)
+    tokens["text_id"] = tokens["text_id"].astype(str)
+    position = {t: i for i, t in enumerate(text_ids)}
+    tokens = tokens.iloc[np.argsort(tokens["text_id"].map(position).to_numpy(), kind="stable")].reset_index(drop=True)
+    rel = score_cache_rel_diff(tokens, request, fingerprint, model_hash, text_ids)
+    if rel is not None and rel > SUM_TOLERANCE:
+        raise ValueError(f"model {request.model!r}: per-text token sums differ from its score cache by {rel:.2e} relative "
+                         f"(> {SUM_TOLERANCE}); the score cache and this scoring disagree")
+    provenance.update(complete=True, score_cache_max_rel_diff=rel, created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _write(path, tokens, provenance)
+    cache.remove_partial(partial)
+
+
+# ----------------------------------------------------------------------------- segment losses
+def _by_text(tokens: pd.DataFrame, column: str, dtype) -> dict[str, np.ndarray]:
+    """One array of ``column`` per text id of a token frame."""
+    return {str(t): g.to_numpy(dtype) for t, g in tokens.groupby("text_id", sort=False)[column]}
+
+
+def segmentation_ends(texts: pd.DataFrame, segmentation: str, token_files: Sequence[Path] | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Segment byte ends per text id (the same for every model); common_token reads every pool model's token file."""
+    ids = texts["text_id"].astype(str).tolist()
+    if segmentation != "common_token":
+        return {t: segments.segment_ends(text, segmentation) for t, text in zip(ids, texts["text"])}
+    if not token_files:
+        raise ValueError("segmentation 'common_token' needs the token files of every pool model")
+    n_bytes = {t: len(text.encode("utf-8")) for t, text in zip(ids, texts["text"])}
+    shared: dict[str, np.ndarray] | None = None
+    for path in token_files:  # one model in memory at a time: intersect as we go
+        ends = _by_text(read_token_losses(path)[0], "byte_end", np.int64)
+        if any(t not in ends for t in ids):
+            raise ValueError(f"token file {str(path)!r} lacks text(s) {[t for t in ids if t not in ends][:5]}")
+        shared = {t: segments.common_token_ends([ends[t]] if shared is None else [shared[t], ends[t]], n_bytes[t]) for t in ids}
+    return shared
+
+
+def segment_frame(model: str, ends_by_text: dict[str, np.ndarray], tokens: pd.DataFrame) -> pd.DataFrame:
+    """Long-form segment losses (SEGMENT_COLUMNS, nats) of one model's token rows, texts in ``ends_by_text`` order."""
+    token_ends, token_nll = _by_text(tokens, "byte_end", np.int64), _by_text(tokens, "nll", np.float64)
+    missing = [t for t in ends_by_text if t not in token_ends]
+    if missing:
+        raise ValueError(f"model {model!r}: token losses lack text(s) {missing[:5]}")
+    ids = list(ends_by_text)
+    ends = [ends_by_text[t] for t in ids]
+    sizes = [len(e) for e in ends]
+    return pd.DataFrame({
+        "model": pd.Categorical([model] * sum(sizes)),
+        "text_id": np.repeat(np.asarray(ids, dtype=object), sizes),
+        "segment": np.concatenate([np.arange(n) for n in sizes]).astype(np.int32),
+        "byte_start": np.concatenate([np.concatenate([[0], e[:-1]]) for e in ends]).astype(np.int32),
+        "byte_end": np.concatenate(ends).astype(np.int32),
+        "nll": np.concatenate([segments.segment_losses(token_ends[t], token_nll[t], e) for t, e in zip(ids, ends)]),
+    })
+
+
+def _segment_provenance(token_prov: dict[str, Any], segmentation: str, sources: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Provenance of a segment file: model identity, segmentation, rules version, token files and their sha256."""
+    return {
+        **{k: token_prov.get(k) for k in _IDENTITY_KEYS},
+        "segmentation": segmentation,
+        "rules_version": segments.SEGMENTATION_RULES_VERSION,
+        "token_files": sources,
+        "complete": True,
+    }
+
+
+def segment_is_current(path: Path, segmentation: str, sources: dict[str, dict[str, str]]) -> bool:
+    """Whether a segment file exists and was derived, by today's rules, from exactly these token files ({model: file, sha256})."""
+    if not path.is_file():
+        return False
+    try:
+        _, provenance = read_segment_file(path)
+    except (ValueError, OSError):
+        return False
+    return (provenance.get("segmentation") == segmentation and provenance.get("rules_version") == segments.SEGMENTATION_RULES_VERSION
+            and provenance.get("token_files") == sources)
+
+
+def write_segment_files(texts: pd.DataFrame, token_files: dict[str, Path], seg_dir: Path, fingerprint: str,
+                        segmentations: Sequence[str], models: Sequence[str] | None = None, force: bool = False) -> list[Path]:
+    """Write the stale segment files of ``models`` (default all of ``token_files``); return those written."""
+    identity = {m: {"file": p.name, "sha256": sha256_file(p)} for m, p in token_files.items()}
+    todo: dict[str, list[tuple[str, Path, dict]]] = {}
+    for model in models or list(token_files):
+        for segmentation in segmentations:
+            sources = identity if segmentation == "common_token" else {model: identity[model]}
+            path = segment_path(seg_dir, segmentation, model, fingerprint)
+            if force or not segment_is_current(path, segmentation, sources):
+                todo.setdefault(model, []).append((segmentation, path, sources))
+    needed = {seg for jobs in todo.values() for seg, _, _ in jobs}
+    ends = {seg: segmentation_ends(texts, seg, list(token_files.values())) for seg in segmentations if seg in needed}
+    written = []
+    for model, jobs in todo.items():
+        tokens, provenance = read_token_losses(token_files[model])
+        for segmentation, path, sources in jobs:
+            _write(path, segment_frame(model, ends[segmentation], tokens), _segment_provenance(provenance, segmentation, sources))
+            written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------- profiles
+def pool_model_ids(profile: str) -> list[str]:
+    """The profile's pool models (its arms only), in pool order."""
+    from mmlaw_utils.config import load_profile
+    from mmlaw_utils.pool import select_arms
+
+    prof = load_profile(profile)
+    if prof.pool is None:
+        raise ValueError(f"profile {profile!r} has no pool")
+    return [str(m) for m in select_arms(run._pool_models(prof.pool), prof.arms, profile)["model"]]
+
+
+def build_segments(profile: str, *, model: str | None = None, segmentations: Sequence[str] | None = None,
+                   force: bool = False, progress: bool = True, data_dir: str | Path | None = None,
+                   **settings: Any) -> list[Path]:
+    """The ``segments`` command: token files of the pool (rescored when stale), then its stale segment files.
+
+    ``model`` restricts both to one model, except that ``common_token`` needs every pool model's token
+    file (missing ones are scored). ``data_dir`` overrides the profile's output root (its ``scores/``
+    and ``segments/``); ``settings`` are ``score``'s overrides (``n_texts``, ``device``, ...).
+    """
+    chosen = list(segmentations or segments.SEGMENTATIONS)
+    pool = pool_model_ids(profile)
+    if model is not None and model not in pool:
+        raise ValueError(f"model {model!r} is not in profile {profile!r}'s pool (arms included): {pool[:5]}...")
+    needed = pool if (model is None or "common_token" in chosen) else [model]
+    token_files: dict[str, Path] = {}
+    frame = fingerprint = seg_dir = None
+    for name in needed:
+        request = run.settings_request(profile, name, data_dir=data_dir, **settings)
+        if frame is None:
+            frame = load_texts(request.dataset, request.n_texts)
+            fingerprint = dataset_fingerprint(frame["text_id"], frame["text"])
+            seg_dir = segments_dir(Path(request.cache_dir).parent)
+        token_files[name] = score_token_losses(request, force=force, progress=progress, texts=frame, seg_dir=seg_dir)
+    return write_segment_files(frame, token_files, seg_dir, fingerprint, chosen, [model] if model else None, force)
+
+
+def load_segment_losses(profile: str, segmentation: str, *, models: Sequence[str] | None = None,
+                        data_dir: str | Path | None = None, check: bool = True, **settings: Any) -> pd.DataFrame:
+    """Long-form segment losses (SEGMENT_COLUMNS; nll in nats) of the profile's pool models, pool order.
+
+    ``check``: segments tile every text's bytes and their losses sum to the score cache's per-text
+    loss (relative ``SUM_TOLERANCE``); an error names the model and text.
+    """
+    names = list(models) if models is not None else pool_model_ids(profile)
+    request = run.settings_request(profile, names[0], data_dir=data_dir, **settings)
+    texts = load_texts(request.dataset, request.n_texts)
+    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
+    seg_dir = segments_dir(Path(request.cache_dir).parent)
+    n_bytes = {t: len(x.encode("utf-8")) for t, x in zip(texts["text_id"].astype(str), texts["text"])}
+    frames = []
+    for name in names:
+        path = segment_path(seg_dir, segmentation, name, fingerprint)
+        if not path.is_file():
+            raise FileNotFoundError(f"no {segmentation} segment losses of model {name!r} ({str(path)!r}); "
+                                    f"run: python -m mmlaw_utils segments --profile {profile} --segmentation {segmentation}")
+        frame, _ = read_segment_file(path)
+        if check:
+            scores = cache.read_cache(cache.cache_path(request.cache_dir, name, fingerprint))[0]
+            check_segment_frame(frame, n_bytes, scores.set_index("text_id")["nll"], str(path))
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    out["model"] = pd.Categorical(out["model"].astype(str), categories=names)
+    return out
+
+
+def check_segment_frame(frame: pd.DataFrame, n_bytes: dict[str, int], text_nll: pd.Series, where: str,
+                        tolerance: float = SUM_TOLERANCE) -> None:
+    """Raise unless segments tile each text's bytes in order and sum to ``text_nll`` (relative ``tolerance``)."""
+    for text_id, group in frame.groupby("text_id", sort=False):
+        starts, ends = group["byte_start"].to_numpy(), group["byte_end"].to_numpy()
+        if starts[0] != 0 or ends[-1] != n_bytes.get(text_id) or (starts[1:] != ends[:-1]).any() or (ends <= starts).any():
+            raise ValueError(f"{where}: segments of text {text_id!r} do not tile its {n_bytes.get(text_id)} bytes")
+    if set(frame["text_id"]) != set(n_bytes):
+        raise ValueError(f"{where}: texts differ from the text set ({len(set(frame['text_id']))} vs {len(n_bytes)})")
+    sums = frame.groupby("text_id", sort=False)["nll"].sum().reindex(text_nll.index)
+    rel = np.abs(sums.to_numpy() - text_nll.to_numpy()) / np.abs(text_nll.to_numpy())
+    if (rel > tolerance).any():
+        bad = text_nll.index[rel > tolerance].tolist()
+        raise ValueError(f"{where}: segment losses of text(s) {bad[:5]} differ from the score cache by up to {rel.max():.2e} relative")
