@@ -23,7 +23,9 @@ def test_pyproject_pins_every_dependency_exactly_and_torch_2_13_0():
     requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     loose = [r for r in requirements if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+\-]+", r)]
     assert not loose, f"dependencies without an exact == pin: {loose}"
-    assert "torch==2.13.0" in project["dependencies"]
+    assert "torch==2.13.0" in project["optional-dependencies"]["score"]
+    base = {re.split(r"[=\[]", r)[0] for r in project["dependencies"]}
+    assert not base & {"torch", "transformers", "tokenizers", "accelerate", "datasets", "gensim"}, "the base install is light"
     assert "test" in project["optional-dependencies"]
 
 
@@ -86,7 +88,7 @@ def test_run_all_installs_torch_first_then_the_project(tmp_path):
     subprocess.run(["bash", str(root / "run_all.sh"), "--setup-only"], check=True, capture_output=True,
                    env={**os.environ, "MMLAW_TORCH_INDEX_URL": "https://example.invalid/cpu"})
     calls = [line for line in log.read_text().splitlines() if "pip install" in line]
-    assert calls == ["-m pip install torch==2.13.0 --index-url https://example.invalid/cpu", '-m pip install -e .[test]']
+    assert calls == ["-m pip install torch==2.13.0 --index-url https://example.invalid/cpu", '-m pip install -e .[score,build,test]']
     assert (root / ".venv" / ".mmlaw-setup-stamp").read_text() == "fakehash\n"
 
 
