@@ -33,26 +33,26 @@ class SelectionNumbers:
     best_member_loss: float
     gain: float  # best member's loss - oracle loss (nats per text, >= 0)
     mixture_uniform: float  # uniform-weight mixture over all texts
-    heldout_oracle: float  # the held-out half of the texts (the fitted mixture's evaluation set)
-    heldout_best_member: float
-    mixture_fitted: float  # EM weights fitted on the other half, evaluated on the held-out half
 
 
-def selection_numbers(L: np.ndarray, params: Sequence[int] | np.ndarray, subset: Sequence[int], *,
-                      seed: int = 0) -> SelectionNumbers:
-    """Oracle, best member, gain and mixture losses (nats per text) of the models ``subset`` (row indices).
+@dataclass(frozen=True)
+class HeldoutMixture:
+    """The mixture with fitted weights (§6.1): EM on one half of the texts, losses on the other (nats per text)."""
 
-    The fitted mixture uses ``mixture.split_texts(N, seed)`` as ``subset_mixture_losses`` does, so it
-    equals that table's ``mix_fitted`` for the same subset.
-    """
+    members: tuple[int, ...]
+    best_member: float
+    oracle: float
+    mixture_fitted: float
+    weights: tuple[float, ...]
+
+
+def selection_numbers(L: np.ndarray, params: Sequence[int] | np.ndarray, subset: Sequence[int]) -> SelectionNumbers:
+    """Total P, oracle loss, best member, gain and uniform-mixture loss (nats per text) of ``subset`` (row indices)."""
     array = _as_loss_matrix(L)
     rows = _subset_rows(subset, array.shape[0])
     means = array[rows].mean(axis=1)
     best = int(np.argmin(means))
     oracle = float(per_text_oracle(array, rows).mean())
-    fit_idx, eval_idx = split_texts(array.shape[1], seed)
-    held_out = array[:, eval_idx]
-    weights = fit_mixture_weights(array, rows, fit_idx)
     return SelectionNumbers(
         members=tuple(int(r) for r in rows),
         params=int(np.asarray(params, dtype=np.int64)[rows].sum()),
@@ -61,9 +61,27 @@ def selection_numbers(L: np.ndarray, params: Sequence[int] | np.ndarray, subset:
         best_member_loss=float(means[best]),
         gain=float(means[best]) - oracle,
         mixture_uniform=float(mixture_loss(array, rows)),
-        heldout_oracle=float(held_out[rows].min(axis=0).mean()),
-        heldout_best_member=float(held_out[rows].mean(axis=1).min()),
+    )
+
+
+def heldout_mixture(L: np.ndarray, subset: Sequence[int], *, seed: int = 0) -> HeldoutMixture:
+    """Best member, oracle and EM-fitted mixture of ``subset`` on the held-out half of ``split_texts(N, seed)``.
+
+    The same split and fit as ``mixture.subset_mixture_losses``, so the numbers equal that table's
+    ``best_single``, ``oracle`` and ``mix_fitted`` (EM can take a second on K=71 x N=10,000: the
+    explorer runs it after showing the other numbers).
+    """
+    array = _as_loss_matrix(L)
+    rows = _subset_rows(subset, array.shape[0])
+    fit_idx, eval_idx = split_texts(array.shape[1], seed)
+    held_out = array[:, eval_idx]
+    weights = fit_mixture_weights(array, rows, fit_idx)
+    return HeldoutMixture(
+        members=tuple(int(r) for r in rows),
+        best_member=float(held_out[rows].mean(axis=1).min()),
+        oracle=float(held_out[rows].min(axis=0).mean()),
         mixture_fitted=float(mixture_loss(held_out, rows, weights)),
+        weights=tuple(float(x) for x in weights),
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +25,8 @@ import pandas as pd
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY
 from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.oracle import pair_oracle_losses
-from mmlaw_utils.analysis.selection import (SEGMENT_COLUMNS, SelectionNumbers, segment_winners, selection_numbers,
-                                            text_gains, win_share_table)
+from mmlaw_utils.analysis.selection import (SEGMENT_COLUMNS, HeldoutMixture, SelectionNumbers, heldout_mixture,
+                                            segment_winners, selection_numbers, text_gains, win_share_table)
 from mmlaw_utils.analysis.subsets import subset_frontier
 from mmlaw_utils.report.units import display_unit, short_name
 
@@ -137,8 +138,9 @@ def _value(x: float, digits: int = 3, css: str = "") -> str:
     return f'<span class="mmlaw-{css}" data-value="{float(x)!r}">{x:,.{digits}f}</span>'
 
 
-def numbers_html(data: ExplorerData, numbers: SelectionNumbers, unit: float, unit_name: str) -> str:
-    """The selection's numbers as an HTML table (losses in nats per text)."""
+def numbers_html(data: ExplorerData, numbers: SelectionNumbers, mixture: HeldoutMixture | None, unit: float,
+                 unit_name: str) -> str:
+    """The selection's numbers as an HTML table (losses in nats per text); ``mixture`` None: still fitting."""
     names = data.lm.model_names
     rows = [
         ("models", f'<span class="mmlaw-size">{len(numbers.members)}</span>'),
@@ -149,8 +151,9 @@ def numbers_html(data: ExplorerData, numbers: SelectionNumbers, unit: float, uni
         ("oracle gain over the best member (nats/text)", _value(numbers.gain, 3, "gain")),
         ("Bayesian mixture, uniform weights (nats/text)", _value(numbers.mixture_uniform, 3, "mixture-uniform")),
         ("held-out half: best member / oracle / mixture with EM weights fitted on the other half",
-         " / ".join([_value(numbers.heldout_best_member, 3, "heldout-best"), _value(numbers.heldout_oracle, 3, "heldout-oracle"),
-                     _value(numbers.mixture_fitted, 3, "mixture-fitted")])),
+         "<i>fitting…</i>" if mixture is None else " / ".join([
+             _value(mixture.best_member, 3, "heldout-best"), _value(mixture.oracle, 3, "heldout-oracle"),
+             _value(mixture.mixture_fitted, 3, "mixture-fitted")])),
     ]
     body = "".join(f"<tr><td>{label}</td><td style='text-align:right'>{value}</td></tr>" for label, value in rows)
     return f"<table class='mmlaw-numbers'>{body}</table>"
@@ -213,6 +216,10 @@ class Explorer:
         self.status = w.HTML()
         self.figure = None
         self.numbers: SelectionNumbers | None = None
+        self.mixture: HeldoutMixture | None = None  # of the current selection, once fitted
+        self._mixtures: dict[tuple[int, ...], HeldoutMixture] = {}
+        self._fitter = ThreadPoolExecutor(max_workers=1)
+        self._fitting: Future | None = None
         self.shares: pd.DataFrame | None = None
         self.gains: pd.DataFrame | None = None
         self._hold = False
@@ -230,6 +237,7 @@ class Explorer:
     def load(self, profile: str, *, data: ExplorerData | None = None) -> None:
         """Show ``profile`` (or ``data``): options, frontier plot, and the best single model selected."""
         self.data = data if data is not None else load_explorer_data(profile, every_arm=self.every_arm.value)
+        self._mixtures = {}
         lm = self.data.lm
         self.unit, self.unit_name = display_unit(float(lm.params.max()))
         order = sorted(range(len(lm.models)), key=lambda i: (
@@ -299,7 +307,10 @@ class Explorer:
         self.numbers = selection_numbers(L, self.data.lm.params, rows)
         self.shares = win_share_table(L, rows, self.data.domains)
         self.gains = text_gains(L, rows)
-        self.numbers_view.value = numbers_html(self.data, self.numbers, self.unit, self.unit_name)
+        self.mixture = self._mixtures.get(self.numbers.members)
+        self._show_numbers()
+        if self.mixture is None:  # EM may take a second: the other numbers are shown first
+            self._fitting = self._fitter.submit(self._fit_mixture, self.data, self.numbers.members)
         self.shares_view.value = shares_html(self.data, self.shares)
         shown = self.gains.head(TEXTS_SHOWN)
         ids = self.data.lm.text_ids
@@ -309,6 +320,23 @@ class Explorer:
         self._hold = False
         self._show_text()
         self._mark_selection()
+
+    def _show_numbers(self) -> None:
+        self.numbers_view.value = numbers_html(self.data, self.numbers, self.mixture, self.unit, self.unit_name)
+
+    def _fit_mixture(self, data: ExplorerData, members: tuple[int, ...]) -> None:
+        result = heldout_mixture(data.L, members)
+        if data is self.data:
+            self._mixtures[members] = result
+            if self.numbers is not None and self.numbers.members == members:
+                self.mixture = result
+                self._show_numbers()
+
+    def wait_for_mixture(self) -> HeldoutMixture | None:
+        """Block until the fitted mixture of the current selection is shown (tests, benchmarks); return it."""
+        if self._fitting is not None:
+            self._fitting.result()
+        return self.mixture
 
     def _show_text(self) -> None:
         if self._hold or self.texts.value is None:
