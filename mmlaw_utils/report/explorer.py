@@ -207,7 +207,8 @@ class Explorer:
         self.family = w.Dropdown(options=[], description="Family")
         self.best_button = w.Button(description="best single model")
         self.family_button = w.Button(description="whole family")
-        self.budget = w.FloatLogSlider(description="budget P ≤", continuous_update=False, layout=w.Layout(width="34em"))
+        self.budget = w.FloatLogSlider(description="budget P ≤", continuous_update=False, layout=w.Layout(width="30em"))
+        self.budget_unit = w.Label()
         self.budget_button = w.Button(description="frontier point at budget")
         self.numbers_view = w.HTML()
         self.shares_view = w.HTML()
@@ -240,6 +241,7 @@ class Explorer:
         self._mixtures = {}
         lm = self.data.lm
         self.unit, self.unit_name = display_unit(float(lm.params.max()))
+        self.budget_unit.value = self.unit_name
         order = sorted(range(len(lm.models)), key=lambda i: (
             str(lm.models["arm"].iloc[i]) if "arm" in lm.models.columns else "", lm.families[i], lm.params[i]))
         self._hold = True
@@ -251,16 +253,20 @@ class Explorer:
         self.budget.max = float(np.log10(lm.params.sum() / self.unit))
         self.budget.min = float(np.log10(front["params"].min() / self.unit))
         self.budget.value = float(front["params"].max() / self.unit)
+        self.family.value = self.family.options[0]
         self._hold = False
+        self.figure = None
+        self.select_best_single()
+        # built after the first selection so that its mark is part of the widget's initial state: Voila shows
+        # the state as it is when the page connects, and plotly's update messages sent before that are lost
         self.figure = self._frontier_figure()
         self.every_arm.disabled = "arm" not in lm.models.columns
-        self.select_best_single()
 
     def widget(self):
         """The whole explorer as one ipywidgets box."""
         w = self._w
         presets = w.VBox([w.HBox([self.best_button, self.family, self.family_button]),
-                          w.HBox([self.budget, self.budget_button])])
+                          w.HBox([self.budget, self.budget_unit, self.budget_button])])
         left = w.VBox([w.HBox([self.profile, self.every_arm]), self.models, presets, self.numbers_view, self.shares_view])
         self._figure_box = w.VBox([self.figure])
         self.profile.observe(lambda change: setattr(self._figure_box, "children", (self.figure,)), names="value")
@@ -372,7 +378,7 @@ class Explorer:
         names = [short_name(n) for n in lm.model_names]
         params, families = lm.params, lm.families
         pairs = self.data.pair_losses()
-        fig = go.FigureWidget()
+        fig = go.Figure()
         fig.add_scatter(x=params / unit, y=np.diag(pairs), mode="markers", name="single models",
                         text=[f"{n}<br>P={p / unit:.4g}<br>loss={v:,.2f}" for n, p, v in zip(names, params, np.diag(pairs))],
                         hoverinfo="text", marker=dict(size=8, color="black"))
@@ -389,19 +395,26 @@ class Explorer:
                         name="exact any-size frontier (branch and bound)", line=dict(shape="hv", color="#d62728"),
                         text=[f"{' + '.join(short_name(m) for m in ms)}<br>P={p / unit:.4g}<br>loss={v:,.2f}"
                               for ms, p, v in zip(front["members"], front["params"], front["loss"])], hoverinfo="text")
-        fig.add_scatter(x=[], y=[], mode="markers", name="selection", hoverinfo="text",
+        x, y, text = self._selection_point()
+        fig.add_scatter(x=x, y=y, text=text, mode="markers", name="selection", hoverinfo="text",
                         marker=dict(size=16, symbol="star", color="gold", line=dict(width=1, color="black")))
         fig.update_layout(xaxis_type="log", xaxis_title=f"total parameters P ({self.unit_name})",
                           yaxis_title="oracle loss (nats per text, eq. 4)", height=520, width=720,
                           margin=dict(l=70, r=10, t=30, b=60), legend=dict(x=0.55, y=0.98))
-        return fig
+        return go.FigureWidget(fig)
+
+    def _selection_point(self) -> tuple[list[float], list[float], list[str]]:
+        """x (P in the display unit), y (oracle loss) and hover text of the selection's mark."""
+        n = self.numbers
+        if n is None:
+            return [], [], []
+        names = " + ".join(short_name(self.data.lm.model_names[r]) for r in n.members)
+        return [n.params / self.unit], [n.oracle_loss], [f"{names}<br>P={n.params / self.unit:.4g}<br>loss={n.oracle_loss:,.2f}"]
 
     def _mark_selection(self) -> None:
-        if self.figure is None or self.numbers is None:
+        if self.figure is None:
             return
-        n = self.numbers
-        names = " + ".join(short_name(self.data.lm.model_names[r]) for r in n.members)
+        x, y, text = self._selection_point()
         with self.figure.batch_update():
             trace = self.figure.data[-1]
-            trace.x, trace.y = [n.params / self.unit], [n.oracle_loss]
-            trace.text = [f"{names}<br>P={n.params / self.unit:.4g}<br>loss={n.oracle_loss:,.2f}"]
+            trace.x, trace.y, trace.text = x, y, text
