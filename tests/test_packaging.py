@@ -120,3 +120,24 @@ def test_ci_runs_the_readme_test_command():
     assert "./run_all.sh --test" in ci and "set -euo pipefail" in ci
     readme = (REPO_ROOT / "README.md").read_text()
     assert "./run_all.sh --test" in readme and "./run_all.sh\n" in readme
+
+
+def test_license_and_citation_match_pyproject():
+    project = _pyproject()["project"]
+    assert project["license"] == {"text": "MIT"}
+    assert (REPO_ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    citation = yaml.safe_load((REPO_ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+    assert citation["version"] == project["version"]
+    assert {"type", "title", "authors", "message"} <= set(citation)
+    paper = citation["preferred-citation"]
+    assert paper["title"].startswith("The Law of Multi-Model Collaboration") and len(paper["authors"]) == 6
+
+
+def test_readme_first_screen_says_what_this_is_the_verdicts_and_what_it_cannot_show():
+    first = "\n".join((REPO_ROOT / "README.md").read_text().splitlines()[:40])
+    assert "re-implementation" in first and "miniature" in first
+    assert "<!-- summary:start -->" in first and "<!-- summary:end -->" in first and "**Verdicts" in first
+    assert "cannot show" in first and "The paper's own values" in first
+    assert "mybinder.org" in first and "voila" in first and "lab%2Ftree" in first
+    assert "reproduced" not in first.splitlines()[0]
