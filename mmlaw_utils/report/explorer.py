@@ -237,6 +237,8 @@ class Explorer:
     # ------------------------------------------------------------------ loading and layout
     def load(self, profile: str, *, data: ExplorerData | None = None) -> None:
         """Show ``profile`` (or ``data``): options, frontier plot, and the best single model selected."""
+        self.status.value = f"loading {html.escape(profile)} (every arm: the score caches are assembled, about a minute)" \
+            if self.every_arm.value else f"loading {html.escape(profile)}"
         self.data = data if data is not None else load_explorer_data(profile, every_arm=self.every_arm.value)
         self._mixtures = {}
         lm = self.data.lm
@@ -261,6 +263,7 @@ class Explorer:
         # the state as it is when the page connects, and plotly's update messages sent before that are lost
         self.figure = self._frontier_figure()
         self.every_arm.disabled = "arm" not in lm.models.columns
+        self.status.value = ""
 
     def widget(self):
         """The whole explorer as one ipywidgets box."""
