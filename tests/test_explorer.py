@@ -271,8 +271,12 @@ def test_explorer_on_the_committed_minipool_losses():
     committed = pd.read_parquet(REPO_ROOT / "data" / "minipool" / "subset_frontier.parquet")
     assert explorer.data.exact_frontier()["loss"].tolist() == pytest.approx(committed["loss"].tolist(), abs=1e-9)
     assert list(explorer.shares.columns[:1]) == ["all"] and len(explorer.shares.columns) == 9  # all + 8 domains
+    box = explorer.widget()
+    assert explorer.widget() is box
     explorer.profile.value = "real"  # another profile: options and plot follow
     assert len(explorer.models.options) == explorer.data.lm.shape[0] == 4
+    assert box.children[1].children[1].children == (explorer.figure,)
+    assert len(explorer.figure.data[0].x) == 4
 
 
 # ---------------------------------------------------------------- the light install

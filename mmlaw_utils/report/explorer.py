@@ -224,6 +224,7 @@ class Explorer:
         self.shares: pd.DataFrame | None = None
         self.gains: pd.DataFrame | None = None
         self._hold = False
+        self._box = None
         self.models.observe(lambda change: self._on_models(), names="value")
         self.texts.observe(lambda change: self._show_text(), names="value")
         self.profile.observe(lambda change: self.load(change["new"]), names="value")
@@ -266,16 +267,19 @@ class Explorer:
         self.status.value = ""
 
     def widget(self):
-        """The whole explorer as one ipywidgets box."""
+        """The whole explorer as one ipywidgets box (built once; the plot is swapped when the data change)."""
+        if self._box is not None:
+            return self._box
         w = self._w
         presets = w.VBox([w.HBox([self.best_button, self.family, self.family_button]),
                           w.HBox([self.budget, self.budget_unit, self.budget_button])])
         left = w.VBox([w.HBox([self.profile, self.every_arm]), self.models, presets, self.numbers_view, self.shares_view])
-        self._figure_box = w.VBox([self.figure])
-        self.profile.observe(lambda change: setattr(self._figure_box, "children", (self.figure,)), names="value")
-        self.every_arm.observe(lambda change: setattr(self._figure_box, "children", (self.figure,)), names="value")
-        return w.VBox([self.status, w.HBox([left, self._figure_box]), w.HTML("<b>Texts</b> by the selection's gain "
-                       "over its best member (nats); pick one"), w.HBox([self.texts, self.text_view])])
+        figure_box = w.VBox([self.figure])
+        for control in (self.profile, self.every_arm):
+            control.observe(lambda change: setattr(figure_box, "children", (self.figure,)), names="value")
+        self._box = w.VBox([self.status, w.HBox([left, figure_box]), w.HTML("<b>Texts</b> by the selection's gain "
+                            "over its best member (nats); pick one"), w.HBox([self.texts, self.text_view])])
+        return self._box
 
     # ------------------------------------------------------------------ presets
     def select(self, names: Sequence[str]) -> None:
