@@ -9,6 +9,7 @@ the browser's own drawing is not included.
 
 Usage (from the repository root):
     nice -n 10 .venv/bin/python benchmarks/bench_explorer.py [--smoke] [--write-readme]
+(any Python with the base install: ``pip install -e .``)
 
 ``--smoke`` runs two selections of each kind once (seconds, a check that the script works);
 ``--write-readme`` replaces the "Explorer" section of benchmarks/README.md (between its markers).
@@ -17,6 +18,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import sys
@@ -103,9 +105,10 @@ def main() -> None:
     lines = [
         "## Explorer",
         "",
-        f"Command: `nice -n 10 .venv/bin/python benchmarks/bench_explorer.py{' --smoke' if args.smoke else ''} --write-readme` "
-        f"({platform.machine()}, {os.cpu_count()} cores visible, load average {load:.1f} at start, python "
-        f"{platform.python_version()}). Wall time of one change of selection in the kernel (all numbers, the text view "
+        f"Command: `nice -n 10 python benchmarks/bench_explorer.py{' --smoke' if args.smoke else ''} --write-readme` "
+        f"(`python` of a {'fresh base install' if importlib.util.find_spec('torch') is None else 'full install'}; "
+        f"{platform.machine()}, {os.cpu_count()} cores visible, load average {load:.1f} at start, python "
+        f"{platform.python_version()}; figures are upper bounds of an idle machine's). Wall time of one change of selection in the kernel (all numbers, the text view "
         f"and the plot's mark; the browser's drawing not included), over {repeats} changes. Targets: 200 ms on minipool, "
         f"1 s on K=71 x N=10,000. The mixture with EM-fitted weights is fitted by a worker thread after the update "
         f"(\"fitting…\" until then); its column is the time from the change until it is shown. Start-up (load, all pairs, exact any-size frontier, widgets): minipool {mini_setup:.1f} s, "
