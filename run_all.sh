@@ -15,7 +15,7 @@ Usage: ./run_all.sh [--profile NAME] [-p KEY VALUE]... [--rescore] [--rebuild] [
        ./run_all.sh --test [PYTEST ARGS...]                set up, then .venv/bin/python -m pytest ARGS
 
 Set-up (every call): creates .venv with python3.11 (or $MMLAW_PYTHON), installs torch==2.13.0 first, then
-`pip install -e ".[test]"` (pins: pyproject.toml; skipped while its hash matches .venv/.mmlaw-setup-stamp),
+`pip install -e ".[score,build,test]"` (pins: pyproject.toml; skipped while its hash matches .venv/.mmlaw-setup-stamp),
 registers the Jupyter kernel "mmlaw". MMLAW_TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu)
 takes torch from another index.
 EOF
@@ -55,7 +55,7 @@ setup_venv() {
   else
     echo "==> installing dependencies into .venv (pins: pyproject.toml)"
     "$VPY" -m pip install "$TORCH_SPEC" ${MMLAW_TORCH_INDEX_URL:+--index-url "$MMLAW_TORCH_INDEX_URL"}
-    "$VPY" -m pip install -e ".[test]"
+    "$VPY" -m pip install -e ".[score,build,test]"
     echo "$want" > "$STAMP"
   fi
   if [[ ! -f "$VENV/share/jupyter/kernels/$KERNEL_NAME/kernel.json" ]]; then

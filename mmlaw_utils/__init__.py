@@ -41,6 +41,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.diversity``: pair win shares and gains by family relation.
 * ``analysis.forecast``: fit below a budget, predict the frontier above it.
 * ``analysis.realpool``: a small real pool: every subset's oracle, per-domain wins, family pairs, mixtures.
+* ``analysis.selection``: the numbers of one chosen subset (the explorer's): P, oracle, gain, mixtures, win shares.
 * ``analysis.arms``: the miniature pool's arms: oracle, per-domain router and within-domain gains at equal size,
   with intervals over documents and seed replicas; domain wins and their seed spread.
 * ``report.tables``: Table 1, the README results region and the other tables.
@@ -49,6 +50,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
 * ``report.realpool``: the real-pool report of notebook 08 (markdown, csv, figures, README region).
 * ``report.arms``: the miniature pool's diversity experiment (csv, markdown, figure).
+* ``report.explorer``: the interactive explorer of notebooks/explore.ipynb (ipywidgets, plotly).
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
 * ``minipool.sources``: text sources from pinned pip/npm/apt archives; held-out/training split by document.
 * ``minipool.mixedset``: builds the mixed-domain held-out text set (8 domains) bit for bit.

@@ -11,13 +11,15 @@ import tomllib
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+RUN_ALL_EXTRAS = ("score", "build", "test")  # run_all.sh: pip install -e ".[score,build,test]"
 _PIN = re.compile(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^;\s]+)")
 
 
 def unmet_pins(pyproject: Path = PYPROJECT) -> list[str]:
-    """Requirements (dependencies + the ``test`` extra) not installed at exactly their pinned version."""
+    """Requirements (dependencies + the extras run_all.sh installs) not installed at exactly their pinned version."""
     project = tomllib.loads(Path(pyproject).read_text())["project"]
-    wanted = project["dependencies"] + project.get("optional-dependencies", {}).get("test", [])
+    extras = project.get("optional-dependencies", {})
+    wanted = project["dependencies"] + [r for name in RUN_ALL_EXTRAS for r in extras.get(name, [])]
     unmet = []
     for requirement in wanted:
         match = _PIN.fullmatch(requirement.strip())

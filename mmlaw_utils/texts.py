@@ -1,4 +1,4 @@
-"""Held-out text sets (§3.2): loading through ``datasets`` and fingerprinting."""
+"""Held-out text sets (§3.2): loading (local files with pandas, hub names through ``datasets``) and fingerprinting."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import pandas as pd
 
 TEXT_COLUMNS = ["text_id", "text", "source"]
 OPTIONAL_COLUMNS = ["domain"]  # kept when the text set has them (the mixed-domain set does)
-_LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+# local files are read without ``datasets`` (a [score] extra), so the base install can load a text set
+_LOCAL_READERS = {
+    ".jsonl": lambda path: pd.read_json(path, lines=True, dtype=False),
+    ".json": lambda path: pd.read_json(path, dtype=False),
+    ".parquet": pd.read_parquet,
+    ".csv": pd.read_csv,
+}
 
 
 def dataset_fingerprint(text_ids: Iterable[str], texts: Iterable[str]) -> str:
@@ -121,28 +127,27 @@ def check_n_texts(n_texts: object, where: str) -> int | None:
 def load_texts(dataset: str | Path, n_texts: int | None = None, split: str = "train") -> pd.DataFrame:
     """Load a text set as a frame with ``text_id``, ``text``, ``source``, in file order.
 
-    ``dataset`` is a local .jsonl/.json/.parquet/.csv file or a Hugging Face hub dataset
-    name; both go through ``datasets.load_dataset``. ``n_texts`` keeps the first n (>= 1, and
+    ``dataset`` is a local .jsonl/.json/.parquet/.csv file (read with pandas) or a Hugging Face hub
+    dataset name (read with ``datasets.load_dataset``, of the ``[score]`` extra). ``n_texts`` keeps the first n (>= 1, and
     no more than the set holds). Bad input is an error naming the file and, where known, the line.
     """
-    import datasets  # heavy import, only when loading
-
     path = Path(dataset)
     n_texts = check_n_texts(n_texts, f"text set {str(dataset)!r}")
     lines = None
-    if path.suffix in _LOCAL_FORMATS:
+    if path.suffix in _LOCAL_READERS:
         if not path.is_file():
             raise FileNotFoundError(f"text set {str(path)!r} does not exist")
         where = str(path)
         lines = _check_local_file(path)
         try:
-            loaded = datasets.load_dataset(_LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
-        except Exception as error:  # datasets wraps parser errors in many types
+            frame = _LOCAL_READERS[path.suffix](path)
+        except Exception as error:  # the parsers raise many types
             raise ValueError(f"text set {where!r} could not be read: {type(error).__name__}: {error}") from error
     else:
+        import datasets  # heavy import, only for a hub dataset
+
         where = f"hub dataset {dataset!r} (split {split!r})"
-        loaded = datasets.load_dataset(str(dataset), split=split)
-    frame = loaded.to_pandas()
+        frame = datasets.load_dataset(str(dataset), split=split).to_pandas()
     if frame.empty:
         raise ValueError(f"{where}: the text set is empty (no rows)")
     if "text" not in frame.columns:

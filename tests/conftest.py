@@ -6,15 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import tiny_models  # noqa: E402
-
-# Tiny models run fastest single-threaded, and on a shared machine OpenMP threads spinning
-# against other processes make multi-threaded forwards ~40x slower.
-torch.set_num_threads(1)
+try:  # the base install has no torch: the explorer and analysis tests run there (tests/test_explorer.py)
+    import torch
+except ImportError:
+    torch = None
+else:
+    # Tiny models run fastest single-threaded, and on a shared machine OpenMP threads spinning
+    # against other processes make multi-threaded forwards ~40x slower.
+    torch.set_num_threads(1)
 
 # (architecture, tokenizer kind) pairs covering GPT-2, Llama, GPT-NeoX, a Qwen2-style 32k tied
 # vocabulary and Gemma2 softcapping, with BOS / EOS-only / post-processor-BOS tokenizers.
@@ -24,12 +26,16 @@ TINY_CASES = [("gpt2", "eos_only"), ("llama", "bos"), ("gpt_neox", "auto_bos"), 
 @pytest.fixture(scope="session")
 def tiny_tokenizers():
     """Dict kind -> trained tokenizer."""
+    import tiny_models
+
     return {kind: tiny_models.build_tokenizer(kind) for kind in ("bos", "eos_only", "auto_bos")}
 
 
 @pytest.fixture(scope="session")
 def tiny_lms(tiny_tokenizers):
     """Dict (arch, tokenizer kind) -> (model, tokenizer) for every case in TINY_CASES."""
+    import tiny_models
+
     return {
         (arch, kind): (tiny_models.build_model(arch, tiny_tokenizers[kind], seed=i), tiny_tokenizers[kind])
         for i, (arch, kind) in enumerate(TINY_CASES)
@@ -39,6 +45,8 @@ def tiny_lms(tiny_tokenizers):
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory):
     """Two saved tiny models (llama/BOS, gpt2/EOS-only) as local folders: dict name -> Path."""
+    import tiny_models
+
     root = tmp_path_factory.mktemp("tiny_models")
     return {
         "tiny-llama": tiny_models.save_tiny_model(root / "tiny-llama", "llama", "bos", seed=3, max_positions=64),

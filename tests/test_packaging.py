@@ -23,7 +23,9 @@ def test_pyproject_pins_every_dependency_exactly_and_torch_2_13_0():
     requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     loose = [r for r in requirements if not re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+\-]+", r)]
     assert not loose, f"dependencies without an exact == pin: {loose}"
-    assert "torch==2.13.0" in project["dependencies"]
+    assert "torch==2.13.0" in project["optional-dependencies"]["score"]
+    base = {re.split(r"[=\[]", r)[0] for r in project["dependencies"]}
+    assert not base & {"torch", "transformers", "tokenizers", "accelerate", "datasets", "gensim"}, "the base install is light"
     assert "test" in project["optional-dependencies"]
 
 
@@ -86,7 +88,7 @@ def test_run_all_installs_torch_first_then_the_project(tmp_path):
     subprocess.run(["bash", str(root / "run_all.sh"), "--setup-only"], check=True, capture_output=True,
                    env={**os.environ, "MMLAW_TORCH_INDEX_URL": "https://example.invalid/cpu"})
     calls = [line for line in log.read_text().splitlines() if "pip install" in line]
-    assert calls == ["-m pip install torch==2.13.0 --index-url https://example.invalid/cpu", '-m pip install -e .[test]']
+    assert calls == ["-m pip install torch==2.13.0 --index-url https://example.invalid/cpu", '-m pip install -e .[score,build,test]']
     assert (root / ".venv" / ".mmlaw-setup-stamp").read_text() == "fakehash\n"
 
 
@@ -118,3 +120,24 @@ def test_ci_runs_the_readme_test_command():
     assert "./run_all.sh --test" in ci and "set -euo pipefail" in ci
     readme = (REPO_ROOT / "README.md").read_text()
     assert "./run_all.sh --test" in readme and "./run_all.sh\n" in readme
+
+
+def test_license_and_citation_match_pyproject():
+    project = _pyproject()["project"]
+    assert project["license"] == {"text": "MIT"}
+    assert (REPO_ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    citation = yaml.safe_load((REPO_ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+    assert citation["version"] == project["version"]
+    assert {"type", "title", "authors", "message"} <= set(citation)
+    paper = citation["preferred-citation"]
+    assert paper["title"].startswith("The Law of Multi-Model Collaboration") and len(paper["authors"]) == 6
+
+
+def test_readme_first_screen_says_what_this_is_the_verdicts_and_what_it_cannot_show():
+    first = "\n".join((REPO_ROOT / "README.md").read_text().splitlines()[:40])
+    assert "re-implementation" in first and "miniature" in first
+    assert "<!-- summary:start -->" in first and "<!-- summary:end -->" in first and "**Verdicts" in first
+    assert "cannot show" in first and "The paper's own values" in first
+    assert "mybinder.org" in first and "voila" in first and "lab%2Ftree" in first
+    assert "reproduced" not in first.splitlines()[0]

@@ -66,6 +66,21 @@ class LossMatrix:
         """(K models, N texts)."""
         return len(self.models), len(self.long) // len(self.models)
 
+    def rows(self, names: Sequence[str]) -> np.ndarray:
+        """Row index of each model in ``names`` (int64); an unknown name is an error naming it."""
+        index = pd.Index(self.model_names).get_indexer([str(name) for name in names])
+        unknown = [str(name) for name, row in zip(names, index) if row < 0]
+        if unknown:
+            raise KeyError(f"loss matrix has no model(s) {unknown[:5]}; it has {self.model_names[:5]}...")
+        return index.astype(np.int64)
+
+    def select(self, names: Sequence[str]) -> LossMatrix:
+        """The loss matrix of the models ``names`` only, in that order (same texts)."""
+        rows = self.rows(names)
+        n_texts = self.shape[1]
+        positions = (rows[:, None] * n_texts + np.arange(n_texts)[None, :]).ravel()
+        return LossMatrix(long=self.long.iloc[positions], models=self.models.iloc[rows])
+
     def to_array(self, column: str = "nll") -> np.ndarray:
         """K x N array of ``column`` (default ``nll``, summed nats per text)."""
         dtype = np.float64 if column == "nll" else np.int64

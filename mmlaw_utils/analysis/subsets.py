@@ -422,7 +422,7 @@ def frame_of_front(frame: pd.DataFrame) -> pd.DataFrame:
 def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = None, *, min_size: int = 1,
                     method: str = "auto", time_limit: float | None = None, total_time_limit: float | None = None,
                     memory_limit_gb: float | None = None, node_limit: int | None = None,
-                    progress: bool = False) -> pd.DataFrame:
+                    progress: bool = False, model_names: Sequence[str] | None = None) -> pd.DataFrame:
     """Exact Pareto frontier (§2.5) over all subsets of the pool with min_size <= |S| <= max_size.
 
     ``L``: K models x N texts, nats (eq. 1); ``params``: raw parameter counts (eq. 5).
@@ -442,22 +442,29 @@ def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = No
     points found so far, each with a lower bound from every subtree left open (its gap may be > 0,
     and frontier points not yet found are missing); milp returns the frontier above
     ``attrs["stopped_at_budget"]``.
+    ``model_names`` (one per row of ``L``) adds ``members``: the tuple of the subset's model names.
     """
     array = _as_loss_matrix(L)
     n_models, n_texts = array.shape
     p = as_param_counts(params, n_models)
     lo, hi = _check_sizes(n_models, max_size, min_size)
+    if model_names is not None and len(model_names) != n_models:
+        raise ValueError(f"model_names has {len(model_names)} names for {n_models} models")
     if method == "auto":
         method = "brute" if n_models <= 16 and 2.0**n_models * n_texts <= _BRUTE_MAX_CELLS else "bnb"
     if method == "brute":
         front = frontier_of(brute_force_points(array, p, max_size=hi, min_size=lo))
         front.attrs.update({"complete": True, "n_solves": 0})
-        return front
-    if method == "bnb":
-        return _bnb_frontier(array, p, lo, hi, total_time_limit, memory_limit_gb, node_limit, progress)
-    if method != "milp":
+    elif method == "bnb":
+        front = _bnb_frontier(array, p, lo, hi, total_time_limit, memory_limit_gb, node_limit, progress)
+    elif method == "milp":
+        front = _milp_frontier(array, p, lo, hi, time_limit, progress, total_time_limit)
+    else:
         raise ValueError(f"method must be 'auto', 'bnb', 'milp' or 'brute', got {method!r}")
-    return _milp_frontier(array, p, lo, hi, time_limit, progress, total_time_limit)
+    if model_names is not None:
+        names = [str(name) for name in model_names]
+        front["members"] = pd.Series([tuple(names[i] for i in s) for s in front["subset"]], index=front.index, dtype=object)
+    return front
 
 
 # ---------------------------------------------------------------- heuristics

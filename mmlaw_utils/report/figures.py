@@ -39,6 +39,12 @@ METHOD_LABELS = {"text_bootstrap": "text bootstrap", "cluster_bootstrap": "clust
                  "model_jackknife": "model jackknife", "profile_likelihood": "profile likelihood"}
 
 
+def _unit_word(scale: float) -> str:
+    """``millions`` for 1e6 parameters per unit (legends); ``units of 5e+07`` for another scale."""
+    name = UNIT_NAMES.get(scale)
+    return name.removesuffix(" of parameters") if name else f"units of {scale:g} parameters"
+
+
 def law_band(boot_group: pd.DataFrame, params_scaled: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise percentile band (lower, upper) in nats of one group's bootstrap laws at ``params_scaled``; NaN if none fitted."""
     if boot_group["group"].nunique() != 1:
@@ -137,6 +143,8 @@ def plot_group(
     at_bound = fit_value(fit, "L_inf_at_bound") is True
     a_shown = A * (scale / params_unit) ** (-alpha)  # the same law with P in the axis unit
     text = f"fit: {a_shown:.4g}/P^{alpha:.3f} + {L_inf:.1f}"
+    if scale != params_unit:  # A depends on the unit of P: name both units, Table 1 gives A with P in params_unit
+        text += f", P in {_unit_word(scale)} (Table 1's A = {A:.4g}: P in {_unit_word(params_unit)})"
     if at_bound:
         text += " (L∞ held at its bound)"
     ax.plot(grid, predict((A, alpha, L_inf), grid_fit), color=color, linewidth=2, zorder=2,
@@ -408,7 +416,7 @@ def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame
     if heuristics:
         ax = axes[0][1]
         exact = frontiers["all"]
-        ax.plot(exact["params"] / scale, exact["loss"], "k-", lw=1.5, label="exact (MIP)")
+        ax.plot(exact["params"] / scale, exact["loss"], "k-", lw=1.5, label=f"exact ({_exact_method(exact)})")
         for (name, front), style in zip(heuristics.items(), ("s--", "^:", "v-.")):
             ax.plot(front["params"] / scale, front["loss"], style, ms=3, lw=1, label=name)
         ax.set_xscale("log")
@@ -417,6 +425,16 @@ def plot_subset_frontiers(frontiers: dict[str, pd.DataFrame], fits: pd.DataFrame
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+EXACT_METHODS = {"branch_and_bound": "branch and bound", "milp": "MIP budget walk",
+                 "brute_force": "all subsets", "exhaustive": "all subsets"}
+
+
+def _exact_method(front: pd.DataFrame) -> str:
+    """How an exact frontier was computed, for a legend (its ``method`` column; "exact" when absent)."""
+    methods = sorted({str(m) for m in front.get("method", pd.Series(dtype=object)).dropna()})
+    return " + ".join(EXACT_METHODS.get(m, m.replace("_", " ")) for m in methods) or "exact search"
 
 
 def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = None, params_unit: float = 1e9) -> Figure:
@@ -460,7 +478,7 @@ def plot_mixture_vs_oracle(table: pd.DataFrame, any_size: pd.DataFrame | None = 
         ax.axhline(0.0, color="black", linewidth=0.6)
         ax.set_xlabel(f"total parameters ({unit})")
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(f"mixture − oracle (nats / held-out text; symlog, linear below {linthresh:.2g})")
+    axes[0][0].set_ylabel(f"mixture − oracle (nats / held-out text)\nsymlog axis, linear below {linthresh:.2g}")
     fig.tight_layout()
     return fig
 
@@ -470,8 +488,9 @@ def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, mo
     """Figure: family x family mean gain heatmap, gain vs size ratio by relation, and (optional) the
     K x K pair win-share matrix (rows sorted by ``model_order``, ticks labelled with ``model_names``)."""
     n_panels = 3 if win_shares is not None else 2
-    fig = Figure(figsize=(5.2 * n_panels, 4.4))
-    axes = fig.subplots(1, n_panels)
+    # the K x K panel gets the most room, so that K = 30 model names stay readable
+    fig = Figure(figsize=(5.2 * 2 + (7.0 if win_shares is not None else 0.0), 6.4 if win_shares is not None else 4.4))
+    axes = fig.subplots(1, n_panels, gridspec_kw={"width_ratios": [1.0, 1.0, 1.45][:n_panels]})
     heat = diversity.family_gain_matrix(table)
     im = axes[0].imshow(heat.to_numpy(), cmap="viridis")
     axes[0].set_xticks(range(len(heat.columns)), heat.columns, rotation=45, ha="right", fontsize=8)
@@ -496,8 +515,9 @@ def plot_diversity(table: pd.DataFrame, win_shares: np.ndarray | None = None, mo
         axes[2].set_title("pair win shares")
         if model_names is not None:
             labels = [short_name(model_names[k]) for k in order]
-            axes[2].set_xticks(range(len(labels)), labels, rotation=90, fontsize=4)
-            axes[2].set_yticks(range(len(labels)), labels, fontsize=4)
+            size = float(np.clip(230.0 / max(len(labels), 1), 4.0, 9.0))  # points: 7.7 for 30 models
+            axes[2].set_xticks(range(len(labels)), labels, rotation=90, fontsize=size)
+            axes[2].set_yticks(range(len(labels)), labels, fontsize=size)
         axes[2].set_xlabel("column model")
         axes[2].set_ylabel("row model")
     fig.tight_layout()

@@ -35,6 +35,8 @@ TABLE1_COLUMNS = [
 ]
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
+# the README's first screen: verdict counts and the paper's own Table 1 (update_readme writes both regions)
+SUMMARY_START, SUMMARY_END = "<!-- summary:start -->", "<!-- summary:end -->"
 
 
 def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
@@ -466,6 +468,41 @@ def support_markdown(padding: pd.DataFrame | None, floor_tests: pd.DataFrame | N
     return "\n".join(lines) + "\n"
 
 
+def paper_table1_markdown() -> str:
+    """The paper's own Table 1 (§4.2) as a markdown table of its own: P in billions, losses in nats per text."""
+    lines = ["| Collaboration setting (the paper's 71 models) | raw points | Pareto points | L∞ | A | α |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for row in PAPER_TABLE1.itertuples(index=False):
+        lines.append(f"| {GROUP_LABELS[row.group]} | {row.raw_points} | {row.pareto_points} | {row.L_inf:.2f} "
+                     f"| {row.A:.2f} | {row.alpha:.4f} |")
+    return "\n".join(lines)
+
+
+def summary_markdown(profile_name: str, data_dir: Path, relative_to: Path | None = None) -> str:
+    """The README's first-screen verdict summary: counts per verdict and which claims, from a run's claims.csv
+    (its path shown relative to ``relative_to``, the README's folder)."""
+    from mmlaw_utils.analysis.claims import VERDICTS
+
+    claims_path = data_dir / OUTPUT_FILES["claims"]
+    if not claims_path.is_file():
+        raise FileNotFoundError(f"{claims_path} does not exist; run the pipeline for profile {profile_name!r} first")
+    claims = pd.read_csv(claims_path)
+    fits_path = data_dir / OUTPUT_FILES["fits"]
+    meta = read_fits_json(fits_path) if fits_path.is_file() else {}
+    size = (f": {meta['n_models']} models x {meta['n_texts']} texts" if {"n_models", "n_texts"} <= set(meta) else "")
+    counts = claims["verdict"].value_counts()
+    summary = ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
+    lines = [f"**Verdicts on the paper's {len(claims)} claims** (profile `{profile_name}`{size}; generated from "
+             f"`{os.path.relpath(claims_path, relative_to) if relative_to else claims_path.name}` by "
+             f"`python -m mmlaw_utils readme`): {summary}."]
+    for verdict in VERDICTS:
+        which = [f"{number}. {claim}" for number, (claim, v) in enumerate(zip(claims["claim"], claims["verdict"]), 1)
+                 if v == verdict]
+        if which:
+            lines.append(f"- *{verdict}*: " + "; ".join(which))
+    return "\n".join(lines) + "\n"
+
+
 def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
     """The README results block of a profile: Table 1, verdicts, figures, beyond pairs (07) and the arms (09)."""
     md_path = data_dir / OUTPUT_FILES["table1_md"]
@@ -523,3 +560,8 @@ def update_readme(readme: str | Path, profile_name: str, data_dir: Path, figures
     readme = Path(readme)
     block = results_markdown(profile_name, Path(data_dir), Path(figures_dir), readme.parent)
     write_marked_region(readme, block, RESULTS_START, RESULTS_END)
+    if SUMMARY_START in readme.read_text() and (Path(data_dir) / OUTPUT_FILES["claims"]).is_file():
+        summary = (summary_markdown(profile_name, Path(data_dir), readme.parent) + "\n**The paper's own values** "
+                   "(its Table 1: P in billions of parameters, losses in nats per text; not comparable with the "
+                   "miniature pool's):\n\n" + paper_table1_markdown())
+        write_marked_region(readme, summary, SUMMARY_START, SUMMARY_END)

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmlaw_utils.scoring.models import input_device, model_max_length, model_name, prefix_token
+from mmlaw_utils.scoring.models import default_context_tokens, input_device, model_max_length, model_name, prefix_token
 
 RESULT_COLUMNS = ["nll", "n_tokens", "n_bytes"]
 # fp32 logits held at once: one tile of positions x vocabulary entries. Small enough to stay in
@@ -55,11 +55,6 @@ _CPU_MAX_BATCH_TOKENS = 2048
 
 
 # ----------------------------------------------------------------------------- windows
-def default_context_tokens(max_length: int) -> int:
-    """Default minimum context (tokens) of a newly scored token in windows after the first."""
-    return max(1, max_length // 2)
-
-
 def rolling_windows(n_tokens: int, max_length: int, context_tokens: int | None = None) -> np.ndarray:
     """Windows over the sequence [prefix] + n_tokens text tokens, as int64 rows (start, length, n_scored).
 

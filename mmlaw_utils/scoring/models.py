@@ -11,16 +11,18 @@ import hashlib
 import math
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mmlaw_utils.io import update_with_file
 
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used, so that checking a cache's settings needs no torch (the base install)
 _DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "float32": "float32", "fp32": "float32",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "half": "float16",
 }
 
 def prefix_token(tokenizer) -> tuple[int, str]:
@@ -64,6 +66,8 @@ def relative_difference(a: torch.Tensor, b: torch.Tensor, rows_per_block: int = 
     if a.shape != b.shape:
         raise ValueError(f"relative_difference needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     diff_sq = ref_sq = 0.0
+    import torch
+
     with torch.no_grad():
         for start in range(0, a.shape[0], rows_per_block):
             x = a[start:start + rows_per_block].detach().to("cpu", torch.float64)
@@ -89,6 +93,8 @@ def count_parameters(model) -> dict[str, Any]:
     """Parameter counts: ``params_total`` (embeddings included, a tied head once; the paper's P),
     ``params_nonembed`` (minus token/position embedding tables and the output head), ``head_tied``
     (the head is the input embedding, shared or stored as a copy), ``params_stored`` (tensors as loaded)."""
+    import torch
+
     unique = {id(p): p for p in model.parameters()}
     stored = sum(p.numel() for p in unique.values())
     embedding_ids: set[int] = set()
@@ -111,22 +117,36 @@ def count_parameters(model) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- loading
-def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
-    """torch dtype for a config string; "auto" = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
+def default_context_tokens(max_length: int) -> int:
+    """Default minimum context (tokens) of a newly scored token in windows after the first."""
+    return max(1, max_length // 2)
+
+
+def dtype_name(dtype: str) -> str:
+    """Canonical torch dtype name ("float32", "bfloat16", "float16") of a config string other than "auto"."""
     key = str(dtype).lower().removeprefix("torch.")
-    if key == "auto":
-        if str(device).startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
     if key not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(_DTYPES))}")
     return _DTYPES[key]
 
 
+def resolve_dtype(dtype: str | torch.dtype, device: str) -> torch.dtype:
+    """torch dtype for a config string; "auto" = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if str(dtype).lower().removeprefix("torch.") == "auto":
+        if str(device).startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype_name(dtype))
+
+
 def resolve_device(device: str) -> str:
     """"auto" -> "cuda" when a GPU is visible, else "cpu"; other values are checked and returned."""
+    import torch
+
     device = str(device).lower()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -18,16 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mmlaw_utils import __version__
 
-from mmlaw_utils.scoring import cache, kernel, models
+from mmlaw_utils.scoring import cache, models  # kernel (torch) is imported where a model is scored
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
+
+if TYPE_CHECKING:
+    from mmlaw_utils.scoring import kernel
 
 DEFAULT_BATCH_TOKENS = 8192
 DEFAULT_CHUNK_TEXTS = 128
@@ -104,10 +107,10 @@ def cache_mismatches(stored: dict[str, Any], request: ScoreRequest, fingerprint:
     if request.max_length is not None:
         expected["max_length"] = int(request.max_length)
     if str(request.dtype).lower() != "auto":  # "auto" accepts the dtype of whatever device scored it
-        expected["dtype"] = str(models.resolve_dtype(request.dtype, "cpu")).removeprefix("torch.")
+        expected["dtype"] = models.dtype_name(request.dtype)
     if stored.get("max_length") is not None:
         length = int(request.max_length or stored["max_length"])
-        expected["context_tokens"] = int(request.context_tokens or kernel.default_context_tokens(length))
+        expected["context_tokens"] = int(request.context_tokens or models.default_context_tokens(length))
     problems = cache.provenance_mismatches(stored, expected)
     if request.revision is not None and request.revision not in (stored.get("model_revision"), stored.get("model_revision_requested")):
         problems.append(f"model_revision: cache has {stored.get('model_revision')!r}, requested {request.revision!r}")
@@ -245,6 +248,8 @@ def score_model(request: ScoreRequest, *, force: bool = False, progress: bool = 
 
 
 def _score_into_cache(request, frame, fingerprint, path, partial, model_hash, force, progress, on_batch) -> ScoreRun:
+    from mmlaw_utils.scoring import kernel
+
     model, tokenizer, overrides = load_for_scoring(request)
     settings = kernel.resolve_settings(model, tokenizer, request.max_length, request.context_tokens)
     settings = kernel.check_head(model, tokenizer, settings)
@@ -377,6 +382,8 @@ def stale_models(profile: str, *, base_dir: str | Path | None = None, data_dir: 
 
 def summarize_run(run: ScoreRun) -> pd.DataFrame:
     """One-row summary: texts, tokens, mean NLL (nats/text), bits per byte, parameter counts."""
+    from mmlaw_utils.scoring import kernel
+
     results, prov = run.results, run.provenance
     return pd.DataFrame(
         [{

@@ -1,0 +1,51 @@
+"""The README's first screen: the verdict summary and the paper's own Table 1 are generated, never typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mmlaw_utils.report.tables import (PAPER_TABLE1, SUMMARY_END, SUMMARY_START, paper_table1_markdown,
+                                       summary_markdown, update_readme)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _claims(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"claim": ["§4.1: a", "§4.2: b", "Fig. 1: c"], "groups": ["single"] * 3,
+                  "verdict": ["disagrees", "not identified", "disagrees"], "evidence": ["x", "y", "z"]}).to_csv(
+        folder / "claims.csv", index=False)
+
+
+def test_summary_counts_each_verdict_and_lists_its_claims(tmp_path):
+    _claims(tmp_path / "data")
+    text = summary_markdown("demo", tmp_path / "data", tmp_path)
+    assert "0 agrees, 2 disagrees, 0 inconclusive, 1 not identified" in text
+    assert "`data/claims.csv`" in text and "profile `demo`" in text
+    assert "- *disagrees*: 1. §4.1: a; 3. Fig. 1: c" in text and "- *not identified*: 2. §4.2: b" in text
+
+
+def test_paper_table_is_the_papers_own_values():
+    lines = paper_table1_markdown().splitlines()
+    assert len(lines) == 2 + len(PAPER_TABLE1)
+    assert lines[2] == "| Single model | 71 | 12 | 1765.03 | 886.15 | 0.3578 |"
+
+
+def test_update_readme_writes_the_first_screen_region(tmp_path):
+    data = tmp_path / "data"
+    _claims(data)
+    (data / "table1.md").write_text("| table |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# t\n{SUMMARY_START}\nold\n{SUMMARY_END}\n<!-- results:start -->\n<!-- results:end -->\n")
+    update_readme(readme, "demo", data, tmp_path / "figures")
+    text = readme.read_text()
+    assert "\nold\n" not in text and "2 disagrees" in text and "The paper's own values" in text
+    assert text.index("2 disagrees") < text.index(SUMMARY_END) < text.index("| table |")
+
+
+def test_committed_readme_summary_matches_the_committed_claims():
+    readme = (REPO_ROOT / "README.md").read_text()
+    region = readme[readme.index(SUMMARY_START) + len(SUMMARY_START):readme.index(SUMMARY_END)]
+    assert summary_markdown("minipool", REPO_ROOT / "data" / "minipool", REPO_ROOT).strip() in region
