@@ -1,0 +1,392 @@
+"""Where collaboration gains live: the oracle at text, line, sentence, word and common-token granularity (issue 21).
+
+The paper defines its oracle per token in §1 and per text from §2.3 on (eqs. 3-4). A *segmentation* cuts
+every text into byte ranges; a model's loss on a segment is the sum of its token losses (nats) that end
+inside it, so a model's segment losses sum to its text loss (eq. 1) at every granularity. At granularity
+g the oracle of a subset S is, per text, the sum over the text's segments of the per-segment minimum over
+S's members; the text-level oracle is g = "text" (one segment per text).
+
+Everything here works on a ``SegmentLosses`` (models x segments, the segments of each text contiguous and
+in text order) and reuses the text-level machinery on per-text sums: the single and pair losses per text
+feed ``frontier.collaboration_groups``, eq. 7 fits, the four kinds of interval and the claim verdicts of
+Table 1; the any-size frontier is ``subsets.subset_frontier`` on the segment matrix itself (its mean per
+segment times segments per text). The realizable counterpart is the fixed-share switching mixture of
+``analysis/switching.py``, its switching rate fitted on one half of the texts (split by source document)
+and reported on the other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmlaw_utils.analysis.bootstrap import FIT_COLUMNS, _fit_row, bootstrap_counts, cluster_bootstrap_counts
+from mmlaw_utils.analysis.claims import claims_table
+from mmlaw_utils.analysis.fit import fit_points
+from mmlaw_utils.analysis.frontier import collaboration_groups
+from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGLE
+from mmlaw_utils.analysis.model_selection import compare_forms
+from mmlaw_utils.analysis.oracle import pair_index, win_shares
+from mmlaw_utils.analysis.profile import profile_intervals
+from mmlaw_utils.analysis.subsets import subset_frontier
+from mmlaw_utils.analysis.switching import fit_switching_rate, switching_losses
+from mmlaw_utils.analysis.uncertainty import leave_one_model_out, sensitivity_table, uncertainty_table
+
+# coarse to fine
+SEGMENTATIONS = ("text", "line", "sentence", "word", "common_token")
+SEGMENT_COLUMNS = ("model", "text_id", "segment", "byte_start", "byte_end", "nll")
+# below this oracle gain (nats per text) a share of it kept is a ratio of near-zero numbers: report nats
+MIN_GAIN_FOR_SHARE = 0.01
+# pair minima are formed this many partner rows at a time (caps the temporary at rows x segments floats)
+_PAIR_ROWS = 8
+
+
+@dataclass(frozen=True)
+class SegmentLosses:
+    """One segmentation of a text set: each model's summed NLL (nats) on each segment, texts contiguous, in order."""
+
+    segmentation: str
+    model_names: tuple[str, ...]
+    text_ids: tuple[str, ...]
+    losses: np.ndarray  # models x segments, nats
+    lengths: np.ndarray  # segments per text
+    byte_start: np.ndarray  # per segment, UTF-8 byte offsets in its text
+    byte_end: np.ndarray
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Column of each text's first segment."""
+        return np.r_[0, np.cumsum(self.lengths)[:-1]].astype(np.int64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(models, segments)."""
+        return self.losses.shape
+
+    @property
+    def n_texts(self) -> int:
+        """Number of texts."""
+        return int(self.lengths.size)
+
+    @property
+    def text_of_segment(self) -> np.ndarray:
+        """Text index (0 .. N-1) of every segment column."""
+        return np.repeat(np.arange(self.n_texts), self.lengths)
+
+    @property
+    def n_bytes(self) -> np.ndarray:
+        """UTF-8 bytes per text (the segments tile each text)."""
+        return per_text_sums(self, (self.byte_end - self.byte_start).astype(np.float64))
+
+    def text_losses(self) -> np.ndarray:
+        """Models x texts: each model's summed loss per text (eq. 1), nats."""
+        return per_text_sums(self, self.losses)
+
+
+def per_text_sums(seg: SegmentLosses, values: np.ndarray) -> np.ndarray:
+    """Sum of per-segment ``values`` (last axis: segments) over each text's segments: last axis becomes texts."""
+    return np.add.reduceat(np.asarray(values, dtype=np.float64), seg.starts, axis=-1)
+
+
+def segment_losses_from_frame(frame: pd.DataFrame, segmentation: str, model_names: Sequence[str] | None = None,
+                              text_ids: Sequence[str] | None = None) -> SegmentLosses:
+    """Check the long-form segment table (model, text_id, segment, byte_start, byte_end, nll) and pivot it.
+
+    ``model_names`` and ``text_ids`` fix the row and text order (default: order of first appearance).
+    Every model must have the same segments (same text, index and byte span) and every text at least one;
+    an error names the model and text at fault.
+    """
+    missing = [c for c in SEGMENT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"segment table ({segmentation}): missing column(s) {missing}; has {list(frame.columns)}")
+    if "segmentation" in frame.columns:
+        frame = frame[frame["segmentation"].astype(str) == segmentation]
+    models = list(dict.fromkeys(frame["model"].astype(str))) if model_names is None else [str(m) for m in model_names]
+    texts = list(dict.fromkeys(frame["text_id"].astype(str))) if text_ids is None else [str(t) for t in text_ids]
+    if not models or not texts:
+        raise ValueError(f"segment table ({segmentation}): no rows")
+    code = pd.Index(texts).get_indexer(frame["text_id"].astype(str))
+    rows_of = frame.groupby(frame["model"].astype(str), sort=False).indices
+    reference = None
+    losses = []
+    for model in models:
+        if model not in rows_of:
+            raise ValueError(f"segment table ({segmentation}): no segments of model {model!r}")
+        rows = rows_of[model]
+        text_code = code[rows]
+        if (text_code < 0).any():
+            bad = frame["text_id"].iloc[rows[np.flatnonzero(text_code < 0)[0]]]
+            raise ValueError(f"segment table ({segmentation}): model {model!r} has text {bad!r}, not in the text set")
+        segment = frame["segment"].to_numpy()[rows]
+        order = np.lexsort((segment, text_code))
+        keys = np.stack([text_code[order], segment[order], frame["byte_start"].to_numpy()[rows][order],
+                         frame["byte_end"].to_numpy()[rows][order]]).astype(np.int64)
+        nll = frame["nll"].to_numpy(dtype=np.float64)[rows][order]
+        if not np.isfinite(nll).all():
+            bad = int(keys[0, np.flatnonzero(~np.isfinite(nll))[0]])
+            raise ValueError(f"segment table ({segmentation}): non-finite nll for model {model!r}, text {texts[bad]!r}")
+        duplicate = (np.diff(keys[0]) == 0) & (np.diff(keys[1]) == 0)
+        if duplicate.any():
+            bad = int(keys[0, np.flatnonzero(duplicate)[0]])
+            raise ValueError(f"segment table ({segmentation}): model {model!r} repeats a segment of text {texts[bad]!r}")
+        if reference is None:
+            counts = np.bincount(keys[0], minlength=len(texts))
+            if (counts == 0).any():
+                bad = texts[int(np.flatnonzero(counts == 0)[0])]
+                raise ValueError(f"segment table ({segmentation}): text {bad!r} has no segments (model {model!r})")
+            reference = (model, keys, counts)
+        elif keys.shape != reference[1].shape or not np.array_equal(keys, reference[1]):
+            column = np.flatnonzero((keys[:, : reference[1].shape[1]] != reference[1][:, : keys.shape[1]]).any(axis=0))
+            at = int(keys[0, column[0]]) if column.size else int(keys[0, -1])
+            raise ValueError(f"segment table ({segmentation}): model {model!r} and model {reference[0]!r} segment text "
+                             f"{texts[at]!r} differently")
+        losses.append(nll)
+    _, keys, counts = reference
+    return SegmentLosses(segmentation=segmentation, model_names=tuple(models), text_ids=tuple(texts),
+                         losses=np.stack(losses), lengths=counts.astype(np.int64), byte_start=keys[2], byte_end=keys[3])
+
+
+# ---------------------------------------------------------------- oracles per text
+
+
+def subset_text_losses(seg: SegmentLosses, subset: Sequence[int]) -> np.ndarray:
+    """Per-text oracle loss (nats) of the models ``subset`` at this granularity: sum over segments of the member minimum."""
+    rows = np.asarray(list(subset), dtype=np.int64)
+    if rows.size == 0:
+        raise ValueError("oracle of an empty subset is undefined")
+    return per_text_sums(seg, seg.losses[rows].min(axis=0))
+
+
+def pair_text_losses(seg: SegmentLosses) -> np.ndarray:
+    """Per-text oracle loss (nats) of every pair i < j (``oracle.pair_index`` order): pairs x texts."""
+    k = seg.shape[0]
+    out = np.empty((k * (k - 1) // 2, seg.n_texts))
+    row = 0
+    for i in range(k - 1):
+        for j0 in range(i + 1, k, _PAIR_ROWS):
+            block = np.minimum(seg.losses[i], seg.losses[j0 : min(j0 + _PAIR_ROWS, k)])
+            out[row : row + block.shape[0]] = per_text_sums(seg, block)
+            row += block.shape[0]
+    return out
+
+
+def pair_loss_matrix(singles: np.ndarray, pairs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """K x K oracle losses (nats per text; weighted mean over texts when ``weights``) from per-text singles and pairs."""
+    k = singles.shape[0]
+    w = np.ones(singles.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    matrix = np.diag(singles @ w / w.sum())
+    i, j = np.triu_indices(k, k=1)
+    matrix[i, j] = matrix[j, i] = pairs @ w / w.sum()
+    return matrix
+
+
+def any_size_frontier(seg: SegmentLosses, params: np.ndarray, **search: Any) -> pd.DataFrame:
+    """Exact any-size oracle frontier (§2.5) at this granularity, losses in nats per text (``subsets.subset_frontier``)."""
+    front = subset_frontier(seg.losses, params, **search)
+    per_text = seg.shape[1] / seg.n_texts  # the search reports the mean over segment columns
+    return front.assign(loss=front["loss"] * per_text, lower_bound=front["lower_bound"] * per_text,
+                        gap=front["gap"] * per_text)
+
+
+def win_share_table(seg: SegmentLosses, domains: Sequence[str] | None = None) -> pd.DataFrame:
+    """Share of segments and of bytes each model wins in the all-model oracle (ties split), overall and per domain.
+
+    Columns: domain ("all" first), model, segment_share, byte_share, n_segments.
+    """
+    text_domain = np.full(seg.n_texts, "all", dtype=object) if domains is None else np.asarray(domains, dtype=object)
+    if text_domain.shape != (seg.n_texts,):
+        raise ValueError(f"domains needs one label per text ({seg.n_texts}), got shape {text_domain.shape}")
+    is_min = seg.losses == seg.losses.min(axis=0, keepdims=True)
+    tie_split = is_min / is_min.sum(axis=0, keepdims=True)
+    size = (seg.byte_end - seg.byte_start).astype(np.float64)
+    seg_domain = text_domain[seg.text_of_segment]
+    frames = []
+    for domain in ["all", *sorted(set(text_domain.tolist()) - {"all"})]:
+        mask = np.ones(seg.shape[1], dtype=bool) if domain == "all" else seg_domain == domain
+        frames.append(pd.DataFrame({
+            "domain": domain, "model": list(seg.model_names),
+            "segment_share": win_shares(seg.losses[:, mask]),
+            "byte_share": tie_split[:, mask] @ size[mask] / size[mask].sum(),
+            "n_segments": int(mask.sum()),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def segment_winners(seg: SegmentLosses, text: int, subset: Sequence[int]) -> pd.DataFrame:
+    """One text's segments: byte span, each member's loss (nats) and the member that wins it (ties: first listed)."""
+    rows = np.asarray(list(subset), dtype=np.int64)
+    cols = np.arange(seg.starts[text], seg.starts[text] + seg.lengths[text])
+    block = seg.losses[np.ix_(rows, cols)]
+    frame = pd.DataFrame({"byte_start": seg.byte_start[cols], "byte_end": seg.byte_end[cols],
+                          "winner": [seg.model_names[r] for r in rows[np.argmin(block, axis=0)]]})
+    for r, values in zip(rows, block):
+        frame[seg.model_names[r]] = values
+    return frame
+
+
+# ---------------------------------------------------------------- the realizable counterpart
+
+
+def nats_to_bits_per_byte(nats_per_text: float, n_bytes: np.ndarray) -> float:
+    """A mean loss in nats per text over the texts with these byte counts, as bits per byte."""
+    b = np.asarray(n_bytes, dtype=np.float64)
+    return float(nats_per_text * b.size / b.sum() / math.log(2))
+
+
+def realizable_summary(seg: SegmentLosses, fit_texts: np.ndarray, eval_texts: np.ndarray,
+                       members: Sequence[int] | None = None) -> dict[str, Any]:
+    """Oracles and mixtures of the models ``members`` (all when None) on the evaluation texts (nats per text).
+
+    Keys: best_single (the members' best on the evaluation texts) and its model, best_pair (oracle), oracle
+    (all members), bayes_mixture (switching rate 0), switching (rate ``alpha`` fitted on ``fit_texts``),
+    gain_oracle and gain_switching (over best_single), gap (switching - oracle), kept_share (gain_switching /
+    gain_oracle; NaN when gain_oracle < MIN_GAIN_FOR_SHARE nats per text), n_fit, n_eval.
+    """
+    rows = np.arange(seg.shape[0]) if members is None else np.asarray(list(members), dtype=np.int64)
+    sub = seg.losses[rows]
+    fit_idx, eval_idx = np.asarray(fit_texts), np.asarray(eval_texts)
+    starts, lengths = seg.starts, seg.lengths
+    alpha, _ = fit_switching_rate(sub, starts[fit_idx], lengths[fit_idx])
+    mixtures = switching_losses(sub, starts[eval_idx], lengths[eval_idx], [0.0, alpha]).mean(axis=1)
+    singles = per_text_sums(seg, sub)[:, eval_idx].mean(axis=1)
+    best = int(np.argmin(singles))
+    oracle = float(per_text_sums(seg, sub.min(axis=0))[eval_idx].mean())
+    best_pair = float(singles[best])
+    if rows.size > 1:
+        i, j = np.triu_indices(rows.size, k=1)
+        best_pair = min(float(per_text_sums(seg, np.minimum(sub[a], sub[b]))[eval_idx].mean()) for a, b in zip(i, j))
+    gain_oracle = float(singles[best]) - oracle
+    gain_switching = float(singles[best]) - float(mixtures[1])
+    return {"n_fit": int(fit_idx.size), "n_eval": int(eval_idx.size), "members": len(rows),
+            "best_single_model": seg.model_names[rows[best]], "best_single": float(singles[best]),
+            "best_pair": best_pair, "oracle": oracle, "bayes_mixture": float(mixtures[0]),
+            "switching": float(mixtures[1]), "alpha": alpha, "gain_oracle": gain_oracle,
+            "gain_switching": gain_switching, "gap": float(mixtures[1]) - oracle,
+            "kept_share": gain_switching / gain_oracle if gain_oracle >= MIN_GAIN_FOR_SHARE else math.nan}
+
+
+def point_at_budget(front: pd.DataFrame, budget: float) -> pd.Series | None:
+    """The frontier point (row) with the most parameters within ``budget`` (raw count): the lowest loss there."""
+    within = front[front["params"] <= budget]
+    return None if within.empty else within.sort_values("params", kind="stable").iloc[-1]
+
+
+def budget_curves(segs: Mapping[str, SegmentLosses], fronts: Mapping[str, pd.DataFrame], budgets: Sequence[float],
+                  fit_texts: np.ndarray, eval_texts: np.ndarray, clusters: np.ndarray, *, n_bootstrap: int = 200,
+                  seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """At each granularity and budget: the best any-size subset within the budget, its oracle and switching mixture.
+
+    Losses are nats per evaluation text, intervals percentile over ``n_bootstrap`` resamples of the evaluation
+    texts' source documents (``clusters``, one per text of the whole set) with the subset held fixed.
+    Columns: granularity, budget, subset, size, params, curve (oracle / switching), loss, lo, hi, alpha.
+    """
+    eval_idx = np.asarray(eval_texts)
+    counts = cluster_bootstrap_counts(np.asarray(clusters)[eval_idx], n_bootstrap, seed).astype(np.float64)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    rows = []
+    for g, seg in segs.items():
+        for budget in budgets:
+            point = point_at_budget(fronts[g], budget)
+            if point is None:
+                continue
+            subset = tuple(int(m) for m in point["subset"])
+            members = np.asarray(subset)
+            sub = seg.losses[members]
+            oracle = per_text_sums(seg, sub.min(axis=0))[eval_idx]
+            alpha, _ = fit_switching_rate(sub, seg.starts[fit_texts], seg.lengths[fit_texts])
+            mixture = switching_losses(sub, seg.starts[eval_idx], seg.lengths[eval_idx], alpha)[0]
+            for curve, values in (("oracle", oracle), ("switching", mixture)):
+                draws = counts @ values / counts.sum(axis=1)
+                lo, hi = np.quantile(draws, q)
+                rows.append({"granularity": g, "budget": float(budget), "subset": subset, "size": len(subset),
+                             "params": int(point["params"]),
+                             "curve": curve, "loss": float(values.mean()), "lo": float(lo), "hi": float(hi),
+                             "alpha": alpha if curve == "switching" else math.nan})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- Table 1 at one granularity
+
+
+def resampled_group_fits(singles: np.ndarray, pairs: np.ndarray, params: np.ndarray, families: np.ndarray,
+                         counts: np.ndarray, params_unit: float = 1e9) -> pd.DataFrame:
+    """Refit the three laws on each resample (rows of ``counts``, text weights) of per-text single and pair losses.
+
+    Same columns as ``bootstrap.bootstrap_group_fits``: resample, group, A, alpha, L_inf, r2, rmse, n_frontier, status.
+    """
+    p = np.asarray(params, dtype=np.float64)
+    index = pair_index(families)
+    same = index.same_family
+    pair_params = (p[index.i] + p[index.j]) / params_unit
+    w = np.asarray(counts, dtype=np.float64)
+    single_means = (w @ singles.T) / w.sum(axis=1, keepdims=True)
+    pair_means = (w @ pairs.T) / w.sum(axis=1, keepdims=True)
+    records = []
+    for r in range(w.shape[0]):
+        points = {SINGLE: (p / params_unit, single_means[r]), SAME_FAMILY: (pair_params[same], pair_means[r][same]),
+                  CROSS_FAMILY: (pair_params[~same], pair_means[r][~same])}
+        for group in GROUPS:
+            records.append({"resample": r, "group": group, **_fit_row(*points[group], {})})
+    return pd.DataFrame.from_records(records, columns=["resample", "group", *FIT_COLUMNS, "r2", "rmse", "n_frontier",
+                                                       "status"])
+
+
+@dataclass(frozen=True)
+class GranularityLaw:
+    """Table 1 at one granularity: raw points and frontiers, fits, four kinds of interval, comparison, verdicts."""
+
+    groups: dict[str, pd.DataFrame]
+    fits: dict[str, Any]
+    uncertainty: pd.DataFrame
+    comparison: pd.DataFrame
+    sensitivity: pd.DataFrame
+    claims: pd.DataFrame
+    text_boot: pd.DataFrame
+
+
+def granularity_law(singles: np.ndarray, pairs: np.ndarray, params: np.ndarray, families: np.ndarray,
+                    model_names: Sequence[str], clusters: np.ndarray | None = None, *, n_bootstrap: int = 200,
+                    seed: int = 0, params_unit: float = 1e9, level: float = 0.95) -> GranularityLaw:
+    """Frontiers, eq. 7 fits and Table 1's verdicts from per-text single (K x N) and pair (pairs x N) losses, nats.
+
+    Intervals: text bootstrap, cluster bootstrap (``clusters``, one source document per text; None: skipped),
+    model jackknife and profile likelihood; verdicts by ``claims.claims_table`` (no equal-budget claims).
+    """
+    matrix = pair_loss_matrix(singles, pairs)
+    groups = collaboration_groups(singles, params, families, pair_losses=matrix)
+    fronts = {g: frame[frame["on_frontier"]] for g, frame in groups.items()}
+    fits = {g: fit_points(f["params"].to_numpy(dtype=float) / params_unit, f["loss"].to_numpy(dtype=float))
+            for g, f in fronts.items()}
+    n_texts = singles.shape[1]
+    text_boot = resampled_group_fits(singles, pairs, params, families, bootstrap_counts(n_texts, n_bootstrap, seed),
+                                     params_unit)
+    cluster_boot = None if clusters is None else resampled_group_fits(
+        singles, pairs, params, families, cluster_bootstrap_counts(clusters, n_bootstrap, seed), params_unit)
+    jackknife = leave_one_model_out(singles, params, families, params_unit, pair_losses=matrix)
+    fitted = {g: fit for g, fit in fits.items() if fit.fitted}
+    profiles = {g: profile_intervals(fit, fronts[g]["params"].to_numpy(dtype=float) / params_unit,
+                                     fronts[g]["loss"].to_numpy(dtype=float), level) for g, fit in fitted.items()}
+    uncertainty = uncertainty_table(fits, level=level, text_boot=text_boot, cluster_boot=cluster_boot,
+                                    jackknife=jackknife, profiles=profiles)
+    comparison = pd.concat([compare_forms(fronts[g]["params"].to_numpy(dtype=float) / params_unit,
+                                          fronts[g]["loss"].to_numpy(dtype=float), g) for g in fitted],
+                           ignore_index=True) if fitted else pd.DataFrame(columns=["group", "form"])
+    sensitivity = sensitivity_table(jackknife, fits, profiles, model_names)
+    claims = claims_table(fits, uncertainty, comparison if len(comparison) else None, None, sensitivity)
+    return GranularityLaw(groups=groups, fits=fits, uncertainty=uncertainty, comparison=comparison,
+                          sensitivity=sensitivity, claims=claims, text_boot=text_boot)
+
+
+def relation_gains(singles: np.ndarray, pairs: np.ndarray, families: np.ndarray) -> pd.DataFrame:
+    """Per family relation: pairs, mean and median oracle gain over the better member (nats per text) at one granularity."""
+    index = pair_index(families)
+    single = singles.mean(axis=1)
+    gain = np.minimum(single[index.i], single[index.j]) - pairs.mean(axis=1)
+    frame = pd.DataFrame({"relation": index.group, "gain": gain})
+    return frame.groupby("relation", sort=False)["gain"].agg(n_pairs="size", mean_gain="mean",
+                                                             median_gain="median").reset_index()
