@@ -194,6 +194,13 @@ OUTPUT_FILES = {
     "arms_intervals": "arms_intervals.csv",
     "domain_wins": "domain_wins.csv",
     "arms_md": "arms.md",
+    "granularity_summary": "granularity_summary.csv",
+    "granularity_win_shares": "granularity_win_shares.csv",
+    "granularity_table1": "granularity_table1.csv",
+    "granularity_claims": "granularity_claims.csv",
+    "granularity_relations": "granularity_relations.csv",
+    "granularity_budgets": "granularity_budgets.csv",
+    "granularity_md": "granularity.md",
 }
 # figure files: <figures_dir>/<stem>.png and .pdf
 FIGURE_STEMS = {
@@ -207,6 +214,8 @@ FIGURE_STEMS = {
     "real_pool_frontier": "real_pool_frontier",
     "real_pool_domains": "real_pool_domains",
     "arms_gain": "arms_gain",
+    "granularity_budgets": "granularity_budgets",
+    "granularity_winners": "granularity_winners",
 }
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +17,10 @@ from mmlaw_utils.analysis.bootstrap import bootstrap_counts, bootstrap_group_fit
 from mmlaw_utils.analysis.frontier import collaboration_groups
 from mmlaw_utils.analysis.mixture import mixture_loss
 from mmlaw_utils.analysis.oracle import pair_oracle_losses
-from mmlaw_utils.analysis.subsets import brute_force_points, frontier_of
+from mmlaw_utils.analysis.subsets import frontier_of
+from mmlaw_utils.config import REPO_ROOT, load_profile
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
 def segment_frame(losses: np.ndarray, lengths: np.ndarray, models: list[str], text_ids: list[str],
@@ -110,7 +116,6 @@ def test_any_size_frontier_matches_brute_force_over_per_text_oracles():
     want = frontier_of(points)
     np.testing.assert_array_equal(front["params"].to_numpy(), want["params"].to_numpy())
     np.testing.assert_allclose(front["loss"].to_numpy(), want["loss"].to_numpy(), rtol=1e-10)
-    assert brute_force_points is not None
 
 
 def test_win_shares_by_hand():
@@ -210,3 +215,125 @@ def test_budget_curves_hold_the_subset_and_bracket_the_estimate():
     switch = curves[curves["curve"] == "switching"].set_index("budget")["loss"]
     oracle = curves[curves["curve"] == "oracle"].set_index("budget")["loss"]
     assert (switch >= oracle - 1e-9).all()
+
+
+# ---------------------------------------------------------------- report, files, notebook and pipeline (profile real)
+
+REAL_DATA = REPO_ROOT / "data" / "real"
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Whitespace-delimited words of ``text``, each with its leading whitespace, as UTF-8 byte spans tiling it."""
+    raw = text.encode("utf-8")
+    spans = [(m.start(), m.end()) for m in re.finditer(rb"\s*\S+", raw)] or [(0, len(raw))]
+    spans[-1] = (spans[-1][0], len(raw))
+    return spans
+
+
+def split_text_losses(L: np.ndarray, models: list[str], text_ids: list[str], texts: dict[str, str],
+                      seed: int = 0) -> pd.DataFrame:
+    """Word segments whose losses split each text loss of ``L`` at random (test input only, never written to data/)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for t, text_id in enumerate(text_ids):
+        spans = np.asarray(word_spans(texts[text_id]))
+        for k, model in enumerate(models):
+            parts.append(pd.DataFrame({"model": model, "text_id": text_id, "segment": np.arange(len(spans)),
+                                       "byte_start": spans[:, 0], "byte_end": spans[:, 1],
+                                       "nll": L[k, t] * rng.dirichlet(np.full(len(spans), 2.0))}))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def real_words(tmp_path_factory):
+    """A data folder with profile real's loss matrix and word segments split from it at random."""
+    from mmlaw_utils.scoring.assemble import load_loss_matrix
+    from mmlaw_utils.texts import load_texts
+
+    root = tmp_path_factory.mktemp("real_granularity")
+    for name in ("loss_matrix.parquet", "models.parquet"):
+        shutil.copy(REAL_DATA / name, root / name)
+    lm = load_loss_matrix(root)
+    texts = load_texts(load_profile("real").dataset)
+    frame = split_text_losses(lm.to_array(), lm.model_names, lm.text_ids, dict(zip(texts["text_id"], texts["text"])))
+    (root / "segments").mkdir()
+    # one file per model, as a scorer writing model by model would leave them
+    for model, part in frame.groupby("model"):
+        part.to_parquet(root / "segments" / f"{model.replace(':', '_')}__word.parquet")
+    return root, lm, texts, frame
+
+
+def test_load_segments_reads_any_file_layout(real_words, tmp_path):
+    from mmlaw_utils.report import granularity as report
+
+    root, lm, texts, frame = real_words
+    assert report.available_segmentations(root) == ["word"]
+    seg = report.load_segments(root, "word", lm.model_names[:2], lm.text_ids)
+    assert seg.model_names == tuple(lm.model_names[:2]) and seg.shape[1] == len(frame) // 4
+    np.testing.assert_allclose(seg.text_losses(), lm.to_array()[:2], rtol=1e-12)
+    np.testing.assert_array_equal(seg.n_bytes, [len(texts.set_index("text_id").loc[t, "text"].encode()) for t in lm.text_ids])
+    (tmp_path / "segments" / "word").mkdir(parents=True)
+    frame.iloc[: len(frame) // 2].to_parquet(tmp_path / "segments" / "word" / "a.parquet")
+    frame.iloc[len(frame) // 2 :].to_parquet(tmp_path / "segments" / "word" / "b.parquet")
+    again = report.load_segments(tmp_path, "word", lm.model_names, lm.text_ids)
+    np.testing.assert_array_equal(again.losses[:2], seg.losses)
+    assert report.available_segmentations(tmp_path / "nothing") == []
+    with pytest.raises(FileNotFoundError, match="no 'line' segment files"):
+        report.load_segments(tmp_path, "line", lm.model_names, lm.text_ids)
+
+
+def test_notebook_10_on_word_segments_of_the_real_pool(real_words, tmp_path, monkeypatch):
+    import papermill
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))  # the kernel imports this checkout's mmlaw_utils
+    from mmlaw_utils.pipeline import kernel_name
+
+    root, lm, _, _ = real_words
+    out = tmp_path / "10.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / "10_granularity.ipynb"), str(out), kernel_name=kernel_name(),
+                               parameters={"profile": "real", "data_dir": str(root), "n_bootstrap": 20},
+                               cwd=str(NOTEBOOKS), progress_bar=False)
+    summary = pd.read_csv(root / "granularity_summary.csv").set_index("granularity")
+    assert summary.index.tolist() == ["text", "word"]
+    # segments sum to the text losses, so the best single model and the Bayesian mixture do not depend on granularity
+    assert summary.loc["word", "best_single"] == pytest.approx(summary.loc["text", "best_single"], rel=1e-9)
+    assert summary.loc["word", "bayes_mixture"] == pytest.approx(summary.loc["text", "bayes_mixture"], rel=1e-9)
+    assert summary.loc["word", "oracle"] < summary.loc["text", "oracle"] <= summary.loc["text", "best_single"]
+    assert (summary["switching"] >= summary["oracle"]).all()
+    assert (root / "figures" / "granularity_budgets.png").is_file()
+    assert (root / "figures" / "granularity_winners.png").is_file()
+    assert "switching mixture" in (root / "granularity.md").read_text()
+    claims = pd.read_csv(root / "granularity_claims.csv")
+    assert set(claims["granularity"]) == {"text", "word"} and claims["verdict"].notna().all()
+
+
+def test_notebook_10_says_so_without_segment_files(tmp_path, monkeypatch):
+    import papermill
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    from mmlaw_utils.pipeline import kernel_name
+
+    for name in ("loss_matrix.parquet", "models.parquet"):
+        shutil.copy(REAL_DATA / name, tmp_path / name)
+    out = tmp_path / "10.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / "10_granularity.ipynb"), str(out), kernel_name=kernel_name(),
+                               parameters={"profile": "real", "data_dir": str(tmp_path)}, cwd=str(NOTEBOOKS),
+                               progress_bar=False)
+    assert "No segment losses for profile `real`" in out.read_text()
+    assert not (tmp_path / "granularity_summary.csv").exists()
+
+
+def test_pipeline_skips_stage_10_without_segments(monkeypatch, tmp_path, capsys):
+    from mmlaw_utils import pipeline
+
+    ran = []
+    monkeypatch.setattr(pipeline, "execute_notebook", lambda *args, **kwargs: ran.append(args[0]))
+    for name in ("loss_matrix.parquet", "models.parquet"):
+        shutil.copy(REAL_DATA / name, tmp_path / name)
+    options = pipeline.RunOptions(profile="real", parameters={"data_dir": str(tmp_path)}, start="10", stop="10",
+                                  readme="no")
+    pipeline.run_pipeline(options, runs_root=tmp_path / "runs")
+    assert ran == [] and "[10_granularity] skipped" in capsys.readouterr().out
+    (tmp_path / "segments").mkdir()
+    pipeline.run_pipeline(options, runs_root=tmp_path / "runs")
+    assert ran == ["10_granularity"]

@@ -33,15 +33,19 @@ from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGL
 from mmlaw_utils.analysis.model_selection import compare_forms
 from mmlaw_utils.analysis.oracle import pair_index, win_shares
 from mmlaw_utils.analysis.profile import profile_intervals
-from mmlaw_utils.analysis.subsets import subset_frontier
+from mmlaw_utils.analysis.subsets import frontier_of, subset_frontier
 from mmlaw_utils.analysis.switching import fit_switching_rate, switching_losses
 from mmlaw_utils.analysis.uncertainty import leave_one_model_out, sensitivity_table, uncertainty_table
 
 # coarse to fine
 SEGMENTATIONS = ("text", "line", "sentence", "word", "common_token")
 SEGMENT_COLUMNS = ("model", "text_id", "segment", "byte_start", "byte_end", "nll")
-# below this oracle gain (nats per text) a share of it kept is a ratio of near-zero numbers: report nats
+# below this oracle gain (nats per text, or this fraction of the best single loss) a share of it kept is a
+# ratio of near-zero numbers: report nats
 MIN_GAIN_FOR_SHARE = 0.01
+MIN_RELATIVE_GAIN_FOR_SHARE = 0.005
+# above this many models the exact any-size search over segment columns is too slow: singles and pairs only
+ANY_SIZE_MAX_MODELS = 12
 # pair minima are formed this many partner rows at a time (caps the temporary at rows x segments floats)
 _PAIR_ROWS = 8
 
@@ -151,6 +155,22 @@ def segment_losses_from_frame(frame: pd.DataFrame, segmentation: str, model_name
                          losses=np.stack(losses), lengths=counts.astype(np.int64), byte_start=keys[2], byte_end=keys[3])
 
 
+def text_segments(L: np.ndarray, n_bytes: np.ndarray, model_names: Sequence[str], text_ids: Sequence[str]) -> SegmentLosses:
+    """The "text" segmentation of a loss matrix (K x N nats, bytes per text): one segment per text."""
+    array = np.asarray(L, dtype=np.float64)
+    n = array.shape[1]
+    return SegmentLosses("text", tuple(map(str, model_names)), tuple(map(str, text_ids)), array,
+                         np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.asarray(n_bytes, dtype=np.int64))
+
+
+def text_sum_mismatch(seg: SegmentLosses, L: np.ndarray) -> tuple[float, str, str]:
+    """Largest relative difference between the segment sums and the text losses ``L`` (K x N nats), with its model and text."""
+    sums = seg.text_losses()
+    rel = np.abs(sums - L) / np.maximum(np.abs(L), 1e-300)
+    k, t = np.unravel_index(int(np.argmax(rel)), rel.shape)
+    return float(rel[k, t]), seg.model_names[k], seg.text_ids[t]
+
+
 # ---------------------------------------------------------------- oracles per text
 
 
@@ -191,6 +211,17 @@ def any_size_frontier(seg: SegmentLosses, params: np.ndarray, **search: Any) -> 
     per_text = seg.shape[1] / seg.n_texts  # the search reports the mean over segment columns
     return front.assign(loss=front["loss"] * per_text, lower_bound=front["lower_bound"] * per_text,
                         gap=front["gap"] * per_text)
+
+
+def small_subset_frontier(matrix: np.ndarray, params: np.ndarray) -> pd.DataFrame:
+    """Frontier of single models and pairs from a K x K pair loss matrix (nats per text): subset, size, params, loss."""
+    k = matrix.shape[0]
+    p = np.asarray(params, dtype=np.int64)
+    i, j = np.triu_indices(k, k=1)
+    points = pd.DataFrame({"subset": [(a,) for a in range(k)] + list(zip(i.tolist(), j.tolist())),
+                           "size": [1] * k + [2] * i.size, "params": np.r_[p, p[i] + p[j]],
+                           "loss": np.r_[np.diag(matrix), matrix[i, j]]})
+    return frontier_of(points)
 
 
 def win_share_table(seg: SegmentLosses, domains: Sequence[str] | None = None) -> pd.DataFrame:
@@ -245,7 +276,8 @@ def realizable_summary(seg: SegmentLosses, fit_texts: np.ndarray, eval_texts: np
     Keys: best_single (the members' best on the evaluation texts) and its model, best_pair (oracle), oracle
     (all members), bayes_mixture (switching rate 0), switching (rate ``alpha`` fitted on ``fit_texts``),
     gain_oracle and gain_switching (over best_single), gap (switching - oracle), kept_share (gain_switching /
-    gain_oracle; NaN when gain_oracle < MIN_GAIN_FOR_SHARE nats per text), n_fit, n_eval.
+    gain_oracle; NaN when gain_oracle is below MIN_GAIN_FOR_SHARE nats per text or MIN_RELATIVE_GAIN_FOR_SHARE of
+    best_single), n_fit, n_eval.
     """
     rows = np.arange(seg.shape[0]) if members is None else np.asarray(list(members), dtype=np.int64)
     sub = seg.losses[rows]
@@ -267,7 +299,12 @@ def realizable_summary(seg: SegmentLosses, fit_texts: np.ndarray, eval_texts: np
             "best_pair": best_pair, "oracle": oracle, "bayes_mixture": float(mixtures[0]),
             "switching": float(mixtures[1]), "alpha": alpha, "gain_oracle": gain_oracle,
             "gain_switching": gain_switching, "gap": float(mixtures[1]) - oracle,
-            "kept_share": gain_switching / gain_oracle if gain_oracle >= MIN_GAIN_FOR_SHARE else math.nan}
+            "kept_share": gain_switching / gain_oracle if gain_is_material(gain_oracle, float(singles[best])) else math.nan}
+
+
+def gain_is_material(gain: float, best_single: float) -> bool:
+    """Whether an oracle gain (nats per text) is large enough for a share of it to mean something."""
+    return gain >= max(MIN_GAIN_FOR_SHARE, MIN_RELATIVE_GAIN_FOR_SHARE * abs(best_single))
 
 
 def point_at_budget(front: pd.DataFrame, budget: float) -> pd.Series | None:
