@@ -16,7 +16,7 @@ from mmlaw_utils.analysis import granularity as gran
 from mmlaw_utils.analysis.bootstrap import bootstrap_counts, bootstrap_group_fits
 from mmlaw_utils.analysis.frontier import collaboration_groups
 from mmlaw_utils.analysis.mixture import mixture_loss
-from mmlaw_utils.analysis.oracle import pair_oracle_losses
+from mmlaw_utils.analysis.oracle import pair_oracle_losses, win_shares
 from mmlaw_utils.analysis.subsets import frontier_of
 from mmlaw_utils.config import REPO_ROOT, load_profile
 
@@ -128,6 +128,8 @@ def test_win_shares_by_hand():
     assert table.loc[("all", "a"), "byte_share"] == pytest.approx((1 + 0 + 1) / 6)
     assert table.loc[("d1", "b"), "byte_share"] == pytest.approx(3 / 4)
     assert table.loc[("d2", "a"), "segment_share"] == pytest.approx(0.5)
+    for domain, mask in (("all", [True] * 3), ("d1", [True, True, False])):
+        np.testing.assert_allclose(table.loc[domain, "segment_share"], win_shares(losses[:, mask]))
     winners = gran.segment_winners(seg, 0, [1, 0])
     assert winners["winner"].tolist() == ["a", "b"]
 

@@ -31,7 +31,7 @@ from mmlaw_utils.analysis.fit import fit_points
 from mmlaw_utils.analysis.frontier import collaboration_groups
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, GROUPS, SAME_FAMILY, SINGLE
 from mmlaw_utils.analysis.model_selection import compare_forms
-from mmlaw_utils.analysis.oracle import pair_index, win_shares
+from mmlaw_utils.analysis.oracle import pair_index
 from mmlaw_utils.analysis.profile import profile_intervals
 from mmlaw_utils.analysis.subsets import frontier_of, subset_frontier
 from mmlaw_utils.analysis.switching import fit_switching_rate, switching_losses
@@ -97,62 +97,87 @@ def per_text_sums(seg: SegmentLosses, values: np.ndarray) -> np.ndarray:
     return np.add.reduceat(np.asarray(values, dtype=np.float64), seg.starts, axis=-1)
 
 
+def _label_codes(column: pd.Series, labels: Sequence[str]) -> np.ndarray:
+    """Position of each entry of ``column`` in ``labels`` (-1: not there); fast for categorical columns."""
+    index = pd.Index([str(label) for label in labels])
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        lookup = np.r_[index.get_indexer(column.cat.categories.astype(str)), -1]
+        return lookup[codes]  # code -1 (missing) picks the trailing -1
+    return index.get_indexer(column.astype(str))
+
+
 def segment_losses_from_frame(frame: pd.DataFrame, segmentation: str, model_names: Sequence[str] | None = None,
                               text_ids: Sequence[str] | None = None) -> SegmentLosses:
     """Check the long-form segment table (model, text_id, segment, byte_start, byte_end, nll) and pivot it.
 
-    ``model_names`` and ``text_ids`` fix the row and text order (default: order of first appearance).
-    Every model must have the same segments (same text, index and byte span) and every text at least one;
-    an error names the model and text at fault.
+    ``model_names`` and ``text_ids`` fix the row and text order (default: order of first appearance); rows of
+    other models are ignored. Every model must have the same segments (same text, index and byte span) and
+    every text at least one; an error names the model and text at fault.
     """
     missing = [c for c in SEGMENT_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"segment table ({segmentation}): missing column(s) {missing}; has {list(frame.columns)}")
     if "segmentation" in frame.columns:
         frame = frame[frame["segmentation"].astype(str) == segmentation]
-    models = list(dict.fromkeys(frame["model"].astype(str))) if model_names is None else [str(m) for m in model_names]
-    texts = list(dict.fromkeys(frame["text_id"].astype(str))) if text_ids is None else [str(t) for t in text_ids]
-    if not models or not texts:
+    models = (list(dict.fromkeys(frame["model"].astype(str))) if model_names is None
+              else [str(m) for m in model_names])
+    texts = (list(dict.fromkeys(frame["text_id"].astype(str))) if text_ids is None
+             else [str(t) for t in text_ids])
+    if not models or not texts or frame.empty:
         raise ValueError(f"segment table ({segmentation}): no rows")
-    code = pd.Index(texts).get_indexer(frame["text_id"].astype(str))
-    rows_of = frame.groupby(frame["model"].astype(str), sort=False).indices
-    reference = None
-    losses = []
-    for model in models:
-        if model not in rows_of:
-            raise ValueError(f"segment table ({segmentation}): no segments of model {model!r}")
-        rows = rows_of[model]
-        text_code = code[rows]
-        if (text_code < 0).any():
-            bad = frame["text_id"].iloc[rows[np.flatnonzero(text_code < 0)[0]]]
-            raise ValueError(f"segment table ({segmentation}): model {model!r} has text {bad!r}, not in the text set")
-        segment = frame["segment"].to_numpy()[rows]
-        order = np.lexsort((segment, text_code))
-        keys = np.stack([text_code[order], segment[order], frame["byte_start"].to_numpy()[rows][order],
-                         frame["byte_end"].to_numpy()[rows][order]]).astype(np.int64)
-        nll = frame["nll"].to_numpy(dtype=np.float64)[rows][order]
-        if not np.isfinite(nll).all():
-            bad = int(keys[0, np.flatnonzero(~np.isfinite(nll))[0]])
-            raise ValueError(f"segment table ({segmentation}): non-finite nll for model {model!r}, text {texts[bad]!r}")
-        duplicate = (np.diff(keys[0]) == 0) & (np.diff(keys[1]) == 0)
-        if duplicate.any():
-            bad = int(keys[0, np.flatnonzero(duplicate)[0]])
-            raise ValueError(f"segment table ({segmentation}): model {model!r} repeats a segment of text {texts[bad]!r}")
-        if reference is None:
-            counts = np.bincount(keys[0], minlength=len(texts))
-            if (counts == 0).any():
-                bad = texts[int(np.flatnonzero(counts == 0)[0])]
-                raise ValueError(f"segment table ({segmentation}): text {bad!r} has no segments (model {model!r})")
-            reference = (model, keys, counts)
-        elif keys.shape != reference[1].shape or not np.array_equal(keys, reference[1]):
-            column = np.flatnonzero((keys[:, : reference[1].shape[1]] != reference[1][:, : keys.shape[1]]).any(axis=0))
-            at = int(keys[0, column[0]]) if column.size else int(keys[0, -1])
-            raise ValueError(f"segment table ({segmentation}): model {model!r} and model {reference[0]!r} segment text "
-                             f"{texts[at]!r} differently")
-        losses.append(nll)
-    _, keys, counts = reference
+    where = f"segment table ({segmentation})"
+    model_code = _label_codes(frame["model"], models)
+    keep = np.flatnonzero(model_code >= 0)
+    model_code = model_code[keep]
+    text_code = _label_codes(frame["text_id"], texts)[keep]
+    per_model = np.bincount(model_code, minlength=len(models))
+    if (per_model == 0).any():
+        raise ValueError(f"{where}: no segments of model {models[int(np.flatnonzero(per_model == 0)[0])]!r}")
+    if (text_code < 0).any():
+        row = keep[np.flatnonzero(text_code < 0)[0]]
+        raise ValueError(f"{where}: model {str(frame['model'].iloc[row])!r} has text "
+                         f"{str(frame['text_id'].iloc[row])!r}, not in the text set")
+    segment = frame["segment"].to_numpy(dtype=np.int64)[keep]
+    if segment.size and (segment.min() < 0 or segment.max() >= 2**31):
+        raise ValueError(f"{where}: segment indexes must lie in [0, 2^31)")
+    # one int64 key (model, text, segment); files written model by model in text order are already sorted
+    key = (model_code.astype(np.int64) * len(texts) + text_code) << 31 | segment
+    order = None if bool((np.diff(key) > 0).all()) else np.argsort(key, kind="stable")
+
+    def arranged(values: np.ndarray) -> np.ndarray:
+        values = values if keep.size == len(frame) else values[keep]
+        return values if order is None else values[order]
+
+    columns = {name: arranged(frame[name].to_numpy()) for name in ("byte_start", "byte_end")}
+    nll = arranged(frame["nll"].to_numpy(dtype=np.float64))
+    if order is not None:
+        model_code, text_code, segment = model_code[order], text_code[order], segment[order]
+    same = (np.diff(model_code) == 0) & (np.diff(text_code) == 0) & (np.diff(segment) == 0)
+    if same.any():
+        at = int(np.flatnonzero(same)[0])
+        raise ValueError(f"{where}: model {models[model_code[at]]!r} repeats a segment of text {texts[text_code[at]]!r}")
+    if not np.isfinite(nll).all():
+        at = int(np.flatnonzero(~np.isfinite(nll))[0])
+        raise ValueError(f"{where}: non-finite nll for model {models[model_code[at]]!r}, text {texts[text_code[at]]!r}")
+    bounds = np.r_[0, np.cumsum(per_model)]
+    ref = slice(bounds[0], bounds[1])
+    counts = np.bincount(text_code[ref], minlength=len(texts))
+    if (counts == 0).any():
+        raise ValueError(f"{where}: text {texts[int(np.flatnonzero(counts == 0)[0])]!r} has no segments "
+                         f"(model {models[0]!r})")
+    keys = np.stack([text_code, segment, columns["byte_start"].astype(np.int64), columns["byte_end"].astype(np.int64)])
+    for k in range(1, len(models)):
+        own = slice(bounds[k], bounds[k + 1])
+        if per_model[k] != per_model[0] or not np.array_equal(keys[:, own], keys[:, ref]):
+            n = min(per_model[k], per_model[0])
+            differ = np.flatnonzero((keys[:, own][:, :n] != keys[:, ref][:, :n]).any(axis=0))
+            at = int(keys[0, bounds[k] + (differ[0] if differ.size else n - 1)])
+            raise ValueError(f"{where}: model {models[k]!r} and model {models[0]!r} segment text {texts[at]!r} "
+                             "differently")
     return SegmentLosses(segmentation=segmentation, model_names=tuple(models), text_ids=tuple(texts),
-                         losses=np.stack(losses), lengths=counts.astype(np.int64), byte_start=keys[2], byte_end=keys[3])
+                         losses=nll.reshape(len(models), -1), lengths=counts.astype(np.int64),
+                         byte_start=keys[2, ref].copy(), byte_end=keys[3, ref].copy())
 
 
 def text_segments(L: np.ndarray, n_bytes: np.ndarray, model_names: Sequence[str], text_ids: Sequence[str]) -> SegmentLosses:
@@ -233,19 +258,19 @@ def win_share_table(seg: SegmentLosses, domains: Sequence[str] | None = None) ->
     if text_domain.shape != (seg.n_texts,):
         raise ValueError(f"domains needs one label per text ({seg.n_texts}), got shape {text_domain.shape}")
     is_min = seg.losses == seg.losses.min(axis=0, keepdims=True)
-    tie_split = is_min / is_min.sum(axis=0, keepdims=True)
+    tie_split = is_min / is_min.sum(axis=0, keepdims=True)  # as oracle.win_shares: a tie of m models gives each 1/m
     size = (seg.byte_end - seg.byte_start).astype(np.float64)
-    seg_domain = text_domain[seg.text_of_segment]
-    frames = []
-    for domain in ["all", *sorted(set(text_domain.tolist()) - {"all"})]:
-        mask = np.ones(seg.shape[1], dtype=bool) if domain == "all" else seg_domain == domain
-        frames.append(pd.DataFrame({
-            "domain": domain, "model": list(seg.model_names),
-            "segment_share": win_shares(seg.losses[:, mask]),
-            "byte_share": tie_split[:, mask] @ size[mask] / size[mask].sum(),
-            "n_segments": int(mask.sum()),
-        }))
-    return pd.concat(frames, ignore_index=True)
+    names = ["all", *sorted(set(text_domain.tolist()) - {"all"})]
+    seg_domain = pd.Index(names).get_indexer(text_domain)[seg.text_of_segment]
+    member = np.zeros((seg.shape[1], len(names)))
+    member[:, 0] = 1.0
+    member[np.arange(seg.shape[1]), seg_domain] = 1.0
+    n_segments = member.sum(axis=0)
+    segment_share = (tie_split @ member) / n_segments
+    byte_share = (tie_split @ (member * size[:, None])) / (size @ member)
+    return pd.concat([pd.DataFrame({"domain": domain, "model": list(seg.model_names), "segment_share": segment_share[:, d],
+                                    "byte_share": byte_share[:, d], "n_segments": int(n_segments[d])})
+                      for d, domain in enumerate(names)], ignore_index=True)
 
 
 def segment_winners(seg: SegmentLosses, text: int, subset: Sequence[int]) -> pd.DataFrame:

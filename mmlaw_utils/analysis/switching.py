@@ -15,8 +15,8 @@ uniform prior loss <= min_m nll_m(text) + log K at alpha = 0.
 
 Segments are columns of a models x segments matrix; text t owns columns ``starts[t] .. starts[t] +
 lengths[t] - 1`` in text order. Work is vectorised over texts (longest first, so the texts still running
-at segment position j are a prefix) and over a grid of switching rates; all in the log domain (text-level
-segments are hundreds of nats).
+at segment position j are a prefix) and over a grid of switching rates; segment likelihoods are taken relative to
+each segment's best model (text-level segments are hundreds of nats: exp(-nll) underflows).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 # switching rates tried by fit_switching_rate: 0 (the Bayesian mixture) and a log grid, then refined
-DEFAULT_ALPHA_GRID = np.r_[0.0, np.logspace(-5, np.log10(0.5), 15)]
-_REFINE_POINTS = 7
+DEFAULT_ALPHA_GRID = np.r_[0.0, np.logspace(-5, np.log10(0.5), 11)]
+_REFINE_POINTS = 5
 
 
 def _check_segments(losses: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray,
@@ -67,32 +67,36 @@ def switching_losses(losses: np.ndarray, starts: np.ndarray, lengths: np.ndarray
     array, s, n = _check_segments(losses, starts, lengths)
     a = _check_alphas(alphas)
     k = array.shape[0]
-    log_prior = np.full(k, -np.log(k))
+    prior_w = np.full(k, 1.0 / k)
     if prior is not None:
         w = np.asarray(prior, dtype=np.float64)
         if w.shape != (k,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"prior needs {k} finite non-negative weights, not all zero; got {w.tolist()}")
-        with np.errstate(divide="ignore"):
-            log_prior = np.log(w / w.sum())
-    with np.errstate(divide="ignore"):
-        log_keep = np.log1p(-a)[:, None, None]
-        log_share = np.log(a / k)[:, None, None]
+        prior_w = w / w.sum()
+    keep = (1.0 - a)[:, None, None]
+    share = (a / k)[:, None, None]
     order = np.argsort(-n, kind="stable")  # longest first: the texts still running are a prefix
     s_sorted, n_sorted = s[order], n[order]
     by_segment = np.ascontiguousarray(array.T)  # segments x models: one gather per position
-    log_w = np.broadcast_to(log_prior, (a.size, n.size, k)).copy()
+    # weights stay normalised probabilities (the forward algorithm with scaling); segment likelihoods are taken
+    # relative to the segment's best model, so they lie in (0, 1] and one of them is 1
+    weights = np.broadcast_to(prior_w, (a.size, n.size, k)).copy()
     total = np.zeros((a.size, n.size))
+    tiny = np.finfo(np.float64).tiny
     n_active = n.size
     for j in range(int(n_sorted.max()) if n.size else 0):
         while n_active and n_sorted[n_active - 1] <= j:
             n_active -= 1
         seg = by_segment[s_sorted[:n_active] + j]  # (active texts, models)
-        scores = log_w[:, :n_active] - seg[None]
-        top = scores.max(axis=2, keepdims=True)
-        log_mix = top + np.log(np.exp(scores - top).sum(axis=2, keepdims=True))
-        total[:, :n_active] -= log_mix[:, :, 0]
+        best = seg.min(axis=1)
+        likelihood = np.exp(best[:, None] - seg)
+        joint = weights[:, :n_active] * likelihood[None]
+        mix = joint.sum(axis=2)
+        # mix >= the best model's weight, which underflows only after > 700 nats of evidence against it
+        mix = np.maximum(mix, tiny)
+        total[:, :n_active] += best[None] - np.log(mix)
         # Bayesian posterior, then share alpha of the mass uniformly
-        log_w[:, :n_active] = np.logaddexp(log_keep + scores - log_mix, log_share)
+        weights[:, :n_active] = joint * (keep / mix[:, :, None]) + share
     out = np.empty_like(total)
     out[:, order] = total
     return out

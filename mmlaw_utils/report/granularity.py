@@ -40,14 +40,13 @@ def segments_dir(data_dir: str | Path) -> Path:
 
 
 def _segment_files(folder: Path, segmentation: str) -> list[Path]:
-    """Parquet files under ``folder`` whose relative path names ``segmentation`` (``word.parquet``, ``word/m.parquet``,
-    ``m.word.parquet``, ``m__word.parquet`` ...)."""
-    found = []
-    for path in sorted(folder.rglob("*.parquet")):
-        tokens = re.split(r"[/.\-]|__", path.relative_to(folder).with_suffix("").as_posix())
-        if segmentation in tokens:
-            found.append(path)
-    return found
+    """The parquet files of ``segmentation``: every one in ``folder/<segmentation>/`` (one per model, as the scorer
+    writes them), else those directly in ``folder`` whose name has it as a part (``word.parquet``, ``m__word.parquet``)."""
+    own = folder / segmentation
+    if own.is_dir():
+        return sorted(p for p in own.glob("*.parquet") if p.is_file())
+    return sorted(p for p in folder.glob("*.parquet")
+                  if p.is_file() and segmentation in re.split(r"[.\-]|__", p.name[: -len(".parquet")]))
 
 
 def available_segmentations(data_dir: str | Path) -> list[str]:
@@ -65,8 +64,14 @@ def load_segments(data_dir: str | Path, segmentation: str, model_names: Sequence
     files = _segment_files(segments_dir(data_dir), segmentation)
     if not files:
         raise FileNotFoundError(f"no {segmentation!r} segment files in {segments_dir(data_dir)}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     models = [str(m) for m in model_names]
-    frame = pd.concat([pd.read_parquet(path, filters=[("model", "in", models)]) for path in files], ignore_index=True)
+    # model and text ids as dictionaries: the pivot then maps a few thousand labels, not millions of strings
+    tables = [pq.read_table(path, columns=list(gran.SEGMENT_COLUMNS), filters=[("model", "in", models)],
+                            read_dictionary=["model", "text_id"]) for path in files]
+    frame = pa.concat_tables(tables).unify_dictionaries().to_pandas()
     return gran.segment_losses_from_frame(frame, segmentation, models, text_ids)
 
 
