@@ -188,6 +188,9 @@ def test_realizable_summary_at_text_granularity_is_the_text_mixture():
     assert row["oracle"] == pytest.approx(L[:, ev].min(axis=0).mean())
     assert row["best_single"] == pytest.approx(L[:, ev].mean(axis=1).min())
     assert row["oracle"] <= row["best_pair"] <= row["best_single"]
+    with_pairs = gran.realizable_summary(seg, fit, ev, pairs=gran.pair_text_losses(seg))
+    assert with_pairs["best_pair"] == pytest.approx(row["best_pair"], rel=1e-12)
+    assert row["best_pair"] == pytest.approx(min(np.minimum(L[a, ev], L[b, ev]).mean() for a, b in [(0, 1), (0, 2), (1, 2)]))
     assert row["gap"] >= 0 and row["gap"] <= math.log(3) + 1e-9
     assert gran.nats_to_bits_per_byte(row["oracle"], seg.n_bytes[ev]) == pytest.approx(row["oracle"] / 100 / math.log(2))
 

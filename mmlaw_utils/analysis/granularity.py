@@ -295,9 +295,10 @@ def nats_to_bits_per_byte(nats_per_text: float, n_bytes: np.ndarray) -> float:
 
 
 def realizable_summary(seg: SegmentLosses, fit_texts: np.ndarray, eval_texts: np.ndarray,
-                       members: Sequence[int] | None = None) -> dict[str, Any]:
+                       members: Sequence[int] | None = None, pairs: np.ndarray | None = None) -> dict[str, Any]:
     """Oracles and mixtures of the models ``members`` (all when None) on the evaluation texts (nats per text).
 
+    ``pairs``: ``pair_text_losses(seg)`` when already computed (used when ``members`` is None).
     Keys: best_single (the members' best on the evaluation texts) and its model, best_pair (oracle), oracle
     (all members), bayes_mixture (switching rate 0), switching (rate ``alpha`` fitted on ``fit_texts``),
     gain_oracle and gain_switching (over best_single), gap (switching - oracle), kept_share (gain_switching /
@@ -314,7 +315,9 @@ def realizable_summary(seg: SegmentLosses, fit_texts: np.ndarray, eval_texts: np
     best = int(np.argmin(singles))
     oracle = float(per_text_sums(seg, sub.min(axis=0))[eval_idx].mean())
     best_pair = float(singles[best])
-    if rows.size > 1:
+    if members is None and pairs is not None and rows.size > 1:  # pair_text_losses of the whole pool, given
+        best_pair = float(pairs[:, eval_idx].mean(axis=1).min())
+    elif rows.size > 1:
         i, j = np.triu_indices(rows.size, k=1)
         best_pair = min(float(per_text_sums(seg, np.minimum(sub[a], sub[b]))[eval_idx].mean()) for a, b in zip(i, j))
     gain_oracle = float(singles[best]) - oracle

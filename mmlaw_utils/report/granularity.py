@@ -116,6 +116,13 @@ def _example(seg: gran.SegmentLosses, matrix: np.ndarray, texts: pd.DataFrame) -
     return frame, seg.text_ids[text], (seg.model_names[pair[0]], seg.model_names[pair[1]])
 
 
+def model_labels(models: pd.DataFrame) -> list[str]:
+    """Names to show: the pool's ``short_name`` where given, else the model id without its folder."""
+    from mmlaw_utils.report.realpool import display_names
+
+    return [short_name(name) for name in display_names(models)]
+
+
 def default_budgets(params: np.ndarray, n_budgets: int = 3) -> np.ndarray:
     """Budgets (raw parameters) log-spaced from above the smallest model to the whole pool."""
     p = np.asarray(params, dtype=np.float64)
@@ -159,7 +166,7 @@ def compute_results(lm: LossMatrix, texts: pd.DataFrame, data_dir: str | Path, p
         shares.append(gran.win_share_table(seg, domains).assign(granularity=g))
         matrix = gran.pair_loss_matrix(singles, pairs)
         fronts[g] = gran.any_size_frontier(seg, params) if any_size else gran.small_subset_frontier(matrix, params)
-        summary = gran.realizable_summary(seg, fit_idx, eval_idx)
+        summary = gran.realizable_summary(seg, fit_idx, eval_idx, pairs=pairs)
         eval_bytes = seg.n_bytes[eval_idx]
         bpb = {f"{key}_bpb": gran.nats_to_bits_per_byte(summary[key], eval_bytes)
                for key in ("best_single", "best_pair", "oracle", "bayes_mixture", "switching")}
@@ -169,14 +176,19 @@ def compute_results(lm: LossMatrix, texts: pd.DataFrame, data_dir: str | Path, p
             example = _example(seg, matrix, texts)
     curves = gran.budget_curves(segs, fronts, default_budgets(params), fit_idx, eval_idx, clusters,
                                 n_bootstrap=n_bootstrap, seed=seed, level=level)
+    label = dict(zip(names, model_labels(lm.models)))
+    rows_frame = pd.DataFrame(rows).assign(best_single_model=lambda f: f["best_single_model"].map(label))
+    shares_frame = pd.concat(shares, ignore_index=True).assign(model=lambda f: f["model"].map(label))
     result = GranularityResults(
         profile=profile, model_names=names, n_texts=len(text_ids), segmentations=segmentations,
         frontier_kind="any size (exact)" if any_size else "single models and pairs",
-        summary=pd.DataFrame(rows), win_shares=pd.concat(shares, ignore_index=True),
+        summary=rows_frame, win_shares=shares_frame,
         table1=pd.concat(tables, ignore_index=True), claims=pd.concat(claims, ignore_index=True),
         relations=pd.concat(relations, ignore_index=True), curves=curves, sum_check=pd.DataFrame(checks))
     if example is not None:
-        result.example, result.example_text, result.example_models = example
+        frame, text_id, pair = example
+        frame = frame.rename(columns=label).assign(winner=frame["winner"].map(label))
+        result.example, result.example_text, result.example_models = frame, text_id, (label[pair[0]], label[pair[1]])
     if "text" not in found:
         result.notes.append("no text-level segment file: the text granularity is the loss matrix itself")
     return result
@@ -322,7 +334,7 @@ def winners_figure(example: pd.DataFrame, models: tuple[str, str], width: int = 
     for r, c, part, colour in placed:
         ax.text(c, r, part, family="monospace", fontsize=7, va="center", ha="left",
                 bbox={"facecolor": colour, "edgecolor": "none", "pad": 0.4})
-    ax.legend(handles=[Patch(color=colours[m], label=short_name(m)) for m in models], loc="upper center",
+    ax.legend(handles=[Patch(color=colours[m], label=m) for m in models], loc="upper center",
               bbox_to_anchor=(0.5, 1.0 + 0.6 / (0.6 + 0.19 * n_rows)), ncol=2, fontsize=8, frameon=False)
     return fig
 
