@@ -37,12 +37,15 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.forecast``: fit below a budget, predict the frontier above it.
 * ``analysis.realpool``: a small real pool: every subset's oracle, per-domain wins, family pairs, mixtures.
 * ``analysis.arms``: the miniature pool's arms: cross-family oracle gains at equal size, per domain; domain wins.
+* ``analysis.granularity``: the oracle at text, line, sentence, word and common-token granularity (segment losses).
+* ``analysis.switching``: the fixed-share switching mixture over models, the realizable counterpart of a segment oracle.
 * ``report.tables``: Table 1, the README results region and the other tables.
 * ``report.figures``: every figure.
 * ``report.units``: axis units read off the data (thousands, millions, billions) and short model names.
 * ``report.beyond_pairs``: the beyond-pairs tables and notes of notebook 07.
 * ``report.realpool``: the real-pool report of notebook 08 (markdown, csv, figures, README region).
 * ``report.arms``: the miniature pool's diversity experiment (csv, markdown, figure).
+* ``report.granularity``: notebook 10: reads the segment files, granularity tables, figures and README regions.
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
 * ``minipool.sources``: text sources from pinned pip/npm/apt archives; held-out/training split by document.
 * ``minipool.mixedset``: builds the mixed-domain held-out text set (8 domains) bit for bit.
