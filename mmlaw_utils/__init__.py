@@ -44,6 +44,8 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``analysis.selection``: the numbers of one chosen subset (the explorer's): P, oracle, gain, mixtures, win shares.
 * ``analysis.arms``: the miniature pool's arms: oracle, per-domain router and within-domain gains at equal size,
   with intervals over documents and seed replicas; domain wins and their seed spread.
+* ``analysis.granularity``: the oracle at text, line, sentence, word and common-token granularity (segment losses).
+* ``analysis.switching``: the fixed-share switching mixture over models, the realizable counterpart of a segment oracle.
 * ``report.tables``: Table 1, the README results region and the other tables.
 * ``report.figures``: every figure.
 * ``report.units``: axis units read off the data (thousands, millions, billions) and short model names.
@@ -51,6 +53,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``report.realpool``: the real-pool report of notebook 08 (markdown, csv, figures, README region).
 * ``report.arms``: the miniature pool's diversity experiment (csv, markdown, figure).
 * ``report.explorer``: the interactive explorer of notebooks/explore.ipynb (ipywidgets, plotly).
+* ``report.granularity``: notebook 10: reads the segment files, granularity tables, figures and README regions.
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
 * ``minipool.sources``: text sources from pinned pip/npm/apt archives; held-out/training split by document.
 * ``minipool.mixedset``: builds the mixed-domain held-out text set (8 domains) bit for bit.

@@ -200,6 +200,13 @@ OUTPUT_FILES = {
     "arms_winner_seeds": "arms_winner_seeds.csv",
     "domain_wins": "domain_wins.csv",
     "arms_md": "arms.md",
+    "granularity_summary": "granularity_summary.csv",
+    "granularity_win_shares": "granularity_win_shares.csv",
+    "granularity_table1": "granularity_table1.csv",
+    "granularity_claims": "granularity_claims.csv",
+    "granularity_relations": "granularity_relations.csv",
+    "granularity_budgets": "granularity_budgets.csv",
+    "granularity_md": "granularity.md",
 }
 # figure files: <figures_dir>/<stem>.png and .pdf
 FIGURE_STEMS = {
@@ -213,6 +220,8 @@ FIGURE_STEMS = {
     "real_pool_frontier": "real_pool_frontier",
     "real_pool_domains": "real_pool_domains",
     "arms_gain": "arms_gain",
+    "granularity_budgets": "granularity_budgets",
+    "granularity_winners": "granularity_winners",
 }
 
 

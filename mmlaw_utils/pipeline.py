@@ -45,6 +45,7 @@ class Stage:
     outputs: tuple[str, ...]
     summary: str
     figures: tuple[str, ...] = ()
+    needs_dir: str | None = None  # a folder under data_dir without which the stage is skipped with a message
 
     @property
     def number(self) -> str:
@@ -91,6 +92,11 @@ STAGES: dict[str, Stage] = {
                "arms_md"),
               "the miniature pool's arms: equal-size cross-family oracle gain per arm and domain, domains each family wins",
               ("arms_gain",)),
+        Stage("10_granularity", "10_granularity", ("loss_matrix", "models"),
+              ("granularity_summary", "granularity_win_shares", "granularity_table1", "granularity_claims",
+               "granularity_relations", "granularity_budgets", "granularity_md"),
+              "the oracle and a switching mixture at text, line, sentence, word and common-token granularity",
+              ("granularity_budgets", "granularity_winners"), needs_dir="segments"),
     )
 }
 DEFAULT_STAGES: tuple[str, ...] = (SCORES, "02_loss_matrix", "03_oracle_pairs", "04_frontiers",
@@ -349,6 +355,8 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
                 raise
             except Exception as error:  # generating or listing the caches failed before any notebook ran
                 raise PipelineError(f"stage 'scores' FAILED: {error}") from error
+        elif STAGES[name].needs_dir and not (paths.data_dir / STAGES[name].needs_dir).is_dir():
+            print(f"==> [{name}] skipped: {_display(paths.data_dir / STAGES[name].needs_dir)} does not exist", flush=True)
         else:
             stage = STAGES[name]
             given = {**parameters_for(declared[name], parameters), "profile": profile.name}

@@ -47,11 +47,11 @@ def test_select_stages_from_to():
 
 
 def test_profiles_name_known_stages_and_real_has_its_own():
-    assert profile_stages(load_profile("real")) == REAL
+    assert profile_stages(load_profile("real")) == (*REAL, "10_granularity")
     for name in available_profiles():
         assert set(profile_stages(load_profile(name))) <= set(STAGES)
     assert profile_stages(load_profile("synthetic")) == DEFAULT_STAGES
-    assert profile_stages(load_profile("minipool")) == (*DEFAULT_STAGES, "09_diversity_arms")
+    assert profile_stages(load_profile("minipool")) == (*DEFAULT_STAGES, "09_diversity_arms", "10_granularity")
 
 
 def test_unknown_stage_in_a_profile_names_the_key(monkeypatch):

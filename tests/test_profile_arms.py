@@ -86,7 +86,7 @@ def test_the_miniature_pool_analyses_its_main_arm_and_adds_the_diversity_stage()
 
     profile = config.load_profile("minipool")
     assert profile.arms == ("main",)
-    assert profile_stages(profile) == (*DEFAULT_STAGES, "09_diversity_arms")
+    assert profile_stages(profile) == (*DEFAULT_STAGES, "09_diversity_arms", "10_granularity")
     pool = load_pool(profile.pool)
     main = load_run_pool(config.resolve_run_paths("minipool"))
     assert len(main) == (pool["arm"] == "main").sum() == 30
