@@ -25,13 +25,17 @@ USER_ERRORS = (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingP
 def _run_epilog() -> str:
     from mmlaw_utils.pipeline import DEFAULT_STAGES, STAGES
 
-    lines = ["stages, in order (executed notebooks go to runs/<profile>/; open them to see every output):"]
+    lines = ["stages, in order (executed notebooks go to runs/<profile>/, or DATA_DIR/runs/ with -p data_dir DATA_DIR;",
+             "open them to see every output):"]
     lines += [f"  {name:20s} {STAGES[name].summary}" for name in STAGES]
     lines += [f"A profile runs {' '.join(DEFAULT_STAGES)}",
               "unless it names its own list (key `stages`; real runs scores, 02, 03 and 08_real_pool).",
               "After 06 on the default profile the README results region is",
               "regenerated. On a failing stage the run stops with a non-zero exit status and names the stage and",
-              "the executed notebook to open. Stage wall times go to runs/<profile>/timings.tsv.",
+              "the executed notebook to open. Stage wall times go to timings.tsv beside the executed notebooks.",
+              "One run writes a data folder at a time (a second one stops); each output's inputs and parameters",
+              "are recorded in DATA_DIR/lineage.json, and a stage whose inputs are stale is refused, naming the",
+              "stale file and the --from that rebuilds it.",
               "examples:",
               f"  {PROG} run                                   # the default profile ({DEFAULT_PROFILE})",
               f"  {PROG} run --profile synthetic -p n_bootstrap 100",

@@ -261,7 +261,10 @@ def resolve_run_paths(
 
 
 def require(path: Path, made_by: str) -> Path:
-    """``path`` if it exists, else a clear error naming the notebook that writes it."""
+    """``path`` if it exists and (in a folder with lineage) is fresh, else a clear error naming the stage that writes it."""
+    from mmlaw_utils.lineage import verify_input
+
     if not Path(path).exists():
         raise FileNotFoundError(f"{path} does not exist; run {made_by} first (python -m mmlaw_utils run --from {made_by[:2]})")
+    verify_input(path, made_by, REPO_ROOT)
     return Path(path)

@@ -1,17 +1,20 @@
 """The pipeline of one profile as data: stages, their notebooks, inputs and outputs, and how to run them.
 
 A stage is a name (``scores``, ``02_loss_matrix`` ... ``09_diversity_arms``), the notebook that runs it
-(executed headless by papermill into ``runs/<profile>/``), the outputs (keys of
-``config.OUTPUT_FILES``) it reads and writes. A profile runs ``DEFAULT_STAGES`` unless it names
-its own list (profile key ``stages``). ``run_pipeline`` is what ``python -m mmlaw_utils run`` (and
-so ``./run_all.sh``) does: select stages with --from/--to, check every -p parameter against the
-notebooks' ``parameters`` cells before anything runs, execute the stages in order, record each
-stage's wall time (seconds) in ``runs/<profile>/timings.tsv`` and, after 06 on the default
-profile, regenerate the results region of README.md.
+(executed headless by papermill into the run folder: ``runs/<profile>/``, or ``<data_dir>/runs/`` when
+``-p data_dir`` moves the data), the outputs (keys of ``config.OUTPUT_FILES``) it reads and writes. A profile
+runs ``DEFAULT_STAGES`` unless it names its own list (profile key ``stages``). ``run_pipeline`` is what
+``python -m mmlaw_utils run`` (and so ``./run_all.sh``) does: select stages with --from/--to, check every -p
+parameter against the notebooks' ``parameters`` cells before anything runs, take the data folder's run lock
+(one writer per folder), check that the folder belongs to the profile and that every input of every selected
+stage is fresh (``mmlaw_utils.lineage``), execute the stages in order, record each stage's outputs in the
+folder's ``lineage.json`` and its wall time (seconds) in the run folder's ``timings.tsv`` and, after 06 on the
+default profile, regenerate the results region of README.md.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,10 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmlaw_utils.config import DEFAULT_PROFILE, REPO_ROOT, Profile, load_profile, resolve_run_paths
+from mmlaw_utils.config import (DEFAULT_PROFILE, OUTPUT_FILES, REPO_ROOT, Profile, RunPaths, load_profile,
+                                resolve_run_paths)
+from mmlaw_utils.io import ExclusiveLock
+from mmlaw_utils.lineage import LineageError, claim_folder, forget_outputs, input_name, record_outputs, stale_reasons
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 RUNS_DIR = REPO_ROOT / "runs"
+RUN_LOCK = ".run.lock"  # in the data folder: one run writes there at a time
 README = REPO_ROOT / "README.md"
 KERNEL_NAME = "mmlaw"
 SCORES = "scores"
@@ -173,6 +180,19 @@ def notebook_parameters(path: Path) -> tuple[str, ...]:
     return tuple(papermill.inspect_notebook(str(path)))
 
 
+def notebook_defaults(path: Path) -> dict[str, Any]:
+    """Default value of each name of the notebook's ``parameters`` cell (the source text where it is no literal)."""
+    import papermill
+
+    defaults = {}
+    for name, spec in papermill.inspect_notebook(str(path)).items():
+        try:
+            defaults[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            defaults[name] = spec["default"]
+    return defaults
+
+
 def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Sequence[str]]) -> None:
     """Fail unless every key of ``parameters`` is declared by at least one notebook in ``declared`` (stage -> names)."""
     known = {name for names in declared.values() for name in names}
@@ -207,6 +227,68 @@ def missing_inputs(stages: Sequence[str], selected: Sequence[str], output_path: 
             made_by = makers[0] if makers else "another stage"
             missing[path] = f"{path} (input of {name}; written by {made_by}: run --from {made_by})"
     return list(missing.values())
+
+
+def output_makers(stages: Sequence[str] = tuple(STAGES)) -> dict[str, str]:
+    """Output file name -> the stage (of ``stages``) that writes it."""
+    return {OUTPUT_FILES[key]: name for name in stages for key in STAGES[name].outputs}
+
+
+def profile_context(profile: Profile) -> dict[str, Any]:
+    """The profile settings that shape every stage's outputs (text set, pool, arms, scoring, generator)."""
+    dataset = profile.dataset if not Path(profile.dataset).is_absolute() else input_name(profile.dataset, REPO_ROOT, REPO_ROOT)
+    pool = None if profile.pool is None else input_name(profile.pool, REPO_ROOT, REPO_ROOT)
+    return {"profile": profile.name, "dataset": dataset, "n_texts": profile.n_texts, "pool": pool,
+            "arms": list(profile.arms) if profile.arms else None, "scoring": profile.scoring, "synthetic": profile.synthetic}
+
+
+def stage_input_files(name: str, paths: RunPaths, profile: Profile) -> list[Path]:
+    """The files stage ``name`` reads: its registered inputs, the pool and a local text set;
+    02 also the score caches it assembled (from models.parquet), 09 every score cache of the folder."""
+    files = [paths.output(key) for key in STAGES[name].inputs]
+    files += [path for path in (paths.pool, Path(profile.dataset)) if path is not None and path.is_file()]
+    if name == "02_loss_matrix" and paths.output("models").is_file():
+        import pyarrow.parquet as pq
+
+        files += [paths.cache_dir / str(f) for f in pq.read_table(paths.output("models"), columns=["cache_file"])
+                  .column("cache_file").to_pylist()]
+    elif name == "09_diversity_arms":
+        files += sorted(paths.cache_dir.glob("*.parquet"))
+    return [path for path in files if path.is_file()]
+
+
+def check_fresh_inputs(stages: Sequence[str], selected: Sequence[str], paths: RunPaths, profile: Profile) -> None:
+    """Fail, naming each stale file and the stage that rebuilds it, unless every input that the selected stages
+    read and do not write themselves comes (by lineage) from the inputs and profile settings at hand."""
+    written = {OUTPUT_FILES[key] for name in selected for key in STAGES[name].outputs}
+    needed = sorted({OUTPUT_FILES[key] for name in selected for key in STAGES[name].inputs} - written)
+    if not needed:
+        return
+    try:
+        reasons = stale_reasons(paths.data_dir, needed, output_makers(), REPO_ROOT, context=profile_context(profile))
+    except LineageError as error:
+        raise PipelineError(str(error)) from None
+    if reasons:
+        makers = output_makers(stages)
+        first = min((stages.index(makers[name]) for name in reasons if makers.get(name) in stages), default=None)
+        hint = f"run --from {stages[first]}" if first is not None else "rerun the stages that write them"
+        raise PipelineError(f"inputs in {paths.data_dir} are stale ({hint} to rebuild them):\n  "
+                            + "\n  ".join(reasons.values()))
+
+
+def run_lock(data_dir: Path) -> ExclusiveLock:
+    """The lock that makes a run the only writer of ``data_dir`` (a second run stops with a clear message)."""
+    return ExclusiveLock(Path(data_dir) / RUN_LOCK,
+                         f"data folder {data_dir} is in use by another run (pid {{holder}}, lock "
+                         f"{Path(data_dir) / RUN_LOCK}); wait for it to finish, or give this run its own -p data_dir")
+
+
+def run_folder(profile: str, data_dir: Path, overridden: bool, runs_root: Path | None) -> Path:
+    """Where a run's executed notebooks and timings go: ``runs_root/<profile>`` when given, else
+    ``<data_dir>/runs`` for a moved data folder, else ``runs/<profile>`` (one folder per data folder)."""
+    if runs_root is not None:
+        return Path(runs_root) / profile
+    return Path(data_dir) / "runs" if overridden else RUNS_DIR / profile
 
 
 class Timings:
@@ -307,7 +389,7 @@ def readme_wanted(options: RunOptions, selected: Sequence[str], overridden: bool
     return options.readme == "auto" and options.profile == DEFAULT_PROFILE and README_AFTER in selected and not overridden
 
 
-def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path = README) -> None:
+def run_pipeline(options: RunOptions, runs_root: Path | None = None, readme: Path = README) -> None:
     """Run the selected stages of a profile; raise PipelineError naming the stage (and notebook) that failed."""
     try:
         profile = load_profile(options.profile)
@@ -322,8 +404,24 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
     missing = missing_inputs(stages, selected, paths.output)
     if missing:
         raise PipelineError("inputs of the selected stages do not exist:\n  " + "\n  ".join(missing))
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(paths.data_dir):
+            _run_locked(options, profile, stages, selected, parameters, declared, paths, runs_root, readme)
+    except (RuntimeError, LineageError) as error:
+        if isinstance(error, PipelineError):
+            raise
+        raise PipelineError(str(error)) from None
 
-    runs_dir = runs_root / profile.name
+
+def _run_locked(options: RunOptions, profile: Profile, stages: Sequence[str], selected: Sequence[str],
+                parameters: Mapping[str, Any], declared: Mapping[str, Sequence[str]], paths: RunPaths,
+                runs_root: Path | None, readme: Path) -> None:
+    """``run_pipeline`` once it holds the data folder's lock."""
+    claim_folder(paths.data_dir, profile.name)
+    check_fresh_inputs(stages, selected, paths, profile)
+    overridden = "data_dir" in parameters or "figures_dir" in parameters
+    runs_dir = run_folder(profile.name, paths.data_dir, "data_dir" in parameters, runs_root)
     timings = Timings(runs_dir / "timings.tsv")
     os.environ.setdefault("MPLBACKEND", "Agg")  # headless kernels: figures go to files
     # kernels start in notebooks/ and must import the same mmlaw_utils as this process
@@ -337,6 +435,7 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
         rebuild_pool(profile)
         timings.record("rebuild", time.monotonic() - start)
         rescore = True  # new weights make every cache stale
+    context = profile_context(profile)
     for name in selected:
         start = time.monotonic()
         if name == SCORES:
@@ -348,12 +447,18 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
                 raise PipelineError(f"stage 'scores' FAILED: {error}") from error
         else:
             stage = STAGES[name]
+            check_fresh_inputs(stages, [name], paths, profile)
+            outputs = [paths.output(key) for key in stage.outputs]
+            forget_outputs(paths.data_dir, [input_name(path, paths.data_dir, REPO_ROOT) for path in outputs])
             given = {**parameters_for(declared[name], parameters), "profile": profile.name}
             execute_notebook(name, stage.notebook_path(), runs_dir / f"{stage.notebook}.ipynb", given)
+            chosen = {key: value for key, value in {**notebook_defaults(stage.notebook_path()), **given}.items()
+                      if key not in PATH_PARAMETERS}
+            record_outputs(paths.data_dir, name, outputs, stage_input_files(name, paths, profile), chosen, REPO_ROOT,
+                           context)
             print(f"    [{name}] done in {time.monotonic() - start:.0f} s", flush=True)
         timings.record(name, time.monotonic() - start)
 
-    overridden = "data_dir" in parameters or "figures_dir" in parameters
     if readme_wanted(options, selected, overridden):
         from mmlaw_utils.report.tables import update_readme
 

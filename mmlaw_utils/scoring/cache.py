@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import posixpath
 import re
 from pathlib import Path
@@ -21,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmlaw_utils.io import atomic_write_table, atomic_write_text
+from mmlaw_utils.io import ExclusiveLock, atomic_write_table, atomic_write_text
 
 CACHE_COLUMNS = ["text_id", "nll", "n_tokens", "n_bytes"]
 PROVENANCE_KEY = b"mmlaw.provenance"
@@ -136,45 +135,14 @@ def lock_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
-class CacheLock:
-    """Exclusive, non-blocking ``fcntl`` lock on ``<cache>.lock``; a second holder gets a clear error.
-
-    The kernel drops the lock when the process dies (even by kill -9), so a crashed run never
-    leaves a stale lock behind.
-    """
+class CacheLock(ExclusiveLock):
+    """Exclusive, non-blocking lock on ``<cache>.lock``: one process scores a model into a cache at a time."""
 
     def __init__(self, path: str | Path, model: str):
-        self.path = lock_path(path)
+        lock = lock_path(path)
+        super().__init__(lock, f"model {model!r} is already being scored into {str(lock)[:-5]!r} by another "
+                               f"process (pid {{holder}}; lock {str(lock)!r} is held); wait for it or stop it")
         self.model = model
-        self._handle = None
-
-    def __enter__(self) -> "CacheLock":
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise RuntimeError(
-                f"model {self.model!r} is already being scored into {str(self.path)[:-5]!r} by another "
-                f"process (lock {str(self.path)!r} is held); wait for it or stop it"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        import fcntl
-
-        if self._handle is not None:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
 
 
 def chunk_path(partial: str | Path, index: int) -> Path:
