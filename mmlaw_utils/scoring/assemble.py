@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from mmlaw_utils.analysis.lossmatrix import MODEL_COLUMNS, LossMatrix
 from mmlaw_utils.config import OUTPUT_FILES, require
 from mmlaw_utils.io import atomic_write_table
-from mmlaw_utils.scoring.cache import model_slug, normalise_model_id, read_cache
+from mmlaw_utils.scoring.cache import ROWS_CHECKSUM, model_slug, normalise_model_id, read_cache
 
 
 def find_cache_file(cache_dir: str | Path, model: str, dataset_fingerprint: str | None = None) -> Path:
@@ -148,7 +148,7 @@ def assemble_loss_matrix(
             cache_file=path.name,
         )
         for key, value in provenance.items():
-            if key not in row and key not in ("model", "params_total", "params_nonembed"):
+            if key not in row and key not in ("model", "params_total", "params_nonembed", ROWS_CHECKSUM):
                 row[key] = _scalar(value)
         rows.append(row)
     hint = rescore_hint(list(stale) + list(missing)) if rescore_hint is not None else None
