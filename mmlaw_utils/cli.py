@@ -18,7 +18,9 @@ from mmlaw_utils.config import DEFAULT_PROFILE, REPO_ROOT, load_profile
 
 PROG = "python -m mmlaw_utils"
 # errors a command reports in one line (the message names the model, file or key at fault)
-USER_ERRORS = (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError)
+# OSError: a full disk, a read-only folder, an unreachable hub (ConnectionError) name their file or host in one line
+USER_ERRORS = (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError,
+               OSError)
 
 
 # ----------------------------------------------------------------------------- run

@@ -203,6 +203,39 @@ def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Seque
                             f"Parameters of each notebook:\n{listing}")
 
 
+def _whole(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _number(value: Any) -> bool:
+    import math
+
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+ENSEMBLE_GROUPS = ("cross_family", "same_family")
+# what a -p value of these notebook parameters must be: (test, description); checked before any stage runs
+PARAMETER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_bootstrap": (lambda v: _whole(v, 1), "a whole number >= 1"),
+    "seed": (lambda v: _whole(v, 0), "a whole number >= 0"),
+    "max_size": (lambda v: _whole(v, 1), "a whole number >= 1"),
+    "beam_width": (lambda v: _whole(v, 1), "a whole number >= 1"),
+    "params_unit": (lambda v: _number(v) and v > 0, "a finite number > 0 (parameters per unit of P; 1e9: billions)"),
+    "level": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "fit_fraction": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "exact_time_limit": (lambda v: _number(v) and v > 0, "a number of seconds > 0"),
+    "ensemble_group": (lambda v: v in ENSEMBLE_GROUPS, f"one of {', '.join(ENSEMBLE_GROUPS)}"),
+}
+
+
+def check_parameter_values(parameters: Mapping[str, Any]) -> None:
+    """Fail, naming the key, the value and what it must be, for a -p value no notebook could use."""
+    bad = [f"-p {key} {value!r}: must be {PARAMETER_RULES[key][1]}" for key, value in parameters.items()
+           if key in PARAMETER_RULES and not PARAMETER_RULES[key][0](value)]
+    if bad:
+        raise PipelineError("; ".join(bad))
+
+
 def absolute_paths(parameters: Mapping[str, Any], cwd: Path | None = None) -> dict[str, Any]:
     """``parameters`` with relative folder parameters made absolute against ``cwd`` (notebooks run in notebooks/)."""
     base = Path(cwd) if cwd is not None else Path.cwd()
@@ -400,6 +433,7 @@ def run_pipeline(options: RunOptions, runs_root: Path | None = None, readme: Pat
     parameters = absolute_paths(dict(options.parameters or {}))
     declared = {name: notebook_parameters(STAGES[name].notebook_path()) for name in selected}
     check_parameters(parameters, declared)
+    check_parameter_values(parameters)
     paths = resolve_run_paths(profile.name, data_dir=parameters.get("data_dir"), figures_dir=parameters.get("figures_dir"))
     missing = missing_inputs(stages, selected, paths.output)
     if missing:

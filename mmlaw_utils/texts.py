@@ -186,7 +186,8 @@ def _clean_frame(frame: pd.DataFrame, where: str, lines: list[int] | None, defau
         frame["source"] = default_source
     for row, (text_id, source) in enumerate(zip(frame["text_id"], frame["source"])):
         if not isinstance(source, str) or not source.strip():
-            raise ValueError(f"{_row_label(where, row, lines)}: text {text_id!r} has no source ({source!r}); "
+            shown = repr(source) if isinstance(source, str) else "null"
+            raise ValueError(f"{_row_label(where, row, lines)}: text {text_id!r} has no source ({shown}); "
                              "give every text its source document, or drop the field")
     return frame
 
@@ -259,6 +260,7 @@ def text_field(dataset: str | Path, text_ids: Iterable[str], field: str) -> list
     for text_id in ids:
         value = by_id[text_id]
         if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
+            shown = repr(value) if isinstance(value, str) else "null"
             raise ValueError(f"{_row_label(str(path), rows[text_id], lines)}: text {text_id!r} has no {field} "
-                             f"({value!r}); give every text one, or drop the field")
+                             f"({shown}); give every text one, or drop the field")
     return [str(by_id[t]) for t in ids]

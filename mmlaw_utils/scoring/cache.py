@@ -8,6 +8,7 @@ Every write is atomic (``mmlaw_utils.io``): a temp file in the same folder, fsyn
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import posixpath
@@ -66,7 +67,7 @@ def _check_counts(results: pd.DataFrame, where: str) -> None:
         bad = ~np.isfinite(numbers) | (numbers != np.round(numbers))
         if bad.any():
             raise ValueError(f"{where}: {column} is not a whole number for text(s) "
-                             f"{results['text_id'][bad].astype(str).tolist()[:10]} (e.g. {numbers[bad][0]!r})")
+                             f"{results['text_id'][bad].astype(str).tolist()[:10]} (e.g. {float(numbers[bad][0])!r})")
 
 
 def _check_frame(results: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -205,6 +206,19 @@ class CacheLock(ExclusiveLock):
         super().__init__(lock, f"model {model!r} is already being scored into {str(lock)[:-5]!r} by another "
                                f"process (pid {{holder}}; lock {str(lock)!r} is held); wait for it or stop it")
         self.model = model
+        self.cache = Path(path)
+
+    def __enter__(self) -> "CacheLock":
+        try:
+            super().__enter__()
+        except OSError as error:
+            # a read-only folder: nobody can write the cache there, so a finished cache is read without the lock
+            if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            if not self.cache.is_file():
+                raise RuntimeError(f"model {self.model!r}: cannot score into read-only folder {str(self.cache.parent)!r} "
+                                   f"({error.strerror}); give it a writable cache_dir") from None
+        return self
 
 
 def chunk_path(partial: str | Path, index: int) -> Path:
