@@ -582,3 +582,36 @@ def test_case_6_bad_notebook_parameters_stop_the_run_naming_the_key(monkeypatch,
                      "-p", "data_dir", str(tmp_path / "data")])
     err = capsys.readouterr().err
     assert code == 1 and ran == [] and expected in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------- 19. no code run from data (issue 19, cases 12-13)
+def test_case_12_only_the_projects_own_source_registries_are_imported(tmp_path, monkeypatch):
+    import sys
+
+    from mmlaw_utils.minipool.corpora import SOURCE_REGISTRIES, source_loader
+
+    (tmp_path / "planted_registry.py").write_text("import os\nos.environ['MMLAW_PLANTED_RAN'] = '1'\nSOURCES = {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("MMLAW_PLANTED_RAN", raising=False)
+    with pytest.raises(ValueError, match=r"pool key 'source_registry' is 'planted_registry'; allowed: mmlaw_utils.minipool.sources"):
+        source_loader("planted_registry")
+    assert "MMLAW_PLANTED_RAN" not in __import__("os").environ and "planted_registry" not in sys.modules
+    _, names = source_loader(SOURCE_REGISTRIES[0])
+    assert names  # the project's registry still loads
+
+
+def test_case_13_models_and_tokenizers_load_without_remote_code(tiny_model_dirs, monkeypatch):
+    import transformers
+
+    seen = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, **kwargs):
+            seen.append((klass.__name__, kwargs.get("trust_remote_code", "absent")))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    scoring_models.load_model_and_tokenizer(str(tiny_model_dirs["tiny-gpt2"]), device="cpu")
+    assert {name for name, _ in seen} == {"AutoTokenizer", "AutoModelForCausalLM"}
+    assert all(value is False for _, value in seen), seen
