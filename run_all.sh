@@ -62,6 +62,9 @@ setup_venv() {
     echo "==> registering the Jupyter kernel '$KERNEL_NAME'"
     "$VPY" -m ipykernel install --sys-prefix --name "$KERNEL_NAME" --display-name "Python (mmlaw)" >/dev/null
   fi
+  if [[ ! -f "$VENV/etc/jupyter/jupyter_server_config.d/mmlaw.json" ]]; then
+    "$VPY" -m mmlaw_utils.labhook  # Lab saves the tracked notebooks/*.ipynb without outputs
+  fi
 }
 
 MODE=run RUN_ARGS=()

@@ -338,6 +338,54 @@ class Timings:
             handle.write(f"{stage}\t{round(seconds)}\n")
 
 
+PUBLISHED_NOTEBOOKS = "notebooks"  # <data_dir>/notebooks/: the default profile's executed notebooks, committed
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def publishable(notebook: Any, repo_root: Path = REPO_ROOT) -> Any:
+    """An executed notebook without what changes from run to run or machine to machine: papermill's and the
+    cells' timing metadata, stderr streams (progress bars, warnings), widget outputs and this checkout's path."""
+    notebook.metadata.pop("papermill", None)
+    prefix = f"{Path(repo_root).resolve()}/"
+    for cell in notebook.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                continue
+            if _WIDGET in output.get("data", {}):
+                continue
+            kept.append(output)
+        cell.outputs = kept
+    import nbformat
+
+    return nbformat.from_dict(_without_prefix(dict(notebook), prefix))
+
+
+def _without_prefix(value: Any, prefix: str) -> Any:
+    """``value`` (nested JSON) with every occurrence of ``prefix`` removed from its strings."""
+    if isinstance(value, str):
+        return value.replace(prefix, "")
+    if isinstance(value, list):
+        return [_without_prefix(item, prefix) for item in value]
+    if isinstance(value, dict):
+        return type(value)((key, _without_prefix(item, prefix)) for key, item in value.items())
+    return value
+
+
+def publish_notebook(executed: Path, published: Path) -> None:
+    """Write the deterministic copy (``publishable``) of the executed notebook ``executed`` to ``published``."""
+    import nbformat
+
+    from mmlaw_utils.io import atomic_write_text
+
+    notebook = publishable(nbformat.read(executed, as_version=4))
+    atomic_write_text(published, nbformat.writes(notebook) + "\n")
+
+
 def kernel_name() -> str:
     """The project's Jupyter kernel when registered (``run_all.sh`` does), else this interpreter's ``python3``."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -486,6 +534,9 @@ def _run_locked(options: RunOptions, profile: Profile, stages: Sequence[str], se
             forget_outputs(paths.data_dir, [input_name(path, paths.data_dir, REPO_ROOT) for path in outputs])
             given = {**parameters_for(declared[name], parameters), "profile": profile.name}
             execute_notebook(name, stage.notebook_path(), runs_dir / f"{stage.notebook}.ipynb", given)
+            if profile.name == DEFAULT_PROFILE:  # committed, so a reader sees every intermediate table
+                publish_notebook(runs_dir / f"{stage.notebook}.ipynb",
+                                 paths.data_dir / PUBLISHED_NOTEBOOKS / f"{stage.notebook}.ipynb")
             chosen = {key: value for key, value in {**notebook_defaults(stage.notebook_path()), **given}.items()
                       if key not in PATH_PARAMETERS}
             record_outputs(paths.data_dir, name, outputs, stage_input_files(name, paths, profile), chosen, REPO_ROOT,
