@@ -76,14 +76,19 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-def _parse_record(line: str, label: str) -> dict[str, Any]:
-    """One JSON object of a text file with a valid ``text``; errors name ``label`` (file and line)."""
+def _loads(text: str, label: str) -> Any:
+    """The JSON value of ``text`` (a key repeated in one object is an error); errors name ``label`` and the line."""
     try:
-        record = json.loads(line, object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{label}: not valid JSON ({error.msg})") from None
+        where = f"{label} line {error.lineno}" if "\n" in text else label
+        raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
     except ValueError as error:
         raise ValueError(f"{label}: {error}") from None
+
+
+def _check_record(record: Any, label: str) -> dict[str, Any]:
+    """``record`` if it is a JSON object with a ``text`` and valid-Unicode strings; errors name ``label``."""
     if not isinstance(record, dict):
         raise ValueError(f"{label}: a row is a JSON object, got {type(record).__name__}")
     if "text" not in record:
@@ -102,7 +107,8 @@ def _read_jsonl(raw: bytes, where: str) -> tuple[list[dict[str, Any]], list[int]
     records, lines = [], []
     for number, line in enumerate(_decode_utf8(raw, where).splitlines(), start=1):
         if line.strip():
-            records.append(_parse_record(line, f"{where} line {number}"))
+            label = f"{where} line {number}"
+            records.append(_check_record(_loads(line, label), label))
             lines.append(number)
     return records, lines
 
@@ -110,15 +116,9 @@ def _read_jsonl(raw: bytes, where: str) -> tuple[list[dict[str, Any]], list[int]
 def _read_json(raw: bytes, where: str) -> tuple[list[dict[str, Any]], list[int] | None]:
     """The objects of a .json file: one JSON array of objects, else JSON lines."""
     text = _decode_utf8(raw, where)
-    if text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{where} line {error.lineno}: not valid JSON ({error.msg})") from None
-        except ValueError as error:
-            raise ValueError(f"{where}: {error}") from None
-        return [_parse_record(json.dumps(row), f"{where} row {index + 1}") for index, row in enumerate(rows)], None
-    return _read_jsonl(raw, where)
+    if not text.lstrip().startswith("["):
+        return _read_jsonl(raw, where)
+    return [_check_record(row, f"{where} row {index + 1}") for index, row in enumerate(_loads(text, where))], None
 
 
 def read_local_texts(path: Path) -> tuple[pd.DataFrame, list[int] | None]:
