@@ -46,7 +46,7 @@ from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.analysis.oracle import pair_win_shares
 from mmlaw_utils.config import FIGURE_STEMS, resolve_run_paths
 from mmlaw_utils.report import figures
-from mmlaw_utils.report.beyond_pairs import beyond_pairs_markdown
+from mmlaw_utils.report.beyond_pairs import beyond_pairs_markdown, without_times
 from mmlaw_utils.report.tables import write_csv, write_frame
 from mmlaw_utils.io import atomic_write_text
 
@@ -65,8 +65,7 @@ size_fits = subsets.fit_frontiers(fronts, params_unit=params_unit)
 heuristics = {"greedy": subsets.frontier_of(subsets.greedy_points(L, params)),
               "beam": subsets.frontier_of(subsets.beam_points(L, params, beam_width=beam_width))}
 shortfall = {name: subsets.heuristic_shortfall(exact, front) for name, front in heuristics.items()}
-# solve times vary run to run: the committed file keeps only what the data decide (times: runs/<profile>/timings.tsv)
-write_frame(subsets.named_frontier(exact, names).drop(columns="solve_s"), paths.output("subset_frontier"))
+write_frame(without_times(subsets.named_frontier(exact, names)), paths.output("subset_frontier"))
 write_csv(size_fits, paths.output("subset_fits"))
 display(size_fits)
 

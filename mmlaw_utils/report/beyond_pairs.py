@@ -33,6 +33,14 @@ def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, di
     return "\n".join(lines)
 
 
+def without_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without its wall-clock columns and attrs (names ending in ``_s``, seconds), for a committed file
+    that a rerun must reproduce byte for byte (stage times go to the run folder's timings.tsv)."""
+    timeless = frame.drop(columns=[c for c in frame.columns if str(c).endswith("_s")])
+    timeless.attrs = {key: value for key, value in frame.attrs.items() if not str(key).endswith("_s")}
+    return timeless
+
+
 def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.DataFrame, shortfall: Mapping[str, pd.DataFrame],
                           gain_kept: pd.DataFrame, relation: pd.DataFrame, forecast: pd.DataFrame,
                           n_models: int, n_texts: int) -> str:
