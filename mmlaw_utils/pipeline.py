@@ -344,12 +344,15 @@ _WIDGET = "application/vnd.jupyter.widget-view+json"
 
 def publishable(notebook: Any, repo_root: Path = REPO_ROOT) -> Any:
     """An executed notebook without what changes from run to run or machine to machine: papermill's and the
-    cells' timing metadata, stderr streams (progress bars, warnings), widget outputs and this checkout's path."""
+    cells' timing metadata, the random id of papermill's parameters cell, stderr streams (progress bars,
+    warnings), widget outputs and this checkout's path."""
     notebook.metadata.pop("papermill", None)
     prefix = f"{Path(repo_root).resolve()}/"
     for cell in notebook.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill draws a random id for the cell it adds
         if cell.cell_type != "code":
             continue
         kept = []

@@ -191,3 +191,19 @@ def test_a_rerun_that_reproduces_its_outputs_leaves_the_lineage_unchanged(fake_n
     _run(data, tmp_path / "runs", stop="05", seed=3)
     assert (data / LINEAGE_FILE).read_bytes() == first
     assert b"Z\"" not in first and "time" not in first.decode()  # no wall-clock time kept
+
+
+@pytest.mark.parametrize("profile", ["synthetic", "minipool"])
+def test_committed_outputs_are_fresh_by_their_lineage(profile):
+    """A fresh clone can run --from any stage: every committed output matches its record (rerun the profile after
+    changing an input or a stage's code, and commit lineage.json with the outputs)."""
+    from mmlaw_utils.config import REPO_ROOT, resolve_run_paths
+    from mmlaw_utils.pipeline import output_makers, profile_context, profile_stages
+
+    spec = load_profile(profile)
+    paths = resolve_run_paths(profile)
+    names = [OUTPUT_FILES[key] for stage in profile_stages(spec) for key in STAGES[stage].outputs
+             if paths.output(key).exists()]
+    assert len(names) >= 20
+    assert stale_reasons(paths.data_dir, names, output_makers(), REPO_ROOT, context=profile_context(spec)) == {}
+    assert json.loads((paths.data_dir / LINEAGE_FILE).read_text())["profile"] == profile

@@ -227,7 +227,8 @@ def test_published_notebooks_hold_no_time_progress_bar_widget_or_checkout_path(t
                     nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json":
                                                                  {"model_id": "f00d"}, "text/plain": "HBox()"}),
                     nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
-    notebook.cells = [nbformat.v4.new_markdown_cell("# §1"), cell]
+    injected = nbformat.v4.new_code_cell("profile = 'x'", metadata={"tags": ["injected-parameters"]})
+    notebook.cells = [nbformat.v4.new_markdown_cell("# §1"), injected, cell]
     executed, published = tmp_path / "runs" / "x.ipynb", tmp_path / "data" / "notebooks" / "x.ipynb"
     executed.parent.mkdir()
     nbformat.write(notebook, executed)
@@ -235,7 +236,8 @@ def test_published_notebooks_hold_no_time_progress_bar_widget_or_checkout_path(t
     text = published.read_text()
     clean = nbformat.read(published, as_version=4)
     assert "papermill" not in text and "2026-12-05" not in text and "it/s" not in text and "f00d" not in text
-    assert str(REPO_ROOT) not in text and [o.get("text", o.get("data", {}).get("text/plain")) for o in clean.cells[1].outputs] \
+    assert str(REPO_ROOT) not in text and [o.get("text", o.get("data", {}).get("text/plain")) for o in clean.cells[2].outputs] \
         == ["written: figures/x.png\n", "42"]
+    assert clean.cells[1].id == "injected-parameters"
     pipeline.publish_notebook(executed, tmp_path / "again.ipynb")
     assert (tmp_path / "again.ipynb").read_bytes() == published.read_bytes()
