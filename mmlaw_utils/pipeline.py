@@ -15,6 +15,7 @@ default profile, regenerate the results region of README.md.
 from __future__ import annotations
 
 import ast
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmlaw_utils.config import (DEFAULT_PROFILE, OUTPUT_FILES, REPO_ROOT, Profile, RunPaths, load_profile,
-                                resolve_run_paths)
+from mmlaw_utils.config import (DEFAULT_PROFILE, OUTPUT_FILES, REPO_ROOT, Profile, RunPaths, is_whole,
+                                load_profile, resolve_run_paths)
 from mmlaw_utils.io import ExclusiveLock
 from mmlaw_utils.lineage import LineageError, claim_folder, forget_outputs, input_name, record_outputs, stale_reasons
 
@@ -203,23 +204,17 @@ def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Seque
                             f"Parameters of each notebook:\n{listing}")
 
 
-def _whole(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def _number(value: Any) -> bool:
-    import math
-
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 ENSEMBLE_GROUPS = ("cross_family", "same_family")
 # what a -p value of these notebook parameters must be: (test, description); checked before any stage runs
 PARAMETER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n_bootstrap": (lambda v: _whole(v, 1), "a whole number >= 1"),
-    "seed": (lambda v: _whole(v, 0), "a whole number >= 0"),
-    "max_size": (lambda v: _whole(v, 1), "a whole number >= 1"),
-    "beam_width": (lambda v: _whole(v, 1), "a whole number >= 1"),
+    "n_bootstrap": (lambda v: is_whole(v, 1), "a whole number >= 1"),
+    "seed": (lambda v: is_whole(v, 0), "a whole number >= 0"),
+    "max_size": (lambda v: is_whole(v, 1), "a whole number >= 1"),
+    "beam_width": (lambda v: is_whole(v, 1), "a whole number >= 1"),
     "params_unit": (lambda v: _number(v) and v > 0, "a finite number > 0 (parameters per unit of P; 1e9: billions)"),
     "level": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1 (exclusive)"),
     "fit_fraction": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1 (exclusive)"),

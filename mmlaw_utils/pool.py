@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
-from mmlaw_utils.scoring.cache import normalise_model_id
+from mmlaw_utils.scoring.cache import PARAMS_MAX, normalise_model_id
 
 if TYPE_CHECKING:
     from mmlaw_utils.config import RunPaths
@@ -44,7 +44,7 @@ def _entry_error(path: Path, index: int, model: Any, message: str) -> PoolError:
 
 
 # parameters of one model: at least one, at most a million billions (a typo beyond that overflows int64 sums)
-PARAMS_RANGE = (1, 10**15)
+PARAMS_RANGE = (1, PARAMS_MAX)
 
 
 def _params_nominal(path: Path, index: int, model: Any, value: Any) -> int:

@@ -224,8 +224,9 @@ def load_texts(dataset: str | Path, n_texts: int | None = None, split: str = "tr
 
             frame = datasets.load_dataset(str(dataset), split=split).to_pandas()
         except Exception as error:  # offline, unknown name, bad split: datasets raises many types
-            raise ValueError(f"{where} could not be loaded ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-                             "the hub needs network access, or give a local .jsonl/.csv/.parquet file") from None
+            first_line = (str(error).splitlines() or [""])[0]
+            raise ValueError(f"{where} could not be loaded ({type(error).__name__}: {first_line}); the hub needs "
+                             "network access, or give a local .jsonl/.csv/.parquet file") from None
         if frame.empty:
             raise ValueError(f"{where}: the text set is empty (no rows)")
     frame = _clean_frame(frame, where, lines, str(dataset))

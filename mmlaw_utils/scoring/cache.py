@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mmlaw_utils.config import is_whole
 from mmlaw_utils.io import ExclusiveLock, atomic_write_table, atomic_write_text
 
 CACHE_COLUMNS = ["text_id", "nll", "n_tokens", "n_bytes"]
@@ -110,10 +111,6 @@ def rows_checksum(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def validate_provenance(provenance: Any, where: str) -> dict[str, Any]:
     """``provenance`` if its keys have their types (``complete`` a bool, parameter counts whole numbers in range,
     ``n_texts`` a whole number, ids and checksums strings); otherwise a ValueError naming ``where`` and the key."""
@@ -123,7 +120,7 @@ def validate_provenance(provenance: Any, where: str) -> dict[str, Any]:
         raise ValueError(f"{where}: provenance key 'complete' must be true or false, got {provenance['complete']!r}")
     for key, low in (("params_total", 1), ("params_nonembed", 0), ("n_texts", 0)):
         value = provenance.get(key)
-        if value is not None and not (_whole(value) and low <= value <= PARAMS_MAX):
+        if value is not None and not (is_whole(value, low) and value <= PARAMS_MAX):
             raise ValueError(f"{where}: provenance key {key!r} must be a whole number from {low} to {PARAMS_MAX:.0e}, "
                              f"got {value!r}")
     for key in ("model", "dataset_fingerprint", ROWS_CHECKSUM):
