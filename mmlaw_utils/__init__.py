@@ -10,6 +10,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``pool``: the pool loader (configs/pools/*.yaml) and pool summaries.
 * ``texts``: held-out text sets and their fingerprint.
 * ``textsubset``: deterministic stratified subsets of a domain-labelled text set (profile real).
+* ``labhook``: the Jupyter pre-save hook that keeps outputs out of the tracked notebooks/*.ipynb.
 * ``envcheck``: whether .venv already holds every pin of pyproject.toml (used by run_all.sh).
 * ``scoring.kernel``: eq. 1, summed next-token NLL (nats) per text: rolling windows, packing, the tiled head.
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.

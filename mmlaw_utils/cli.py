@@ -247,6 +247,21 @@ def _cmd_readme(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_lab_hook(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("lab-hook", help="make Jupyter save notebooks/*.ipynb without outputs (this environment)",
+                            description="Install a Jupyter server setting into this environment (etc/jupyter/"
+                                        "jupyter_server_config.d/mmlaw.json) whose pre-save hook clears the outputs "
+                                        "of the tracked notebooks/*.ipynb (mmlaw_utils/labhook.py).")
+    parser.set_defaults(handler=_cmd_lab_hook)
+
+
+def _cmd_lab_hook(args: argparse.Namespace) -> int:
+    from mmlaw_utils.labhook import install_server_config
+
+    print(f"Jupyter saves notebooks/*.ipynb without outputs: {install_server_config()}")
+    return 0
+
+
 def _add_real(sub: argparse._SubParsersAction) -> None:
     from mmlaw_utils.scoring.realmodels import PACKAGED_MODELS
 
@@ -495,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "score a pool, assemble the loss matrix, fit and report.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_score, _add_stale, _add_launch, _add_synth, _add_readme, _add_real, _add_pool,
-                _add_textset, _add_sources, _add_subset, _add_minipool, _add_arms):
+                _add_textset, _add_sources, _add_subset, _add_minipool, _add_arms, _add_lab_hook):
         add(sub)
     return parser
 

@@ -1,6 +1,6 @@
 """Jupyter pre-save hook: the tracked source notebooks (``notebooks/NN_name.ipynb``) are saved without outputs.
 
-``python -m mmlaw_utils.labhook`` (run by ``./run_all.sh`` after installing, and by Binder's ``postBuild``)
+``python -m mmlaw_utils lab-hook`` (run by ``./run_all.sh`` when it sets up an environment, and by Binder's ``postBuild``)
 writes ``<env>/etc/jupyter/jupyter_server_config.d/mmlaw.json``, which names this hook for every Jupyter
 server of that environment (Lab, Voila). So running a notebook in Lab from a fresh clone never writes
 outputs into a tracked file, with no per-user git config (a git clean filter such as nbstripout would need
@@ -43,7 +43,3 @@ def install_server_config(prefix: str | Path = sys.prefix) -> Path:
     path = Path(prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "mmlaw.json"
     atomic_write_text(path, json.dumps(SERVER_CONFIG, indent=2) + "\n")
     return path
-
-
-if __name__ == "__main__":
-    print(f"Jupyter saves notebooks/*.ipynb without outputs: {install_server_config()}")

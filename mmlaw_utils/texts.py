@@ -243,7 +243,8 @@ def text_field(dataset: str | Path, text_ids: Iterable[str], field: str) -> list
     None when the file or the field is absent (a hub dataset name, a set without the field).
 
     Unlike :func:`load_texts`, a missing field is not filled in, so callers can tell "no labels" apart. The file is
-    read as :func:`load_texts` reads it (ids as written, unique); a text whose field is null is an error naming it.
+    read as :func:`load_texts` reads it (ids as written, unique, every text with a source); a text without the
+    field gets None.
     """
     path = Path(dataset)
     if path.suffix not in _LOCAL_FORMATS or not path.is_file():
@@ -253,15 +254,10 @@ def text_field(dataset: str | Path, text_ids: Iterable[str], field: str) -> list
         return None
     frame = _clean_frame(raw, str(path), lines, str(dataset))
     by_id = dict(zip(frame["text_id"], frame[field]))
-    rows = {text_id: row for row, text_id in enumerate(frame["text_id"])}
     ids = [str(t) for t in text_ids]
     missing = [t for t in ids if t not in by_id]
     if missing:
         raise KeyError(f"text set {str(path)!r} has no text_id(s) {missing[:5]} of the loss matrix")
-    for text_id in ids:
-        value = by_id[text_id]
-        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
-            shown = repr(value) if isinstance(value, str) else "null"
-            raise ValueError(f"{_row_label(str(path), rows[text_id], lines)}: text {text_id!r} has no {field} "
-                             f"({shown}); give every text one, or drop the field")
-    return [str(by_id[t]) for t in ids]
+    # sources were checked by _clean_frame (a null one would silently change the cluster bootstrap); other fields
+    # may leave a text unlabelled (None)
+    return [None if pd.isna(by_id[t]) else str(by_id[t]) for t in ids]
