@@ -340,8 +340,9 @@ _WIDGET = "application/vnd.jupyter.widget-view+json"
 def publishable(notebook: Any, repo_root: Path = REPO_ROOT) -> Any:
     """An executed notebook without what changes from run to run or machine to machine: papermill's and the
     cells' timing metadata, the random id of papermill's parameters cell, stderr streams (progress bars,
-    warnings), widget outputs and this checkout's path."""
+    warnings), widget outputs and widget state, and this checkout's path."""
     notebook.metadata.pop("papermill", None)
+    notebook.metadata.pop("widgets", None)  # state of progress-bar widgets, with random model ids
     prefix = f"{Path(repo_root).resolve()}/"
     for cell in notebook.cells:
         cell.metadata.pop("papermill", None)

@@ -219,6 +219,7 @@ def test_scores_stage_runs_notebook_01_once_with_the_stale_models(monkeypatch, t
 def test_published_notebooks_hold_no_time_progress_bar_widget_or_checkout_path(tmp_path):
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["papermill"] = {"start_time": "2026-12-05T13:00:00", "duration": 3.2}
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"f00d": {}}}}
     cell = nbformat.v4.new_code_cell("print(paths)", execution_count=1)
     cell.metadata["papermill"] = {"duration": 0.5}
     cell.metadata["execution"] = {"iopub.execute_input": "2026-12-05T13:00:01"}
