@@ -60,7 +60,9 @@ setup_venv() {
   fi
   if [[ ! -f "$VENV/share/jupyter/kernels/$KERNEL_NAME/kernel.json" ]]; then
     echo "==> registering the Jupyter kernel '$KERNEL_NAME'"
-    "$VPY" -m ipykernel install --sys-prefix --name "$KERNEL_NAME" --display-name "Python (mmlaw)" >/dev/null
+    # and Lab saves the tracked notebooks/*.ipynb without outputs (mmlaw_utils/labhook.py)
+    "$VPY" -m ipykernel install --sys-prefix --name "$KERNEL_NAME" --display-name "Python (mmlaw)" >/dev/null \
+      && "$VPY" -m mmlaw_utils lab-hook
   fi
 }
 

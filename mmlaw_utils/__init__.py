@@ -3,12 +3,14 @@
 The pipeline runs scoring -> analysis -> report; the miniature pool is built apart. Modules:
 
 * ``cli``, ``__main__``: the one command line, ``python -m mmlaw_utils <command>``.
-* ``pipeline``: stages as data (notebook, inputs, outputs), --from/--to, papermill, timings.
+* ``pipeline``: stages as data (notebook, inputs, outputs), --from/--to, the run lock, lineage, papermill, timings.
 * ``config``: profiles (configs/profiles/*.yaml), run folders, the registry of output files.
-* ``io``: atomic writes, sha256 of files, marked-region replacement in README and benchmark pages.
+* ``io``: atomic writes, file locks, sha256 of files, marked-region replacement in README and benchmark pages.
+* ``lineage``: which inputs and parameters each stage output was computed from (``<data_dir>/lineage.json``).
 * ``pool``: the pool loader (configs/pools/*.yaml) and pool summaries.
 * ``texts``: held-out text sets and their fingerprint.
 * ``textsubset``: deterministic stratified subsets of a domain-labelled text set (profile real).
+* ``labhook``: the Jupyter pre-save hook that keeps outputs out of the tracked notebooks/*.ipynb.
 * ``envcheck``: whether .venv already holds every pin of pyproject.toml (used by run_all.sh).
 * ``scoring.kernel``: eq. 1, summed next-token NLL (nats) per text: rolling windows, packing, the tiled head.
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.

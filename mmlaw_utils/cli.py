@@ -18,20 +18,26 @@ from mmlaw_utils.config import DEFAULT_PROFILE, REPO_ROOT, load_profile
 
 PROG = "python -m mmlaw_utils"
 # errors a command reports in one line (the message names the model, file or key at fault)
-USER_ERRORS = (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError)
+# OSError: a full disk, a read-only folder, an unreachable hub (ConnectionError) name their file or host in one line
+USER_ERRORS = (FileNotFoundError, ValueError, TypeError, RuntimeError, FloatingPointError, KeyError, ModuleNotFoundError,
+               OSError)
 
 
 # ----------------------------------------------------------------------------- run
 def _run_epilog() -> str:
     from mmlaw_utils.pipeline import DEFAULT_STAGES, STAGES
 
-    lines = ["stages, in order (executed notebooks go to runs/<profile>/; open them to see every output):"]
+    lines = ["stages, in order (executed notebooks go to runs/<profile>/, or DATA_DIR/runs/ with -p data_dir DATA_DIR;",
+             "open them to see every output):"]
     lines += [f"  {name:20s} {STAGES[name].summary}" for name in STAGES]
     lines += [f"A profile runs {' '.join(DEFAULT_STAGES)}",
               "unless it names its own list (key `stages`; real runs scores, 02, 03 and 08_real_pool).",
               "After 06 on the default profile the README results region is",
               "regenerated. On a failing stage the run stops with a non-zero exit status and names the stage and",
-              "the executed notebook to open. Stage wall times go to runs/<profile>/timings.tsv.",
+              "the executed notebook to open. Stage wall times go to timings.tsv beside the executed notebooks.",
+              "One run writes a data folder at a time (a second one stops); each output's inputs and parameters",
+              "are recorded in DATA_DIR/lineage.json, and a stage whose inputs are stale is refused, naming the",
+              "stale file and the --from that rebuilds it.",
               "examples:",
               f"  {PROG} run                                   # the default profile ({DEFAULT_PROFILE})",
               f"  {PROG} run --profile synthetic -p n_bootstrap 100",
@@ -238,6 +244,21 @@ def _cmd_readme(args: argparse.Namespace) -> int:
     figures_dir = Path(args.figures_dir) if args.figures_dir else profile.figures_dir
     update_readme(args.readme, profile.name, data_dir, figures_dir)
     print(f"updated the results region of {args.readme} from profile {profile.name!r}")
+    return 0
+
+
+def _add_lab_hook(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("lab-hook", help="make Jupyter save notebooks/*.ipynb without outputs (this environment)",
+                            description="Install a Jupyter server setting into this environment (etc/jupyter/"
+                                        "jupyter_server_config.d/mmlaw.json) whose pre-save hook clears the outputs "
+                                        "of the tracked notebooks/*.ipynb (mmlaw_utils/labhook.py).")
+    parser.set_defaults(handler=_cmd_lab_hook)
+
+
+def _cmd_lab_hook(args: argparse.Namespace) -> int:
+    from mmlaw_utils.labhook import install_server_config
+
+    print(f"Jupyter saves notebooks/*.ipynb without outputs: {install_server_config()}")
     return 0
 
 
@@ -523,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "score a pool, assemble the loss matrix, fit and report.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_score, _add_stale, _add_launch, _add_synth, _add_readme, _add_real, _add_pool,
-                _add_textset, _add_sources, _add_subset, _add_minipool, _add_arms, _add_segments):
+                _add_textset, _add_sources, _add_subset, _add_minipool, _add_arms, _add_segments, _add_lab_hook):
         add(sub)
     return parser
 

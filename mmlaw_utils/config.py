@@ -80,7 +80,8 @@ _PROFILE_KEYS = {"description", "pool", "dataset", "n_texts", "data_dir", "figur
 _DTYPES = {"auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "half"}
 
 
-def _is_int(value: Any, low: int) -> bool:
+def is_whole(value: Any, low: int) -> bool:
+    """Whether ``value`` is an int (not a bool) of at least ``low``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
@@ -95,7 +96,7 @@ def _check_scoring(raw: Any, where: str) -> dict[str, Any]:
         raise ValueError(f"{where}: unknown key(s) {['scoring.' + str(k) for k in unknown]}; known: {sorted(_SCORING_KEYS)}")
     for key, low in (("max_length", 2), ("context_tokens", 1), ("batch_tokens", 1), ("chunk_texts", 1)):
         value = raw.get(key)
-        if value is not None and not _is_int(value, low):
+        if value is not None and not is_whole(value, low):
             raise ValueError(f"{where}: key 'scoring.{key}' must be a whole number >= {low}, got {value!r}")
     for key in ("device", "dtype"):
         if key in raw and not isinstance(raw[key], str):
@@ -110,7 +111,7 @@ def _check_types(raw: dict[str, Any], where: str) -> None:
     for key in ("description", "dataset", "data_dir", "figures_dir", "pool"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise ValueError(f"{where}: key {key!r} must be a string, got {raw[key]!r}")
-    if raw.get("n_texts") is not None and not _is_int(raw["n_texts"], 1):
+    if raw.get("n_texts") is not None and not is_whole(raw["n_texts"], 1):
         raise ValueError(f"{where}: key 'n_texts' must be a whole number >= 1 (or null for all), got {raw['n_texts']!r}")
     if raw.get("synthetic") is not None and not isinstance(raw["synthetic"], dict):
         raise ValueError(f"{where}: key 'synthetic' must be a mapping of generator settings, got {raw['synthetic']!r}")
@@ -276,7 +277,10 @@ def resolve_run_paths(
 
 
 def require(path: Path, made_by: str) -> Path:
-    """``path`` if it exists, else a clear error naming the notebook that writes it."""
+    """``path`` if it exists and (in a folder with lineage) is fresh, else a clear error naming the stage that writes it."""
+    from mmlaw_utils.lineage import verify_input
+
     if not Path(path).exists():
         raise FileNotFoundError(f"{path} does not exist; run {made_by} first (python -m mmlaw_utils run --from {made_by[:2]})")
+    verify_input(path, made_by, REPO_ROOT)
     return Path(path)

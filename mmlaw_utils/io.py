@@ -64,6 +64,46 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         handle.write(data)
 
 
+class ExclusiveLock:
+    """Exclusive, non-blocking ``fcntl`` lock on the file ``path``; a second holder gets ``RuntimeError(busy)``.
+
+    ``busy`` may name ``{holder}``: the process id the current holder wrote into the lock file. The kernel
+    drops the lock when the process dies (even by kill -9), so a crashed run never leaves a stale lock.
+    """
+
+    def __init__(self, path: str | Path, busy: str):
+        self.path = Path(path)
+        self.busy = busy
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> "ExclusiveLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RuntimeError(self.busy.format(holder=holder)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        import fcntl
+
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
 def update_with_file(digest: Any, path: str | Path) -> Any:
     """Feed the bytes of file ``path`` into the hashlib object ``digest`` in 4 MiB blocks; return it."""
     with open(path, "rb") as handle:

@@ -1,17 +1,21 @@
 """The pipeline of one profile as data: stages, their notebooks, inputs and outputs, and how to run them.
 
 A stage is a name (``scores``, ``02_loss_matrix`` ... ``09_diversity_arms``), the notebook that runs it
-(executed headless by papermill into ``runs/<profile>/``), the outputs (keys of
-``config.OUTPUT_FILES``) it reads and writes. A profile runs ``DEFAULT_STAGES`` unless it names
-its own list (profile key ``stages``). ``run_pipeline`` is what ``python -m mmlaw_utils run`` (and
-so ``./run_all.sh``) does: select stages with --from/--to, check every -p parameter against the
-notebooks' ``parameters`` cells before anything runs, execute the stages in order, record each
-stage's wall time (seconds) in ``runs/<profile>/timings.tsv`` and, after 06 on the default
-profile, regenerate the results region of README.md.
+(executed headless by papermill into the run folder: ``runs/<profile>/``, or ``<data_dir>/runs/`` when
+``-p data_dir`` moves the data), the outputs (keys of ``config.OUTPUT_FILES``) it reads and writes. A profile
+runs ``DEFAULT_STAGES`` unless it names its own list (profile key ``stages``). ``run_pipeline`` is what
+``python -m mmlaw_utils run`` (and so ``./run_all.sh``) does: select stages with --from/--to, check every -p
+parameter against the notebooks' ``parameters`` cells before anything runs, take the data folder's run lock
+(one writer per folder), check that the folder belongs to the profile and that every input of every selected
+stage is fresh (``mmlaw_utils.lineage``), execute the stages in order, record each stage's outputs in the
+folder's ``lineage.json`` and its wall time (seconds) in the run folder's ``timings.tsv`` and, after 06 on the
+default profile, regenerate the results region of README.md.
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,10 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmlaw_utils.config import DEFAULT_PROFILE, REPO_ROOT, Profile, load_profile, resolve_run_paths
+from mmlaw_utils.config import (DEFAULT_PROFILE, OUTPUT_FILES, REPO_ROOT, Profile, RunPaths, is_whole,
+                                load_profile, resolve_run_paths)
+from mmlaw_utils.io import ExclusiveLock
+from mmlaw_utils.lineage import LineageError, claim_folder, forget_outputs, input_name, record_outputs, stale_reasons
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 RUNS_DIR = REPO_ROOT / "runs"
+RUN_LOCK = ".run.lock"  # in the data folder: one run writes there at a time
 README = REPO_ROOT / "README.md"
 KERNEL_NAME = "mmlaw"
 SCORES = "scores"
@@ -182,6 +190,19 @@ def notebook_parameters(path: Path) -> tuple[str, ...]:
     return tuple(papermill.inspect_notebook(str(path)))
 
 
+def notebook_defaults(path: Path) -> dict[str, Any]:
+    """Default value of each name of the notebook's ``parameters`` cell (the source text where it is no literal)."""
+    import papermill
+
+    defaults = {}
+    for name, spec in papermill.inspect_notebook(str(path)).items():
+        try:
+            defaults[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            defaults[name] = spec["default"]
+    return defaults
+
+
 def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Sequence[str]]) -> None:
     """Fail unless every key of ``parameters`` is declared by at least one notebook in ``declared`` (stage -> names)."""
     known = {name for names in declared.values() for name in names}
@@ -190,6 +211,33 @@ def check_parameters(parameters: Mapping[str, Any], declared: Mapping[str, Seque
         listing = "\n".join(f"  {stage}: {', '.join(names)}" for stage, names in declared.items())
         raise PipelineError(f"unknown parameter(s) {unknown}: no notebook of the selected stages declares them. "
                             f"Parameters of each notebook:\n{listing}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+ENSEMBLE_GROUPS = ("cross_family", "same_family")
+# what a -p value of these notebook parameters must be: (test, description); checked before any stage runs
+PARAMETER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_bootstrap": (lambda v: is_whole(v, 1), "a whole number >= 1"),
+    "seed": (lambda v: is_whole(v, 0), "a whole number >= 0"),
+    "max_size": (lambda v: is_whole(v, 1), "a whole number >= 1"),
+    "beam_width": (lambda v: is_whole(v, 1), "a whole number >= 1"),
+    "params_unit": (lambda v: _number(v) and v > 0, "a finite number > 0 (parameters per unit of P; 1e9: billions)"),
+    "level": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "fit_fraction": (lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1 (exclusive)"),
+    "exact_time_limit": (lambda v: _number(v) and v > 0, "a number of seconds > 0"),
+    "ensemble_group": (lambda v: v in ENSEMBLE_GROUPS, f"one of {', '.join(ENSEMBLE_GROUPS)}"),
+}
+
+
+def check_parameter_values(parameters: Mapping[str, Any]) -> None:
+    """Fail, naming the key, the value and what it must be, for a -p value no notebook could use."""
+    bad = [f"-p {key} {value!r}: must be {PARAMETER_RULES[key][1]}" for key, value in parameters.items()
+           if key in PARAMETER_RULES and not PARAMETER_RULES[key][0](value)]
+    if bad:
+        raise PipelineError("; ".join(bad))
 
 
 def absolute_paths(parameters: Mapping[str, Any], cwd: Path | None = None) -> dict[str, Any]:
@@ -218,6 +266,68 @@ def missing_inputs(stages: Sequence[str], selected: Sequence[str], output_path: 
     return list(missing.values())
 
 
+def output_makers(stages: Sequence[str] = tuple(STAGES)) -> dict[str, str]:
+    """Output file name -> the stage (of ``stages``) that writes it."""
+    return {OUTPUT_FILES[key]: name for name in stages for key in STAGES[name].outputs}
+
+
+def profile_context(profile: Profile) -> dict[str, Any]:
+    """The profile settings that shape every stage's outputs (text set, pool, arms, scoring, generator)."""
+    dataset = profile.dataset if not Path(profile.dataset).is_absolute() else input_name(profile.dataset, REPO_ROOT, REPO_ROOT)
+    pool = None if profile.pool is None else input_name(profile.pool, REPO_ROOT, REPO_ROOT)
+    return {"profile": profile.name, "dataset": dataset, "n_texts": profile.n_texts, "pool": pool,
+            "arms": list(profile.arms) if profile.arms else None, "scoring": profile.scoring, "synthetic": profile.synthetic}
+
+
+def stage_input_files(name: str, paths: RunPaths, profile: Profile) -> list[Path]:
+    """The files stage ``name`` reads: its registered inputs, the pool and a local text set;
+    02 also the score caches it assembled (from models.parquet), 09 every score cache of the folder."""
+    files = [paths.output(key) for key in STAGES[name].inputs]
+    files += [path for path in (paths.pool, Path(profile.dataset)) if path is not None and path.is_file()]
+    if name == "02_loss_matrix" and paths.output("models").is_file():
+        import pyarrow.parquet as pq
+
+        files += [paths.cache_dir / str(f) for f in pq.read_table(paths.output("models"), columns=["cache_file"])
+                  .column("cache_file").to_pylist()]
+    elif name == "09_diversity_arms":
+        files += sorted(paths.cache_dir.glob("*.parquet"))
+    return [path for path in files if path.is_file()]
+
+
+def check_fresh_inputs(stages: Sequence[str], selected: Sequence[str], paths: RunPaths, profile: Profile) -> None:
+    """Fail, naming each stale file and the stage that rebuilds it, unless every input that the selected stages
+    read and do not write themselves comes (by lineage) from the inputs and profile settings at hand."""
+    written = {OUTPUT_FILES[key] for name in selected for key in STAGES[name].outputs}
+    needed = sorted({OUTPUT_FILES[key] for name in selected for key in STAGES[name].inputs} - written)
+    if not needed:
+        return
+    try:
+        reasons = stale_reasons(paths.data_dir, needed, output_makers(), REPO_ROOT, context=profile_context(profile))
+    except LineageError as error:
+        raise PipelineError(str(error)) from None
+    if reasons:
+        makers = output_makers(stages)
+        first = min((stages.index(makers[name]) for name in reasons if makers.get(name) in stages), default=None)
+        hint = f"run --from {stages[first]}" if first is not None else "rerun the stages that write them"
+        raise PipelineError(f"inputs in {paths.data_dir} are stale ({hint} to rebuild them):\n  "
+                            + "\n  ".join(reasons.values()))
+
+
+def run_lock(data_dir: Path) -> ExclusiveLock:
+    """The lock that makes a run the only writer of ``data_dir`` (a second run stops with a clear message)."""
+    return ExclusiveLock(Path(data_dir) / RUN_LOCK,
+                         f"data folder {data_dir} is in use by another run (pid {{holder}}, lock "
+                         f"{Path(data_dir) / RUN_LOCK}); wait for it to finish, or give this run its own -p data_dir")
+
+
+def run_folder(profile: str, data_dir: Path, overridden: bool, runs_root: Path | None) -> Path:
+    """Where a run's executed notebooks and timings go: ``runs_root/<profile>`` when given, else
+    ``<data_dir>/runs`` for a moved data folder, else ``runs/<profile>`` (one folder per data folder)."""
+    if runs_root is not None:
+        return Path(runs_root) / profile
+    return Path(data_dir) / "runs" if overridden else RUNS_DIR / profile
+
+
 class Timings:
     """``stage<TAB>seconds`` rows appended to a run's timings.tsv as each stage finishes (whole seconds)."""
 
@@ -230,6 +340,58 @@ class Timings:
         """Append one row."""
         with self.path.open("a") as handle:
             handle.write(f"{stage}\t{round(seconds)}\n")
+
+
+PUBLISHED_NOTEBOOKS = "notebooks"  # <data_dir>/notebooks/: the default profile's executed notebooks, committed
+_WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def publishable(notebook: Any, repo_root: Path = REPO_ROOT) -> Any:
+    """An executed notebook without what changes from run to run or machine to machine: papermill's and the
+    cells' timing metadata, the random id of papermill's parameters cell, stderr streams (progress bars,
+    warnings), widget outputs and widget state, and this checkout's path."""
+    notebook.metadata.pop("papermill", None)
+    notebook.metadata.pop("widgets", None)  # state of progress-bar widgets, with random model ids
+    prefix = f"{Path(repo_root).resolve()}/"
+    for cell in notebook.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill draws a random id for the cell it adds
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                continue
+            if _WIDGET in output.get("data", {}):
+                continue
+            kept.append(output)
+        cell.outputs = kept
+    import nbformat
+
+    return nbformat.from_dict(_without_prefix(dict(notebook), prefix))
+
+
+def _without_prefix(value: Any, prefix: str) -> Any:
+    """``value`` (nested JSON) with every occurrence of ``prefix`` removed from its strings."""
+    if isinstance(value, str):
+        return value.replace(prefix, "")
+    if isinstance(value, list):
+        return [_without_prefix(item, prefix) for item in value]
+    if isinstance(value, dict):
+        return type(value)((key, _without_prefix(item, prefix)) for key, item in value.items())
+    return value
+
+
+def publish_notebook(executed: Path, published: Path) -> None:
+    """Write the deterministic copy (``publishable``) of the executed notebook ``executed`` to ``published``."""
+    import nbformat
+
+    from mmlaw_utils.io import atomic_write_text
+
+    notebook = publishable(nbformat.read(executed, as_version=4))
+    atomic_write_text(published, nbformat.writes(notebook) + "\n")
 
 
 def kernel_name() -> str:
@@ -316,7 +478,7 @@ def readme_wanted(options: RunOptions, selected: Sequence[str], overridden: bool
     return options.readme == "auto" and options.profile == DEFAULT_PROFILE and README_AFTER in selected and not overridden
 
 
-def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path = README) -> None:
+def run_pipeline(options: RunOptions, runs_root: Path | None = None, readme: Path = README) -> None:
     """Run the selected stages of a profile; raise PipelineError naming the stage (and notebook) that failed."""
     try:
         profile = load_profile(options.profile)
@@ -327,12 +489,29 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
     parameters = absolute_paths(dict(options.parameters or {}))
     declared = {name: notebook_parameters(STAGES[name].notebook_path()) for name in selected}
     check_parameters(parameters, declared)
+    check_parameter_values(parameters)
     paths = resolve_run_paths(profile.name, data_dir=parameters.get("data_dir"), figures_dir=parameters.get("figures_dir"))
     missing = missing_inputs(stages, selected, paths.output)
     if missing:
         raise PipelineError("inputs of the selected stages do not exist:\n  " + "\n  ".join(missing))
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_lock(paths.data_dir):
+            _run_locked(options, profile, stages, selected, parameters, declared, paths, runs_root, readme)
+    except (RuntimeError, LineageError) as error:
+        if isinstance(error, PipelineError):
+            raise
+        raise PipelineError(str(error)) from None
 
-    runs_dir = runs_root / profile.name
+
+def _run_locked(options: RunOptions, profile: Profile, stages: Sequence[str], selected: Sequence[str],
+                parameters: Mapping[str, Any], declared: Mapping[str, Sequence[str]], paths: RunPaths,
+                runs_root: Path | None, readme: Path) -> None:
+    """``run_pipeline`` once it holds the data folder's lock."""
+    claim_folder(paths.data_dir, profile.name)
+    check_fresh_inputs(stages, selected, paths, profile)
+    overridden = "data_dir" in parameters or "figures_dir" in parameters
+    runs_dir = run_folder(profile.name, paths.data_dir, "data_dir" in parameters, runs_root)
     timings = Timings(runs_dir / "timings.tsv")
     os.environ.setdefault("MPLBACKEND", "Agg")  # headless kernels: figures go to files
     # kernels start in notebooks/ and must import the same mmlaw_utils as this process
@@ -346,6 +525,7 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
         rebuild_pool(profile)
         timings.record("rebuild", time.monotonic() - start)
         rescore = True  # new weights make every cache stale
+    context = profile_context(profile)
     for name in selected:
         start = time.monotonic()
         if name == SCORES:
@@ -359,12 +539,21 @@ def run_pipeline(options: RunOptions, runs_root: Path = RUNS_DIR, readme: Path =
             print(f"==> [{name}] skipped: {_display(paths.data_dir / STAGES[name].needs_dir)} does not exist", flush=True)
         else:
             stage = STAGES[name]
+            check_fresh_inputs(stages, [name], paths, profile)
+            outputs = [paths.output(key) for key in stage.outputs]
+            forget_outputs(paths.data_dir, [input_name(path, paths.data_dir, REPO_ROOT) for path in outputs])
             given = {**parameters_for(declared[name], parameters), "profile": profile.name}
             execute_notebook(name, stage.notebook_path(), runs_dir / f"{stage.notebook}.ipynb", given)
+            if profile.name == DEFAULT_PROFILE:  # committed, so a reader sees every intermediate table
+                publish_notebook(runs_dir / f"{stage.notebook}.ipynb",
+                                 paths.data_dir / PUBLISHED_NOTEBOOKS / f"{stage.notebook}.ipynb")
+            chosen = {key: value for key, value in {**notebook_defaults(stage.notebook_path()), **given}.items()
+                      if key not in PATH_PARAMETERS}
+            record_outputs(paths.data_dir, name, outputs, stage_input_files(name, paths, profile), chosen, REPO_ROOT,
+                           context)
             print(f"    [{name}] done in {time.monotonic() - start:.0f} s", flush=True)
         timings.record(name, time.monotonic() - start)
 
-    overridden = "data_dir" in parameters or "figures_dir" in parameters
     if readme_wanted(options, selected, overridden):
         from mmlaw_utils.report.tables import update_readme
 

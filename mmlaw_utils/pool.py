@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY, SINGLE
+from mmlaw_utils.scoring.cache import PARAMS_MAX, normalise_model_id
 
 if TYPE_CHECKING:
     from mmlaw_utils.config import RunPaths
@@ -42,12 +43,22 @@ def _entry_error(path: Path, index: int, model: Any, message: str) -> PoolError:
     return PoolError(f"{path}: {who}: {message}")
 
 
-def _params_b(path: Path, index: int, model: Any, value: Any) -> float:
+# parameters of one model: at least one, at most a million billions (a typo beyond that overflows int64 sums)
+PARAMS_RANGE = (1, PARAMS_MAX)
+
+
+def _params_nominal(path: Path, index: int, model: Any, value: Any) -> int:
+    """``params_b`` (billions) as a whole number of parameters in ``PARAMS_RANGE``; the error names the model."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _entry_error(path, index, model, f"params_b must be a number of billions, got {value!r}")
     if not math.isfinite(value) or value <= 0:
         raise _entry_error(path, index, model, f"params_b must be finite and > 0, got {value!r}")
-    return float(value)
+    count = round(value * 1e9) if isinstance(value, float) else value * 10**9
+    low, high = PARAMS_RANGE
+    if not low <= count <= high:
+        raise _entry_error(path, index, model, f"params_b {value!r} is {count:.3g} parameters; a model has from "
+                                               f"{low} to {high:.0e} (params_b from 1e-9 to 1e6)")
+    return int(count)
 
 
 def pool_records(raw: Any, path: Path) -> list[dict[str, Any]]:
@@ -64,6 +75,7 @@ def pool_records(raw: Any, path: Path) -> list[dict[str, Any]]:
         model = entry.get("id")
         if not isinstance(model, str) or not model.strip():
             raise _entry_error(path, index, None, f"'id' must be a non-empty string, got {model!r}")
+        model = normalise_model_id(model)  # ./x, x/ and x are one model everywhere downstream
         if model in seen:
             raise _entry_error(path, index, model, f"duplicate id (also model #{seen[model] + 1})")
         seen[model] = index
@@ -72,7 +84,7 @@ def pool_records(raw: Any, path: Path) -> list[dict[str, Any]]:
             raise _entry_error(path, index, model, f"'family' must be a non-empty string, got {family!r}")
         if "params_b" not in entry:
             raise _entry_error(path, index, model, "missing 'params_b' (nominal parameters in billions)")
-        params_b = _params_b(path, index, model, entry["params_b"])
+        params_nominal = _params_nominal(path, index, model, entry["params_b"])
         revision = entry.get("revision")
         if revision is not None and not isinstance(revision, str):
             raise _entry_error(path, index, model, f"'revision' must be a string, got {revision!r}")
@@ -80,7 +92,7 @@ def pool_records(raw: Any, path: Path) -> list[dict[str, Any]]:
         if clashes:
             raise _entry_error(path, index, model, f"reserved key(s) {sorted(clashes)}; use 'id' / 'params_b'")
         extras = {k: v for k, v in entry.items() if k not in ("id", "family", "params_b", "revision")}
-        rows.append({"model": model, "family": family.strip(), "params_nominal": int(round(params_b * 1e9)),
+        rows.append({"model": model, "family": family.strip(), "params_nominal": params_nominal,
                      "revision": revision, **extras})
     return rows
 

@@ -38,8 +38,6 @@ seed = 0  # text split (mixture weights) and bootstrap seed
 params_unit = 1e9  # fits use P in billions
 
 # %%
-import time
-
 import numpy as np
 from IPython.display import Image, Markdown, display
 
@@ -48,7 +46,7 @@ from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.analysis.oracle import pair_win_shares
 from mmlaw_utils.config import FIGURE_STEMS, resolve_run_paths
 from mmlaw_utils.report import figures
-from mmlaw_utils.report.beyond_pairs import beyond_pairs_markdown
+from mmlaw_utils.report.beyond_pairs import beyond_pairs_markdown, without_times
 from mmlaw_utils.report.tables import write_csv, write_frame
 from mmlaw_utils.io import atomic_write_text
 
@@ -61,15 +59,13 @@ print(f"{profile}: {L.shape[0]} models x {L.shape[1]} texts")
 # ## 1 · Ensembles of any size (§2.5; beyond §3.3's pairs)
 
 # %%
-start = time.perf_counter()
 exact = subsets.subset_frontier(L, params, total_time_limit=exact_time_limit, progress=True)
-exact_seconds = time.perf_counter() - start
 fronts = subsets.frontiers_by_size(L, params, max_k=max_size, all_sizes=exact, total_time_limit=exact_time_limit)
 size_fits = subsets.fit_frontiers(fronts, params_unit=params_unit)
 heuristics = {"greedy": subsets.frontier_of(subsets.greedy_points(L, params)),
               "beam": subsets.frontier_of(subsets.beam_points(L, params, beam_width=beam_width))}
 shortfall = {name: subsets.heuristic_shortfall(exact, front) for name, front in heuristics.items()}
-write_frame(subsets.named_frontier(exact, names), paths.output("subset_frontier"))
+write_frame(without_times(subsets.named_frontier(exact, names)), paths.output("subset_frontier"))
 write_csv(size_fits, paths.output("subset_fits"))
 display(size_fits)
 
@@ -119,7 +115,7 @@ display(Image(filename=str(fig6[0])))
 
 # %%
 summary = beyond_pairs_markdown(profile, exact=exact, size_fits=size_fits, shortfall=shortfall, gain_kept=kept,
-                                relation=relation, forecast=fc, exact_seconds=exact_seconds,
+                                relation=relation, forecast=fc,
                                 n_models=L.shape[0], n_texts=L.shape[1])
 atomic_write_text(paths.output("beyond_pairs"), summary)
 display(Markdown(summary))

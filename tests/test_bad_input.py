@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -367,3 +368,250 @@ def test_nan_hint_suggests_float32_only_to_a_lower_precision_model(tiny_tokenize
     with pytest.raises(FloatingPointError, match=str(dtype)) as error:
         kernel.score_texts(model, tokenizer, ["The river."])
     assert ("try dtype='float32'" in str(error.value)) is suggests_float32
+
+
+# ----------------------------------------------------------------- 15. text sets read as written (issue 19)
+def _write_lines(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_case_4_a_duplicate_text_id_beyond_the_n_texts_cut_is_an_error(tmp_path):
+    path = _write_lines(tmp_path / "t.jsonl", [json.dumps({"text_id": i, "text": "x", "source": s})
+                                               for i, s in (("a", "d1"), ("b", "d2"), ("c", "d3"), ("a", "d4"))])
+    with pytest.raises(ValueError, match=r"duplicate text_id 'a' \(.*t.jsonl line 1, .*t.jsonl line 4\)"):
+        load_texts(path, n_texts=2)
+    from mmlaw_utils.texts import text_field
+
+    with pytest.raises(ValueError, match="duplicate text_id 'a'"):  # the later row's source is never used
+        text_field(path, ["a"], "source")
+
+
+def test_case_5_csv_ids_are_strings_as_written(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("text_id,text\n001,first\n1,second\n12345678901234567890,third\nx,None\n", encoding="utf-8")
+    frame = load_texts(path)
+    assert frame["text_id"].tolist() == ["001", "1", "12345678901234567890", "x"]  # 001 and 1 are two ids
+    assert frame["text"].tolist()[-1] == "None"  # a CSV text "None" is text
+
+
+def test_case_5_json_whole_numbers_are_exact_and_floats_are_refused(tmp_path):
+    path = _write_lines(tmp_path / "t.jsonl", ['{"text_id": 2, "text": "a"}', '{"text_id": 12345678901234567890, "text": "b"}'])
+    assert load_texts(path)["text_id"].tolist() == ["2", "12345678901234567890"]
+    for bad in ("1.5", "2.0", "true", "[1]"):
+        path = _write_lines(tmp_path / "f.jsonl", ['{"text_id": "a", "text": "a"}', f'{{"text_id": {bad}, "text": "b"}}'])
+        with pytest.raises(ValueError, match=rf"f.jsonl line 2: text_id .* write text ids as strings"):
+            load_texts(path)
+
+
+def test_case_7_a_null_source_is_an_error_naming_the_text(tmp_path):
+    from mmlaw_utils.texts import text_field
+
+    path = _write_lines(tmp_path / "t.jsonl", ['{"text_id": "a", "text": "x", "source": "doc1"}',
+                                               '{"text_id": "b", "text": "y", "source": null}'])
+    with pytest.raises(ValueError, match=r"t.jsonl line 2: text 'b' has no source \(null\)"):
+        load_texts(path)
+    with pytest.raises(ValueError, match=r"t.jsonl line 2: text 'b' has no source"):
+        text_field(path, ["a", "b"], "source")
+
+
+def test_a_duplicate_key_in_one_json_line_names_the_line_and_key(tmp_path):
+    path = _write_lines(tmp_path / "t.jsonl", ['{"text_id": "a", "text": "x"}', '{"text_id": "b", "text": "y", "text": "z"}'])
+    with pytest.raises(ValueError, match=r"t.jsonl line 2: duplicate key 'text'$"):
+        load_texts(path)
+
+
+def test_an_offline_hub_dataset_is_one_line_naming_it(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'org/texts' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ValueError, match=r"hub dataset 'org/texts' \(split 'train'\) could not be loaded "
+                                         r"\(ConnectionError: .*\); the hub needs network access") as caught:
+        load_texts("org/texts")
+    assert "\n" not in str(caught.value)
+
+
+# ----------------------------------------------------------------- 16. pools: sizes and id spellings (issue 19)
+def _pool_file(tmp_path: Path, entries: list[dict]) -> Path:
+    import yaml
+
+    path = tmp_path / "pool.yaml"
+    path.write_text(yaml.safe_dump({"name": "p", "models": entries}))
+    return path
+
+
+@pytest.mark.parametrize("params_b", [1.0e-12, 1e30, 10**12])
+def test_case_9_params_b_that_rounds_to_zero_or_overflows_names_the_model(tmp_path, params_b):
+    from mmlaw_utils.pool import PoolError, load_pool
+
+    path = _pool_file(tmp_path, [{"id": "ok", "family": "f", "params_b": 1}, {"id": "tiny", "family": "f", "params_b": params_b}])
+    with pytest.raises(PoolError, match=rf"model #2 \('tiny'\): params_b {re.escape(repr(params_b))} is .* parameters; a model has"):
+        load_pool(path)
+
+
+def test_model_id_spellings_are_one_id_in_the_pool(tmp_path):
+    from mmlaw_utils.pool import PoolError, load_pool
+
+    assert load_pool(_pool_file(tmp_path, [{"id": "./models/x/", "family": "f", "params_b": 1}]))["model"].tolist() == ["models/x"]
+    with pytest.raises(PoolError, match=r"model #2 \('models/x'\): duplicate id \(also model #1\)"):
+        load_pool(_pool_file(tmp_path, [{"id": "models/x", "family": "f", "params_b": 1},
+                                        {"id": "./models/x", "family": "f", "params_b": 2}]))
+
+
+# ----------------------------------------------------------------- 17. cache metadata and rows you can verify (issue 19)
+def _raw_cache(path: Path, frame: pd.DataFrame, provenance) -> Path:
+    """A cache written by hand, bypassing write_cache's checks (as a hand edit would)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata({cache.PROVENANCE_KEY: json.dumps(provenance).encode()}), path)
+    return path
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("complete", "false", r"provenance key 'complete' must be true or false, got 'false'"),
+    ("params_total", "42k", r"provenance key 'params_total' must be a whole number from 1 to 1e\+15, got '42k'"),
+    ("params_total", 10**30, r"provenance key 'params_total' must be a whole number .* got 10{30}"),
+    ("params_total", 1.5e9, r"provenance key 'params_total' must be a whole number"),
+    ("n_texts", True, r"provenance key 'n_texts' must be a whole number"),
+])
+def test_malformed_cache_metadata_names_the_file_and_key(tmp_path, key, value, message):
+    path = _raw_cache(tmp_path / "c.parquet", _results([1.0, 2.0, 3.0, 4.0]), _provenance("m", **{key: value}))
+    with pytest.raises(ValueError, match=rf"score cache '.*c.parquet': {message}"):
+        cache.read_cache(path)
+
+
+def test_provenance_that_is_a_json_list_names_the_file(tmp_path):
+    path = _raw_cache(tmp_path / "c.parquet", _results([1.0, 2.0, 3.0, 4.0]), [_provenance("m")])
+    with pytest.raises(ValueError, match=r"c.parquet': provenance must be a JSON object, got list"):
+        cache.read_cache(path)
+
+
+def test_case_10_a_fractional_token_count_is_refused_not_truncated(tmp_path):
+    frame = _results([1.0, 2.0, 3.0, 4.0]).astype({"n_tokens": "float64"})
+    frame.loc[2, "n_tokens"] = 81.7
+    path = _raw_cache(tmp_path / "c.parquet", frame, _provenance("m"))
+    with pytest.raises(ValueError, match=r"n_tokens is not a whole number for text\(s\) \['t2'\] \(e.g. 81.7\)"):
+        cache.read_cache(path)
+    frame.loc[2, "n_tokens"] = 81.0  # a whole number stored as a float is fine
+    assert cache.read_cache(_raw_cache(tmp_path / "d.parquet", frame, _provenance("m")))[0]["n_tokens"].tolist()[2] == 81
+
+
+def test_case_10_rows_swapped_between_two_caches_fail_their_checksum(tmp_path):
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    cache.write_cache(first, _results([1.0, 2.0, 3.0, 4.0]), _provenance("a"))
+    cache.write_cache(second, _results([4.0, 3.0, 2.0, 1.0]), _provenance("b"))
+    rows_a, provenance_a = cache.read_cache(first)
+    rows_b, provenance_b = cache.read_cache(second)
+    assert provenance_a[cache.ROWS_CHECKSUM] == cache.rows_checksum(_results([1.0, 2.0, 3.0, 4.0]))
+    _raw_cache(first, rows_b, provenance_a)  # each file keeps its own provenance
+    _raw_cache(second, rows_a, provenance_b)
+    for path in (first, second):
+        with pytest.raises(ValueError, match=r"rows do not match the checksum in its provenance .*--force"):
+            cache.read_cache(path)
+    with pytest.raises(ValueError, match="model 'a'.*rows do not match the checksum"):
+        cache_dir = tmp_path / "scores"
+        cache_dir.mkdir()
+        first.rename(cache.cache_path(cache_dir, "a", FP))
+        assemble.assemble_loss_matrix(cache_dir, _pool(["a"]))
+
+
+def test_checksum_covers_every_value_bit_and_every_id():
+    base = _results([1.0, 2.0, 3.0, 4.0])
+    variants = [_results([1.0, 2.0, 3.0, np.nextafter(4.0, 5.0)]), _results([1.0, 2.0, 3.0, 4.0], ["t0", "t1", "t2", "t4"]),
+                base.assign(n_bytes=[12, 12, 12, 13]), base.assign(n_tokens=[3, 3, 3, 4]), base.iloc[::-1]]
+    assert len({cache.rows_checksum(base), *(cache.rows_checksum(v) for v in variants)}) == 1 + len(variants)
+
+
+def test_committed_caches_without_a_checksum_still_read():
+    committed = sorted((Path(__file__).resolve().parents[1] / "data" / "synthetic" / "scores").glob("*.parquet"))[0]
+    frame, provenance = cache.read_cache(committed)
+    assert cache.ROWS_CHECKSUM not in provenance and len(frame) == provenance["n_texts"]
+
+
+def test_a_complete_cache_in_a_read_only_folder_is_usable(tmp_path, monkeypatch):
+    import errno
+
+    from mmlaw_utils import io
+
+    path = cache.cache_path(tmp_path, "m", FP)
+    cache.write_cache(path, _results([1.0, 2.0, 3.0, 4.0]), _provenance("m"))
+
+    def read_only(self):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self.path))
+
+    monkeypatch.setattr(io.ExclusiveLock, "__enter__", read_only)  # root ignores chmod, so the folder is simulated
+    with cache.CacheLock(path, "m"):
+        assert cache.read_cache(path)[1]["model"] == "m"
+    with pytest.raises(RuntimeError, match=r"model 'other': cannot score into read-only folder .* give it a writable"):
+        with cache.CacheLock(cache.cache_path(tmp_path, "other", FP), "other"):
+            pass
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from mmlaw_utils import cli
+
+    def full(table, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cache, "atomic_write_table", full)
+    code = cli.main(["synth", "--profile", "synthetic", "--data-dir", str(tmp_path), "--force"])
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left on device" in err and ".parquet" in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------- 18. notebook parameters (issue 19)
+@pytest.mark.parametrize("key, value, expected", [
+    ("n_bootstrap", "2.5", "-p n_bootstrap 2.5: must be a whole number >= 1"),
+    ("n_bootstrap", "0", "-p n_bootstrap 0: must be a whole number >= 1"),
+    ("params_unit", "0", "-p params_unit 0: must be a finite number > 0"),
+    ("params_unit", "-1000000000", "-p params_unit -1000000000: must be a finite number > 0"),
+    ("params_unit", "abc", "-p params_unit 'abc': must be a finite number > 0"),
+    ("seed", "-1", "-p seed -1: must be a whole number >= 0"),
+    ("ensemble_group", "same-family", "-p ensemble_group 'same-family': must be one of cross_family, same_family"),
+])
+def test_case_6_bad_notebook_parameters_stop_the_run_naming_the_key(monkeypatch, tmp_path, capsys, key, value, expected):
+    from mmlaw_utils import cli, pipeline
+
+    ran = []
+    monkeypatch.setattr(pipeline, "execute_notebook", lambda *args, **kwargs: ran.append(args))
+    code = cli.main(["run", "--profile", "synthetic", "--from", "02", "--no-readme", "-p", key, value,
+                     "-p", "data_dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 1 and ran == [] and expected in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------- 19. no code run from data (issue 19, cases 12-13)
+def test_case_12_only_the_projects_own_source_registries_are_imported(tmp_path, monkeypatch):
+    import sys
+
+    from mmlaw_utils.minipool.corpora import SOURCE_REGISTRIES, source_loader
+
+    (tmp_path / "planted_registry.py").write_text("import os\nos.environ['MMLAW_PLANTED_RAN'] = '1'\nSOURCES = {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("MMLAW_PLANTED_RAN", raising=False)
+    with pytest.raises(ValueError, match=r"pool key 'source_registry' is 'planted_registry'; allowed: mmlaw_utils.minipool.sources"):
+        source_loader("planted_registry")
+    assert "MMLAW_PLANTED_RAN" not in __import__("os").environ and "planted_registry" not in sys.modules
+    _, names = source_loader(SOURCE_REGISTRIES[0])
+    assert names  # the project's registry still loads
+
+
+def test_case_13_models_and_tokenizers_load_without_remote_code(tiny_model_dirs, monkeypatch):
+    import transformers
+
+    seen = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, **kwargs):
+            seen.append((klass.__name__, kwargs.get("trust_remote_code", "absent")))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    scoring_models.load_model_and_tokenizer(str(tiny_model_dirs["tiny-gpt2"]), device="cpu")
+    assert {name for name, _ in seen} == {"AutoTokenizer", "AutoModelForCausalLM"}
+    assert all(value is False for _, value in seen), seen

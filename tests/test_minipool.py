@@ -482,6 +482,7 @@ def test_registry_sources_accept_pairs_or_records(tmp_path, monkeypatch):
         "        return [('p:1', 'alpha beta'), ('p:2', 'gamma')]\n"
         "    return [{'doc_id': 'r:1', 'text': 'delta', 'domain': 'x'}]\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(corpora, "SOURCE_REGISTRIES", (*corpora.SOURCE_REGISTRIES, "fake_registry"))  # allowed by name
     load, known = corpora.source_loader("fake_registry")
     assert known == ["pairs", "records"]
     assert load("pairs") == [("p:1", "alpha beta"), ("p:2", "gamma")] and load("records") == [("r:1", "delta")]

@@ -214,3 +214,31 @@ def test_scores_stage_runs_notebook_01_once_with_the_stale_models(monkeypatch, t
     monkeypatch.setattr(scoring_run, "stale_models", lambda profile, **overrides: [])
     pipeline.scores_stage(profile, {}, False, tmp_path, declared)
     assert calls == []
+
+
+def test_published_notebooks_hold_no_time_progress_bar_widget_or_checkout_path(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["papermill"] = {"start_time": "2026-12-05T13:00:00", "duration": 3.2}
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"f00d": {}}}}
+    cell = nbformat.v4.new_code_cell("print(paths)", execution_count=1)
+    cell.metadata["papermill"] = {"duration": 0.5}
+    cell.metadata["execution"] = {"iopub.execute_input": "2026-12-05T13:00:01"}
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"written: {REPO_ROOT}/figures/x.png\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="100%|####| 10/10 [00:01<00:00, 9.9it/s]\n"),
+                    nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json":
+                                                                 {"model_id": "f00d"}, "text/plain": "HBox()"}),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
+    injected = nbformat.v4.new_code_cell("profile = 'x'", metadata={"tags": ["injected-parameters"]})
+    notebook.cells = [nbformat.v4.new_markdown_cell("# §1"), injected, cell]
+    executed, published = tmp_path / "runs" / "x.ipynb", tmp_path / "data" / "notebooks" / "x.ipynb"
+    executed.parent.mkdir()
+    nbformat.write(notebook, executed)
+    pipeline.publish_notebook(executed, published)
+    text = published.read_text()
+    clean = nbformat.read(published, as_version=4)
+    assert "papermill" not in text and "2026-12-05" not in text and "it/s" not in text and "f00d" not in text
+    assert str(REPO_ROOT) not in text and [o.get("text", o.get("data", {}).get("text/plain")) for o in clean.cells[2].outputs] \
+        == ["written: figures/x.png\n", "42"]
+    assert clean.cells[1].id == "injected-parameters"
+    pipeline.publish_notebook(executed, tmp_path / "again.ipynb")
+    assert (tmp_path / "again.ipynb").read_bytes() == published.read_bytes()

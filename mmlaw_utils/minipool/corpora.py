@@ -124,6 +124,10 @@ def drop_contaminated(docs: list[Doc], eval_texts: pd.DataFrame) -> tuple[list[D
     return [d for d in docs if d[0] not in bad], dropped
 
 
+# the project's own source registries, the only modules a pool's key source_registry may name
+SOURCE_REGISTRIES = ("mmlaw_utils.minipool.sources",)
+
+
 def source_loader(registry: str | None) -> tuple[Callable[[str], list[Doc]], list[str]]:
     """(load documents by source name, known names): this module's SOURCES, or a registry module's.
 
@@ -133,6 +137,8 @@ def source_loader(registry: str | None) -> tuple[Callable[[str], list[Doc]], lis
     """
     if registry is None:
         return (lambda name: SOURCES[name]()), sorted(SOURCES)
+    if registry not in SOURCE_REGISTRIES:  # a pool file names a module: importing any other would run its code
+        raise ValueError(f"pool key 'source_registry' is {registry!r}; allowed: {', '.join(SOURCE_REGISTRIES)}")
     import importlib
 
     module = importlib.import_module(registry)

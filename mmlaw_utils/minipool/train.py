@@ -290,7 +290,7 @@ def build_model(config, seed: int):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
+    model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     return model.float()
 
 
@@ -611,7 +611,7 @@ def check_saved_tokenizer(folder: Path, tokenizer, tokens: np.ndarray, name: str
     """
     from transformers import AutoTokenizer
 
-    loaded = AutoTokenizer.from_pretrained(folder)
+    loaded = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     sample = tokenizer.decode([int(t) for t in tokens[:4000]], skip_special_tokens=True)
     probe = [sample, "Zürich café — naïve 1987 £3,000\n\tend"]
     if loaded(probe, add_special_tokens=False)["input_ids"] != tokenizer(probe, add_special_tokens=False)["input_ids"]:

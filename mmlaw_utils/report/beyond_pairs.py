@@ -33,10 +33,19 @@ def markdown_table(frame: pd.DataFrame, columns: Sequence[str] | None = None, di
     return "\n".join(lines)
 
 
+def without_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without its wall-clock columns and attrs (names ending in ``_s``, seconds), for a committed file
+    that a rerun must reproduce byte for byte (stage times go to the run folder's timings.tsv)."""
+    timeless = frame.drop(columns=[c for c in frame.columns if str(c).endswith("_s")])
+    timeless.attrs = {key: value for key, value in frame.attrs.items() if not str(key).endswith("_s")}
+    return timeless
+
+
 def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.DataFrame, shortfall: Mapping[str, pd.DataFrame],
                           gain_kept: pd.DataFrame, relation: pd.DataFrame, forecast: pd.DataFrame,
-                          exact_seconds: float, n_models: int, n_texts: int) -> str:
-    """Findings of notebook 07 as markdown; every number comes from the arguments (one run)."""
+                          n_models: int, n_texts: int) -> str:
+    """Findings of notebook 07 as markdown; every number comes from the arguments (one run). No wall-clock time:
+    the file is committed, and a rerun on the same data must reproduce it byte for byte (times go to runs/)."""
     lines = [f"### Beyond pairs ({profile}: {n_models} models x {n_texts} texts)", ""]
     proven = int(exact["proven_optimal"].sum())
     method = str(exact["method"].iloc[0]) if len(exact) else ""
@@ -44,8 +53,8 @@ def beyond_pairs_markdown(profile: str, *, exact: pd.DataFrame, size_fits: pd.Da
     sizes = exact["size"].value_counts().sort_index()
     lines += [
         f"**Ensembles of any size.** The exact all-sizes oracle frontier has {len(exact)} points "
-        f"({proven} proven optimal by {certificate}, max gap {_fmt(float(exact['gap'].max()), 3)} nats), "
-        f"computed in {exact_seconds:.2g} s; subset sizes on it: "
+        f"({proven} proven optimal by {certificate}, max gap {_fmt(float(exact['gap'].max()), 3)} nats); "
+        f"subset sizes on it: "
         + ", ".join(f"{int(k)}: {int(v)}" for k, v in sizes.items()) + ". "
         f"Its lowest loss is {_fmt(float(exact['loss'].min()), 6)} nats/text with {int(exact.loc[exact['loss'].idxmin(), 'size'])} models.",
         "",

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmlaw_utils.analysis.lossmatrix import MODEL_COLUMNS, LossMatrix
-from mmlaw_utils.config import OUTPUT_FILES
+from mmlaw_utils.config import OUTPUT_FILES, REPO_ROOT
+from mmlaw_utils.lineage import verify_input
 from mmlaw_utils.io import atomic_write_table
-from mmlaw_utils.scoring.cache import model_slug, normalise_model_id, read_cache
+from mmlaw_utils.scoring.cache import ROWS_CHECKSUM, model_slug, normalise_model_id, read_cache
 
 
 def find_cache_file(cache_dir: str | Path, model: str, dataset_fingerprint: str | None = None) -> Path:
@@ -148,7 +149,7 @@ def assemble_loss_matrix(
             cache_file=path.name,
         )
         for key, value in provenance.items():
-            if key not in row and key not in ("model", "params_total", "params_nonembed"):
+            if key not in row and key not in ("model", "params_total", "params_nonembed", ROWS_CHECKSUM):
                 row[key] = _scalar(value)
         rows.append(row)
     hint = rescore_hint(list(stale) + list(missing)) if rescore_hint is not None else None
@@ -167,11 +168,12 @@ def assemble_loss_matrix(
 
 
 def load_loss_matrix(data_dir: str | Path) -> LossMatrix:
-    """Read the LossMatrix written by ``write_loss_matrix`` from ``data_dir`` (validated again)."""
+    """Read the LossMatrix written by ``write_loss_matrix`` from ``data_dir`` (validated again; fresh by lineage)."""
     data_dir = Path(data_dir)
     for name in (OUTPUT_FILES["loss_matrix"], OUTPUT_FILES["models"]):
         if not (data_dir / name).is_file():
             raise FileNotFoundError(f"{data_dir / name} does not exist; run notebook 02 (loss matrix) first")
+        verify_input(data_dir / name, "02_loss_matrix", REPO_ROOT)
     return LossMatrix(
         long=pq.read_table(data_dir / OUTPUT_FILES["loss_matrix"]).to_pandas(),
         models=pq.read_table(data_dir / OUTPUT_FILES["models"]).to_pandas(),

@@ -8,9 +8,9 @@ Every write is atomic (``mmlaw_utils.io``): a temp file in the same folder, fsyn
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import os
 import posixpath
 import re
 from pathlib import Path
@@ -21,10 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mmlaw_utils.io import atomic_write_table, atomic_write_text
+from mmlaw_utils.config import is_whole
+from mmlaw_utils.io import ExclusiveLock, atomic_write_table, atomic_write_text
 
 CACHE_COLUMNS = ["text_id", "nll", "n_tokens", "n_bytes"]
 PROVENANCE_KEY = b"mmlaw.provenance"
+ROWS_CHECKSUM = "rows_sha256"  # provenance key: checksum of the rows the provenance describes
+PARAMS_MAX = 10**15  # parameters: far beyond any model, well inside float64's exact integers
 
 
 def normalise_model_id(model: str) -> str:
@@ -55,13 +58,30 @@ def cache_path(cache_dir: str | Path, model: str, dataset_fingerprint: str) -> P
     return Path(cache_dir) / f"{model_slug(model)}__{dataset_fingerprint[:12]}.parquet"
 
 
+def _check_counts(results: pd.DataFrame, where: str) -> None:
+    """``n_tokens`` and ``n_bytes`` hold whole numbers (81.7 tokens is an error, not 81)."""
+    for column in ("n_tokens", "n_bytes"):
+        values = results[column]
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            raise ValueError(f"{where}: column {column!r} must hold whole numbers, got {values.dtype} values")
+        numbers = values.to_numpy(dtype="float64")
+        bad = ~np.isfinite(numbers) | (numbers != np.round(numbers))
+        if bad.any():
+            raise ValueError(f"{where}: {column} is not a whole number for text(s) "
+                             f"{results['text_id'][bad].astype(str).tolist()[:10]} (e.g. {float(numbers[bad][0])!r})")
+
+
 def _check_frame(results: pd.DataFrame, where: str) -> pd.DataFrame:
     missing = [c for c in CACHE_COLUMNS if c not in results.columns]
     if missing:
         raise ValueError(f"{where}: missing column(s) {missing}")
-    frame = results[CACHE_COLUMNS].astype(
-        {"text_id": str, "nll": "float64", "n_tokens": "int64", "n_bytes": "int64"}
-    ).reset_index(drop=True)
+    _check_counts(results, where)
+    try:
+        frame = results[CACHE_COLUMNS].astype(
+            {"text_id": str, "nll": "float64", "n_tokens": "int64", "n_bytes": "int64"}
+        ).reset_index(drop=True)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: column 'nll' must hold numbers ({error})") from None
     bad = ~np.isfinite(frame["nll"].to_numpy())
     if bad.any():
         raise ValueError(f"{where}: non-finite nll for text(s) {frame['text_id'][bad].tolist()[:10]}")
@@ -78,6 +98,37 @@ def _check_frame(results: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame
 
 
+def rows_checksum(frame: pd.DataFrame) -> str:
+    """SHA-256 hex digest of a cache's rows in order: text ids (length-prefixed UTF-8), nll bits, token and byte counts."""
+    digest = hashlib.sha256()
+    for text_id in frame["text_id"]:
+        raw = str(text_id).encode("utf-8")
+        digest.update(len(raw).to_bytes(8, "little"))
+        digest.update(raw)
+    digest.update(frame["nll"].to_numpy(dtype="<f8").tobytes())
+    for column in ("n_tokens", "n_bytes"):
+        digest.update(frame[column].to_numpy(dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def validate_provenance(provenance: Any, where: str) -> dict[str, Any]:
+    """``provenance`` if its keys have their types (``complete`` a bool, parameter counts whole numbers in range,
+    ``n_texts`` a whole number, ids and checksums strings); otherwise a ValueError naming ``where`` and the key."""
+    if not isinstance(provenance, dict):
+        raise ValueError(f"{where}: provenance must be a JSON object, got {type(provenance).__name__}")
+    if "complete" in provenance and not isinstance(provenance["complete"], bool):
+        raise ValueError(f"{where}: provenance key 'complete' must be true or false, got {provenance['complete']!r}")
+    for key, low in (("params_total", 1), ("params_nonembed", 0), ("n_texts", 0)):
+        value = provenance.get(key)
+        if value is not None and not (is_whole(value, low) and value <= PARAMS_MAX):
+            raise ValueError(f"{where}: provenance key {key!r} must be a whole number from {low} to {PARAMS_MAX:.0e}, "
+                             f"got {value!r}")
+    for key in ("model", "dataset_fingerprint", ROWS_CHECKSUM):
+        if provenance.get(key) is not None and not isinstance(provenance[key], str):
+            raise ValueError(f"{where}: provenance key {key!r} must be a string, got {provenance[key]!r}")
+    return provenance
+
+
 def check_rows(frame: pd.DataFrame, provenance: dict[str, Any], where: str) -> None:
     """A complete cache holds exactly the provenance's ``n_texts`` rows (rows removed later are caught)."""
     expected = provenance.get("n_texts")
@@ -89,8 +140,9 @@ def check_rows(frame: pd.DataFrame, provenance: dict[str, Any], where: str) -> N
 
 
 def write_cache(path: str | Path, results: pd.DataFrame, provenance: dict[str, Any]) -> None:
-    """Atomically write per-text results (nats) with their provenance to ``path``."""
+    """Atomically write per-text results (nats) with their provenance, plus the rows' checksum, to ``path``."""
     frame = _check_frame(results, str(path))
+    provenance = {**validate_provenance(provenance, str(path)), ROWS_CHECKSUM: rows_checksum(frame)}
     table = pa.Table.from_pandas(frame, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
     metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
@@ -98,7 +150,8 @@ def write_cache(path: str | Path, results: pd.DataFrame, provenance: dict[str, A
 
 
 def read_cache(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read a score file: (results frame with CACHE_COLUMNS, provenance dict)."""
+    """Read a score file: (results frame with CACHE_COLUMNS, provenance dict), checking the provenance's types and,
+    when it has one, the rows' checksum."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"score cache {str(path)!r} does not exist")
@@ -113,8 +166,14 @@ def read_cache(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         provenance = json.loads(raw)
     except json.JSONDecodeError as error:
         raise ValueError(f"score cache {str(path)!r} has damaged provenance metadata: {error}") from error
+    where = f"score cache {str(path)!r}"
+    validate_provenance(provenance, where)
     frame = _check_frame(table.to_pandas(), str(path))
-    check_rows(frame, provenance, f"score cache {str(path)!r}")
+    check_rows(frame, provenance, where)
+    # caches written before the checksum existed have none; any cache that has one must match it
+    if provenance.get(ROWS_CHECKSUM) is not None and provenance[ROWS_CHECKSUM] != rows_checksum(frame):
+        raise ValueError(f"{where}: its rows do not match the checksum in its provenance (rows edited, or swapped "
+                         "with another cache's, after scoring); rescore this model with --force")
     return frame, provenance
 
 
@@ -136,45 +195,27 @@ def lock_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
-class CacheLock:
-    """Exclusive, non-blocking ``fcntl`` lock on ``<cache>.lock``; a second holder gets a clear error.
-
-    The kernel drops the lock when the process dies (even by kill -9), so a crashed run never
-    leaves a stale lock behind.
-    """
+class CacheLock(ExclusiveLock):
+    """Exclusive, non-blocking lock on ``<cache>.lock``: one process scores a model into a cache at a time."""
 
     def __init__(self, path: str | Path, model: str):
-        self.path = lock_path(path)
+        lock = lock_path(path)
+        super().__init__(lock, f"model {model!r} is already being scored into {str(lock)[:-5]!r} by another "
+                               f"process (pid {{holder}}; lock {str(lock)!r} is held); wait for it or stop it")
         self.model = model
-        self._handle = None
+        self.cache = Path(path)
 
     def __enter__(self) -> "CacheLock":
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise RuntimeError(
-                f"model {self.model!r} is already being scored into {str(self.path)[:-5]!r} by another "
-                f"process (lock {str(self.path)!r} is held); wait for it or stop it"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
+            super().__enter__()
+        except OSError as error:
+            # a read-only folder: nobody can write the cache there, so a finished cache is read without the lock
+            if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            if not self.cache.is_file():
+                raise RuntimeError(f"model {self.model!r}: cannot score into read-only folder {str(self.cache.parent)!r} "
+                                   f"({error.strerror}); give it a writable cache_dir") from None
         return self
-
-    def __exit__(self, *exc_info) -> None:
-        import fcntl
-
-        if self._handle is not None:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
 
 
 def chunk_path(partial: str | Path, index: int) -> Path:

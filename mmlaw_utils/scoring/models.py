@@ -220,7 +220,8 @@ def _load_model_and_tokenizer(model_id, revision, device, dtype, gguf_file):
             model_id = str(path)
     resolved_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, resolved_device)
-    extra: dict[str, Any] = {"revision": revision}
+    # never run code shipped with a model (and never ask "[y/N]" in a terminal)
+    extra: dict[str, Any] = {"revision": revision, "trust_remote_code": False}
     if gguf_file:
         extra["gguf_file"] = gguf_file
     if not looks_like_local_path(model_id) and not Path(model_id).exists() and not hub_reachable():
