@@ -117,8 +117,12 @@ def relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a - b) / np.abs(b)
 
 
-def exactness(device: torch.device, sizes: list[int], n_texts: int | None, deadline: float) -> list[dict]:
-    """One row per main-arm model of the chosen sizes: fp32 (kernel, batched) and bf16 deviations from the reference."""
+def exactness(device: torch.device, sizes: list[int], n_texts: int | None, deadline: float,
+              trained_texts: int | None = None) -> list[dict]:
+    """One row per main-arm model of the chosen sizes: fp32 (kernel, batched) and bf16 deviations from the reference.
+
+    ``n_texts``: texts per random-init model; ``trained_texts``: per trained model (None: all, as committed).
+    """
     pool = load_pool_config(POOL)
     entries = [e for e in pool["models"] if e.get("arm", "main") == "main" and int(e["size_index"]) in sizes]
     rows = []
@@ -128,7 +132,7 @@ def exactness(device: torch.device, sizes: list[int], n_texts: int | None, deadl
             continue
         name = Path(entry["id"]).name
         model, tokenizer, source = pool_model(pool, entry)
-        text_ids, texts = read_texts(n_texts if source == "random-init" else None)
+        text_ids, texts = read_texts(n_texts if source == "random-init" else trained_texts)
         settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, None, 64))
         sequences = kernel.tokenize_texts(tokenizer, texts, text_ids)
         start = time.perf_counter()
@@ -225,8 +229,8 @@ def speed(device: torch.device, shape: dict, n_tokens: int, mm_size: int, max_le
     text_ids, texts = read_texts(None)
     sequences, total = [], 0
     for tokens in kernel.tokenize_texts(tokenizer, texts, text_ids):
-        sequences.append(tokens)
-        total += len(tokens)
+        sequences.append(tokens[: n_tokens - total])  # the last text is cut so the run scores n_tokens exactly
+        total += len(sequences[-1])
         if total >= n_tokens:
             break
     model = qwen_shaped_model(shape, device)
@@ -308,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + args.time_limit
     if args.smoke:
-        exact = exactness(device, [0], 12, deadline)
-        fast = speed(device, SMOKE_SHAPE, 256, 256, 64, 64)
+        exact = exactness(device, [0], 4, deadline, trained_texts=4)
+        fast = speed(device, SMOKE_SHAPE, 192, 256, 64, 64)
     else:
         exact = exactness(device, args.sizes, args.n_texts, deadline)
         fast = speed(device, QWEN25_15B, args.speed_tokens, 8192, 2048, 32768)

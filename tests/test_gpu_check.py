@@ -26,7 +26,7 @@ def test_gpu_check_smoke_on_cpu_writes_a_passing_summary(tmp_path):
     # on one device the kernel and the batched path reproduce the CPU reference; bf16 deviates, but not wildly
     assert all(row["fp32_kernel_max_rel"] <= 1e-5 and 0 < row["bf16_max_rel"] < 0.1 for row in exact)
     speed = results["speed"]
-    assert speed["tokens"] >= 256 and speed["kernel_tokens_per_s"] > 0 and 0 < speed["kernel_mfu"]
+    assert speed["tokens"] == 192 and speed["kernel_tokens_per_s"] > 0 and 0 < speed["kernel_mfu"]
     # the tiled kernel and the plain full-logits forward score the same windows of the same bf16 model
     assert speed["kernel_vs_plain_max_rel"] < 1e-2
     assert "| plain HF forward" in (tmp_path / "summary.md").read_text()
