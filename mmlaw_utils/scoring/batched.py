@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import zipfile
 from collections.abc import Sequence
@@ -41,8 +40,9 @@ from mmlaw_utils.texts import load_texts
 
 # weight files (safetensors / bin) up to this size take the batched path; larger models keep resumable chunks
 SMALL_MODEL_BYTES = 64 * 2**20
-# padded tokens per forward on CPU: for models of the miniature pool's widths (d <= 128) larger batches
-# cost nothing in cache locality and save per-forward overhead (benchmarks/bench_tiny_scoring.py)
+# padded tokens per forward: fewer forwards save per-call overhead at the pool's smallest widths (gemma-d4l2:
+# 98k tokens/s against 86k at the kernel's CPU cap of 2,048, one run under load); at d >= 40 the same run was up
+# to 10% slower, within that load's noise
 SMALL_MODEL_BATCH_TOKENS = 8192
 TOKEN_IDS_FOLDER = "token_ids"
 
@@ -227,8 +227,3 @@ def score_many(profile: str | None, models: Sequence[str], *, force: bool = Fals
     """Notebook 01's and ``run --rescore``'s entry: ``run.settings_request`` for each model, then ``score_models``."""
     requests = [run.settings_request(profile, str(m), base_dir=base_dir, data_dir=data_dir, **settings) for m in models]
     return score_models(requests, force=force, progress=progress, workers=workers)
-
-
-def default_workers() -> int:
-    """Worker processes for scoring many small models: the CPUs this process may use (at least 1)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
