@@ -212,7 +212,12 @@ def score_models(requests: Sequence[run.ScoreRequest], *, force: bool = False, p
         if key not in frames:
             frames[key] = load_texts(request.dataset, request.n_texts)
     if workers <= 1 or len(requests) <= 1:
-        return [score_one(r, force=force, progress=progress, texts=frames[(r.dataset, r.n_texts)]) for r in requests]
+        outcomes = []
+        for k, request in enumerate(requests, start=1):
+            print(f"[{k}/{len(requests)}] {request.model}", flush=True)
+            outcomes.append(score_one(request, force=force, progress=progress,
+                                      texts=frames[(request.dataset, request.n_texts)]))
+        return outcomes
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # fork after torch's thread pools start can deadlock
