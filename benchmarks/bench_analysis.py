@@ -141,9 +141,13 @@ def write_readme_section(section: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    parser.add_argument("--smoke", action="store_true", help="seconds: tiny sizes, no README (CI)")
     parser.add_argument("--write-readme", action="store_true", help="update the Analysis section of benchmarks/README.md")
     args = parser.parse_args()
     env = environment()
+    if args.smoke:
+        print(markdown([bench_pairs(8, 300, 1), *bench_bootstrap(8, 300, 5)], "bench_analysis.py --smoke", env))
+        return 0
     if args.quick:
         rows = [bench_pairs(20, 2_000, 2), *bench_bootstrap(20, 2_000, 20)]
     else:

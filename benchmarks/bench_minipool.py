@@ -187,9 +187,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=8, help="timed optimiser steps per shape")
     parser.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
+    parser.add_argument("--smoke", action="store_true", help="seconds: the first two shapes, 1 step, no files written")
     parser.add_argument("--refresh", action="store_true",
                         help="reuse the measured rates in benchmarks/minipool_build.csv; only re-read finished models")
     args = parser.parse_args()
+    if args.smoke:
+        pool = train.load_pool_config(POOL)
+        print("\n".join(readme_lines(measure({**pool, "models": pool["models"][:2]}, 1), 1)))
+        return 0
     if args.refresh:
         table = refresh_finished(pd.read_csv(RATES))
     else:

@@ -59,6 +59,24 @@ def run(download: bool) -> tuple[list[dict], dict]:
     return rows, build
 
 
+def smoke() -> int:
+    """Extraction (into an empty scratch cache) and candidate passages of two packaged sources that need no download."""
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["MMLAW_CACHE"] = scratch
+        from mmlaw_utils.minipool import mixedset, sources
+
+        for name in ("lee_news", "reviews"):
+            docs, wall, cpu = _timed(sources.documents, name)
+            frame, chunk_wall, _ = _timed(mixedset.candidates, docs)
+            if not docs or frame.empty:
+                print(f"bench_mixedset --smoke: source {name} gave {len(docs)} documents, {len(frame)} passages",
+                      file=sys.stderr)
+                return 1
+            print(f"| {name} | {len(docs):,} documents | {wall:.1f} s extraction ({cpu:.1f} s CPU) | "
+                  f"{len(frame):,} candidate passages in {chunk_wall:.1f} s |")
+    return 0
+
+
 def markdown(rows: list[dict], build: dict, download: bool) -> str:
     """The benchmark section for benchmarks/README.md."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -93,7 +111,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--download", action="store_true", help="start from an empty cache: time the downloads too")
     parser.add_argument("--write-readme", action="store_true", help="write the section into benchmarks/README.md")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: extract the two sources that need no archive and chunk them; no build, no README")
     args = parser.parse_args()
+    if args.smoke:
+        return smoke()
     rows, build = run(args.download)
     section = markdown(rows, build, args.download)
     print(section)

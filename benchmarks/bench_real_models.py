@@ -28,10 +28,13 @@ from mmlaw_utils.scoring import kernel, models, realmodels  # noqa: E402
 from mmlaw_utils.texts import load_texts  # noqa: E402
 
 
-def measure(model_id: str, texts: list[str], max_length: int, batch_tokens: int) -> dict[str, float]:
-    """Load one packaged model and score ``texts``: seconds, tokens and rates (wall and CPU-time based)."""
+def measure(model_id: str, texts: list[str], max_length: int, batch_tokens: int, load=None) -> dict[str, float]:
+    """Load one packaged model (or call ``load``) and score ``texts``: seconds, tokens and rates (wall and CPU-time based)."""
     start = time.perf_counter()
-    model, tokenizer, _ = realmodels.load_packaged_model(model_id, device="cpu", dtype="float32")
+    if load is None:
+        model, tokenizer, _ = realmodels.load_packaged_model(model_id, device="cpu", dtype="float32")
+    else:
+        model, tokenizer = load()
     load_s = time.perf_counter() - start
     counts = models.count_parameters(model)
     kernel.score_texts(model, tokenizer, texts[:1], max_length=max_length)  # warm-up (head check, allocations)
@@ -47,13 +50,20 @@ def measure(model_id: str, texts: list[str], max_length: int, batch_tokens: int)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", choices=sorted(realmodels.PACKAGED_MODELS))
+    parser.add_argument("models", nargs="*", help=f"packaged model ids: {', '.join(sorted(realmodels.PACKAGED_MODELS))}")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: a tiny random-init model (not a packaged one) on 2 texts through the same measure")
     parser.add_argument("--dataset", default=str(REPO / "data" / "texts" / "mixed_real.jsonl"))
     parser.add_argument("--n-texts", type=int, default=12)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--write-readme", action="store_true", help="write the table into benchmarks/README.md")
     args = parser.parse_args()
+    if args.smoke:
+        return smoke(args)
+    unknown = sorted(set(args.models) - set(realmodels.PACKAGED_MODELS))
+    if unknown or not args.models:
+        parser.error(f"unknown packaged model(s) {unknown}" if unknown else "name at least one packaged model (or --smoke)")
     frame = load_texts(args.dataset)
     texts = frame["text"].iloc[:: max(1, len(frame) // args.n_texts)].iloc[: args.n_texts].tolist()
     load_start = os.getloadavg()[0]
@@ -76,6 +86,22 @@ def main() -> int:
                "", *lines, END]
     if args.write_readme:
         write_section(section)
+    return 0
+
+
+def smoke(args) -> int:
+    """The measurement on a seeded tiny Llama with a locally trained tokenizer (the packaged GGUF loader is not run)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import tiny_models
+
+    def load():
+        tokenizer = tiny_models.build_tokenizer("bos")
+        return tiny_models.build_model("llama", tokenizer, max_positions=128), tokenizer
+
+    texts = load_texts(args.dataset)["text"].head(2).tolist()
+    m = measure("tiny-llama (smoke)", texts, 128, 1024, load=load)
+    print(f"| tiny-llama (smoke) | {m['load_s']:.1f} s load | {m['params_total']:,} | {m['tokens']:,} tokens | "
+          f"{m['tokens_per_wall_s']:.0f} tokens/s | {m['bits_per_byte']:.3f} bits/byte |")
     return 0
 
 

@@ -121,34 +121,35 @@ CONFIGS = {
     # a wider model with a longer context: fewer, longer windows, heavier head per token
     "d256-ctx256": {"hidden": 256, "layers": 4, "vocab": 8192, "max_length": 256},
 }
+SMOKE_CONFIG = {"smoke": {"hidden": 32, "layers": 1, "vocab": 512, "max_length": 64}}
 LM_EVAL = "lm-eval HFLM.loglikelihood_rolling"
 SAME_WINDOWS = "score_texts, lm-eval windows (context_tokens=1)"
 
 
 def throughput(config_name: str, args) -> dict:
     """Tokens/s, peak memory and agreement of the kernel vs lm-eval on the same model and texts."""
-    from lm_eval.api.instance import Instance
-    from lm_eval.models.huggingface import HFLM
-
-    config = CONFIGS[config_name]
+    config = {**CONFIGS, **SMOKE_CONFIG}[config_name]
     max_length = config["max_length"]
     texts = load_texts(args.n_texts)
-    tokenizer = build_tokenizer(load_texts(10_000), config["vocab"])
+    tokenizer = build_tokenizer(load_texts(200 if config_name == "smoke" else 10_000), config["vocab"])
     model = build_model(len(tokenizer), config["hidden"], config["layers"], max_positions=max_length)
     n_tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     rows, outputs = [], {}
 
-    def kernel(context):
+    def run_kernel(context):
         return lambda: kernel.score_texts(
             model, tokenizer, texts, max_length=max_length, context_tokens=context, batch_tokens=args.batch_tokens
         )["nll"].to_numpy()
 
     kernel.score_texts(model, tokenizer, texts[:4], max_length=max_length)  # warm-up
     for name, context in ((SAME_WINDOWS, 1), (f"score_texts, default windows (context_tokens={max_length // 2})", None)):
-        nll, seconds, peak = timed(kernel(context))
+        nll, seconds, peak = timed(run_kernel(context))
         outputs[name] = nll
         cpu_batch = min(args.batch_tokens, kernel._CPU_MAX_BATCH_TOKENS)  # the kernel caps CPU batches
         rows.append({"method": name, "batch": f"{cpu_batch} tokens", "seconds": seconds, "peak_mb": peak})
+    if args.lm_eval_batch_sizes:
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.huggingface import HFLM
     for batch_size in args.lm_eval_batch_sizes:
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length, device="cpu")
         requests = [Instance(request_type="loglikelihood_rolling", doc={}, arguments=(t,), idx=i) for i, t in enumerate(texts)]
@@ -234,28 +235,37 @@ def _matmul_flops(shapes: list) -> float:
     return 2.0 * batch * a[-2] * a[-1] * b[-1]
 
 
-def peak_fraction(n_sequences: int, length: int) -> dict:
+# --smoke: the same code on a tiny Llama shape, in seconds
+SMOKE_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "num_key_value_heads": 1, "vocab_size": 1024, "tie_word_embeddings": True}
+# the peak table is written only on a quiet machine: under load the peak itself is depressed and flatters the fraction
+MAX_LOAD_FOR_TABLE = 1.5
+
+
+def peak_fraction(n_sequences: int, length: int, shape: dict | None = None, mm_size: int = 2048) -> dict:
     """Scoring rate of a random-init SmolLM2-135M-shaped model as a fraction of the measured fp32 mm peak,
     and (torch profiler) where the scoring time goes."""
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    config = LlamaConfig(**SMOL_SHAPE, max_position_embeddings=max(2048, length), bos_token_id=0, eos_token_id=1,
+    shape = shape or SMOL_SHAPE
+    config = LlamaConfig(**shape, max_position_embeddings=max(2048, length), bos_token_id=0, eos_token_id=1,
                          pad_token_id=2)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa").eval()
-    params = kernel.count_parameters(model)["params_total"]
+    params = models.count_parameters(model)["params_total"]
     generator = torch.Generator().manual_seed(1)
-    sequences = [torch.randint(3, SMOL_SHAPE["vocab_size"], (length - 1,), generator=generator).numpy()
+    sequences = [torch.randint(3, shape["vocab_size"], (length - 1,), generator=generator).numpy()
                  for _ in range(n_sequences)]
     settings = kernel.ScoreSettings(length, 1, 0, "bos", "rolling", "chunked")
     n_tokens = sum(len(s) for s in sequences)
     kernel.score_token_sequences(model, sequences[:1], settings)  # warm-up
-    peak_before = matmul_peak_gflops()
+    load_start = os.getloadavg()[0]
+    peak_before = matmul_peak_gflops(mm_size)
     start = time.perf_counter()
     kernel.score_token_sequences(model, sequences, settings, batch_tokens=n_sequences * length)
     seconds = time.perf_counter() - start
-    peak_after = matmul_peak_gflops()
+    peak_after = matmul_peak_gflops(mm_size)
     peak = max(peak_before, peak_after)
     # where the time goes: the transformer body under the profiler; the rest of the scoring time is the head
     ids = torch.from_numpy(np.stack([np.concatenate([[0], s]) for s in sequences]))
@@ -287,6 +297,7 @@ def peak_fraction(n_sequences: int, length: int) -> dict:
         "head_seconds": max(seconds - body_seconds, 0.0), "large_mm_s": matmul_s, "large_mm_flops": matmul_flops,
         "small_mm_s": small_s, "small_mm_flops": small_flops, "attention_s": attention_s,
         "other_ops_s": ops_s - matmul_s - small_s - attention_s, "profiled_wall": profiled_wall,
+        "load_start": load_start, "load_end": os.getloadavg()[0], "mm_size": mm_size,
     }
 
 
@@ -315,9 +326,10 @@ def peak_markdown(r: dict, command: str) -> str:
     lines = [
         PEAK_START, "## Scoring against the machine's matmul peak", "",
         f"Command: `{command}` (torch {torch.__version__}, {r['threads']} thread(s), load average "
-        f"{os.getloadavg()[0]:.1f}). Random-init model of SmolLM2-135M's shape ({r['params'] / 1e6:.1f} M parameters, "
+        f"{r['load_start']:.1f} at start and {r['load_end']:.1f} at the end; the table is written only below "
+        f"{MAX_LOAD_FOR_TABLE}). Random-init model of SmolLM2-135M's shape ({r['params'] / 1e6:.1f} M parameters, "
         f"fp32, SDPA), {r['n_tokens']:,} random tokens in windows of {r['length']}, one batch; scoring FLOPs = 2·P "
-        "per token. Peak: best `torch.mm` of 2048² fp32 blocks, same threads, measured just before and after "
+        f"per token. Peak: best `torch.mm` of {r['mm_size']}² fp32 blocks, same threads, measured just before and after "
         f"({r['peak_before']:,.1f} and {r['peak_after']:,.1f} GFLOP/s; the higher is used).", "",
         "| scoring | tokens/s | achieved GFLOP/s | mm peak GFLOP/s | fraction of peak |",
         "|---|---:|---:|---:|---:|",
@@ -374,7 +386,11 @@ def markdown(results: list[dict], memory: list[dict], args, command: str) -> str
         for row in result["rows"]:
             lines.append(f"| {row['method']} | {row['batch']} | {row['seconds']:.2f} | {row['tokens_per_s']:,.0f} | {max(row['peak_mb'], 0):.0f} |")
         kernel = result["rows"][0]["tokens_per_s"]
-        best_lm = max(r["tokens_per_s"] for r in result["rows"] if r["method"] == LM_EVAL)
+        lm_rates = [r["tokens_per_s"] for r in result["rows"] if r["method"] == LM_EVAL]
+        if not lm_rates:
+            lines += ["", "lm-eval not run (not installed: `pip install -e .[bench]`)."]
+            continue
+        best_lm = max(lm_rates)
         lines += [
             "",
             f"Speed-up of `score_texts` over the fastest lm-eval setting, same windows: **{kernel / best_lm:.2f}x** "
@@ -411,6 +427,21 @@ def write_readme_section(section: str) -> None:
     write_marked_region(README, body, START, END, append_if_missing=True, new_file_text="# Benchmarks\n")
 
 
+def smoke(args) -> int:
+    """Every part of the benchmark on tiny inputs (CI: a refactor that breaks it fails here); prints, writes nothing."""
+    import importlib.util
+
+    args.n_texts = 6
+    args.lm_eval_batch_sizes = [1] if importlib.util.find_spec("lm_eval") else []
+    memory = [run_memory_case(m, 4096, 256) for m in ("chunked", "naive")]
+    if abs(memory[0]["nll"] - memory[1]["nll"]) > 1e-4 * abs(memory[1]["nll"]):
+        print(f"bench_scoring --smoke: chunked {memory[0]['nll']} != naive {memory[1]['nll']}", file=sys.stderr)
+        return 1
+    print(markdown([throughput("smoke", args)], memory, args, "bench_scoring.py --smoke"))
+    print(peak_markdown(peak_fraction(2, 64, SMOKE_SHAPE, mm_size=256), "bench_scoring.py --smoke"))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-texts", type=int, default=120)
@@ -426,13 +457,23 @@ def main(argv=None) -> int:
     parser.add_argument("--peak-sequences", type=int, default=4)
     parser.add_argument("--peak-length", type=int, default=512)
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: throughput, memory and --peak on tiny shapes (lm-eval only if installed); no README")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.smoke:
+        return smoke(args)
     if args.peak:
         command = f"nice -n {os.nice(0)} .venv/bin/python benchmarks/bench_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        section = peak_markdown(peak_fraction(args.peak_sequences, args.peak_length), command.strip())
+        result = peak_fraction(args.peak_sequences, args.peak_length)
+        section = peak_markdown(result, command.strip())
         print(section)
         if args.write_readme:
+            load = max(result["load_start"], result["load_end"])
+            if load > MAX_LOAD_FOR_TABLE:
+                print(f"bench_scoring: load average {load:.1f} > {MAX_LOAD_FOR_TABLE}: the peak table is not written "
+                      "(under load the measured peak is depressed and flatters the fraction)", file=sys.stderr)
+                return 2
             write_marked_section(section, PEAK_START, PEAK_END)
         return 0
     if args.memory_case:

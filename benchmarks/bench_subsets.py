@@ -49,8 +49,8 @@ def paper_matrix(n_models: int, n_texts: int, seed: int = 0) -> tuple[np.ndarray
     return nll, pool["params"].to_numpy(), f"paper-like, seed {seed}"
 
 
-def bench_triples(repeats: int = 3) -> dict:
-    L, _, desc = paper_matrix(71, 10_000)
+def bench_triples(repeats: int = 3, n_models: int = 71, n_texts: int = 10_000) -> dict:
+    L, _, desc = paper_matrix(n_models, n_texts)
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -58,7 +58,7 @@ def bench_triples(repeats: int = 3) -> dict:
         best = min(best, time.perf_counter() - start)
     pick = np.random.default_rng(0).integers(0, len(idx), 20)
     assert np.allclose(loss[pick], [L[list(t)].min(axis=0).mean() for t in idx[pick]], rtol=1e-12)
-    return {"task": f"all {len(idx):,} triples, K=71, N=10,000", "seconds": best, "cpu": best, "ratio": None,
+    return {"task": f"all {len(idx):,} triples, K={n_models}, N={n_texts:,}", "seconds": best, "cpu": best, "ratio": None,
             "detail": f"best of {repeats} (wall); `triple_losses`; {desc}"}
 
 
@@ -162,6 +162,20 @@ def reference_cpu_seconds() -> float:
     return _run_child({**REFERENCE, "cap": 600.0})["cpu"]
 
 
+def smoke() -> int:
+    """The benchmark's code paths on tiny paper-like pools (child processes included); fails on an incomplete search."""
+    print(bench_triples(1, 12, 300), flush=True)
+    for case in ({"n_models": 12, "n_texts": 300, "method": "bnb", "cap": 120.0},
+                 {"n_models": 20, "n_texts": 300, "max_size": 3, "method": "bnb", "cap": 120.0}):
+        r = _run_child(case)
+        print(row_for(f"exact frontier, paper-like K={case['n_models']}, N=300, max_size {case.get('max_size')}", r,
+                      None), flush=True)
+        if not (r["complete"] and r["proven"] == r["points"]):
+            print(f"bench_subsets --smoke: case {case} did not finish with every point proven", file=sys.stderr)
+            return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cap", type=float, default=600.0, help="wall seconds per frontier run")
@@ -175,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--reuse", action="store_true", help=f"reuse results of earlier runs kept in {CACHE}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds: triples and two exact frontiers (all sizes; max_size 3) on K <= 20, N=300; no README")
     args = parser.parse_args(argv)
     REUSE["on"] = args.reuse
     if args.child:
         print(json.dumps(run_case(json.loads(args.child))), flush=True)
         return 0
+    if args.smoke:
+        return smoke()
     load = os.getloadavg()[0]
     ref_before = reference_cpu_seconds()
     print(f"reference solve: {ref_before:.2f} CPU s", flush=True)

@@ -61,9 +61,13 @@ def main() -> int:
     parser.add_argument("--model", default="llama-d112l7", help="a model name of the miniature pool")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="seconds: the smallest pool model, 1 step, no README")
     args = parser.parse_args()
     pool = train.load_pool_config(POOL)
-    rates = [(mode, cpu_seconds_per_1k_tokens(pool, args.model, mode, args.steps)) for mode in MODES]
+    if args.smoke:
+        args.model, args.steps, args.write_readme = train.model_name(pool["models"][0]), 1, False
+    modes = [m for m in MODES if not (args.smoke and m == "compile")]  # compiling takes a minute, not seconds
+    rates = [(mode, cpu_seconds_per_1k_tokens(pool, args.model, mode, args.steps)) for mode in modes]
     fp32 = sum(rate for mode, rate in rates if mode == "fp32") / 2
     load = os.getloadavg()[0]
     lines = [START, "## Training precision and compilation (miniature-pool build)", "",

@@ -72,8 +72,13 @@ def measure(name: str, L: np.ndarray, params: np.ndarray, families: np.ndarray) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write-readme", action="store_true", help="replace the Uncertainty section of benchmarks/README.md")
+    parser.add_argument("--smoke", action="store_true", help="seconds: a K=12, N=300 synthetic pool only, no README")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    if args.smoke:
+        print("\n".join(f"| {task} | {seconds:.3f} | {detail} |" for task, seconds, detail in
+                        measure("K=12, N=300 synthetic", *synthetic_losses(12, 300))))
+        return 0
     rows = measure("K=71, N=10,000 synthetic", *synthetic_losses(71, 10_000))
     lm = load_loss_matrix(REPO_ROOT / "data" / "minipool")
     n_models, n_texts = lm.shape

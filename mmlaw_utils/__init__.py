@@ -15,6 +15,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.kernel``: eq. 1, summed next-token NLL (nats) per text: rolling windows, packing, the tiled head.
 * ``scoring.models``: model loading, dtype/device, prefix token, context length, parameter counts.
 * ``scoring.run``: score one model into its cache, resumably; which caches are stale.
+* ``scoring.batched``: small models fast: token ids cached per tokenizer, every window in one pass, many models.
 * ``scoring.cache``: per-model score caches (parquet + provenance), resumable chunks, locks.
 * ``scoring.segments``: byte-aligned token ends and segmentations (text, line, sentence, word, common token); segment losses.
 * ``scoring.segment_cache``: token- and segment-loss files per model (data/<profile>/segments), the segments command, their reader.

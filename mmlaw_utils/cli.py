@@ -454,6 +454,7 @@ def _add_minipool(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--model", action="append", help="score only this model (name or id); repeatable")
     score.add_argument("--wait", action="store_true", help="wait for models a concurrent build is still training")
     score.add_argument("--threads", type=int, help="torch CPU threads")
+    score.add_argument("--workers", type=int, default=1, help="worker processes, one torch thread each (default: %(default)s)")
     score.set_defaults(handler=_cmd_minipool_score)
 
 
@@ -500,7 +501,7 @@ def _cmd_arms(args: argparse.Namespace) -> int:
 def _cmd_minipool_score(args: argparse.Namespace) -> int:
     from mmlaw_utils.minipool.train import score_pool
 
-    score_pool(args.pool, args.profile, args.model, wait=args.wait, threads=args.threads)
+    score_pool(args.pool, args.profile, args.model, wait=args.wait, threads=args.threads, workers=args.workers)
     return 0
 
 

@@ -47,7 +47,8 @@ import pandas as pd
 
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.pool import load_pool
-from mmlaw_utils.scoring.run import score_from_settings, stale_models, summarize_run
+from mmlaw_utils.scoring.batched import score_many
+from mmlaw_utils.scoring.run import stale_models, summarize_run
 
 if models is None:
     models = list(load_pool(load_profile(profile).pool)["model"]) if force else stale_models(
@@ -55,13 +56,12 @@ if models is None:
         batch_tokens=batch_tokens, device=device, dtype=dtype, cache_dir=cache_dir)
 elif isinstance(models, str):
     models = [models]
-runs = []
-for k, model in enumerate(models, start=1):
-    print(f"[{k}/{len(models)}] {model}", flush=True)
-    runs.append(score_from_settings(
-        profile, model, force=force, base_dir=REPO_ROOT, data_dir=data_dir, dataset=dataset, n_texts=n_texts,
-        max_length=max_length, batch_tokens=batch_tokens, device=device, dtype=dtype, cache_dir=cache_dir,
-    ))
+# small local models take the batched path (token ids cached per tokenizer, every window in one pass); others
+# are scored in resumable chunks
+runs = score_many(
+    profile, models, force=force, base_dir=REPO_ROOT, data_dir=data_dir, dataset=dataset, n_texts=n_texts,
+    max_length=max_length, batch_tokens=batch_tokens, device=device, dtype=dtype, cache_dir=cache_dir,
+)
 print(f"{len(runs)} model(s) scored or found cached" if runs else f"every score cache of profile {profile!r} is current")
 
 # %% [markdown]

@@ -660,10 +660,10 @@ def score_request(entry: dict, profile) -> Any:
 
 def score_entry(entry: dict, profile) -> Path:
     """Score one trained pool model into ``profile``'s cache (reused when complete); return the cache path."""
-    from mmlaw_utils.scoring import run
+    from mmlaw_utils.scoring import batched
 
     start = time.time()
-    outcome = run.score_model(score_request(entry, profile), progress=True)
+    outcome = batched.score_one(score_request(entry, profile), progress=True)
     print(f"[{model_name(entry)}] scored {len(outcome.results)} texts -> {outcome.path.name} "
           f"({'computed' if outcome.computed else 'cached'}, {time.time() - start:.0f}s)", flush=True)
     return outcome.path
@@ -697,26 +697,33 @@ def record_scoring_time(summary_path: Path, seconds: float) -> None:
 
 
 def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None = None, wait: bool = False,
-               threads: int | None = None) -> list[Path]:
+               threads: int | None = None, workers: int = 1) -> list[Path]:
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
 
-    Uses the scoring CLI's API (``run.score_model``) with the profile's settings, so the caches are
-    exactly what ``python -m mmlaw_utils score --profile NAME --model ID`` writes. ``wait`` polls for
-    models that a concurrent build has not finished yet.
+    Uses the batched path for small models (``scoring.batched``: token ids cached per tokenizer, every
+    window in one pass) with the profile's settings; the caches answer the same requests as
+    ``python -m mmlaw_utils score --profile NAME --model ID``. ``workers`` > 1 spreads the models over that
+    many processes (one torch thread each). ``wait`` polls for models that a concurrent build has not
+    finished yet (scored one by one as they appear).
     """
     from mmlaw_utils.config import load_profile
+    from mmlaw_utils.scoring import batched
 
     pool = load_pool_config(pool_path)
     profile = load_profile(profile_name)
     if threads:
         torch.set_num_threads(threads)
     log_dir = resolve_path(pool.get("log_dir", "data/minipool/train_logs"))
+    entries = [e for e in pool["models"] if not only or model_name(e) in only or str(e["id"]) in only]
+    if not wait:
+        start = time.time()
+        outcomes = batched.score_models([score_request(e, profile) for e in entries], workers=workers)
+        print(f"scored or found cached {len(outcomes)} model(s) in {time.time() - start:.0f}s", flush=True)
+        return [outcome.path for outcome in outcomes]
     paths = []
-    for entry in pool["models"]:
+    for entry in entries:
         name = model_name(entry)
-        if only and name not in only and str(entry["id"]) not in only:
-            continue
-        while wait and not ((resolve_path(entry["id"]) / "config.json").is_file() and (log_dir / f"{name}.json").is_file()):
+        while not ((resolve_path(entry["id"]) / "config.json").is_file() and (log_dir / f"{name}.json").is_file()):
             time.sleep(15)
         paths.append(score_entry(entry, profile))
     return paths

@@ -218,11 +218,13 @@ def _same_run(manifest: dict[str, Any], provenance: dict[str, Any]) -> list[str]
 
 # ----------------------------------------------------------------------------- scoring
 def score_model(request: ScoreRequest, *, force: bool = False, progress: bool = True,
-                on_batch: Callable[[], None] | None = None, texts: pd.DataFrame | None = None) -> ScoreRun:
+                on_batch: Callable[[], None] | None = None, texts: pd.DataFrame | None = None,
+                scorer: Callable[..., ScoreRun] | None = None) -> ScoreRun:
     """Load -> score -> cache one model on one text set (resumable); reuse a complete matching cache.
 
     ``texts`` (text_id, text) skips loading ``request.dataset``. ``on_batch`` runs after every
-    forward batch (tests use it to kill the process mid-run).
+    forward batch (tests use it to kill the process mid-run). ``scorer`` replaces the chunked
+    scoring under the same lock and reuse checks (``batched.score_whole`` for small models).
     """
     frame = load_texts(request.dataset, request.n_texts) if texts is None else texts.reset_index(drop=True)
     fingerprint = dataset_fingerprint(frame["text_id"], frame["text"])
@@ -244,7 +246,8 @@ def score_model(request: ScoreRequest, *, force: bool = False, progress: bool = 
                     f"score cache {str(path)!r} of model {request.model!r} does not match this request: "
                     + "; ".join(reasons) + ". Rescore with force=True (--force) to replace it"
                 )
-        return _score_into_cache(request, frame, fingerprint, path, partial, model_hash, force, progress, on_batch)
+        return (scorer or _score_into_cache)(request, frame, fingerprint, path, partial, model_hash, force, progress,
+                                             on_batch)
 
 
 def _score_into_cache(request, frame, fingerprint, path, partial, model_hash, force, progress, on_batch) -> ScoreRun:

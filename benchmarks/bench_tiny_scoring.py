@@ -1,0 +1,221 @@
+"""Scoring the miniature pool: wall time per model on the held-out texts, the chunked path vs the batched path.
+
+    nice -n 5 .venv/bin/python benchmarks/bench_tiny_scoring.py --old --write-readme
+    .venv/bin/python benchmarks/bench_tiny_scoring.py --smoke        # seconds: 2 shapes, 40 texts, no README
+
+Each distinct model shape of the pool (family architecture and tokenizer, d_model, layers, heads) is
+scored once per path in one process on the same threads: a trained model from models/minipool/ when its
+weights are there (then also compared with its committed score cache), else a seeded random-init model of
+that shape with the family's committed tokenizer. A random-init model has the same tokens, windows and
+FLOPs as the trained one, so its time stands for every pool model of that shape; the pool's total is the
+sum over its models of their shape's time (weights of most pool models are not on disk, so the total is an
+extrapolation from shapes, stated as such). Old path: ``run.score_model`` (the chunked kernel, tokenizing
+per model). New path: ``batched.score_one`` (token ids cached per tokenizer; a tokenizer's first model pays
+the tokenization, reported apart). Imports are paid before timing starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from mmlaw_utils.io import write_marked_region  # noqa: E402
+from mmlaw_utils.minipool.train import load_pool_config, model_config, build_model, base_family  # noqa: E402
+from mmlaw_utils.scoring import batched, cache, run  # noqa: E402
+from mmlaw_utils.texts import dataset_fingerprint, load_texts  # noqa: E402
+
+README = REPO_ROOT / "benchmarks" / "README.md"
+START, END = "<!-- tiny-scoring:start -->", "<!-- tiny-scoring:end -->"
+POOL = REPO_ROOT / "configs" / "pools" / "minipool.yaml"
+TOKENIZERS = REPO_ROOT / "data" / "minipool" / "tokenizers"
+COMMITTED = REPO_ROOT / "data" / "minipool" / "scores"
+
+
+def shape_key(entry: dict) -> tuple:
+    """What a model's scoring time depends on: its family (architecture, tokenizer) and dimensions."""
+    return (base_family(entry), int(entry["d_model"]), int(entry["n_layers"]), int(entry["n_heads"]))
+
+
+def shape_model(pool: dict, entry: dict, folder: Path) -> Path:
+    """The trained model of ``entry`` when its weights exist, else a random-init one of its shape saved in ``folder``."""
+    trained = REPO_ROOT / entry["id"]
+    if (trained / "config.json").is_file():
+        return trained
+    from transformers import PreTrainedTokenizerFast
+
+    family = base_family(entry)
+    spec = pool["families"][family]
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(TOKENIZERS / family)
+    config = model_config(spec["architecture"], len(tokenizer), entry["d_model"], entry["n_layers"], entry["n_heads"],
+                          int(spec["training"]["context"]), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                          spec.get("tie_embeddings"))
+    out = folder / Path(entry["id"]).name
+    build_model(config, seed=0).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def load_average() -> float:
+    """1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def committed_difference(entry: dict, results) -> float | None:
+    """Max relative |nll - committed nll| when ``results`` come from the trained model with a committed cache."""
+    if not (REPO_ROOT / entry["id"] / "config.json").is_file():
+        return None
+    found = sorted(COMMITTED.glob(f"{Path(entry['id']).name}-*.parquet"))
+    if not found:
+        return None
+    committed, _ = cache.read_cache(found[0])
+    if committed["text_id"].tolist() != results["text_id"].tolist():
+        return None  # another text set (--n-texts)
+    return float(np.max(np.abs(results["nll"].to_numpy() - committed["nll"].to_numpy()) / np.abs(committed["nll"].to_numpy())))
+
+
+def time_shapes(args) -> dict:
+    """Per distinct shape: tokens, old and new wall seconds, agreement; the pool's models per shape."""
+    pool = load_pool_config(POOL)
+    entries = pool["models"]
+    shapes: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        shapes.setdefault(shape_key(entry), []).append(entry)
+    chosen = [k for k in shapes if (not args.families or k[0] in args.families)
+              and (args.sizes is None or int(shapes[k][0]["size_index"]) in args.sizes)]
+    texts = load_texts(REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl", args.n_texts)
+    work = Path(tempfile.mkdtemp(prefix="bench_tiny_"))
+    rows, tokenized = [], set()
+    try:
+        models_dir = work / "models"
+        warm = run.ScoreRequest(model=str(shape_model(pool, shapes[chosen[0]][0], models_dir)), dataset=str(
+            REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl"), cache_dir=work / "warm" / "scores", n_texts=4,
+            max_length=64)
+        run.score_model(warm, progress=False, texts=texts.head(4))  # imports and first-call costs, outside the timings
+        for key in chosen:
+            entry = shapes[key][0]
+            folder = shape_model(pool, entry, models_dir)
+            request = run.request_from_settings("minipool", str(folder), cache_dir=work / "new" / "scores",
+                                                n_texts=args.n_texts)
+            first_of_tokenizer = key[0] not in tokenized
+            start = time.perf_counter()
+            new = batched.score_one(request, force=True, progress=False, texts=texts)
+            new_s = time.perf_counter() - start
+            tokenized.add(key[0])
+            arms: dict[str, int] = {}
+            for member in shapes[key]:
+                arms[member.get("arm", "main")] = arms.get(member.get("arm", "main"), 0) + 1
+            row = {"shape": key, "model": Path(entry["id"]).name, "n_models": len(shapes[key]), "arms": arms,
+                   "trained": folder == REPO_ROOT / entry["id"], "params": int(new.provenance["params_total"]),
+                   "tokens": int(new.results["n_tokens"].sum()), "new_s": new_s, "tokenized": first_of_tokenizer,
+                   "committed_rel": committed_difference(entry, new.results), "old_s": None, "old_rel": None}
+            if first_of_tokenizer:  # the same model again with the ids cached: what every later model pays
+                start = time.perf_counter()
+                batched.score_one(request, force=True, progress=False, texts=texts)
+                row["new_cached_s"] = time.perf_counter() - start
+            if args.old or (args.old_sizes and int(entry["size_index"]) in args.old_sizes):
+                old_request = run.request_from_settings("minipool", str(folder), cache_dir=work / "old" / "scores",
+                                                        n_texts=args.n_texts)
+                start = time.perf_counter()
+                old = run.score_model(old_request, force=True, progress=False, texts=texts)
+                row["old_s"] = time.perf_counter() - start
+                row["old_rel"] = float(np.max(np.abs(new.results["nll"].to_numpy() - old.results["nll"].to_numpy())
+                                              / np.abs(old.results["nll"].to_numpy())))
+            rows.append(row)
+            print(f"{row['model']}: new {new_s:.1f}s" + (f", old {row['old_s']:.1f}s" if args.old else ""), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"rows": rows, "n_pool_models": len(entries), "n_shapes": len(shapes), "n_texts": len(texts),
+            "fingerprint": dataset_fingerprint(texts["text_id"], texts["text"])}
+
+
+def pool_estimate(result: dict) -> dict:
+    """Extrapolated single-process wall time (s) of the pool's models whose shape was timed, on each path."""
+    rows = result["rows"]
+    seconds = sum(r["new_s"] + (r["n_models"] - 1) * r.get("new_cached_s", r["new_s"]) for r in rows)
+    old = sum(r["n_models"] * r["old_s"] for r in rows) if all(r["old_s"] is not None for r in rows) else None
+    arms: dict[str, int] = {}
+    for r in rows:
+        for arm, count in r["arms"].items():
+            arms[arm] = arms.get(arm, 0) + count
+    return {"new_s": seconds, "old_s": old, "n_models": sum(r["n_models"] for r in rows), "arms": arms}
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    """A table cell: ``value`` formatted, or empty when not measured."""
+    return "" if value is None else f"{value:{spec}}{suffix}"
+
+
+def markdown(result: dict, command: str, load_start: float, load_end: float) -> str:
+    """The README section: environment, one row per shape, the pool extrapolation."""
+    lines = [START, "## Scoring the miniature pool (tiny models)", "",
+             f"Command: `{command}` ({platform.machine()}, {len(os.sched_getaffinity(0))} cores visible, torch threads "
+             f"{torch.get_num_threads()}, load average {load_start:.1f} at start and {load_end:.1f} at the end, torch "
+             f"{torch.__version__}). {result['n_texts']:,} held-out texts (mixed_heldout.jsonl), the profile's windows "
+             "(256 tokens, 64 of context), fp32 on CPU, one process. Wall seconds per model; a loaded machine "
+             "inflates every figure, old and new alike (both paths ran back to back on the same model).", "",
+             "| model (shape) | pool models of this shape | weights | params | tokens | old path (s) | new path (s) "
+             "| new, ids cached (s) | speed-up | max rel. diff new vs old | vs committed cache |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        cached = r.get("new_cached_s")
+        best_new = cached if cached is not None else r["new_s"]
+        speedup = None if r["old_s"] is None else r["old_s"] / best_new
+        cells = [r["model"], str(r["n_models"]), "trained" if r["trained"] else "random-init", f"{r['params']:,}",
+                 f"{r['tokens']:,}", _fmt(r["old_s"], ".1f"), _fmt(r["new_s"], ".1f"), _fmt(cached, ".1f"),
+                 _fmt(speedup, ".1f", "x"), _fmt(r["old_rel"], ".1e"), _fmt(r["committed_rel"], ".1e")]
+        lines.append("| " + " | ".join(cells) + " |")
+    estimate = pool_estimate(result)
+    old = "" if estimate["old_s"] is None else f" (old path: {estimate['old_s'] / 60:.1f} min)"
+    arms = ", ".join(f"{arm} {count}" for arm, count in sorted(estimate["arms"].items()))
+    lines += ["", f"**Extrapolated from the {len(result['rows'])} timed shapes (of the pool's {result['n_shapes']}) to "
+              f"the {estimate['n_models']} pool models of those shapes** ({arms}; the pool has {result['n_pool_models']}): "
+              f"{estimate['new_s'] / 60:.1f} min of wall time in one process on the new path{old}, each tokenizer's "
+              "ids computed once, at the load average above. Most weights are not on disk, so this is time per "
+              "shape x models of that shape, not a run of the pool."]
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="seconds: two smallest shapes, 40 texts, old and new, no README")
+    parser.add_argument("--n-texts", type=int, default=None, help="first N held-out texts (default: all 2,398)")
+    parser.add_argument("--families", nargs="*", help="only these families (default: all)")
+    parser.add_argument("--sizes", type=int, nargs="*", help="only these size indices (default: all)")
+    parser.add_argument("--old", action="store_true", help="also time the chunked path (slow) on every shape")
+    parser.add_argument("--old-sizes", type=int, nargs="*", help="time the chunked path on these size indices only")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s, the pool's)")
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.n_texts, args.families, args.sizes, args.old, args.write_readme = 40, ["gemma", "neox"], [0], True, False
+    torch.set_num_threads(args.threads)
+    load_start = load_average()
+    result = time_shapes(args)
+    command = "python benchmarks/bench_tiny_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = markdown(result, command.strip(), load_start, load_average())
+    print(section)
+    for r in result["rows"]:
+        for key in ("old_rel", "committed_rel"):
+            if r[key] is not None and r[key] > 1e-6:
+                print(f"bench_tiny_scoring: {r['model']}: {key} {r[key]:.1e} exceeds 1e-6", file=sys.stderr)
+                return 1
+    if args.write_readme:
+        write_marked_region(README, section, START, END, append_if_missing=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
