@@ -71,7 +71,7 @@ def write_segments(folder: Path, lm, texts: pd.DataFrame, segmentation: str, see
     return int(lengths.sum())
 
 
-def run(profile: str, segmentations: list[str], root: Path) -> dict:
+def run(profile: str, segmentations: list[str], root: Path, n_bootstrap: int = 200) -> dict:
     """Prepare the profile's fake segment files in ``root``, then time compute_results + write_outputs."""
     spec = load_profile(profile)
     lm = load_loss_matrix(spec.data_dir)
@@ -82,7 +82,7 @@ def run(profile: str, segmentations: list[str], root: Path) -> dict:
         (folder / name).write_bytes((spec.data_dir / name).read_bytes())
     sizes = {g: write_segments(folder, lm, texts, g) for g in segmentations}
     start, cpu_start = time.perf_counter(), time.process_time()
-    results = report.compute_results(lm, texts, folder, profile, n_bootstrap=200, progress=False)
+    results = report.compute_results(lm, texts, folder, profile, n_bootstrap=n_bootstrap, progress=False)
     report.write_outputs(results, resolve_run_paths(profile, data_dir=folder))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"profile": profile, "models": lm.shape[0], "texts": lm.shape[1], "seconds": seconds, "cpu": cpu,
@@ -92,8 +92,15 @@ def run(profile: str, segmentations: list[str], root: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write-readme", action="store_true", help="rewrite the granularity section of benchmarks/README.md")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds-long check: the real pool at text and word granularity, 20 resamples; writes nothing")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    if args.smoke:
+        with tempfile.TemporaryDirectory() as tmp:
+            row = run("real", ["text", "word"], Path(tmp), n_bootstrap=20)
+        print(f"smoke: {row['models']} x {row['texts']} ({row['segments']}) in {row['seconds']:.1f} s")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run("real", ["text", "line", "word", "common_token"], Path(tmp)),
                 run("minipool", ["word", "common_token"], Path(tmp))]
