@@ -23,7 +23,7 @@ def test_summary_counts_each_verdict_and_lists_its_claims(tmp_path):
     _claims(tmp_path / "data")
     text = summary_markdown("demo", tmp_path / "data", tmp_path)
     # verdicts are counted in the order of analysis.claims.VERDICTS; a verdict no claim got is not listed
-    assert "): 2 disagrees, 1 not identified." in text and "agrees," not in text
+    assert "): 2 disagrees, 1 not identified." in text and "0 agrees" not in text
     assert "`data/claims.csv`" in text and "profile `demo`" in text
     assert "- *disagrees*: 1. §4.1: a; 3. Fig. 1: c" in text and "- *not identified*: 2. §4.2: b" in text
 
