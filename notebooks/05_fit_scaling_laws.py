@@ -210,7 +210,7 @@ caption = (f"**Table 1** ({paths.profile}: {lm.shape[0]} models, {lm.shape[1]} t
            f"clusters). Fits of eq. 7 on the Pareto points, P in units of {params_unit:g} parameters; "
            f"[the envelope of four {level:.0%} intervals (lowest lo, highest hi): text bootstrap ({n_bootstrap} text "
            f"resamples), cluster bootstrap ({n_bootstrap} resamples of the {n_clusters} clusters), model jackknife, "
-           f"profile likelihood; the column *interval method* names the methods setting the ends]; "
-           f"(the paper's value).")
+           f"profile likelihood; the column *interval method* names the methods setting the ends]. The paper's own "
+           f"values are not comparable and stand in a table of their own (README, first screen).")
 write_table1(table1, paths.data_dir, caption=caption)
 display(Markdown(table1_markdown(table1, caption)))

@@ -90,10 +90,10 @@ def test_table1_counts_fits_intervals_and_paper_values():
     assert table.loc["cross_family", "paper_alpha"] == paper.loc["cross_family", "alpha"] == 0.5516
     assert table.loc["single", "paper_raw_points"] == 71
     text = table1_markdown(table.reset_index(), caption="cap")
-    assert text.startswith("cap\n") and "| Single model | 6 (71) | 5 (12) |" in text
-    # ours [CI] (paper); resample 0 (NaN A) is dropped from all three intervals of the group
+    assert text.startswith("cap\n") and "| Single model | 6 | 5 |" in text
+    # ours [CI], never interleaved with the paper's values; resample 0 (NaN A) is dropped from all three intervals
     lo, hi = np.quantile(values[1:] / 100, [0.025, 0.975])
-    assert f"0.5000 [{lo:.4f}, {hi:.4f}] (0.3578)" in text
+    assert f"0.5000 [{lo:.4f}, {hi:.4f}] |" in text and "0.3578" not in text and "(71)" not in text
 
 
 def test_paper_table1_reproduces_its_own_laws():
@@ -147,7 +147,7 @@ def test_update_readme_embeds_table_and_figures(tmp_path):
     readme.write_text(f"# T\n{RESULTS_START}\nstale\n{RESULTS_END}\nrest\n")
     update_readme(readme, "synthetic", data, figures)
     text = readme.read_text()
-    assert "stale" not in text and "**Table 1** test" in text and "| Single model | 6 (71)" in text
+    assert "stale" not in text and "**Table 1** test" in text and "| Single model | 6 | 5 |" in text
     assert "(figures/fig1_single_vs_ensemble.png)" in text and "fig2" not in text
     assert text.endswith(f"{RESULTS_END}\nrest\n")
 

@@ -330,24 +330,18 @@ def _methods(row: pd.Series) -> str:
 
 
 def table1_markdown(table: pd.DataFrame, caption: str = "") -> str:
-    """Markdown of Table 1: ours (with CIs) beside the paper's values in parentheses."""
+    """Markdown of Table 1: this pool's fits with their intervals (the paper's values are a table of their own)."""
     header = (
-        "| Collaboration setting | Raw points (paper) | Pareto points (paper) "
-        "| L∞ [interval] (paper) | A [interval] (paper) | α [interval] (paper) | interval method | fit status |\n"
+        "| Collaboration setting | Raw points | Pareto points | L∞ [interval] | A [interval] | α [interval] "
+        "| interval method | fit status |\n"
         "|---|---:|---:|---:|---:|---:|---|---|\n"
     )
     lines = []
     for _, row in table.iterrows():
-        def paper(name: str, digits: int) -> str:
-            value = row[f"paper_{name}"]
-            return "" if pd.isna(value) else f" ({value:.{digits}f})" if digits else f" ({int(value)})"
         lines.append(
-            f"| {row['setting']} | {row['raw_points']}{paper('raw_points', 0)} "
-            f"| {row['pareto_points']}{paper('pareto_points', 0)} "
-            f"| {_with_ci(row, 'L_inf', '.2f')}{paper('L_inf', 2)} "
+            f"| {row['setting']} | {row['raw_points']} | {row['pareto_points']} | {_with_ci(row, 'L_inf', '.2f')} "
             # A depends on the unit of P (tiny in billions for small pools): significant digits
-            f"| {_with_ci(row, 'A', '.4g')}{paper('A', 2)} "
-            f"| {_with_ci(row, 'alpha', '.4f')}{paper('alpha', 4)} | {_methods(row)} | {row['fit_status']} |"
+            f"| {_with_ci(row, 'A', '.4g')} | {_with_ci(row, 'alpha', '.4f')} | {_methods(row)} | {row['fit_status']} |"
         )
     text = header + "\n".join(lines) + "\n"
     return (caption.strip() + "\n\n" + text) if caption else text
