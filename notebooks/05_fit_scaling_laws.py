@@ -60,7 +60,7 @@ from mmlaw_utils.analysis.oracle import pair_oracle_losses, pair_win_shares
 from mmlaw_utils.analysis.padding import PAPER_ASSUMED_SIZES_B, padding_table, paper_padding_table
 from mmlaw_utils.analysis.claims import claims_table, verdict_counts
 from mmlaw_utils.scoring.assemble import load_loss_matrix
-from mmlaw_utils.analysis.model_selection import compare_forms, support_sentence
+from mmlaw_utils.analysis.model_selection import compare_frontiers, support_sentence
 from mmlaw_utils.analysis.profile import profile_intervals
 from mmlaw_utils.analysis.uncertainty import (CLUSTER_RULE, leave_one_model_out, sensitivity_table, text_clusters,
                                               uncertainty_table)
@@ -129,9 +129,7 @@ display(sensitivity[sensitivity["influential"]])
 # AICc (Gaussian errors, the variance counted as a parameter) and leave-one-point-out error.
 
 # %%
-comparison = pd.concat([compare_forms(front["params"].to_numpy(dtype=float) / params_unit,
-                                      front["loss"].to_numpy(dtype=float), group) for group, front in fronts.items()],
-                       ignore_index=True)
+comparison = compare_frontiers(fronts, params_unit)
 write_csv(comparison, paths.output("model_comparison"))
 for group in fronts:
     print(f"{group}: {support_sentence(comparison[comparison['group'] == group])}")

@@ -77,3 +77,15 @@ def test_bootstrap_over_one_text_warns():
     with pytest.warns(UserWarning, match=r"bootstrap over 1 text\(s\).*zero width"):
         counts = bootstrap_counts(1, 3, seed=0)
     assert counts.tolist() == [[1], [1], [1]]
+
+
+def test_pool_where_no_group_can_be_fitted_gives_table1_with_reasons(tmp_path):
+    # two models of two families: 2 single points, 1 cross-family pair, no same-family pair; eq. 7 needs more
+    _save_pool(tmp_path, ["a", "b"])
+    for name in ("03_oracle_pairs", "04_frontiers"):
+        _run(name, tmp_path)
+    _run("05_fit_scaling_laws", tmp_path, n_bootstrap=3)
+    table1 = (tmp_path / "table1.md").read_text()
+    assert "| Single model | 2 | 2 |" in table1
+    claims = (tmp_path / "claims.csv").read_text()
+    assert "not identified" in claims

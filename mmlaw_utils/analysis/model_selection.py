@@ -15,7 +15,7 @@ error: each Pareto point is predicted by the form fitted to the others; ``loo_rm
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -145,6 +145,13 @@ def compare_forms(params: np.ndarray, losses: np.ndarray, group: str = "") -> pd
     else:
         frame["supported"] = frame["within_2_aicc"]
     return frame[COMPARISON_COLUMNS]
+
+
+def compare_frontiers(fronts: Mapping[str, pd.DataFrame], params_unit: float) -> pd.DataFrame:
+    """``compare_forms`` on every frontier (P in units of ``params_unit``, loss in nats); no rows when none is given."""
+    parts = [compare_forms(front["params"].to_numpy(dtype=float) / params_unit, front["loss"].to_numpy(dtype=float),
+                           group) for group, front in fronts.items()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COMPARISON_COLUMNS)
 
 
 def support_sentence(comparison: pd.DataFrame) -> str:
