@@ -504,3 +504,13 @@ def test_a_model_scored_by_another_worker_is_left_to_it(tmp_path, monkeypatch):
     with train.exclusive(held, wait=False) as mine:
         assert mine and train.scoring_elsewhere(entry, profile, "f" * 64)
     assert not train.scoring_elsewhere(entry, profile, "f" * 64)
+
+
+def test_models_table_keeps_to_the_pool_models_when_given(tmp_path):
+    """Logs of models a larger recipe built ahead stay out of a smaller pool's models table."""
+    for name, params in (("a", 10), ("b", 20)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"model": f"models/x/{name}", "family": "f", "params": params}))
+    every = train.write_models_table(tmp_path, tmp_path / "all.csv")
+    kept = train.write_models_table(tmp_path, tmp_path / "kept.csv", {"models/x/b"})
+    assert every["model"].tolist() == ["models/x/a", "models/x/b"] and kept["model"].tolist() == ["models/x/b"]
+    assert pd.read_csv(tmp_path / "kept.csv")["model"].tolist() == ["models/x/b"]

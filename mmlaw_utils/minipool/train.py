@@ -628,9 +628,14 @@ def tokenizer_label(spec: dict) -> str:
     return label + ("-digits" if spec.get("pretokenizer") == "digits" else "")
 
 
-def write_models_table(log_dir: Path, out_path: Path) -> pd.DataFrame:
-    """Collect the run summaries in ``log_dir`` into the models table (csv, atomic)."""
+def write_models_table(log_dir: Path, out_path: Path, models: set[str] | None = None) -> pd.DataFrame:
+    """Collect the run summaries in ``log_dir`` into the models table (csv, atomic), of ``models`` (ids) when given.
+
+    A pool that lists fewer models than its logs hold (a larger recipe built ahead) keeps its table to its own models.
+    """
     rows = [json.loads(p.read_text()) for p in sorted(log_dir.glob("*.json"))]
+    if models is not None:
+        rows = [row for row in rows if row.get("model") in models]
     table = pd.DataFrame(rows)
     if not table.empty:
         table = table.sort_values(["family", "params"]).reset_index(drop=True)
@@ -752,6 +757,7 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
         raise ValueError(f"profile {score_profile} scores on {profile.dataset}, but pool {pool_path} "
                          f"decontaminates against {eval_dataset}")
     entries = pool["models"]
+    pool_ids = {str(e["id"]) for e in entries}
     if only:
         unknown = set(only) - {model_name(e) for e in entries} - {str(e["id"]) for e in entries}
         if unknown:
@@ -779,9 +785,9 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
             start_scoring = time.time()
             score_entry(entry, profile)
             record_scoring_time(log_dir / f"{model_name(entry)}.json", time.time() - start_scoring)
-            table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
+            table = write_models_table(log_dir, log_dir.parent / "models_table.csv", pool_ids)
             export_data_manifests(models_root, streams, log_dir.parent / "train_data")
-    table = write_models_table(log_dir, log_dir.parent / "models_table.csv")
+    table = write_models_table(log_dir, log_dir.parent / "models_table.csv", pool_ids)
     export_data_manifests(models_root, streams, log_dir.parent / "train_data")
     ready = f"pool {pool['name']}: {len(entries) - len(elsewhere)} model(s) ready in {time.time() - start:.0f}s"
     if elsewhere:
