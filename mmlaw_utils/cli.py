@@ -269,6 +269,7 @@ def _add_real(sub: argparse._SubParsersAction) -> None:
                                                                    "extracted corpora (minipool sources)")
     table.add_argument("--per-domain", type=int, default=3, help="calibration documents per domain (with --build-sample)")
     table.add_argument("--max-tokens", type=int, default=256, help="tokens kept per calibration text")
+    table.add_argument("--table", default=None, help="csv to merge the rows into (default data/real/real_prefix_sensitivity.csv)")
     table.set_defaults(handler=_cmd_real_prefix_table)
 
 
@@ -320,7 +321,7 @@ def _cmd_real_prefix_table(args: argparse.Namespace) -> int:
         atomic_write_text(sample, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
         print(f"wrote {len(docs)} calibration documents to {sample}")
     docs = [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()]
-    table_file = realmodels.PREFIX_TABLE_FILE
+    table_file = Path(args.table) if args.table else realmodels.PREFIX_TABLE_FILE
     frames = [f for f in [realmodels.read_prefix_table(table_file)] if f is not None]
     for model_id in [realmodels.packaged_model(m).model_id for m in args.models] or list(realmodels.PACKAGED_MODELS):
         frames = [f[f["model"] != model_id] for f in frames]
