@@ -267,8 +267,8 @@ def _add_real(sub: argparse._SubParsersAction) -> None:
     table.add_argument("models", nargs="*", help=f"default: every packaged model ({', '.join(sorted(PACKAGED_MODELS))})")
     table.add_argument("--build-sample", action="store_true", help="rebuild data/real/prefix_calibration.jsonl from the "
                                                                    "extracted corpora (minipool sources)")
-    table.add_argument("--per-domain", type=int, default=3, help="calibration documents per domain (with --build-sample)")
-    table.add_argument("--max-tokens", type=int, default=256, help="tokens kept per calibration text")
+    table.add_argument("--per-domain", type=int, default=2, help="calibration documents per domain (with --build-sample)")
+    table.add_argument("--max-tokens", type=int, default=128, help="tokens kept per calibration text")
     table.add_argument("--table", default=None, help="csv to merge the rows into (default data/real/real_prefix_sensitivity.csv)")
     table.set_defaults(handler=_cmd_real_prefix_table)
 

@@ -194,3 +194,18 @@ def test_committed_prefix_table_choices_are_the_models_prefixes_and_their_caches
         _, provenance = read_cache(path)
         recorded[provenance["model"]] = realmodels.prefix_mismatches(provenance["model"], provenance)
     assert recorded == {model: [] for model in realmodels.PACKAGED_MODELS}
+
+
+def test_llamacpp_benchmark_nll_from_logits_matches_torch():
+    """benchmarks/bench_llamacpp.py's log-softmax over raw logit rows (tiled, float64) against torch's."""
+    import importlib.util
+
+    path = realmodels.REPO_ROOT / "benchmarks" / "bench_llamacpp.py"
+    loaded = importlib.util.spec_from_file_location("bench_llamacpp", path)
+    bench = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(bench)
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 4, size=(150, 999)).astype(np.float32)  # more rows than one 64-row tile
+    targets = rng.integers(0, 999, size=150)
+    expected = -torch.from_numpy(logits).double().log_softmax(-1)[torch.arange(150), torch.from_numpy(targets)].sum()
+    assert bench.nll_from_logits(logits, targets) == pytest.approx(float(expected), rel=1e-12)

@@ -449,13 +449,13 @@ NO_PREFIX = "none"
 CODE_DOMAINS = ("code", "technical")  # Python source and its rst docs; the rest of the calibration sample is prose
 
 
-def calibration_documents(heldout: str | Path, per_domain: int = 3, max_chars: int = 2000,
+def calibration_documents(heldout: str | Path, per_domain: int = 2, max_chars: int = 2000,
                           seed: str = "prefix-calibration") -> list[dict[str, str]]:
     """Training-side documents of the held-out set's own sources: ``per_domain`` per domain, by seeded hash.
 
     Needs the extracted corpora (``minipool.sources``); the held-out set (``source`` = ``name:document``,
     ``domain``) names which sources feed each domain. Texts are clipped to ``max_chars`` at a whitespace,
-    enough for 256 tokens under every tokenizer here. Keys: text_id, doc_id, source, domain, text.
+    enough for the 128 tokens that ``real prefix-table`` keeps, under every tokenizer here. Keys: text_id, doc_id, source, domain, text.
     """
     import json
 
@@ -544,7 +544,7 @@ def later_tokens_nll(model, sequences: Sequence[Any], settings, prefix_id: int |
 
 
 def prefix_sensitivity_table(model, tokenizer, texts: Sequence[str], domains: Sequence[str], separator: str,
-                             max_tokens: int = 256) -> pd.DataFrame:
+                             max_tokens: int = 128) -> pd.DataFrame:
     """Loss of tokens 2..n (each text cut to its first ``max_tokens`` tokens) under every prefix candidate.
 
     One row per candidate: candidate, token, token_id, separator (whether it is the documented one),
@@ -572,7 +572,7 @@ def prefix_sensitivity_table(model, tokenizer, texts: Sequence[str], domains: Se
     return pd.DataFrame(rows)
 
 
-def measure_prefixes(model_id: str, documents: Sequence[dict[str, str]], max_tokens: int = 256) -> pd.DataFrame:
+def measure_prefixes(model_id: str, documents: Sequence[dict[str, str]], max_tokens: int = 128) -> pd.DataFrame:
     """:func:`prefix_sensitivity_table` of one packaged model (its GGUF BOS and EOS untouched), with ``model``."""
     spec = packaged_model(model_id)
     model, tokenizer, _ = load_packaged_model(model_id, device="cpu", dtype="float32", document_prefix=False)
