@@ -14,6 +14,7 @@ import pytest
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.pool import load_pool
 from mmlaw_utils.scoring.cache import cache_path, write_cache
+from mmlaw_utils.scoring.realmodels import packaged_model
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 DOMAINS = ["code"] * 8 + ["fiction"] * 8 + ["religious"] * 8
@@ -51,7 +52,8 @@ def _fake_run(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         provenance = {"model": model, "model_revision": revision, "dataset_fingerprint": fingerprint, "complete": True,
                       "params_total": params, "params_nonembed": params // 2, "head_tied": True,
                       "gguf_quantization": "Q4_K_M", "model_variant": f"{model} variant", "dtype": scoring["dtype"],
-                      "device": "cpu", "max_length": scoring["max_length"], "context_tokens": scoring["max_length"] // 2}
+                      "device": "cpu", "max_length": scoring["max_length"], "context_tokens": scoring["max_length"] // 2,
+                      "document_prefix": packaged_model(model).document_prefix}
         write_cache(cache_path(root / "data" / "scores", model, fingerprint), frame, provenance)
     return L, n_bytes, list(pool["model"])
 

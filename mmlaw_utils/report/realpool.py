@@ -247,6 +247,9 @@ def prefix_markdown(results: RealPoolResults) -> list[str]:
                   f"**its score cache was scored after {_token_cell(used)}: rescore it**" if q.model in recorded else
                   "it has no score cache in this run")
         lines.append(f"- {q.name}: {_token_cell(q.token)}; {q.reason}; {status}.")
+    for m in results.models[~results.models["model"].isin(p["model"])].itertuples():
+        lines.append(f"- {m.name}: no prefix-sensitivity rows yet (`python -m mmlaw_utils real prefix-table {m.model}`); "
+                     f"scored after {_token_cell(m.document_prefix)}.")
     return lines
 
 
