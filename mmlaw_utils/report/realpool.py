@@ -214,11 +214,12 @@ def reading_markdown(results: RealPoolResults) -> list[str]:
     return lines + [""]
 
 
-def _token_cell(token: Any) -> str:
-    """A prefix token as a markdown table cell: code span, pipes escaped, a newline shown as \\n; "-" for none."""
+def _token_cell(token: Any, in_table: bool = True) -> str:
+    """A prefix token as a code span, a newline shown as \\n (pipes escaped in a table cell); "-" for none."""
     if token is None or (isinstance(token, float) and math.isnan(token)) or token == "":
         return "-"
-    return "`" + str(token).replace("\n", "\\n").replace("|", "\\|") + "`"
+    shown = "`" + str(token).replace("\n", "\\n") + "`"
+    return shown.replace("|", "\\|") if in_table else shown
 
 
 def prefix_markdown(results: RealPoolResults) -> list[str]:
@@ -237,19 +238,19 @@ def prefix_markdown(results: RealPoolResults) -> list[str]:
              "model and the lowest-loss token is used (`analysis.realpool.choose_prefix`; no prefix cannot be chosen, "
              "since then the first token is not scored). Regenerate with `python -m mmlaw_utils real prefix-table`.", ""]
     lines += _table(["model", "candidate", "token", "nats/token", "code", "prose", "vs none", "chosen"], [
-        [q.name, q.candidate, _token_cell(q.token), f"{q.nats_per_token:.4f}", f"{q.nats_per_token_code:.4f}",
+        [q.name, q.candidate.replace("|", "\\|"), _token_cell(q.token), f"{q.nats_per_token:.4f}", f"{q.nats_per_token_code:.4f}",
          f"{q.nats_per_token_prose:.4f}", _pct(q.vs_none), "yes" if q.chosen else ""] for q in p.itertuples()])
     lines.append("")
     recorded = dict(zip(results.models["model"], results.models.get("document_prefix", [None] * len(results.models))))
     for q in p[p["chosen"]].itertuples():
         used = recorded.get(q.model)
         status = ("its score cache was scored after it" if used == q.token else
-                  f"**its score cache was scored after {_token_cell(used)}: rescore it**" if q.model in recorded else
+                  f"**its score cache was scored after {_token_cell(used, False)}: rescore it**" if q.model in recorded else
                   "it has no score cache in this run")
-        lines.append(f"- {q.name}: {_token_cell(q.token)}; {q.reason}; {status}.")
+        lines.append(f"- {q.name}: {_token_cell(q.token, False)}; {q.reason}; {status}.")
     for m in results.models[~results.models["model"].isin(p["model"])].itertuples():
         lines.append(f"- {m.name}: no prefix-sensitivity rows yet (`python -m mmlaw_utils real prefix-table {m.model}`); "
-                     f"scored after {_token_cell(m.document_prefix)}.")
+                     f"scored after {_token_cell(m.document_prefix, False)}.")
     return lines
 
 

@@ -569,7 +569,7 @@ def prefix_sensitivity_table(model, tokenizer, texts: Sequence[str], domains: Se
             row[f"nll_sum_{part}"] = float(nll[mask].sum())
             row[f"nats_per_token_{part}"] = float(nll[mask].sum() / counts[mask].sum()) if mask.any() else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"token_id": "Int64"})
 
 
 def measure_prefixes(model_id: str, documents: Sequence[dict[str, str]], max_tokens: int = 128) -> pd.DataFrame:
@@ -586,4 +586,4 @@ def read_prefix_table(path: str | Path = PREFIX_TABLE_FILE) -> pd.DataFrame | No
     path = Path(path)
     if not path.is_file():
         return None
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"token_id": "Int64"})
