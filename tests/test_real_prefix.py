@@ -114,7 +114,7 @@ def test_a_breaking_separator_is_replaced_and_a_harmless_one_kept(bigram_case):
     assert token == "<s>" and "breaks the model" in reason
     fine = realmodels.prefix_sensitivity_table(model, tokenizer, texts, ["prose"] * 6, separator="<s>", max_tokens=MAX_TOKENS)
     token, reason = choose_prefix(fine)
-    assert token == "<s>" and "kept" in reason
+    assert token == "<s>" and "has the lowest loss of every candidate" in reason
 
 
 def test_a_newline_prefix_is_its_one_token_and_becomes_the_bos(tiny_tokenizers):
@@ -144,7 +144,8 @@ def test_choice_rule_on_hand_made_numbers():
     assert choose_prefix(table, tolerance=0.01)[0] == "<|im_start|>"  # broken at 1%: best token, not "none"
     worse = table.assign(nll_sum=[1330.0, 1005.0, 1001.0, 1000.0])
     token, reason = choose_prefix(worse)
-    assert token == "\n" and "+33.0%" in reason and "+0.1%" in reason
+    assert token == "\n" and "+33.0%" in reason and "(newline, +0.1% over the best)" in reason
+    assert "`\\n` is used (the best candidate)" in choose_prefix(worse.assign(nll_sum=[1330.0, 1005.0, 999.0, 1000.0]))[1]
     both = prefix_choices(pd.concat([table.assign(model="a"), worse.assign(model="b")], ignore_index=True))
     assert both.groupby("model")["chosen"].sum().tolist() == [1, 1]
     assert both.loc[both["model"] == "b", "vs_none"].round(3).tolist() == [0.33, 0.005, 0.001, 0.0]

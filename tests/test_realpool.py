@@ -170,7 +170,7 @@ def test_prefix_section_shows_every_candidate_the_choice_and_the_cache_prefix():
     assert "24 training-side calibration documents" in text
     assert "| b | BOS, separator | `<\\|endoftext\\|>` | 0.2600 | 0.1000 | 0.3000 | +30.0% |  |" in text
     assert "| b | newline | `\\n` | 0.2002 | 0.1000 | 0.3000 | +0.1% | yes |" in text
-    assert "- a: `<|endoftext|>`; the documented separator `<|endoftext|>` is within 0.0% of the best" in text
+    assert "- a: `<|endoftext|>`; the documented separator `<|endoftext|>` has the lowest loss of every candidate" in text
     assert "its score cache was scored after it." in text.split("- a:")[1].split("\n")[0]
     # b's cache still holds the old prefix: the report says so
     assert "**its score cache was scored after `<s>`: rescore it**" in text.split("- b:")[1]

@@ -240,15 +240,20 @@ def choose_prefix(table: pd.DataFrame, tolerance: float = PREFIX_TOLERANCE) -> t
         raise ValueError(f"expected one documented-separator row, got {len(separator)}")
     sep = separator.iloc[0]
     excess = float(sep["nll_sum"]) / float(best["nll_sum"]) - 1.0
+    if excess == 0.0:
+        return str(sep["token"]), (f"the documented separator `{_shown(sep['token'])}` has the lowest loss of every "
+                                    "candidate on tokens 2..n, so it is kept")
     if excess <= tolerance:
         return str(sep["token"]), (f"the documented separator `{_shown(sep['token'])}` is within {100 * excess:.1f}% of the "
                                     f"best prefix ({best['candidate']}) on tokens 2..n, so it is kept")
     tokens = table[table["token"].notna()]
     pick = tokens.loc[tokens["nll_sum"].idxmin()]
+    pick_excess = float(pick["nll_sum"]) / float(best["nll_sum"]) - 1
     return str(pick["token"]), (f"the documented separator `{_shown(sep['token'])}` costs {100 * excess:+.1f}% on tokens 2..n "
                                 f"against the best prefix ({best['candidate']}): it breaks the model, so the lowest-loss "
-                                f"token `{_shown(pick['token'])}` ({pick['candidate']}, "
-                                f"{100 * (float(pick['nll_sum']) / float(best['nll_sum']) - 1):+.1f}%) is used")
+                                f"token `{_shown(pick['token'])}` is used ("
+                                + (f"{pick['candidate']}, {100 * pick_excess:+.1f}% over the best)" if pick_excess > 0
+                                   else "the best candidate)"))
 
 
 def _shown(token: Any) -> str:
