@@ -107,5 +107,7 @@ def test_domains_family_pairs_mixture_and_report(real_run):
     assert len(mixture) == 11 and (mixture["mix_minus_oracle"] >= -1e-9).all()
     report = (root / "data" / "real_pool.md").read_text()
     assert "instruct" in report.lower() and "quantised" in report and "*code* (likely: python_stdlib)" in report
+    # the committed prefix-sensitivity table of profile real is read by default, and every cache's prefix shown
+    assert "**Scoring prefix per model.**" in report and "| Qwen2.5-Coder-0.5B-Instruct | newline | `\\n` |" in report
     for stem in ("real_pool_frontier", "real_pool_domains"):
         assert (root / "fig" / f"{stem}.png").stat().st_size > 0
