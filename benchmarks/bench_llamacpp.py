@@ -87,7 +87,6 @@ def check_model(model_id: str, texts: pd.DataFrame) -> pd.DataFrame:
     cache, provenance = committed_cache(model_id)
     path = realmodels.gguf_path(model_id)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    vocab = tokenizer.get_vocab()
     prefix = realmodels.recorded_prefix(provenance)
     sequences = kernel.tokenize_texts(tokenizer, texts["text"].tolist(), texts["text_id"].tolist())
     llm = open_llama(path, n_ctx=max(len(s) for s in sequences) + 8)
@@ -98,10 +97,11 @@ def check_model(model_id: str, texts: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"{model_id}, text {text_id}: {len(tokens)} tokens here, {int(cached['n_tokens'])} in the cache")
         start = time.perf_counter()
         row = {"model": model_id, "text_id": text_id, "domain": domain, "n_tokens": len(tokens), "prefix": prefix,
-               "nll_cache": float(cached["nll"]), "nll_llamacpp": llama_nll(llm, vocab[prefix], tokens)}
+               "nll_cache": float(cached["nll"]),
+               "nll_llamacpp": llama_nll(llm, realmodels.prefix_token_id(tokenizer, prefix), tokens)}
         row["seconds"] = time.perf_counter() - start
         if spec.separator != prefix:
-            row["nll_llamacpp_separator"] = llama_nll(llm, vocab[spec.separator], tokens)
+            row["nll_llamacpp_separator"] = llama_nll(llm, realmodels.prefix_token_id(tokenizer, spec.separator), tokens)
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame["rel_diff"] = frame["nll_llamacpp"] / frame["nll_cache"] - 1.0

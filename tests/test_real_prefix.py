@@ -209,6 +209,11 @@ def test_committed_prefix_table_choices_are_the_models_prefixes_and_their_caches
     for model, rows in table.groupby("model"):
         token, _ = choose_prefix(rows)
         assert token == realmodels.packaged_model(model).document_prefix, model
+    # the kernel drops a leading BOS from a text that does not spell it: no scored text may start with a prefix
+    # that is plain text (the 0.5B's newline), or it would lose its first token
+    texts = [json.loads(line)["text"] for line in (realmodels.REPO_ROOT / "data" / "texts" / "mixed_real.jsonl").open()]
+    for spec in realmodels.PACKAGED_MODELS.values():
+        assert not [t for t in texts if t.startswith(spec.document_prefix)], spec.model_id
     recorded = {}
     for path in sorted((realmodels.REPO_ROOT / "data" / "real" / "scores").glob("*.parquet")):
         _, provenance = read_cache(path)
