@@ -8,8 +8,8 @@ For each packaged model (``mmlaw_utils.scoring.realmodels``), texts spread over 
 (every k-th, so every domain) are tokenized as the scoring kernel does (the GGUF's tokenizer in
 transformers), put after the prefix token its committed cache records, and evaluated by llama.cpp on the
 same GGUF file; the summed NLL of every text token (nats, eq. 1) is compared with the committed cache.
-Where a model's cache prefix is not its documented separator (Qwen2.5-Coder-0.5B), the texts are also
-evaluated after the separator, so llama.cpp measures what the separator does to that model independently.
+Where a model's documented separator and its chosen prefix differ (Qwen2.5-Coder-0.5B), the texts are also
+evaluated after the one its cache did not use, so llama.cpp measures what the prefix does to that model independently.
 Per-text rows go to ``benchmarks/llamacpp_check.csv``; ``--write-readme`` writes the table into
 benchmarks/README.md. llama.cpp's AMX kernels crash with "illegal instruction" on some CPUs: the extra
 buffer types are turned off (``use_extra_bufts=False``).
@@ -80,7 +80,7 @@ def open_llama(path: Path, n_ctx: int):
 
 
 def check_model(model_id: str, texts: pd.DataFrame) -> pd.DataFrame:
-    """Per text: the committed cache's NLL, llama.cpp's after the same prefix, and after the separator if other."""
+    """Per text: the committed cache's NLL, llama.cpp's after the same prefix, and after the model's other prefix if any."""
     from transformers import AutoTokenizer
 
     spec = realmodels.packaged_model(model_id)
@@ -100,8 +100,10 @@ def check_model(model_id: str, texts: pd.DataFrame) -> pd.DataFrame:
                "nll_cache": float(cached["nll"]),
                "nll_llamacpp": llama_nll(llm, realmodels.prefix_token_id(tokenizer, prefix), tokens)}
         row["seconds"] = time.perf_counter() - start
-        if spec.separator != prefix:
-            row["nll_llamacpp_separator"] = llama_nll(llm, realmodels.prefix_token_id(tokenizer, spec.separator), tokens)
+        # the documented separator and the chosen prefix, where the cache used the other one
+        for other in sorted({spec.separator, spec.document_prefix} - {prefix})[:1]:
+            row["other_prefix"] = other
+            row["nll_llamacpp_other"] = llama_nll(llm, realmodels.prefix_token_id(tokenizer, other), tokens)
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame["rel_diff"] = frame["nll_llamacpp"] / frame["nll_cache"] - 1.0
@@ -109,25 +111,24 @@ def check_model(model_id: str, texts: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_lines(frame: pd.DataFrame) -> list[str]:
-    """Markdown table: per model, agreement of llama.cpp with the cache, and what the separator costs where checked."""
-    lines = ["| model | prefix | texts | tokens | median abs. rel. diff | max abs. rel. diff (text) | "
-             "nats/text cache | nats/text llama.cpp | separator instead: nats/text (change) |",
+    """Markdown table: per model, agreement of llama.cpp with the cache, and llama.cpp after the other prefix where checked."""
+    shown = lambda token: "`" + str(token).replace("\n", "\\n").replace("|", "\\|") + "`"  # noqa: E731
+    lines = ["| model | cache prefix | texts | tokens | median abs. rel. diff | max abs. rel. diff (text) | "
+             "nats/text cache | nats/text llama.cpp | other prefix in llama.cpp: nats/text (change) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for model, rows in frame.groupby("model", sort=False):
         worst = rows.loc[rows["rel_diff"].abs().idxmax()]
-        separator = "-"
-        if "nll_llamacpp_separator" in rows and rows["nll_llamacpp_separator"].notna().all():
-            spec = realmodels.packaged_model(model)
-            change = rows["nll_llamacpp_separator"].sum() / rows["nll_llamacpp"].sum() - 1
+        other = "-"
+        if "nll_llamacpp_other" in rows and rows["nll_llamacpp_other"].notna().all():
+            change = rows["nll_llamacpp_other"].sum() / rows["nll_llamacpp"].sum() - 1
             code = rows["domain"].isin(realmodels.CODE_DOMAINS)
-            parts = [f"{part} {100 * (rows.loc[m, 'nll_llamacpp_separator'].sum() / rows.loc[m, 'nll_llamacpp'].sum() - 1):+.1f}%"
+            parts = [f"{part} {100 * (rows.loc[m, 'nll_llamacpp_other'].sum() / rows.loc[m, 'nll_llamacpp'].sum() - 1):+.1f}%"
                      for part, m in (("code", code), ("prose", ~code)) if m.any()]
-            separator = (f"`{spec.separator.replace('|', chr(92) + '|')}`: {rows['nll_llamacpp_separator'].mean():.1f} "
-                         f"({100 * change:+.1f}%; {', '.join(parts)})")
-        prefix = str(rows["prefix"].iloc[0]).replace("\n", "\\n").replace("|", "\\|")
-        lines.append(f"| {model} | `{prefix}` | {len(rows)} | {int(rows['n_tokens'].sum()):,} | "
+            other = (f"{shown(rows['other_prefix'].iloc[0])}: {rows['nll_llamacpp_other'].mean():.1f} "
+                     f"({100 * change:+.1f}%; {', '.join(parts)})")
+        lines.append(f"| {model} | {shown(rows['prefix'].iloc[0])} | {len(rows)} | {int(rows['n_tokens'].sum()):,} | "
                      f"{100 * rows['rel_diff'].abs().median():.2f}% | {100 * abs(worst['rel_diff']):.2f}% ({worst['text_id']}) | "
-                     f"{rows['nll_cache'].mean():.1f} | {rows['nll_llamacpp'].mean():.1f} | {separator} |")
+                     f"{rows['nll_cache'].mean():.1f} | {rows['nll_llamacpp'].mean():.1f} | {other} |")
     return lines
 
 
@@ -188,7 +189,8 @@ def main() -> int:
                f"{os.getloadavg()[0]:.1f} at the end). Each text is tokenized as the scoring kernel does and evaluated by "
                "llama.cpp on the same GGUF file after the prefix token its committed cache records; the difference is "
                "relative to the cache's summed NLL (eq. 1). Per-text rows: `benchmarks/llamacpp_check.csv`. Where a "
-               "model's prefix is not its documented separator, the last column gives llama.cpp's loss after the separator.",
+               "model's documented separator and chosen prefix differ, the last column gives llama.cpp's loss after the "
+               "one its cache did not use.",
                "", *lines]
     if args.write_readme:
         from mmlaw_utils.io import write_marked_region
