@@ -283,6 +283,15 @@ def _add_real(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--n-texts", type=int, default=24, help="texts spread over the set")
     check.add_argument("--dataset", default=str(REPO_ROOT / "data" / "texts" / "wiki_heldout.jsonl"))
     check.set_defaults(handler=_cmd_real_prefix_check)
+    table = real.add_parser("prefix-table", help="loss of tokens 2..n under each candidate prefix, per model, on "
+                                                 "training-side calibration documents; writes data/real/real_prefix_sensitivity.csv")
+    table.add_argument("models", nargs="*", help=f"default: every packaged model ({', '.join(sorted(PACKAGED_MODELS))})")
+    table.add_argument("--build-sample", action="store_true", help="rebuild data/real/prefix_calibration.jsonl from the "
+                                                                   "extracted corpora (minipool sources)")
+    table.add_argument("--per-domain", type=int, default=2, help="calibration documents per domain (with --build-sample)")
+    table.add_argument("--max-tokens", type=int, default=128, help="tokens kept per calibration text")
+    table.add_argument("--table", default=None, help="csv to merge the rows into (default data/real/real_prefix_sensitivity.csv)")
+    table.set_defaults(handler=_cmd_real_prefix_table)
 
 
 def _cmd_real_install(args: argparse.Namespace) -> int:
@@ -315,6 +324,33 @@ def _cmd_real_prefix_check(args: argparse.Namespace) -> int:
     from mmlaw_utils.scoring.realmodels import prefix_check_report
 
     print(prefix_check_report(args.name, args.prefix, args.n_texts, args.dataset))
+    return 0
+
+
+def _cmd_real_prefix_table(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from mmlaw_utils.analysis.realpool import prefix_choices
+    from mmlaw_utils.io import atomic_write_text
+    from mmlaw_utils.scoring import realmodels
+
+    sample = realmodels.CALIBRATION_FILE
+    if args.build_sample or not sample.is_file():
+        docs = realmodels.calibration_documents(REPO_ROOT / "data" / "texts" / "mixed_heldout.jsonl", args.per_domain)
+        atomic_write_text(sample, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+        print(f"wrote {len(docs)} calibration documents to {sample}")
+    docs = [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()]
+    table_file = Path(args.table) if args.table else realmodels.PREFIX_TABLE_FILE
+    frames = [f for f in [realmodels.read_prefix_table(table_file)] if f is not None]
+    for model_id in [realmodels.packaged_model(m).model_id for m in args.models] or list(realmodels.PACKAGED_MODELS):
+        frames = [f[f["model"] != model_id] for f in frames]
+        frames.append(realmodels.measure_prefixes(model_id, docs, args.max_tokens))
+        atomic_write_text(table_file, pd.concat(frames, ignore_index=True).to_csv(index=False, float_format="%.6f"))
+        print(f"{model_id}: measured {len(frames[-1])} prefixes on {len(docs)} texts", flush=True)
+    table = pd.concat(frames, ignore_index=True)
+    print(prefix_choices(table)[["model", "candidate", "token", "nats_per_token", "vs_none", "chosen"]].to_string())
     return 0
 
 

@@ -29,6 +29,11 @@
 # against the cross-family pairs at equal budget; and the Bayesian mixture (§6.1) against the oracle.
 # With four points a frontier is too short to fit eq. 7, so nothing is fitted here.
 #
+# **Scoring prefix.** The token put in front of each text (eq. 1) is chosen per model on training-side
+# calibration documents (`python -m mmlaw_utils real prefix-table`): the documented separator, unless it
+# breaks the model (Qwen2.5-Coder-0.5B's AWQ-derived GGUF after `<|endoftext|>`, issue 20). The results show
+# every model's prefix-sensitivity table and the choice.
+#
 # **Caveats** (repeated next to the tables): the SmolLM2 and Qwen models are *instruct* variants and the
 # Qwen models are *coder* variants; all four are quantised GGUFs, so the scores are those of the quantised
 # checkpoints; and several sources of the held-out set (Wikipedia, the Bible, Shakespeare, State of the
@@ -45,6 +50,7 @@ figures_dir = None  # override the profile's figure folder
 dataset = None  # text set with domain labels (default: the profile's)
 update_readme = None  # None: only for profile "real" in its own data folder
 seed = 0  # fit/evaluation split of the mixture
+prefix_table = None  # prefix-sensitivity csv (`real prefix-table`; default: the profile's data folder's, if any)
 
 # %%
 from pathlib import Path
@@ -55,14 +61,16 @@ from mmlaw_utils.analysis.lossmatrix import loss_matrix_bytes
 from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.config import REPO_ROOT, load_profile, resolve_run_paths
 from mmlaw_utils.report import realpool as report
+from mmlaw_utils.scoring.realmodels import PREFIX_TABLE_FILE, read_prefix_table
 
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 text_file = Path(dataset or load_profile(profile).dataset)
 lm = load_loss_matrix(paths.data_dir)
 L, n_bytes = lm.to_array(), loss_matrix_bytes(lm)
 domains, sources = report.text_labels(text_file, lm.text_ids)
+prefixes = read_prefix_table(prefix_table or load_profile(profile).data_dir / PREFIX_TABLE_FILE.name)
 results = report.compute_results(L, n_bytes, report.model_table(lm.models), domains, sources,
-                                 dataset=text_file.name, seed=seed)
+                                 dataset=text_file.name, seed=seed, prefix_table=prefixes)
 out = report.write_results(results, paths.data_dir, profile)
 print(f"{L.shape[0]} models x {L.shape[1]} texts; wrote {out}")
 

@@ -15,7 +15,7 @@ from mmlaw_utils.envcheck import unmet_pins
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("run", "score", "stale", "launch", "synth", "readme", "real", "pool", "textset", "sources", "subset",
             "minipool", "arms", "segments", "lab-hook")
-NESTED = {"real": ("install", "status", "path", "prefix-check"), "subset": ("build", "check"),
+NESTED = {"real": ("install", "status", "path", "prefix-check", "prefix-table"), "subset": ("build", "check"),
           "minipool": ("build", "recipe", "score")}
 
 

@@ -14,6 +14,7 @@ import pytest
 from mmlaw_utils.config import REPO_ROOT, load_profile
 from mmlaw_utils.pool import load_pool
 from mmlaw_utils.scoring.cache import cache_path, write_cache
+from mmlaw_utils.scoring.realmodels import packaged_model
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 DOMAINS = ["code"] * 8 + ["fiction"] * 8 + ["religious"] * 8
@@ -51,7 +52,8 @@ def _fake_run(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         provenance = {"model": model, "model_revision": revision, "dataset_fingerprint": fingerprint, "complete": True,
                       "params_total": params, "params_nonembed": params // 2, "head_tied": True,
                       "gguf_quantization": "Q4_K_M", "model_variant": f"{model} variant", "dtype": scoring["dtype"],
-                      "device": "cpu", "max_length": scoring["max_length"], "context_tokens": scoring["max_length"] // 2}
+                      "device": "cpu", "max_length": scoring["max_length"], "context_tokens": scoring["max_length"] // 2,
+                      "document_prefix": packaged_model(model).document_prefix}
         write_cache(cache_path(root / "data" / "scores", model, fingerprint), frame, provenance)
     return L, n_bytes, list(pool["model"])
 
@@ -106,5 +108,7 @@ def test_domains_family_pairs_mixture_and_report(real_run):
     assert len(mixture) == 11 and (mixture["mix_minus_oracle"] >= -1e-9).all()
     report = (root / "data" / "real_pool.md").read_text()
     assert "instruct" in report.lower() and "quantised" in report and "*code* (likely: python_stdlib)" in report
+    # the committed prefix-sensitivity table of profile real is read by default, and every cache's prefix shown
+    assert "**Scoring prefix per model.**" in report and "| Qwen2.5-Coder-0.5B-Instruct | newline | `\\n` |" in report
     for stem in ("real_pool_frontier", "real_pool_domains"):
         assert (root / "fig" / f"{stem}.png").stat().st_size > 0

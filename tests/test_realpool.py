@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -116,3 +117,62 @@ def test_reading_sentences_follow_the_tables():
     # same-family a + b (P 300, 8.0 nats) vs cross-family a + c (P 250, 6.0 nats)
     assert "has a lower oracle loss (-2.00 nats per text, 25.00% of the loss" in text
     assert "3 single models spanning 0.3 decade(s) of P give 2 points on the any-size frontier" in text  # a, a + c
+
+
+def test_dominated_models_are_the_ones_a_smaller_model_beats():
+    # a (P 100) 8.0, b (P 200) 8.5, c (P 150) 8.0: b loses to the smaller a; c ties it, so it is not beaten
+    assert realpool.dominated_models(L, PARAMS) == [1]
+    assert realpool.dominated_models(L, [200, 50, 300]) == []  # the worst model is the smallest: nobody is beaten
+
+
+def test_an_awq_derived_outlier_is_flagged_and_left_out_of_the_reading():
+    """The caveats name the AWQ-derived model; the Reading is the pool without it, while the tables keep it."""
+    from mmlaw_utils.report.realpool import caveats_markdown, compute_results, reading_markdown, results_markdown
+
+    M = np.array([
+        [10.0, 12.0, 4.0, 6.0],   # a (P 100): best alone, 8.0
+        [6.0, 8.0, 9.0, 10.0],    # c (P 150): 8.25, wins code
+        [5.0, 20.0, 20.0, 20.0],  # q (P 300, AWQ-derived): 16.25, worse than both smaller models
+    ])
+    models = pd.DataFrame({"model": ["a", "c", "q"], "family": ["f", "g", "h"], "params": [100, 150, 300],
+                           "upstream_model": ["org/A", "org/C", "org/Q-Instruct-AWQ"]})
+    results = compute_results(M, BYTES, models, DOMAINS, ["d1", "d2", "d3", "d4"], dataset="t.jsonl", seed=0)
+    assert results.derived == ["q"] and results.excluded == ["q"]
+    caveats = "\n".join(caveats_markdown(results))
+    assert "**q is an AWQ-derived GGUF**" in caveats and "`org/Q-Instruct-AWQ`" in caveats
+    assert "It is an outlier here: a, c have fewer parameters" in caveats
+    reading = "\n".join(reading_markdown(results))
+    assert "Without q (an outlier" in reading and "about the other 2 models" in reading
+    # without q, a + c is the only pair: oracle mean(6, 8, 4, 6) = 6.0 against a's 8.0
+    assert "+25.0% (a + c)" in reading and not re.search(r"\bq\b", reading.split("about the other 2 models.")[1])
+    assert "a + c + q" in results_markdown(results)  # the tables keep every subset
+    # the same model, when no smaller model beats it, is flagged but kept
+    kept = compute_results(M[[0, 2]], BYTES, models.iloc[[0, 2]].reset_index(drop=True).assign(params=[300, 100]),
+                           DOMAINS, ["d1", "d2", "d3", "d4"], dataset="t.jsonl", seed=0)
+    assert kept.excluded == [] and kept.conclusions is None
+    assert "It is not an outlier here" in "\n".join(caveats_markdown(kept))
+
+
+def test_prefix_section_shows_every_candidate_the_choice_and_the_cache_prefix():
+    from mmlaw_utils.report.realpool import compute_results, prefix_markdown
+
+    models = pd.DataFrame({"model": NAMES, "family": FAMILIES, "params": PARAMS,
+                           "document_prefix": ["<|endoftext|>", "<s>", "<|endoftext|>"]})
+    rows = []
+    for model, nll in (("a", [1000.0, 1001.0, 1000.5]), ("b", [1300.0, 1001.0, 1000.0])):
+        for candidate, token, value in zip(["BOS, separator", "newline", "none"], ["<|endoftext|>", "\n", None], nll):
+            rows.append({"model": model, "candidate": candidate, "token": token, "separator": candidate.startswith("BOS"),
+                         "n_texts": 24, "n_tokens": 5000, "nll_sum": value, "nats_per_token": value / 5000,
+                         "nats_per_token_code": 0.1, "nats_per_token_prose": 0.3})
+    results = compute_results(L, BYTES, models, DOMAINS, ["d1", "d2", "d3", "d4"], dataset="t.jsonl",
+                              prefix_table=pd.DataFrame(rows))
+    text = "\n".join(prefix_markdown(results))
+    assert "24 training-side calibration documents" in text
+    assert "| b | BOS, separator | `<\\|endoftext\\|>` | 0.2600 | 0.1000 | 0.3000 | +30.0% |  |" in text
+    assert "| b | newline | `\\n` | 0.2002 | 0.1000 | 0.3000 | +0.1% | yes |" in text
+    assert "- a: `<|endoftext|>`; the documented separator `<|endoftext|>` has the lowest loss of every candidate" in text
+    assert "its score cache was scored after it." in text.split("- a:")[1].split("\n")[0]
+    # b's cache still holds the old prefix: the report says so
+    assert "**its score cache was scored after `<s>`: rescore it**" in text.split("- b:")[1]
+    assert "| a | BOS, separator | `<\\|endoftext\\|>` |" in text  # pipes escaped in table cells only
+    assert "- c: no prefix-sensitivity rows yet (`python -m mmlaw_utils real prefix-table c`)" in text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -217,3 +218,69 @@ def mixture_table(L: np.ndarray, n_bytes: np.ndarray, params: Sequence[int], nam
         table[f"{column}_bpb"] = table[column] * to_bpb
     table["mix_minus_oracle"] = table["mix_fitted"] - table["oracle"]
     return table
+
+
+# ----------------------------------------------------------------------------- scoring prefix per model
+PREFIX_TOLERANCE = 0.02  # a documented separator within 2% of the best prefix's loss (tokens 2..n) is kept
+
+
+def choose_prefix(table: pd.DataFrame, tolerance: float = PREFIX_TOLERANCE) -> tuple[str, str]:
+    """(scoring prefix token, one-sentence reason) of one model from its prefix-sensitivity rows.
+
+    ``table``: candidate, token (None/NaN = no prefix), separator (bool), nll_sum (nats of tokens 2..n
+    of the calibration texts). The documented separator is kept unless its loss exceeds the lowest of
+    every candidate (no prefix included) by more than ``tolerance`` (relative): then it breaks the model,
+    and the token with the lowest loss is chosen (eq. 1 needs one token in front to score token 1).
+    """
+    if table.empty:
+        raise ValueError("no prefix-sensitivity rows to choose from")
+    best = table.loc[table["nll_sum"].idxmin()]
+    separator = table[table["separator"].astype(bool)]
+    if len(separator) != 1:
+        raise ValueError(f"expected one documented-separator row, got {len(separator)}")
+    sep = separator.iloc[0]
+    excess = float(sep["nll_sum"]) / float(best["nll_sum"]) - 1.0
+    if excess == 0.0:
+        return str(sep["token"]), (f"the documented separator `{_shown(sep['token'])}` has the lowest loss of every "
+                                    "candidate on tokens 2..n, so it is kept")
+    if excess <= tolerance:
+        return str(sep["token"]), (f"the documented separator `{_shown(sep['token'])}` is within {100 * excess:.1f}% of the "
+                                    f"best prefix ({best['candidate']}) on tokens 2..n, so it is kept")
+    tokens = table[table["token"].notna()]
+    pick = tokens.loc[tokens["nll_sum"].idxmin()]
+    pick_excess = float(pick["nll_sum"]) / float(best["nll_sum"]) - 1
+    return str(pick["token"]), (f"the documented separator `{_shown(sep['token'])}` costs {100 * excess:+.1f}% on tokens 2..n "
+                                f"against the best prefix ({best['candidate']}): it breaks the model, so the lowest-loss "
+                                f"token `{_shown(pick['token'])}` is used ("
+                                + (f"{pick['candidate']}, {100 * pick_excess:+.1f}% over the best)" if pick_excess > 0
+                                   else "the best candidate)"))
+
+
+def _shown(token: Any) -> str:
+    """A prefix token as printed in tables (a newline as \\n)."""
+    return str(token).replace("\n", "\\n")
+
+
+def prefix_choices(table: pd.DataFrame, tolerance: float = PREFIX_TOLERANCE) -> pd.DataFrame:
+    """Every model's rows with ``vs_none`` and ``vs_best`` (relative loss of tokens 2..n) and ``chosen``; one
+    ``reason`` per model (on its chosen row)."""
+    out = []
+    for model, rows in table.groupby("model", sort=False):
+        token, reason = choose_prefix(rows, tolerance)
+        none = rows.loc[rows["token"].isna(), "nll_sum"]
+        rows = rows.assign(
+            vs_none=rows["nll_sum"] / float(none.iloc[0]) - 1.0 if len(none) else math.nan,
+            vs_best=rows["nll_sum"] / float(rows["nll_sum"].min()) - 1.0,
+            chosen=rows["token"].astype(object).eq(token),
+        )
+        rows["reason"] = np.where(rows["chosen"], reason, "")
+        out.append(rows)
+    return pd.concat(out, ignore_index=True)
+
+
+def dominated_models(L: np.ndarray, params: Sequence[int]) -> list[int]:
+    """Rows whose mean loss alone (nats per text) is above that of a model with fewer parameters (off the
+    singles' size-loss frontier)."""
+    mean = _as_loss_matrix(L).mean(axis=1)
+    p = np.asarray(params, dtype=np.int64)
+    return [i for i in range(len(mean)) if bool(((p < p[i]) & (mean < mean[i])).any())]

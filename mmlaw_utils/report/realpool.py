@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ class RealPoolResults:
     mixture: pd.DataFrame
     n_texts: int
     dataset: str
+    prefixes: pd.DataFrame = field(default_factory=pd.DataFrame)  # analysis.realpool.prefix_choices rows, with ``name``
+    derived: list[str] = field(default_factory=list)  # models whose GGUF was made from another quantised release (AWQ)
+    excluded: list[str] = field(default_factory=list)  # derived models that are outliers: left out of the Reading
+    conclusions: RealPoolResults | None = None  # the tables without ``excluded`` (what the Reading is built from)
 
 
 def display_names(models: pd.DataFrame) -> list[str]:
@@ -50,12 +54,36 @@ def display_names(models: pd.DataFrame) -> list[str]:
     return [str(s) if isinstance(s, str) and s else str(m) for s, m in zip(models["short_name"], models["model"])]
 
 
+def derived_from_quantised(models: pd.DataFrame) -> list[bool]:
+    """Per model, whether its upstream checkpoint is itself a quantised release (an ``-AWQ`` hub id)."""
+    upstream = models["upstream_model"] if "upstream_model" in models.columns else pd.Series([None] * len(models))
+    return [isinstance(u, str) and u.upper().endswith("-AWQ") for u in upstream]
+
+
 def compute_results(L: np.ndarray, n_bytes: np.ndarray, models: pd.DataFrame, domains: Sequence[str],
-                    sources: Sequence[str], dataset: str, seed: int = 0) -> RealPoolResults:
-    """All tables for a pool: ``models`` has model, family, params (P) in ``L``'s row order."""
+                    sources: Sequence[str], dataset: str, seed: int = 0,
+                    prefix_table: pd.DataFrame | None = None) -> RealPoolResults:
+    """All tables for a pool: ``models`` has model, family, params (P) in ``L``'s row order.
+
+    ``prefix_table``: rows of ``real_prefix_sensitivity.csv`` (``real prefix-table``), for the prefix section.
+    A model made from another quantised release that is also an outlier (a model with fewer parameters has a
+    lower loss alone) is kept in every table but left out of the Reading (``conclusions``).
+    """
     from mmlaw_utils.analysis.subsets import named_frontier, subset_frontier
 
     names = display_names(models)
+    derived = derived_from_quantised(models)
+    excluded = [i for i in realpool.dominated_models(L, models["params"].astype(np.int64)) if derived[i]]
+    keep = [i for i in range(len(names)) if i not in excluded]
+    conclusions = None
+    if excluded and len(keep) >= 2:
+        conclusions = compute_results(np.asarray(L)[keep], n_bytes, models.iloc[keep].reset_index(drop=True), domains,
+                                      sources, dataset, seed)
+    prefixes = pd.DataFrame()
+    if prefix_table is not None and not prefix_table.empty:
+        prefixes = realpool.prefix_choices(prefix_table)
+        shown = dict(zip(models["model"], names))
+        prefixes.insert(1, "name", [shown.get(m, m) for m in prefixes["model"]])
     params = models["params"].astype(np.int64).to_numpy()
     families = models["family"].astype(str).tolist()
     exposure = realpool.domain_exposure(domains, sources)
@@ -73,6 +101,10 @@ def compute_results(L: np.ndarray, n_bytes: np.ndarray, models: pd.DataFrame, do
         mixture=realpool.mixture_table(L, n_bytes, params, names, seed=seed) if len(names) > 1 else pd.DataFrame(),
         n_texts=int(np.asarray(L).shape[1]),
         dataset=dataset,
+        prefixes=prefixes,
+        derived=[n for n, d in zip(names, derived) if d],
+        excluded=[names[i] for i in excluded],
+        conclusions=conclusions,
     )
 
 
@@ -107,6 +139,21 @@ def caveats_markdown(results: RealPoolResults) -> list[str]:
     if quant:
         lines.append("- Every model is a quantised GGUF, de-quantised to fp32 for scoring: the scores are those of "
                      "the quantised checkpoints (" + "; ".join(quant) + ").")
+    singles = results.subsets[results.subsets["size"] == 1].set_index("models")
+    for name in results.derived:
+        upstream = results.models.set_index("name").loc[name, "upstream_model"]
+        line = (f"- **{name} is an AWQ-derived GGUF**: it was converted from `{upstream}`, a 4-bit AWQ release, so its "
+                "weights were quantised twice, and its losses are not those of the released bf16 model. ")
+        if name in results.excluded:
+            me = singles.loc[name]
+            better = singles[(singles["params"] < me["params"]) & (singles["loss"] < me["loss"])]
+            line += (f"It is an outlier here: {', '.join(better.index)} ha{'s' if len(better) == 1 else 've'} fewer parameters "
+                     f"and a lower loss alone ({', '.join(f'{b:.4f}' for b in better['bits_per_byte'])} against "
+                     f"{me['bits_per_byte']:.4f} bits/byte), so the Reading below leaves it out of which-model-wins "
+                     "conclusions; the tables keep it.")
+        else:
+            line += "It is not an outlier here (no model with fewer parameters has a lower loss alone), so every conclusion keeps it."
+        lines.append(line)
     flagged = results.domain_summary[results.domain_summary["pretraining_exposure"] != ""]
     if not flagged.empty:
         lines.append("- Pretraining exposure: the texts of " + ", ".join(
@@ -118,8 +165,9 @@ def caveats_markdown(results: RealPoolResults) -> list[str]:
 
 def reading_markdown(results: RealPoolResults) -> list[str]:
     """What the tables say, in sentences built from them (so they follow the data): the best model's share of
-    every domain, the largest oracle gain, same- vs cross-family at equal budget, mixture vs oracle."""
-    r = results
+    every domain, the largest oracle gain, same- vs cross-family at equal budget, mixture vs oracle. Built from
+    ``results.conclusions`` (the pool without its excluded outliers) when there is one."""
+    r = results.conclusions or results
     singles = r.subsets[r.subsets["size"] == 1]
     multi = r.subsets[r.subsets["size"] >= 2]
     if multi.empty:
@@ -128,6 +176,9 @@ def reading_markdown(results: RealPoolResults) -> list[str]:
     winners = r.domain_summary
     best_shares = r.domains[r.domains["model"] == best["models"]]["win_share"]
     lines = ["**Reading.**", ""]
+    if results.conclusions is not None:
+        lines.append(f"- Without {', '.join(results.excluded)} (an outlier, see the caveats): every sentence below is "
+                     f"about the other {len(r.names)} models.")
     lines.append(f"- {best['models']} is the best model alone ({best['bits_per_byte']:.3f} bits/byte) and wins "
                  f"{100 * best_shares.min():.0f}-{100 * best_shares.max():.0f}% of the texts of every domain in the "
                  f"all-model oracle. Domains won mostly by another model: "
@@ -163,6 +214,46 @@ def reading_markdown(results: RealPoolResults) -> list[str]:
     return lines + [""]
 
 
+def _token_cell(token: Any, in_table: bool = True) -> str:
+    """A prefix token as a code span, a newline shown as \\n (pipes escaped in a table cell); "-" for none."""
+    if token is None or (isinstance(token, float) and math.isnan(token)) or token == "":
+        return "-"
+    shown = "`" + str(token).replace("\n", "\\n") + "`"
+    return shown.replace("|", "\\|") if in_table else shown
+
+
+def prefix_markdown(results: RealPoolResults) -> list[str]:
+    """The prefix-sensitivity table of every model, the prefix chosen and why, and whether its cache used it."""
+    p = results.prefixes
+    if p.empty:
+        return []
+    lines = ["", f"**Scoring prefix per model.** Eq. 1 puts one token in front of each text so that its first token is "
+             f"scored too, and which token is part of what eq. 1 means for a model. Below: the loss of tokens 2..n "
+             f"(nats per token) of {int(p['n_texts'].iloc[0])} training-side calibration documents "
+             "(`data/real/prefix_calibration.jsonl`: the held-out set's own sources, the same number per domain, none "
+             f"from a held-out document; {p['n_tokens'].iloc[0] / p['n_texts'].iloc[0]:.0f} scored tokens per text on average) under "
+             "each candidate prefix, in all and split "
+             "into code (code and technical domains) and prose; *vs none* is the change against no prefix. The "
+             "documented separator is kept unless it costs more than 2% over the best candidate; then it breaks the "
+             "model and the lowest-loss token is used (`analysis.realpool.choose_prefix`; no prefix cannot be chosen, "
+             "since then the first token is not scored). Regenerate with `python -m mmlaw_utils real prefix-table`.", ""]
+    lines += _table(["model", "candidate", "token", "nats/token", "code", "prose", "vs none", "chosen"], [
+        [q.name, q.candidate.replace("|", "\\|"), _token_cell(q.token), f"{q.nats_per_token:.4f}", f"{q.nats_per_token_code:.4f}",
+         f"{q.nats_per_token_prose:.4f}", _pct(q.vs_none), "yes" if q.chosen else ""] for q in p.itertuples()])
+    lines.append("")
+    recorded = dict(zip(results.models["model"], results.models.get("document_prefix", [None] * len(results.models))))
+    for q in p[p["chosen"]].itertuples():
+        used = recorded.get(q.model)
+        status = ("its score cache was scored after it" if used == q.token else
+                  f"**its score cache was scored after {_token_cell(used, False)}: rescore it**" if q.model in recorded else
+                  "it has no score cache in this run")
+        lines.append(f"- {q.name}: {_token_cell(q.token, False)}; {q.reason}; {status}.")
+    for m in results.models[~results.models["model"].isin(p["model"])].itertuples():
+        lines.append(f"- {m.name}: no prefix-sensitivity rows yet (`python -m mmlaw_utils real prefix-table {m.model}`); "
+                     f"scored after {_token_cell(m.document_prefix, False)}.")
+    return lines
+
+
 def results_markdown(results: RealPoolResults) -> str:
     """Markdown of the whole comparison (``real_pool.md`` and the README region)."""
     r = results
@@ -183,8 +274,10 @@ def results_markdown(results: RealPoolResults) -> str:
         row = singles.loc[m["name"]]
         tied = m.get("head_tied")
         rows.append([m["name"], f"`{m['model']}`", m.get("gguf_quantization", ""), f"{int(m['params']):,}",
-                     "yes" if tied is True else ("no" if tied is False else ""), f"{row['loss']:.2f}", f"{row['bits_per_byte']:.4f}"])
-    lines += _table(["model", "pool id", "GGUF", "P (measured)", "head tied", "nats/text", "bits/byte"], rows)
+                     "yes" if tied is True else ("no" if tied is False else ""), _token_cell(m.get("document_prefix")),
+                     f"{row['loss']:.2f}", f"{row['bits_per_byte']:.4f}"])
+    lines += _table(["model", "pool id", "GGUF", "P (measured)", "head tied", "prefix", "nats/text", "bits/byte"], rows)
+    lines += prefix_markdown(r)
     multi = r.subsets[r.subsets["size"] >= 2].sort_values(["size", "params"])
     lines += ["", f"**Oracle of each of the {len(multi)} multi-model subsets** (gain = 1 - oracle loss / its best member "
               "alone; * = on the exact any-size Pareto frontier over all subsets, §2.5).", ""]
@@ -323,9 +416,12 @@ def text_labels(dataset: str | Path, text_ids: Sequence[str]) -> tuple[list[str]
 def model_table(lm_models: pd.DataFrame, extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The loss matrix's model rows with the columns the report shows (missing ones empty)."""
     models = lm_models.copy()
+    from mmlaw_utils.scoring.realmodels import recorded_prefix
+
     for column in ("variant", "gguf_quantization", "head_tied", "short_name", "upstream_model"):
         if column not in models.columns:
             models[column] = None
+    models["document_prefix"] = [recorded_prefix(row) for row in models.to_dict("records")]
     if "model_variant" in models.columns:
         models["variant"] = models["model_variant"].where(models["model_variant"].notna(), models["variant"])
     return models.reset_index(drop=True)

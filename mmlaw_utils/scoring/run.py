@@ -112,6 +112,10 @@ def cache_mismatches(stored: dict[str, Any], request: ScoreRequest, fingerprint:
         length = int(request.max_length or stored["max_length"])
         expected["context_tokens"] = int(request.context_tokens or models.default_context_tokens(length))
     problems = cache.provenance_mismatches(stored, expected)
+    if is_packaged(request.model):  # each packaged model's scoring prefix is its own choice (realmodels)
+        from mmlaw_utils.scoring import realmodels
+
+        problems += realmodels.prefix_mismatches(request.model, stored)
     if request.revision is not None and request.revision not in (stored.get("model_revision"), stored.get("model_revision_requested")):
         problems.append(f"model_revision: cache has {stored.get('model_revision')!r}, requested {request.revision!r}")
     return problems
