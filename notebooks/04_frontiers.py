@@ -38,9 +38,11 @@ import pandas as pd
 
 from mmlaw_utils.analysis.frontier import collaboration_groups, group_counts
 from mmlaw_utils.scoring.assemble import load_loss_matrix
+from mmlaw_utils.pipeline import check_parameter_values
 from mmlaw_utils.config import require, resolve_run_paths
 from mmlaw_utils.report.tables import frontiers_table, pair_loss_matrix, write_frame
 
+check_parameter_values({"params_unit": params_unit})  # papermill runs too, not only `run`
 paths = resolve_run_paths(profile, data_dir=data_dir)
 lm = load_loss_matrix(paths.data_dir)
 pairs = pd.read_parquet(require(paths.output("pairs"), "03_oracle_pairs"))

@@ -64,11 +64,14 @@ from mmlaw_utils.analysis.model_selection import compare_frontiers, support_sent
 from mmlaw_utils.analysis.profile import profile_intervals
 from mmlaw_utils.analysis.uncertainty import (CLUSTER_RULE, leave_one_model_out, sensitivity_table, text_clusters,
                                               uncertainty_table)
+from mmlaw_utils.pipeline import check_parameter_values
 from mmlaw_utils.config import load_profile, require, resolve_run_paths
 from mmlaw_utils.texts import text_field
 from mmlaw_utils.report.tables import (fit_groups, fit_to_dict, groups_from_frontiers_table, table1_frame, table1_markdown,
                                 write_csv, write_fits_json, write_frame, write_table1)
 
+# checked here too, for papermill runs that do not go through `run`
+check_parameter_values({"params_unit": params_unit, "n_bootstrap": n_bootstrap, "seed": seed, "level": level})
 paths = resolve_run_paths(profile, data_dir=data_dir)
 lm = load_loss_matrix(paths.data_dir)
 groups = groups_from_frontiers_table(pd.read_parquet(require(paths.output("frontiers"), "04_frontiers")))

@@ -44,10 +44,12 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from mmlaw_utils.analysis.uncertainty import profile_draws
+from mmlaw_utils.pipeline import check_parameter_values
 from mmlaw_utils.config import FIGURE_STEMS, require, resolve_run_paths
 from mmlaw_utils.report.figures import budget_figure, figure1, figure2, save_figure
 from mmlaw_utils.report.tables import fits_from_json, groups_from_frontiers_table, read_fits_json
 
+check_parameter_values({"ensemble_group": ensemble_group, "level": level})  # papermill runs too, not only `run`
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 groups = groups_from_frontiers_table(pd.read_parquet(require(paths.output("frontiers"), "04_frontiers")))
 fitted = read_fits_json(require(paths.output("fits"), "05_fit_scaling_laws"))

@@ -44,12 +44,17 @@ from IPython.display import Image, Markdown, display
 from mmlaw_utils.analysis import diversity, forecast, mixture, subsets
 from mmlaw_utils.scoring.assemble import load_loss_matrix
 from mmlaw_utils.analysis.oracle import pair_win_shares
+from mmlaw_utils.pipeline import check_parameter_values
 from mmlaw_utils.config import FIGURE_STEMS, resolve_run_paths
 from mmlaw_utils.report import figures
 from mmlaw_utils.report.beyond_pairs import beyond_pairs_markdown, without_times
 from mmlaw_utils.report.tables import write_csv, write_frame
 from mmlaw_utils.io import atomic_write_text
 
+# checked here too, for papermill runs that do not go through `run`
+check_parameter_values({"max_size": max_size, "exact_time_limit": exact_time_limit, "beam_width": beam_width,
+                        "fit_fraction": fit_fraction, "n_bootstrap": n_bootstrap, "seed": seed,
+                        "params_unit": params_unit})
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 lm = load_loss_matrix(paths.data_dir)
 L, params, families, names = lm.to_array(), lm.params, lm.families, lm.model_names

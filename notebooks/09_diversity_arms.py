@@ -47,11 +47,13 @@ level = 0.95  # interval level
 # %%
 from IPython.display import Image, Markdown, display
 
+from mmlaw_utils.pipeline import check_parameter_values
 from mmlaw_utils.config import resolve_run_paths
 from mmlaw_utils.pool import load_pool
 from mmlaw_utils.report.arms import (arms_frames, family_mixtures, scored_loss_matrix, seed_sizes, summary_markdown,
                                      write_outputs)
 
+check_parameter_values({"n_bootstrap": n_bootstrap, "seed": seed, "level": level})  # papermill runs too, not only `run`
 paths = resolve_run_paths(profile, data_dir=data_dir, figures_dir=figures_dir)
 lm, texts = scored_loss_matrix(profile, paths.cache_dir)
 pool = load_pool(paths.pool)

@@ -89,3 +89,13 @@ def test_pool_where_no_group_can_be_fitted_gives_table1_with_reasons(tmp_path):
     assert "| Single model | 2 | 2 |" in table1
     claims = (tmp_path / "claims.csv").read_text()
     assert "not identified" in claims
+
+
+@pytest.mark.parametrize("value", [0, -1e9])
+def test_papermill_run_of_notebook_04_refuses_a_bad_params_unit(tmp_path, value):
+    import papermill
+
+    _save_pool(tmp_path, list("aabb"))
+    _run("03_oracle_pairs", tmp_path)
+    with pytest.raises(papermill.PapermillExecutionError, match=r"params_unit.*must be a finite number > 0"):
+        _run("04_frontiers", tmp_path, params_unit=value)
