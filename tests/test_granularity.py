@@ -333,7 +333,8 @@ def test_pipeline_skips_stage_10_without_segments(monkeypatch, tmp_path, capsys)
 
     ran = []
     monkeypatch.setattr(pipeline, "execute_notebook", lambda *args, **kwargs: ran.append(args[0]))
-    for name in ("loss_matrix.parquet", "models.parquet"):
+    # stage 10 reads stage 02's outputs, which must come with their lineage record
+    for name in ("loss_matrix.parquet", "models.parquet", "lineage.json"):
         shutil.copy(REAL_DATA / name, tmp_path / name)
     options = pipeline.RunOptions(profile="real", parameters={"data_dir": str(tmp_path)}, start="10", stop="10",
                                   readme="no")
