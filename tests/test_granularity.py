@@ -333,9 +333,10 @@ def test_pipeline_skips_stage_10_without_segments(monkeypatch, tmp_path, capsys)
 
     ran = []
     monkeypatch.setattr(pipeline, "execute_notebook", lambda *args, **kwargs: ran.append(args[0]))
-    # stage 10 reads stage 02's outputs, which must come with their lineage record
+    # stage 10 reads stage 02's outputs, which must come with their lineage record and the caches it names
     for name in ("loss_matrix.parquet", "models.parquet", "lineage.json"):
         shutil.copy(REAL_DATA / name, tmp_path / name)
+    shutil.copytree(REAL_DATA / "scores", tmp_path / "scores")
     options = pipeline.RunOptions(profile="real", parameters={"data_dir": str(tmp_path)}, start="10", stop="10",
                                   readme="no")
     pipeline.run_pipeline(options, runs_root=tmp_path / "runs")
