@@ -514,3 +514,9 @@ def test_models_table_keeps_to_the_pool_models_when_given(tmp_path):
     kept = train.write_models_table(tmp_path, tmp_path / "kept.csv", {"models/x/b"})
     assert every["model"].tolist() == ["models/x/a", "models/x/b"] and kept["model"].tolist() == ["models/x/b"]
     assert pd.read_csv(tmp_path / "kept.csv")["model"].tolist() == ["models/x/b"]
+
+
+def test_score_pool_names_models_that_are_not_in_the_pool():
+    """A --model the pool does not list is an error naming it, not a silent 'scored 0 models'."""
+    with pytest.raises(ValueError, match=r"models \['no-such-model'\] are not in pool"):
+        train.score_pool(REPO_ROOT / "configs" / "pools" / "minipool.yaml", "minipool", only=["no-such-model"])

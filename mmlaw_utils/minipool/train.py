@@ -701,6 +701,13 @@ def record_scoring_time(summary_path: Path, seconds: float) -> None:
         atomic_write_text(summary_path, json.dumps(summary, indent=1))
 
 
+def check_known_models(names: list[str], entries: list[dict], pool_path: str | Path) -> None:
+    """Fail, naming them, when some of ``names`` (model names or ids) are not models of the pool."""
+    unknown = set(names) - {model_name(e) for e in entries} - {str(e["id"]) for e in entries}
+    if unknown:
+        raise ValueError(f"models {sorted(unknown)} are not in pool {pool_path}")
+
+
 def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None = None, wait: bool = False,
                threads: int | None = None, workers: int = 1) -> list[Path]:
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
@@ -719,6 +726,8 @@ def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None 
     if threads:
         torch.set_num_threads(threads)
     log_dir = resolve_path(pool.get("log_dir", "data/minipool/train_logs"))
+    if only:
+        check_known_models(only, pool["models"], pool_path)
     entries = [e for e in pool["models"] if not only or model_name(e) in only or str(e["id"]) in only]
     if not wait:
         start = time.time()
@@ -759,9 +768,7 @@ def build_pool(pool_path: str | Path, only: list[str] | None = None, device: str
     entries = pool["models"]
     pool_ids = {str(e["id"]) for e in entries}
     if only:
-        unknown = set(only) - {model_name(e) for e in entries} - {str(e["id"]) for e in entries}
-        if unknown:
-            raise ValueError(f"models {sorted(unknown)} are not in pool {pool_path}")
+        check_known_models(only, entries, pool_path)
         entries = [e for e in entries if model_name(e) in only or str(e["id"]) in only]
     models_root = resolve_path(entries[0]["id"]).parent if entries else resolve_path("models/minipool")
     streams = sorted({stream_folder_name(pool, base_family(e), e.get("mixture")) for e in entries})
