@@ -50,3 +50,19 @@ def test_committed_readme_summary_matches_the_committed_claims():
     readme = (REPO_ROOT / "README.md").read_text()
     region = readme[readme.index(SUMMARY_START) + len(SUMMARY_START):readme.index(SUMMARY_END)]
     assert summary_markdown("minipool", REPO_ROOT / "data" / "minipool", REPO_ROOT).strip() in region
+
+
+def test_routing_sentence_reads_the_arms_verdicts():
+    import pandas as pd
+
+    from mmlaw_utils.report.tables import routing_markdown
+
+    frame = pd.DataFrame(
+        [("all_pairs", "main - same_data", gain, est, lo, hi, verdict) for gain, est, lo, hi, verdict in
+         (("oracle", 27.0, 23.0, 31.0, "above 0"), ("router", 25.5, 21.0, 29.5, "above 0"),
+          ("within", 1.5, 0.6, 2.2, "above 0"))]
+        + [("size_matched", "main - same_data", "within", 9.0, 8.0, 10.0, "above 0")],
+        columns=["selection", "contrast", "gain", "estimate", "lo", "hi", "verdict"])
+    text = routing_markdown(frame)
+    assert "is 27.00 [23.00, 31.00] (above 0)" in text and "already gets 25.50 [21.00, 29.50]" in text
+    assert "rest is 1.50 [0.60, 2.20] (above 0)" in text and "9.00" not in text and "seed(same_data)):" not in text

@@ -494,7 +494,30 @@ def summary_markdown(profile_name: str, data_dir: Path, relative_to: Path | None
                  if v == verdict]
         if which:
             lines.append(f"- *{verdict}*: " + "; ".join(which))
+    arms_path = data_dir / OUTPUT_FILES["arms_verdicts"]
+    if arms_path.is_file():
+        lines += ["", routing_markdown(pd.read_csv(arms_path))]
     return "\n".join(lines) + "\n"
+
+
+def routing_markdown(arms_verdicts: pd.DataFrame) -> str:
+    """One first-screen sentence on how much of the diversity gain is domain routing, from arms_verdicts.csv (nats)."""
+    rows = arms_verdicts[arms_verdicts["selection"] == "all_pairs"].set_index(["contrast", "gain"])
+
+    def cell(contrast: str, gain: str) -> str:
+        row = rows.loc[(contrast, gain)]
+        return f"{row['estimate']:.2f} [{row['lo']:.2f}, {row['hi']:.2f}] ({row['verdict']})"
+
+    text = ("**Diversity or routing** (notebook 09, nats per text, equal-size cross-family pairs, intervals over "
+            "documents and seed replicas): what different training data add to a pair's oracle gain "
+            f"(main − same_data) is {cell('main - same_data', 'oracle')}, of which a router that picks the better "
+            f"member per domain already gets {cell('main - same_data', 'router')}; the within-domain rest is "
+            f"{cell('main - same_data', 'within')}.")
+    if ("same_data - seed(same_data)", "within") in rows.index:
+        text += (" What architecture and tokenizer add beyond retraining noise (same_data − seed(same_data)): "
+                 f"oracle {cell('same_data - seed(same_data)', 'oracle')}, within-domain "
+                 f"{cell('same_data - seed(same_data)', 'within')}.")
+    return text
 
 
 def results_markdown(profile_name: str, data_dir: Path, figures_dir: Path, relative_to: Path) -> str:
