@@ -24,7 +24,7 @@ import pytest
 from mmlaw_utils.analysis.lossmatrix import loss_matrix_from_arrays
 from mmlaw_utils.analysis.mixture import mixture_loss, subset_mixture_losses
 from mmlaw_utils.analysis.oracle import oracle_loss, win_shares
-from mmlaw_utils.analysis.selection import (heldout_mixture, segment_winners, selection_numbers, text_gains,
+from mmlaw_utils.analysis.selection import (heldout_mixture, selection_numbers, text_gains,
                                             win_share_table)
 from mmlaw_utils.analysis.subsets import brute_force_points, frontier_of, subset_frontier
 
@@ -118,18 +118,30 @@ def _segments_frame() -> pd.DataFrame:
         for seg, (start, end) in enumerate([(0, 2), (2, 4), (4, 7)]):
             rows.append({"model": model, "text_id": "t1", "segment": seg, "byte_start": start, "byte_end": end,
                          "nll": losses[seg]})
-    rows.append({"model": "m1", "text_id": "t2", "segment": 0, "byte_start": 0, "byte_end": 1, "nll": 1.0})
+        rows.append({"model": model, "text_id": "t2", "segment": 0, "byte_start": 0, "byte_end": 1, "nll": 1.0})
     return pd.DataFrame(rows)
 
 
-def test_segment_winners_colour_each_segment_by_its_lowest_member():
-    out = segment_winners(_segments_frame(), "t1", ["m1", "m2"])
-    assert out["byte_start"].tolist() == [0, 2, 4]
-    assert out["winner"].tolist() == ["m1", "m2", "m1"]  # segment 2 is a tie: the first member
-    assert out["m2"].tolist() == [3.0, 4.0, 2.0]
-    assert segment_winners(_segments_frame(), "t2", ["m1", "m2"]).empty  # m2 has no segment of t2
-    with pytest.raises(ValueError, match="byte_end"):
-        segment_winners(_segments_frame().drop(columns="byte_end"), "t1", ["m1"])
+def _segment_dir(root: Path, models: tuple[str, ...] = ("m1", "m2", "m3")) -> Path:
+    """A data folder with word segment files of ``models``, one file per model as the scorer writes them."""
+    folder = root / "segments" / "word"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = _segments_frame()
+    for model in models:
+        frame[frame["model"] == model].to_parquet(folder / f"{model}__000000000000.parquet", index=False)
+    return root
+
+
+def test_explorer_reads_the_segment_files_of_the_models_that_have_them(tmp_path):
+    from mmlaw_utils.report.explorer import read_segments
+
+    lm = loss_matrix_from_arrays(np.array([[5.0, 1.0], [6.0, 2.0], [9.0, 9.0]]), ["m1", "m2", "m3"], ["t1", "t2"],
+                                 ["a", "b", "c"], [1, 2, 3])
+    assert read_segments(tmp_path, lm) is None  # no segment files: plain text
+    seg = read_segments(_segment_dir(tmp_path / "two", ("m2", "m1")), lm)
+    assert seg.segmentation == "word" and seg.model_names == ("m1", "m2") and seg.text_ids == ("t1", "t2")
+    np.testing.assert_array_equal(seg.losses[1], [3.0, 4.0, 2.0, 1.0])
+    np.testing.assert_array_equal(seg.byte_end, [2, 4, 7, 1])
 
 
 # ---------------------------------------------------------------- the widgets
@@ -239,13 +251,13 @@ def test_plot_holds_singles_and_same_and_cross_family_pairs(explorer):
 
 def test_segments_are_coloured_by_the_winning_member(tmp_path):
     _need_widgets()
-    from mmlaw_utils.report.explorer import Explorer, ExplorerData
+    from mmlaw_utils.report.explorer import Explorer, ExplorerData, read_segments
 
     L = np.array([[5.0, 1.0], [6.0, 2.0], [9.0, 9.0]])
     lm = loss_matrix_from_arrays(L, ["m1", "m2", "m3"], ["t1", "t2"], ["a", "b", "c"], [1, 2, 3])
     texts = tmp_path / "texts.jsonl"
     texts.write_text(json.dumps({"text_id": "t1", "text": "abcdé!"}) + "\n" + json.dumps({"text_id": "t2", "text": "z"}) + "\n")
-    data = ExplorerData(profile="test", lm=lm, dataset=str(texts), segments=_segments_frame())
+    data = ExplorerData(profile="test", lm=lm, dataset=str(texts), segments=read_segments(_segment_dir(tmp_path), lm))
     explorer = Explorer("test", data=data, profiles=["test"])
     explorer.select(["m1", "m2"])
     explorer.texts.value = 0  # text t1

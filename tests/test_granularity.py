@@ -261,14 +261,14 @@ def real_words(tmp_path_factory):
     lm = load_loss_matrix(root)
     texts = load_texts(load_profile("real").dataset)
     frame = split_text_losses(lm.to_array(), lm.model_names, lm.text_ids, dict(zip(texts["text_id"], texts["text"])))
-    (root / "segments").mkdir()
-    # one file per model, as a scorer writing model by model would leave them
+    (root / "segments" / "word").mkdir(parents=True)
+    # one file per model, as the scorer writes them
     for model, part in frame.groupby("model"):
-        part.to_parquet(root / "segments" / f"{model.replace(':', '_')}__word.parquet")
+        part.to_parquet(root / "segments" / "word" / f"{model.replace(':', '_')}__ce28003666e5.parquet")
     return root, lm, texts, frame
 
 
-def test_load_segments_reads_any_file_layout(real_words, tmp_path):
+def test_load_segments_reads_every_file_of_a_segmentation(real_words, tmp_path):
     from mmlaw_utils.report import granularity as report
 
     root, lm, texts, frame = real_words

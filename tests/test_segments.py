@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tiny_models
-from mmlaw_utils.scoring import cache, kernel, segment_cache, segments
+from mmlaw_utils.scoring import cache, kernel, segment_cache, segment_files, segments
 from mmlaw_utils.scoring import run as scoring_run
 
 
@@ -172,7 +172,7 @@ def test_files_round_trip_match_score_cache_and_go_stale(tiny_model_dirs, text_f
     for name, request in requests.items():
         path = segment_cache.score_token_losses(request, progress=False)
         assert path.parent == tmp_path / "segments" / "tokens"
-        tokens, provenance = segment_cache.read_token_losses(path)
+        tokens, provenance = segment_files.read_token_losses(path)
         assert provenance["complete"] and provenance["model"] == request.model
         assert provenance["score_cache_max_rel_diff"] is not None and provenance["score_cache_max_rel_diff"] <= 1e-6
         sums = tokens.groupby("text_id", sort=False)["nll"].sum()
@@ -189,35 +189,35 @@ def test_files_round_trip_match_score_cache_and_go_stale(tiny_model_dirs, text_f
     n_bytes = {t: len(x.encode("utf-8")) for t, x in zip(texts["text_id"], texts["text"])}
     for model, run in zip(token_files, scores.values()):
         for segmentation in segments.SEGMENTATIONS:
-            frame, provenance = segment_cache.read_segment_file(segment_cache.segment_path(seg_dir, segmentation, model, fingerprint))
-            assert list(frame.columns) == segment_cache.SEGMENT_COLUMNS and frame["nll"].dtype == np.float64
+            frame, provenance = segment_files.read_segment_file(segment_files.segment_path(seg_dir, segmentation, model, fingerprint))
+            assert list(frame.columns) == segment_files.SEGMENT_COLUMNS and frame["nll"].dtype == np.float64
             assert provenance["segmentation"] == segmentation and set(frame["model"]) == {model}
-            segment_cache.check_segment_frame(frame, n_bytes, run.results.set_index("text_id")["nll"], "test")
-        text_level = segment_cache.read_segment_file(segment_cache.segment_path(seg_dir, "text", model, fingerprint))[0]
+            segment_files.check_segment_frame(frame, n_bytes, run.results.set_index("text_id")["nll"], "test")
+        text_level = segment_files.read_segment_file(segment_files.segment_path(seg_dir, "text", model, fingerprint))[0]
         assert len(text_level) == len(texts)
     # a token file that changes makes its segment files and every common_token file stale
     llama = str(requests["tiny-llama"].model)
-    tokens, provenance = segment_cache.read_token_losses(token_files[llama])
-    segment_cache._write(token_files[llama], tokens.assign(nll=tokens["nll"] * 1.01), provenance)
+    tokens, provenance = segment_files.read_token_losses(token_files[llama])
+    segment_files.write_with_provenance(token_files[llama], tokens.assign(nll=tokens["nll"] * 1.01), provenance)
     rewritten = segment_cache.write_segment_files(texts, token_files, seg_dir, fingerprint, segments.SEGMENTATIONS)
     assert len(rewritten) == len(segments.SEGMENTATIONS) + 1
     with pytest.raises(ValueError, match="text.*differ from the score cache"):
-        frame = segment_cache.read_segment_file(segment_cache.segment_path(seg_dir, "word", llama, fingerprint))[0]
-        segment_cache.check_segment_frame(frame, n_bytes, scores["tiny-llama"].results.set_index("text_id")["nll"], "w")
+        frame = segment_files.read_segment_file(segment_files.segment_path(seg_dir, "word", llama, fingerprint))[0]
+        segment_files.check_segment_frame(frame, n_bytes, scores["tiny-llama"].results.set_index("text_id")["nll"], "w")
 
 
 def test_check_segment_frame_catches_gaps(tiny_model_dirs):
     frame = pd.DataFrame({"model": "m", "text_id": ["a", "a"], "segment": [0, 1], "byte_start": [0, 3],
                           "byte_end": [2, 5], "nll": [1.0, 2.0]})
     with pytest.raises(ValueError, match="text 'a' do not tile its 5 bytes"):
-        segment_cache.check_segment_frame(frame, {"a": 5}, pd.Series({"a": 3.0}), "f")
+        segment_files.check_segment_frame(frame, {"a": 5}, pd.Series({"a": 3.0}), "f")
 
 
 def test_interrupted_token_scoring_resumes_from_its_chunks(tiny_model_dirs, text_file, tmp_path):
     request = scoring_run.ScoreRequest(model=str(tiny_model_dirs["tiny-gpt2"]), dataset=str(text_file),
                                        cache_dir=tmp_path / "scores", chunk_texts=4, device="cpu")
     path = segment_cache.score_token_losses(request, progress=False)
-    tokens, _ = segment_cache.read_token_losses(path)
+    tokens, _ = segment_files.read_token_losses(path)
     # fake a run killed after its first chunk, whose saved chunk we mark: a resumed run must keep it
     partial = cache.partial_dir(path)
     calls = []
@@ -238,7 +238,7 @@ def test_interrupted_token_scoring_resumes_from_its_chunks(tiny_model_dirs, text
     assert chunk.is_file() and not path.exists()
     marked = pd.read_parquet(chunk).assign(nll=lambda f: f["nll"] + 1.0)
     marked.to_parquet(chunk, index=False)
-    resumed, provenance = segment_cache.read_token_losses(segment_cache.score_token_losses(request, progress=False))
+    resumed, provenance = segment_files.read_token_losses(segment_cache.score_token_losses(request, progress=False))
     assert not partial.exists() and provenance["complete"]
     changed = resumed["text_id"].isin(marked["text_id"])
     np.testing.assert_allclose(resumed.loc[changed, "nll"], tokens.loc[changed, "nll"] + 1.0)

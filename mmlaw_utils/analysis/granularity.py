@@ -36,10 +36,9 @@ from mmlaw_utils.analysis.profile import profile_intervals
 from mmlaw_utils.analysis.subsets import frontier_of, subset_frontier
 from mmlaw_utils.analysis.switching import fit_switching_rate, switching_losses
 from mmlaw_utils.analysis.uncertainty import leave_one_model_out, sensitivity_table, uncertainty_table
+from mmlaw_utils.scoring.segment_files import SEGMENT_COLUMNS
+from mmlaw_utils.scoring.segments import SEGMENTATIONS  # coarse to fine
 
-# coarse to fine
-SEGMENTATIONS = ("text", "line", "sentence", "word", "common_token")
-SEGMENT_COLUMNS = ("model", "text_id", "segment", "byte_start", "byte_end", "nll")
 # below this oracle gain (nats per text, or this fraction of the best single loss) a share of it kept is a
 # ratio of near-zero numbers: report nats
 MIN_GAIN_FOR_SHARE = 0.01
@@ -167,6 +166,12 @@ def segment_losses_from_frame(frame: pd.DataFrame, segmentation: str, model_name
         raise ValueError(f"{where}: text {texts[int(np.flatnonzero(counts == 0)[0])]!r} has no segments "
                          f"(model {models[0]!r})")
     keys = np.stack([text_code, segment, columns["byte_start"].astype(np.int64), columns["byte_end"].astype(np.int64)])
+    first = np.r_[True, text_code[ref][1:] != text_code[ref][:-1]]
+    expected_start = np.where(first, 0, np.r_[0, keys[3, ref][:-1]])
+    gaps = (keys[2, ref] != expected_start) | (keys[3, ref] <= keys[2, ref])
+    if gaps.any():
+        raise ValueError(f"{where}: segments of text {texts[int(text_code[ref][np.flatnonzero(gaps)[0]])]!r} do not "
+                         f"tile its bytes (model {models[0]!r})")
     for k in range(1, len(models)):
         own = slice(bounds[k], bounds[k + 1])
         if per_model[k] != per_model[0] or not np.array_equal(keys[:, own], keys[:, ref]):

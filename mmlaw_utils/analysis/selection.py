@@ -3,7 +3,7 @@
 For a subset S of the pool: its total parameters (eq. 5, raw count), oracle loss (eq. 4, nats per
 text), its best member alone and the oracle's gain over it, the realizable Bayesian mixture's loss
 (``mixture``), each member's win share overall and per domain, the texts ordered by the oracle's
-gain over the best member, and, where segment-level losses exist, the member that wins each segment.
+gain over the best member (segment winners: ``granularity.segment_winners``).
 Every number is computed by the owners of the ideas (``oracle``, ``mixture``); this module only
 gathers them for one subset.
 """
@@ -18,8 +18,6 @@ import pandas as pd
 
 from mmlaw_utils.analysis.mixture import fit_mixture_weights, mixture_loss, split_texts
 from mmlaw_utils.analysis.oracle import _as_loss_matrix, _subset_rows, per_text_oracle, win_shares
-
-SEGMENT_COLUMNS = ["model", "text_id", "segment", "byte_start", "byte_end", "nll"]
 
 
 @dataclass(frozen=True)
@@ -122,25 +120,3 @@ def text_gains(L: np.ndarray, subset: Sequence[int]) -> pd.DataFrame:
     })
     return frame.sort_values("gain", ascending=False, kind="stable").reset_index(drop=True)
 
-
-def segment_winners(segments: pd.DataFrame, text_id: str, members: Sequence[str]) -> pd.DataFrame:
-    """Segments of one text with each member's loss (nats) and the member that wins it (lowest; ties: first).
-
-    ``segments`` has ``SEGMENT_COLUMNS`` (several models and texts). Returns one row per segment,
-    sorted by ``byte_start``: segment, byte_start, byte_end, one nll column per member, winner (name).
-    Segments some member lacks are left out; no row at all when a member has none for the text.
-    """
-    missing = [c for c in SEGMENT_COLUMNS if c not in segments.columns]
-    if missing:
-        raise ValueError(f"segment losses miss column(s) {missing}; have {list(segments.columns)}")
-    names = [str(m) for m in members]
-    rows = segments[(segments["text_id"].astype(str) == str(text_id)) & segments["model"].astype(str).isin(names)]
-    wide = rows.pivot_table(index=["segment", "byte_start", "byte_end"], columns="model", values="nll", aggfunc="first")
-    wide = wide.reindex(columns=[n for n in names if n in wide.columns]).dropna()
-    out = wide.reset_index().sort_values("byte_start", kind="stable").reset_index(drop=True)
-    out.columns.name = None
-    if len(wide.columns) < len(names) or out.empty:
-        return out.iloc[0:0].assign(winner=pd.Series(dtype=object))
-    losses = out[names].to_numpy(dtype=np.float64)
-    out["winner"] = np.asarray(names, dtype=object)[np.argmin(losses, axis=1)]
-    return out

@@ -25,10 +25,12 @@ import pandas as pd
 from mmlaw_utils.analysis.groups import CROSS_FAMILY, SAME_FAMILY
 from mmlaw_utils.analysis.lossmatrix import LossMatrix
 from mmlaw_utils.analysis.oracle import pair_oracle_losses
-from mmlaw_utils.analysis.selection import (SEGMENT_COLUMNS, HeldoutMixture, SelectionNumbers, heldout_mixture,
-                                            segment_winners, selection_numbers, text_gains, win_share_table)
+from mmlaw_utils.analysis.granularity import SegmentLosses, segment_losses_from_frame, segment_winners
+from mmlaw_utils.analysis.selection import (HeldoutMixture, SelectionNumbers, heldout_mixture, selection_numbers,
+                                            text_gains, win_share_table)
 from mmlaw_utils.analysis.subsets import subset_frontier
 from mmlaw_utils.report.units import display_unit, short_name
+from mmlaw_utils.scoring.segment_files import read_segment_table, readable_segmentation
 
 DEFAULT_PROFILE = "minipool"
 TEXTS_SHOWN = 200  # texts listed by gain (the rest are one scroll of a long list away from any use)
@@ -45,7 +47,7 @@ class ExplorerData:
     lm: LossMatrix
     domains: np.ndarray | None = None  # one label per text, or None when the text set has none
     dataset: str | None = None  # where the texts themselves are (None: not available)
-    segments: pd.DataFrame | None = None  # SEGMENT_COLUMNS, when data/<profile>/segments/ exists
+    segments: SegmentLosses | None = None  # word (else sentence, line) segments, when data/<profile>/segments/ has them
     frontier: pd.DataFrame | None = None  # exact any-size frontier (subset_frontier with model_names)
     _L: np.ndarray | None = field(default=None, repr=False)
     _pairs: np.ndarray | None = field(default=None, repr=False)
@@ -100,16 +102,15 @@ def profiles_with_losses() -> list[str]:
     return sorted(found, key=lambda name: (name != DEFAULT_PROFILE, name))
 
 
-def read_segments(folder: Path) -> pd.DataFrame | None:
-    """Segment-level losses (``SEGMENT_COLUMNS``) of every ``*.parquet`` in ``folder``, or None when there are none."""
-    files = sorted(Path(folder).glob("*.parquet")) if Path(folder).is_dir() else []
-    if not files:
+def read_segments(data_dir: Path, lm: LossMatrix) -> SegmentLosses | None:
+    """The readable segmentation's losses of ``lm``'s models that have segment files, or None when there are none."""
+    segmentation = readable_segmentation(data_dir)
+    if segmentation is None:
         return None
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    missing = [c for c in SEGMENT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"segment losses in {folder} miss column(s) {missing}")
-    return frame[SEGMENT_COLUMNS]
+    frame = read_segment_table(data_dir, segmentation, lm.model_names)
+    present = set(frame["model"].astype(str))
+    models = [m for m in lm.model_names if m in present]
+    return segment_losses_from_frame(frame, segmentation, models, lm.text_ids) if models else None
 
 
 def load_explorer_data(profile: str = DEFAULT_PROFILE, *, every_arm: bool = False) -> ExplorerData:
@@ -130,7 +131,7 @@ def load_explorer_data(profile: str = DEFAULT_PROFILE, *, every_arm: bool = Fals
         found = text_field(settings.dataset, lm.text_ids, "domain") if local else None
         domains = None if found is None else np.asarray(found, dtype=object)
     return ExplorerData(profile=profile, lm=lm, domains=domains, dataset=settings.dataset if local else None,
-                        segments=read_segments(settings.data_dir / "segments"))
+                        segments=read_segments(settings.data_dir, lm))
 
 
 def _value(x: float, digits: int = 3, css: str = "") -> str:
@@ -364,9 +365,9 @@ class Explorer:
         text_id = self.data.lm.text_ids[column]
         parts = [f"<b>{html.escape(text_id)}</b>: loss of each member (nats; ★ wins)<table>{body}</table>"]
         text = self.data.text(column)
-        segments = None
-        if self.data.segments is not None and text is not None:
-            segments = segment_winners(self.data.segments, text_id, names)
+        segments, seg = None, self.data.segments
+        if seg is not None and text is not None and text_id in seg.text_ids and set(names) <= set(seg.model_names):
+            segments = segment_winners(seg, seg.text_ids.index(text_id), [seg.model_names.index(n) for n in names])
         if segments is not None and not segments.empty:
             colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
             parts.append(segments_html(text, segments, colours))

@@ -11,7 +11,6 @@ text and bits per byte), ``granularity_win_shares.csv``, ``granularity_table1.cs
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,53 +25,19 @@ from mmlaw_utils.analysis.uncertainty import text_clusters
 from mmlaw_utils.config import FIGURE_STEMS, RunPaths
 from mmlaw_utils.report.tables import table1_frame, table1_markdown
 from mmlaw_utils.report.units import display_unit, short_name
+from mmlaw_utils.scoring.segment_files import available_segmentations, read_segment_table, segments_dir
 
-SEGMENTS_DIR = "segments"
 README_START = "<!-- granularity-{profile}:start -->"
 README_END = "<!-- granularity-{profile}:end -->"
 # the winners figure prefers texts up to this many UTF-8 bytes (readable in one panel)
 EXAMPLE_MAX_BYTES = 700
 
 
-def segments_dir(data_dir: str | Path) -> Path:
-    """Folder of a profile's segment losses."""
-    return Path(data_dir) / SEGMENTS_DIR
-
-
-def _segment_files(folder: Path, segmentation: str) -> list[Path]:
-    """The parquet files of ``segmentation``: every one in ``folder/<segmentation>/`` (one per model, as the scorer
-    writes them), else those directly in ``folder`` whose name has it as a part (``word.parquet``, ``m__word.parquet``)."""
-    own = folder / segmentation
-    if own.is_dir():
-        return sorted(p for p in own.glob("*.parquet") if p.is_file())
-    return sorted(p for p in folder.glob("*.parquet")
-                  if p.is_file() and segmentation in re.split(r"[.\-]|__", p.name[: -len(".parquet")]))
-
-
-def available_segmentations(data_dir: str | Path) -> list[str]:
-    """The segmentations (coarse to fine, of ``granularity.SEGMENTATIONS``) with segment files in ``data_dir``."""
-    folder = segments_dir(data_dir)
-    if not folder.is_dir():
-        return []
-    return [s for s in gran.SEGMENTATIONS if _segment_files(folder, s)]
-
-
 def load_segments(data_dir: str | Path, segmentation: str, model_names: Sequence[str],
                   text_ids: Sequence[str]) -> gran.SegmentLosses:
-    """The one place segment files are read: every parquet file of ``segmentation`` under ``data_dir/segments``,
-    the rows of ``model_names``, pivoted in that model and text order."""
-    files = _segment_files(segments_dir(data_dir), segmentation)
-    if not files:
-        raise FileNotFoundError(f"no {segmentation!r} segment files in {segments_dir(data_dir)}")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    models = [str(m) for m in model_names]
-    # model and text ids as dictionaries: the pivot then maps a few thousand labels, not millions of strings
-    tables = [pq.read_table(path, columns=list(gran.SEGMENT_COLUMNS), filters=[("model", "in", models)],
-                            read_dictionary=["model", "text_id"]) for path in files]
-    frame = pa.concat_tables(tables).unify_dictionaries().to_pandas()
-    return gran.segment_losses_from_frame(frame, segmentation, models, text_ids)
+    """Segment losses of ``model_names`` under ``segmentation`` from ``data_dir/segments``, in that model and text order."""
+    frame = read_segment_table(data_dir, segmentation, model_names)
+    return gran.segment_losses_from_frame(frame, segmentation, model_names, text_ids)
 
 
 @dataclass
@@ -145,13 +110,18 @@ def compute_results(lm: LossMatrix, texts: pd.DataFrame, data_dir: str | Path, p
     L, params, families = lm.to_array(), lm.params, lm.families
     any_size = len(names) <= gran.ANY_SIZE_MAX_MODELS
     segmentations = found if "text" in found else ["text", *found]
+    text_bytes = loss_matrix_bytes(lm).astype(np.int64)
     rows, shares, tables, claims, relations, fronts, segs, checks = [], [], [], [], [], {}, {}, []
     example = None
     from tqdm.auto import tqdm
 
     for g in tqdm(segmentations, desc="granularities", disable=not progress):
         seg = (load_segments(data_dir, g, names, text_ids) if g in found
-               else gran.text_segments(L, loss_matrix_bytes(lm), names, text_ids))
+               else gran.text_segments(L, text_bytes, names, text_ids))
+        wrong_size = np.flatnonzero(seg.n_bytes != text_bytes)
+        if wrong_size.size:
+            raise ValueError(f"{g} segments of text {text_ids[wrong_size[0]]!r} cover {int(seg.n_bytes[wrong_size[0]])} bytes, "
+                             f"not the text's {int(text_bytes[wrong_size[0]])}")
         rel, model, text = gran.text_sum_mismatch(seg, L)
         checks.append({"granularity": g, "max_rel_diff": rel, "model": model, "text_id": text})
         if rel > 1e-6:

@@ -3,21 +3,11 @@
     python -m mmlaw_utils segments --profile real                       # every model, every segmentation
     python -m mmlaw_utils segments --profile minipool --model models/minipool/<name> --segmentation word
 
-**Layout** under ``<data_dir>/segments/`` (``data/<profile>/segments/``), one parquet per model with the
-score cache's identity (``cache.cache_path``: model slug + dataset fingerprint) and its provenance as JSON
-under the schema metadata key ``mmlaw.provenance``:
-
-* ``tokens/<slug>__<fp12>.parquet``: the raw material, one row per scored token in text and token order:
-  ``text_id`` (str), ``byte_end`` (int32, the token's end byte by the attribution rule of
-  ``scoring.segments``; its span starts where the previous token of the text ends), ``nll`` (float64
-  nats). Provenance: the score cache's keys (``run.build_provenance``) plus ``offsets_rule``
-  and ``score_cache_max_rel_diff`` (per-text sums against the score cache, when one matches).
-* ``<segmentation>/<slug>__<fp12>.parquet`` for each of ``segments.SEGMENTATIONS``: long form
-  ``model``, ``text_id`` (str), ``segment`` (int32, 0.. within a text), ``byte_start``, ``byte_end``
-  (int32, ``[start, end)`` UTF-8 bytes, tiling the text), ``nll`` (float64 summed nats of the tokens
-  whose last byte lies in the segment). Provenance: the model's identity keys, ``segmentation``,
-  ``rules_version`` and the sha256 of every token file it was derived from (``common_token`` depends
-  on every pool model's tokens, so it lists them all).
+**Layout** and reading: ``scoring/segment_files.py`` (torch-free). Token files carry the score cache's
+provenance keys (``run.build_provenance``) plus ``offsets_rule`` and ``score_cache_max_rel_diff`` (per-text
+sums against the score cache, when one matches); segment files carry the model's identity keys,
+``segmentation``, ``rules_version`` and the sha256 of every token file they were derived from
+(``common_token`` depends on every pool model's tokens, so it lists them all).
 
 **Staleness.** A token file is stale when missing, incomplete, or when its provenance does not answer the
 score request (``run.cache_mismatches``: model, dataset fingerprint, weights hash, window settings, dtype).
@@ -25,13 +15,13 @@ A segment file is stale when any token file it names has changed (sha256) or the
 Stale token files are rescored (resumably: chunks in ``<file>.partial/``, one lock per file), stale
 segment files rewritten; every write is atomic.
 
-**Reading.** ``load_segment_losses(profile, segmentation)`` returns the long-form frame of every pool model
-(the profile's arms), checked: segments tile every text and sum to the score cache's per-text loss.
+**Checks.** Before a segment file is written, its segments must tile every text's bytes and sum, per text,
+to the model's token losses (relative ``SEGMENT_SUM_TOLERANCE``); token sums themselves match the score
+cache within ``SUM_TOLERANCE``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,66 +34,14 @@ import pyarrow.parquet as pq
 
 from mmlaw_utils.io import atomic_write_table, sha256_file
 from mmlaw_utils.scoring import cache, kernel, run, segments
+from mmlaw_utils.scoring.segment_files import (SUM_TOLERANCE, check_segment_frame, read_segment_file, read_token_losses,
+                                              segment_path, segments_dir, token_path, write_with_provenance)
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
 
-TOKEN_COLUMNS = ["text_id", "byte_end", "nll"]
-SEGMENT_COLUMNS = ["model", "text_id", "segment", "byte_start", "byte_end", "nll"]
 OFFSETS_RULE = "fast-tokenizer char offsets -> UTF-8 bytes; empty span -> next non-empty end; running max; last = text end"
-# per-text token sums may differ from the kernel's per-text sums only by float64 summation order
-SUM_TOLERANCE = 1e-6
+# segment sums differ from token sums only by float64 summation order
+SEGMENT_SUM_TOLERANCE = 1e-9
 _IDENTITY_KEYS = ("model", "model_hash", "model_revision", "tokenizer", "dataset", "dataset_fingerprint", "n_texts")
-
-
-# ----------------------------------------------------------------------------- paths and files
-def segments_dir(data_dir: str | Path) -> Path:
-    """Folder of a profile's token and segment files."""
-    return Path(data_dir) / "segments"
-
-
-def token_path(seg_dir: str | Path, model: str, fingerprint: str) -> Path:
-    """Token-loss file of ``model`` on the text set with ``fingerprint``."""
-    return cache.cache_path(Path(seg_dir) / "tokens", model, fingerprint)
-
-
-def segment_path(seg_dir: str | Path, segmentation: str, model: str, fingerprint: str) -> Path:
-    """Segment-loss file of ``model`` under ``segmentation``."""
-    if segmentation not in segments.SEGMENTATIONS:
-        raise ValueError(f"unknown segmentation {segmentation!r}; choose from {list(segments.SEGMENTATIONS)}")
-    return cache.cache_path(Path(seg_dir) / segmentation, model, fingerprint)
-
-
-def _write(path: Path, frame: pd.DataFrame, provenance: dict[str, Any]) -> None:
-    """Atomically write ``frame`` with its provenance in the parquet metadata."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    metadata = {**(table.schema.metadata or {}), cache.PROVENANCE_KEY: json.dumps(provenance, sort_keys=True, default=str).encode()}
-    atomic_write_table(table.replace_schema_metadata(metadata), path)
-
-
-def _read(path: Path, columns: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """(frame, provenance) of a token or segment file; errors name the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"segment-loss file {str(path)!r} does not exist")
-    try:
-        table = pq.read_table(path)
-        provenance = json.loads((table.schema.metadata or {})[cache.PROVENANCE_KEY])
-    except Exception as error:  # damaged parquet or metadata
-        raise ValueError(f"segment-loss file {str(path)!r} is unreadable or lacks provenance: {error}") from error
-    frame = table.to_pandas()
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"segment-loss file {str(path)!r} lacks column(s) {missing}")
-    frame["text_id"] = frame["text_id"].astype(str)
-    return frame[columns], provenance
-
-
-def read_token_losses(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """(token frame with TOKEN_COLUMNS, provenance) of a token-loss file."""
-    return _read(Path(path), TOKEN_COLUMNS)
-
-
-def read_segment_file(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """(long-form frame with SEGMENT_COLUMNS, provenance) of one model's segment file."""
-    return _read(Path(path), SEGMENT_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- token losses
@@ -224,7 +162,7 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
         raise ValueError(f"model {request.model!r}: per-text token sums differ from its score cache by {rel:.2e} relative "
                          f"(> {SUM_TOLERANCE}); the score cache and this scoring disagree")
     provenance.update(complete=True, score_cache_max_rel_diff=rel, created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    _write(path, tokens, provenance)
+    write_with_provenance(path, tokens, provenance)
     cache.remove_partial(partial)
 
 
@@ -307,11 +245,15 @@ def write_segment_files(texts: pd.DataFrame, token_files: dict[str, Path], seg_d
                 todo.setdefault(model, []).append((segmentation, path, sources))
     needed = {seg for jobs in todo.values() for seg, _, _ in jobs}
     ends = {seg: segmentation_ends(texts, seg, list(token_files.values())) for seg in segmentations if seg in needed}
+    n_bytes = {str(t): len(x.encode("utf-8")) for t, x in zip(texts["text_id"], texts["text"])}
     written = []
     for model, jobs in todo.items():
         tokens, provenance = read_token_losses(token_files[model])
+        token_sums = tokens.groupby("text_id", sort=False)["nll"].sum()
         for segmentation, path, sources in jobs:
-            _write(path, segment_frame(model, ends[segmentation], tokens), _segment_provenance(provenance, segmentation, sources))
+            frame = segment_frame(model, ends[segmentation], tokens)
+            check_segment_frame(frame, n_bytes, token_sums, f"{segmentation} segments of model {model!r}", SEGMENT_SUM_TOLERANCE)
+            write_with_provenance(path, frame, _segment_provenance(provenance, segmentation, sources))
             written.append(path)
     return written
 
@@ -352,48 +294,3 @@ def build_segments(profile: str, *, model: str | None = None, segmentations: Seq
             seg_dir = segments_dir(Path(request.cache_dir).parent)
         token_files[name] = score_token_losses(request, force=force, progress=progress, texts=frame, seg_dir=seg_dir)
     return write_segment_files(frame, token_files, seg_dir, fingerprint, chosen, [model] if model else None, force)
-
-
-def load_segment_losses(profile: str, segmentation: str, *, models: Sequence[str] | None = None,
-                        data_dir: str | Path | None = None, check: bool = True, **settings: Any) -> pd.DataFrame:
-    """Long-form segment losses (SEGMENT_COLUMNS; nll in nats) of the profile's pool models, pool order.
-
-    ``check``: segments tile every text's bytes and their losses sum to the score cache's per-text
-    loss (relative ``SUM_TOLERANCE``); an error names the model and text.
-    """
-    names = list(models) if models is not None else pool_model_ids(profile)
-    request = run.settings_request(profile, names[0], data_dir=data_dir, **settings)
-    texts = load_texts(request.dataset, request.n_texts)
-    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
-    seg_dir = segments_dir(Path(request.cache_dir).parent)
-    n_bytes = {t: len(x.encode("utf-8")) for t, x in zip(texts["text_id"].astype(str), texts["text"])}
-    frames = []
-    for name in names:
-        path = segment_path(seg_dir, segmentation, name, fingerprint)
-        if not path.is_file():
-            raise FileNotFoundError(f"no {segmentation} segment losses of model {name!r} ({str(path)!r}); "
-                                    f"run: python -m mmlaw_utils segments --profile {profile} --segmentation {segmentation}")
-        frame, _ = read_segment_file(path)
-        if check:
-            scores = cache.read_cache(cache.cache_path(request.cache_dir, name, fingerprint))[0]
-            check_segment_frame(frame, n_bytes, scores.set_index("text_id")["nll"], str(path))
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    out["model"] = pd.Categorical(out["model"].astype(str), categories=names)
-    return out
-
-
-def check_segment_frame(frame: pd.DataFrame, n_bytes: dict[str, int], text_nll: pd.Series, where: str,
-                        tolerance: float = SUM_TOLERANCE) -> None:
-    """Raise unless segments tile each text's bytes in order and sum to ``text_nll`` (relative ``tolerance``)."""
-    for text_id, group in frame.groupby("text_id", sort=False):
-        starts, ends = group["byte_start"].to_numpy(), group["byte_end"].to_numpy()
-        if starts[0] != 0 or ends[-1] != n_bytes.get(text_id) or (starts[1:] != ends[:-1]).any() or (ends <= starts).any():
-            raise ValueError(f"{where}: segments of text {text_id!r} do not tile its {n_bytes.get(text_id)} bytes")
-    if set(frame["text_id"]) != set(n_bytes):
-        raise ValueError(f"{where}: texts differ from the text set ({len(set(frame['text_id']))} vs {len(n_bytes)})")
-    sums = frame.groupby("text_id", sort=False)["nll"].sum().reindex(text_nll.index)
-    rel = np.abs(sums.to_numpy() - text_nll.to_numpy()) / np.abs(text_nll.to_numpy())
-    if (rel > tolerance).any():
-        bad = text_nll.index[rel > tolerance].tolist()
-        raise ValueError(f"{where}: segment losses of text(s) {bad[:5]} differ from the score cache by up to {rel.max():.2e} relative")
