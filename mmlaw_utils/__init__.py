@@ -18,7 +18,8 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``scoring.batched``: small models fast: token ids cached per tokenizer, every window in one pass, many models.
 * ``scoring.cache``: per-model score caches (parquet + provenance), resumable chunks, locks.
 * ``scoring.segments``: byte-aligned token ends and segmentations (text, line, sentence, word, common token); segment losses.
-* ``scoring.segment_cache``: token- and segment-loss files per model (data/<profile>/segments), the segments command, their reader.
+* ``scoring.segment_files``: the token- and segment-loss file format (data/<profile>/segments): paths, columns, readers, checks; torch-free.
+* ``scoring.segment_cache``: scoring token losses and writing segment files per model, the segments command.
 * ``scoring.assemble``: score caches -> the loss-matrix files; their reader and writer.
 * ``scoring.expect``: what a profile's caches must say (text set, settings, model) to be assembled.
 * ``scoring.launch``: one submitit job per model of a pool (SLURM or local).
@@ -56,7 +57,7 @@ The pipeline runs scoring -> analysis -> report; the miniature pool is built apa
 * ``report.realpool``: the real-pool report of notebook 08 (markdown, csv, figures, README region).
 * ``report.arms``: the miniature pool's diversity experiment (csv, markdown, figure).
 * ``report.explorer``: the interactive explorer of notebooks/explore.ipynb (ipywidgets, plotly).
-* ``report.granularity``: notebook 10: reads the segment files, granularity tables, figures and README regions.
+* ``report.granularity``: notebook 10: granularity tables, figures and README regions from the segment files.
 * ``minipool.textset``: builds the held-out Wikipedia text set bit for bit.
 * ``minipool.sources``: text sources from pinned pip/npm/apt archives; held-out/training split by document.
 * ``minipool.mixedset``: builds the mixed-domain held-out text set (8 domains) bit for bit.

@@ -557,6 +557,9 @@ def _add_segments(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-tokens", type=int, help="padded tokens per forward")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--force", action="store_true", help="rescore tokens and rewrite segment files even if current")
+    parser.add_argument("--present-only", action="store_true",
+                        help="only the pool models whose weights are on disk (names the others; common_token then "
+                             "holds for the models kept)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_segments)
 
@@ -570,7 +573,7 @@ def _cmd_segments(args: argparse.Namespace) -> int:
         torch.set_num_threads(int(args.threads))
     written = build_segments(args.profile, model=args.model, segmentations=args.segmentation, force=args.force,
                              progress=not args.no_progress, data_dir=args.data_dir, n_texts=args.n_texts,
-                             device=args.device, batch_tokens=args.batch_tokens)
+                             device=args.device, batch_tokens=args.batch_tokens, present_only=args.present_only)
     print(f"{len(written)} segment file(s) written" + "".join(f"\n  {p}" for p in written))
     return 0
 

@@ -281,7 +281,8 @@ def profile_context(profile: Profile) -> dict[str, Any]:
 
 def stage_input_files(name: str, paths: RunPaths, profile: Profile) -> list[Path]:
     """The files stage ``name`` reads: its registered inputs, the pool and a local text set;
-    02 also the score caches it assembled (from models.parquet), 09 every score cache of the folder."""
+    02 also the score caches it assembled (from models.parquet), 09 those of every arm's pool models, 10 the
+    segment files."""
     files = [paths.output(key) for key in STAGES[name].inputs]
     files += [path for path in (paths.pool, Path(profile.dataset)) if path is not None and path.is_file()]
     if name == "02_loss_matrix" and paths.output("models").is_file():
@@ -290,7 +291,13 @@ def stage_input_files(name: str, paths: RunPaths, profile: Profile) -> list[Path
         files += [paths.cache_dir / str(f) for f in pq.read_table(paths.output("models"), columns=["cache_file"])
                   .column("cache_file").to_pylist()]
     elif name == "09_diversity_arms":
-        files += sorted(paths.cache_dir.glob("*.parquet"))
+        from mmlaw_utils.report.arms import pool_cache_files
+
+        files += pool_cache_files(profile.name, paths.cache_dir)
+    elif name == "10_granularity":
+        from mmlaw_utils.scoring.segment_files import available_segmentations, segmentation_files
+
+        files += [f for seg in available_segmentations(paths.data_dir) for f in segmentation_files(paths.data_dir, seg)]
     return [path for path in files if path.is_file()]
 
 

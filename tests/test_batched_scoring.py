@@ -39,6 +39,21 @@ def test_score_windows_equals_kernel_with_rolling_windows(tiny_lms, case):
     assert _relative(batched.score_windows(model, sequences, settings, batch_tokens=1), expected) <= RTOL
 
 
+@pytest.mark.parametrize("case", TINY_CASES[:2], ids=lambda c: f"{c[0]}-{c[1]}")
+def test_score_windows_hands_back_the_kernels_token_losses(tiny_lms, case):
+    model, tokenizer = tiny_lms[case]
+    sequences = kernel.tokenize_texts(tokenizer, tiny_models.sample_texts(12, seed=3, max_sentences=8))
+    settings = _settings(model, tokenizer)
+    expected: list[np.ndarray] = []
+    kernel.score_token_sequences(model, sequences, settings, token_nll=expected)
+    got: list[np.ndarray] = []
+    sums = batched.score_windows(model, sequences, settings, token_nll=got, batch_tokens=64)
+    assert [len(g) for g in got] == [len(s) for s in sequences]
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose([g.sum() for g in got], sums, rtol=1e-12)
+
+
 def test_score_windows_equals_a_plain_forward_for_short_texts(tiny_lms):
     model, tokenizer = tiny_lms[("llama", "bos")]
     texts = tiny_models.sample_texts(6, seed=3, max_sentences=1)

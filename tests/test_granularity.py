@@ -77,6 +77,10 @@ def test_pivot_errors_name_the_model_and_text():
         gran.segment_losses_from_frame(pd.concat([frame, first]), "word", ["a", "b"], ["x", "y"])
     with pytest.raises(ValueError, match="missing column"):
         gran.segment_losses_from_frame(frame.drop(columns="nll"), "word")
+    gap = frame.copy()
+    gap.loc[(gap["text_id"] == "y") & (gap["segment"] == 1), "byte_start"] += 1  # every model: bytes left uncovered
+    with pytest.raises(ValueError, match="segments of text 'y' do not tile its bytes"):
+        gran.segment_losses_from_frame(gap, "word", ["a", "b"], ["x", "y"])
 
 
 def test_text_granularity_is_the_text_level_oracle():
@@ -285,6 +289,22 @@ def test_load_segments_reads_every_file_of_a_segmentation(real_words, tmp_path):
     assert report.available_segmentations(tmp_path / "nothing") == []
     with pytest.raises(FileNotFoundError, match="no 'line' segment files"):
         report.load_segments(tmp_path, "line", lm.model_names, lm.text_ids)
+
+
+def test_models_without_segment_files_are_left_out_and_named(real_words, tmp_path):
+    from mmlaw_utils.report import granularity as report
+
+    root, lm, texts, frame = real_words
+    folder = tmp_path / "segments" / "word"
+    folder.mkdir(parents=True)
+    kept = lm.model_names[:3]
+    for model in kept:
+        frame[frame["model"] == model].to_parquet(folder / f"{model.replace(':', '_')}.parquet")
+    results = report.compute_results(lm, texts, tmp_path, "real", n_bootstrap=5, progress=False)
+    assert results.model_names == list(kept)
+    assert any(lm.model_names[3] in note and "left out" in note for note in results.notes)
+    full = report.compute_results(lm.select(kept), texts, tmp_path, "real", n_bootstrap=5, progress=False)
+    pd.testing.assert_frame_equal(results.summary, full.summary)
 
 
 def test_notebook_10_on_word_segments_of_the_real_pool(real_words, tmp_path, monkeypatch):

@@ -207,3 +207,27 @@ def test_committed_outputs_are_fresh_by_their_lineage(profile):
     assert len(names) >= 20
     assert stale_reasons(paths.data_dir, names, output_makers(), REPO_ROOT, context=profile_context(spec)) == {}
     assert json.loads((paths.data_dir / LINEAGE_FILE).read_text())["profile"] == profile
+
+
+def test_stage_09_reads_the_pool_caches_and_stage_10_the_segment_files(tmp_path):
+    import shutil
+
+    from mmlaw_utils.config import resolve_run_paths
+
+    profile = load_profile("minipool")
+    committed = sorted(profile.cache_dir.glob("*.parquet"))
+    paths = resolve_run_paths("minipool", data_dir=tmp_path)
+    paths.cache_dir.mkdir()
+    for path in committed[:3]:
+        shutil.copy(path, paths.cache_dir / path.name)
+    stray = paths.cache_dir / "not-a-pool-model__151ce250a2b3.parquet"
+    shutil.copy(committed[0], stray)
+    inputs = pipeline.stage_input_files("09_diversity_arms", paths, profile)
+    assert {p.name for p in inputs if p.parent == paths.cache_dir} == {p.name for p in committed[:3]}
+    word = tmp_path / "segments" / "word"
+    word.mkdir(parents=True)
+    (word / "m__151ce250a2b3.parquet").write_bytes(b"x")
+    (tmp_path / "segments" / "tokens").mkdir()
+    (tmp_path / "segments" / "tokens" / "m__151ce250a2b3.parquet").write_bytes(b"x")  # raw material, not read by 10
+    assert [p for p in pipeline.stage_input_files("10_granularity", paths, profile) if "segments" in p.parts] == \
+        [word / "m__151ce250a2b3.parquet"]

@@ -213,7 +213,24 @@ def test_check_segment_frame_catches_gaps(tiny_model_dirs):
         segment_files.check_segment_frame(frame, {"a": 5}, pd.Series({"a": 3.0}), "f")
 
 
-def test_interrupted_token_scoring_resumes_from_its_chunks(tiny_model_dirs, text_file, tmp_path):
+def test_small_models_token_losses_equal_the_chunked_ones(tiny_model_dirs, text_file, tmp_path, monkeypatch):
+    from mmlaw_utils.scoring import batched
+
+    def tokens(folder: str, small: bool) -> pd.DataFrame:
+        monkeypatch.setattr(batched, "is_small_model", lambda request: small)
+        request = scoring_run.ScoreRequest(model=str(tiny_model_dirs["tiny-llama"]), dataset=str(text_file),
+                                           cache_dir=tmp_path / folder / "scores", chunk_texts=4, device="cpu")
+        return segment_files.read_token_losses(segment_cache.score_token_losses(request, progress=False))[0]
+
+    small, chunked = tokens("small", True), tokens("chunked", False)
+    pd.testing.assert_frame_equal(small[["text_id", "byte_end"]], chunked[["text_id", "byte_end"]])
+    np.testing.assert_allclose(small["nll"], chunked["nll"], rtol=1e-5, atol=1e-7)
+
+
+def test_interrupted_token_scoring_resumes_from_its_chunks(tiny_model_dirs, text_file, tmp_path, monkeypatch):
+    from mmlaw_utils.scoring import batched
+
+    monkeypatch.setattr(batched, "is_small_model", lambda request: False)  # large models go chunk by chunk
     request = scoring_run.ScoreRequest(model=str(tiny_model_dirs["tiny-gpt2"]), dataset=str(text_file),
                                        cache_dir=tmp_path / "scores", chunk_texts=4, device="cpu")
     path = segment_cache.score_token_losses(request, progress=False)
@@ -275,3 +292,11 @@ def test_token_sums_reproduce_a_committed_minipool_cache():
     assert [len(s) for s in sequences] == expected["n_tokens"].tolist()
     np.testing.assert_allclose([t.sum() for t in per_token], expected["nll"], rtol=1e-6)
     assert max(len(s) for s in sequences) > provenance["max_length"]  # rolling windows were exercised
+
+
+def test_weights_on_disk_needs_a_local_models_config(tmp_path, tiny_model_dirs):
+    assert segment_cache.weights_on_disk(str(tiny_model_dirs["tiny-gpt2"]))
+    (tmp_path / "gone").mkdir()
+    assert not segment_cache.weights_on_disk(str(tmp_path / "gone"))
+    assert not segment_cache.weights_on_disk(str(tmp_path / "never-built"))
+    assert segment_cache.weights_on_disk("HuggingFaceTB/SmolLM2-135M")  # hub ids are fetched when loaded

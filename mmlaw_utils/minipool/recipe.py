@@ -71,7 +71,7 @@ def exact_params(architecture: str, vocab_size: int, d_model: int, n_layers: int
 
     config = model_config(architecture, vocab_size, d_model, n_layers, n_heads, context, 0, 1, tie_embeddings)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     return count_parameters(model)["params_total"]
 
 

@@ -36,6 +36,26 @@ ARM_ORDER = ("main", "same_data", "seed(main)", "seed(same_data)")
 SELECTIONS = {"all_pairs": None, "size_matched": arms.SIZE_MATCH_RATIO}  # max params ratio of a pair
 
 
+def _pool_cache_files(pool: pd.DataFrame, cache_dir: Path, fingerprint: str) -> list[Path | None]:
+    """Each pool model's score cache on the text set with ``fingerprint`` (None: not scored)."""
+    found: list[Path | None] = []
+    for model in pool["model"]:
+        try:
+            found.append(Path(find_cache_file(cache_dir, model, fingerprint)))
+        except FileNotFoundError:
+            found.append(None)
+    return found
+
+
+def pool_cache_files(profile_name: str, cache_dir: str | Path | None = None) -> list[Path]:
+    """The score caches ``scored_loss_matrix`` reads: those of the pool models (every arm) on the profile's text set."""
+    profile = load_profile(profile_name)
+    texts = load_texts(profile.dataset, profile.n_texts)
+    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
+    files = _pool_cache_files(load_pool(profile.pool), Path(cache_dir) if cache_dir is not None else profile.cache_dir, fingerprint)
+    return [f for f in files if f is not None]
+
+
 def scored_loss_matrix(profile_name: str, cache_dir: str | Path | None = None) -> tuple[LossMatrix, pd.DataFrame]:
     """Loss matrix (nats per text) of the pool models of every arm that have a cache on the profile's text set
     (in ``cache_dir``, default the profile's), and its texts' ``domain`` and ``cluster`` (source document, as
@@ -45,14 +65,8 @@ def scored_loss_matrix(profile_name: str, cache_dir: str | Path | None = None) -
     texts = load_texts(profile.dataset, profile.n_texts)
     fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
     pool = load_pool(profile.pool)
-    have = []
-    for model in pool["model"]:
-        try:
-            find_cache_file(cache_dir, model, fingerprint)
-            have.append(True)
-        except FileNotFoundError:
-            have.append(False)
-    scored = pool[np.array(have, dtype=bool)].reset_index(drop=True)
+    files = _pool_cache_files(pool, cache_dir, fingerprint)
+    scored = pool[np.array([f is not None for f in files], dtype=bool)].reset_index(drop=True)
     if scored.empty:
         raise FileNotFoundError(f"no model of {profile.pool} has a score cache in {cache_dir}")
     expected = profile_expectation(profile_name, cache_dir)

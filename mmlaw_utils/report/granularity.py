@@ -25,7 +25,7 @@ from mmlaw_utils.analysis.uncertainty import text_clusters
 from mmlaw_utils.config import FIGURE_STEMS, RunPaths
 from mmlaw_utils.report.tables import table1_frame, table1_markdown
 from mmlaw_utils.report.units import display_unit, short_name
-from mmlaw_utils.scoring.segment_files import available_segmentations, read_segment_table, segments_dir
+from mmlaw_utils.scoring.segment_files import available_segmentations, read_segment_table, segmented_models, segments_dir
 
 README_START = "<!-- granularity-{profile}:start -->"
 README_END = "<!-- granularity-{profile}:end -->"
@@ -102,6 +102,12 @@ def compute_results(lm: LossMatrix, texts: pd.DataFrame, data_dir: str | Path, p
     found = available_segmentations(data_dir)
     if not found:
         return None
+    segmented = [segmented_models(data_dir, g) for g in found]
+    left_out = [m for m in lm.model_names if not all(m in models for models in segmented)]
+    if len(left_out) == len(lm.model_names):
+        raise ValueError(f"no model of profile {profile!r} has segment files at every segmentation there is ({found})")
+    if left_out:  # e.g. models whose weights are not on disk to rescore
+        lm = lm.select([m for m in lm.model_names if m not in left_out])
     text_ids, names = lm.text_ids, lm.model_names
     ordered = texts.set_index("text_id").loc[text_ids]
     domains = ordered["domain"].astype(str).to_numpy() if "domain" in ordered.columns else None
@@ -161,6 +167,9 @@ def compute_results(lm: LossMatrix, texts: pd.DataFrame, data_dir: str | Path, p
         result.example, result.example_text, result.example_models = frame, text_id, (label[pair[0]], label[pair[1]])
     if "text" not in found:
         result.notes.append("no text-level segment file: the text granularity is the loss matrix itself")
+    if left_out:
+        result.notes.append(f"{len(left_out)} of the profile's {len(left_out) + len(names)} models have no segment files "
+                            f"and are left out of every granularity, the text level included: {', '.join(left_out)}")
     return result
 
 

@@ -101,8 +101,11 @@ def _fused_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor, vocab_siz
 
 def score_windows(model, sequences: list[np.ndarray], settings: kernel.ScoreSettings, *,
                   text_ids: Sequence[str] | None = None, batch_tokens: int = SMALL_MODEL_BATCH_TOKENS,
-                  progress: Any = None) -> np.ndarray:
-    """Summed NLL (float64 nats) of each token sequence (prefix excluded), in input order; every window in one pass."""
+                  progress: Any = None, token_nll: list[np.ndarray] | None = None) -> np.ndarray:
+    """Summed NLL (float64 nats) of each token sequence (prefix excluded), in input order; every window in one pass.
+
+    ``token_nll``: an optional list that receives, per sequence, its tokens' NLLs (float64 nats).
+    """
     ids = [str(i) for i in range(len(sequences))] if text_ids is None else list(text_ids)
     if not sequences:
         return np.zeros(0, dtype=np.float64)
@@ -116,6 +119,8 @@ def score_windows(model, sequences: list[np.ndarray], settings: kernel.ScoreSett
     device, head_device = input_device(model), head.linear.weight.device
     nll = np.zeros(len(sequences), dtype=np.float64)
     windows_left = np.bincount(windows[:, 0], minlength=len(sequences))
+    token_offsets = np.concatenate([[0], np.cumsum(lengths - 1)])
+    flat_token_nll = np.zeros(int(token_offsets[-1]) if token_nll is not None else 0, dtype=np.float64)
     with torch.inference_mode():
         for batch in kernel.pack_batches(windows[:, 2], batch_tokens):
             text, start, length, n_scored = (windows[batch, k] for k in range(4))
@@ -136,9 +141,13 @@ def score_windows(model, sequences: list[np.ndarray], settings: kernel.ScoreSett
                 raise FloatingPointError(f"model {model_name(model)!r} gave non-finite log-probabilities for text id(s) "
                                          f"{bad[:20]}; the weights or inputs are broken")
             np.subtract.at(nll, owners, logprobs)
+            if token_nll is not None:  # the target at window column c is token start + c of its text
+                flat_token_nll[((token_offsets[text] + start)[:, None] + column)[scored]] = -logprobs
             if progress is not None:
                 np.subtract.at(windows_left, text, 1)
                 kernel._report_progress(progress, int(n_scored.sum()), int((windows_left == 0).sum()))
+    if token_nll is not None:
+        token_nll.extend(np.split(flat_token_nll, token_offsets[1:-1]))
     return nll
 
 

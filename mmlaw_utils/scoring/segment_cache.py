@@ -119,7 +119,10 @@ def match_score_cache_threads(score_path: Path) -> None:
 
 
 def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, progress) -> None:
-    """Score every chunk not yet in ``partial``, then write the token file and drop ``partial``."""
+    """Score the token losses of ``frame``'s texts and write the token file: small models in one batched pass,
+    others chunk by chunk into ``partial`` (resumable)."""
+    from mmlaw_utils.scoring import batched
+
     model, tokenizer, overrides = run.load_for_scoring(request)
     settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, request.max_length, request.context_tokens))
     text_ids = frame["text_id"].astype(str).tolist()
@@ -127,11 +130,23 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
     sequences, spans = kernel.tokenize_with_char_spans(tokenizer, texts, text_ids)
     provenance = run.build_provenance(request, model, tokenizer, settings, fingerprint, len(frame), model_hash, overrides)
     provenance["offsets_rule"] = OFFSETS_RULE
+    n_tokens = np.array([len(s) for s in sequences])
+    if batched.is_small_model(request) and settings.head_mode != "full":
+        bar = kernel.make_progress(int(n_tokens.sum()), len(frame), f"{request.model} tokens") if progress else None
+        token_nll: list[np.ndarray] = []
+        try:
+            batched.score_windows(model, sequences, settings, text_ids=text_ids, progress=bar, token_nll=token_nll,
+                                  batch_tokens=max(request.batch_tokens, batched.SMALL_MODEL_BATCH_TOKENS))
+        finally:
+            if bar is not None:
+                bar.close()
+        _finish_token_file(request, token_frame(text_ids, texts, spans, token_nll), provenance, fingerprint, model_hash, text_ids, path)
+        cache.remove_partial(partial)
+        return
     manifest = cache.read_manifest(partial)
     if manifest is None or run._same_run(manifest, provenance):
         cache.remove_partial(partial)
         cache.write_manifest(partial, provenance)
-    n_tokens = np.array([len(s) for s in sequences])
     order = np.argsort(-n_tokens, kind="stable")
     chunks = [order[i : i + request.chunk_texts] for i in range(0, len(order), request.chunk_texts)]
     done = {int(p.stem.split("_")[1]) for p in partial.glob("chunk_*.parquet")}
@@ -142,7 +157,7 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
     try:
         for index in todo:
             members = chunks[index]
-            token_nll: list[np.ndarray] = []
+            token_nll = []
             kernel.score_token_sequences(model, [sequences[i] for i in members], settings, text_ids=[text_ids[i] for i in members],
                                          batch_tokens=request.batch_tokens, progress=bar, token_nll=token_nll)
             rows = token_frame([text_ids[i] for i in members], [texts[i] for i in members], [spans[i] for i in members], token_nll)
@@ -157,13 +172,19 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
     tokens["text_id"] = tokens["text_id"].astype(str)
     position = {t: i for i, t in enumerate(text_ids)}
     tokens = tokens.iloc[np.argsort(tokens["text_id"].map(position).to_numpy(), kind="stable")].reset_index(drop=True)
+    _finish_token_file(request, tokens, provenance, fingerprint, model_hash, text_ids, path)
+    cache.remove_partial(partial)
+
+
+def _finish_token_file(request, tokens: pd.DataFrame, provenance: dict[str, Any], fingerprint: str, model_hash: str | None,
+                       text_ids: list[str], path: Path) -> None:
+    """Check per-text token sums against the score cache (when one matches) and write the complete token file."""
     rel = score_cache_rel_diff(tokens, request, fingerprint, model_hash, text_ids)
     if rel is not None and rel > SUM_TOLERANCE:
         raise ValueError(f"model {request.model!r}: per-text token sums differ from its score cache by {rel:.2e} relative "
                          f"(> {SUM_TOLERANCE}); the score cache and this scoring disagree")
     provenance.update(complete=True, score_cache_max_rel_diff=rel, created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     write_with_provenance(path, tokens, provenance)
-    cache.remove_partial(partial)
 
 
 # ----------------------------------------------------------------------------- segment losses
@@ -270,17 +291,31 @@ def pool_model_ids(profile: str) -> list[str]:
     return [str(m) for m in select_arms(run._pool_models(prof.pool), prof.arms, profile)["model"]]
 
 
+def weights_on_disk(model: str) -> bool:
+    """Whether a pool model can be loaded here: hub and packaged ids count as present, local folders need a config."""
+    path = run.local_model_path(model)
+    return path is None or (path / "config.json").is_file()
+
+
 def build_segments(profile: str, *, model: str | None = None, segmentations: Sequence[str] | None = None,
                    force: bool = False, progress: bool = True, data_dir: str | Path | None = None,
-                   **settings: Any) -> list[Path]:
+                   present_only: bool = False, **settings: Any) -> list[Path]:
     """The ``segments`` command: token files of the pool (rescored when stale), then its stale segment files.
 
     ``model`` restricts both to one model, except that ``common_token`` needs every pool model's token
-    file (missing ones are scored). ``data_dir`` overrides the profile's output root (its ``scores/``
+    file (missing ones are scored). ``present_only`` keeps the pool models whose weights are on disk (the
+    rest are named and skipped; ``common_token`` then holds for the models kept). ``data_dir`` overrides the profile's output root (its ``scores/``
     and ``segments/``); ``settings`` are ``score``'s overrides (``n_texts``, ``device``, ...).
     """
     chosen = list(segmentations or segments.SEGMENTATIONS)
     pool = pool_model_ids(profile)
+    if present_only:
+        absent = [m for m in pool if not weights_on_disk(m)]
+        if absent:
+            print(f"skipping {len(absent)} pool model(s) without weights on disk: {', '.join(absent)}")
+        pool = [m for m in pool if m not in absent]
+        if not pool:
+            raise ValueError(f"no model of profile {profile!r}'s pool has its weights on disk")
     if model is not None and model not in pool:
         raise ValueError(f"model {model!r} is not in profile {profile!r}'s pool (arms included): {pool[:5]}...")
     needed = pool if (model is None or "common_token" in chosen) else [model]

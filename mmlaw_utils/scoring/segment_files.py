@@ -98,6 +98,14 @@ def available_segmentations(data_dir: str | Path) -> list[str]:
     return [s for s in SEGMENTATIONS if segmentation_files(data_dir, s)]
 
 
+def segmented_models(data_dir: str | Path, segmentation: str) -> set[str]:
+    """The models with rows in ``segmentation``'s files (reads the model column only)."""
+    found: set[str] = set()
+    for path in segmentation_files(data_dir, segmentation):
+        found.update(str(m) for m in pq.read_table(path, columns=["model"]).column("model").unique().to_pylist())
+    return found
+
+
 def readable_segmentation(data_dir: str | Path) -> str | None:
     """The segmentation to colour texts by (word, else sentence, else line), or None when none has files."""
     found = available_segmentations(data_dir)
