@@ -213,7 +213,8 @@ def main(argv=None) -> int:
                 print(f"bench_tiny_scoring: {r['model']}: {key} {r[key]:.1e} exceeds 1e-6", file=sys.stderr)
                 return 1
     if args.write_readme:
-        write_marked_region(README, section, START, END, append_if_missing=True)
+        body = section.strip().removeprefix(START).removesuffix(END).strip()  # the markers stay in the README
+        write_marked_region(README, body, START, END, append_if_missing=True)
     return 0
 
 

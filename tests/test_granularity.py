@@ -364,3 +364,24 @@ def test_pipeline_skips_stage_10_without_segments(monkeypatch, tmp_path, capsys)
     (tmp_path / "segments").mkdir()
     pipeline.run_pipeline(options, runs_root=tmp_path / "runs")
     assert ran == ["10_granularity"]
+
+
+@pytest.mark.parametrize("profile", ["real", "minipool"])
+def test_committed_segment_files_tile_and_sum_to_the_committed_text_losses(profile):
+    from mmlaw_utils.analysis.lossmatrix import loss_matrix_bytes
+    from mmlaw_utils.scoring.assemble import load_loss_matrix
+    from mmlaw_utils.scoring.segment_files import available_segmentations, read_segment_table
+
+    data_dir = load_profile(profile).data_dir
+    found = available_segmentations(data_dir)
+    assert found, f"no segment files committed for profile {profile!r}"
+    lm = load_loss_matrix(data_dir)
+    for segmentation in found:
+        frame = read_segment_table(data_dir, segmentation)
+        models = [m for m in lm.model_names if m in set(frame["model"].astype(str))]
+        assert models, f"{segmentation}: no model of the loss matrix"
+        part = lm.select(models)
+        seg = gran.segment_losses_from_frame(frame, segmentation, models, part.text_ids)  # checks the tiling
+        np.testing.assert_array_equal(seg.n_bytes, loss_matrix_bytes(part))
+        rel, model, text = gran.text_sum_mismatch(seg, part.to_array())
+        assert rel <= 1e-6, f"{segmentation}: model {model} text {text}: {rel:.2e}"
