@@ -25,6 +25,12 @@ cost of I + j. Memory: at most O(K^2·N) floats on the depth-first stack (``memo
 409 MB at K=71, N=10,000). A search stopped by its time, node or memory budget returns the
 incumbent staircase with a certificate: for each point, the lowest bound over every subtree still
 open, so each point carries a valid lower bound and a gap.
+
+Subsets of at most four models (``level_search``, chosen by ``search_frontier`` when K <= 400) are
+searched level by level instead: every single, pair and triple is computed (K^3 N / 6 minima), and
+each quad S is bounded from the pair and triple tables alone, loss(S) >= loss(Q + x) + loss(Q + y) -
+loss(Q) for every pair Q of S and the other two members x, y (the gain of y over Q + x is at most its
+gain over Q); only the quads whose bound falls below the staircase at their cost are computed.
 """
 
 from __future__ import annotations

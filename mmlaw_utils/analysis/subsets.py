@@ -4,7 +4,8 @@ The frontier of §2.5 ranges over *all* subsets S of the pool: points (P_total(S
 parameter counts; L_oracle(S) eq. 4, nats per text), with the dominance rule of
 ``frontier.pareto_front`` (weakly better in both, strictly in one). 2^K subsets rule out brute
 force beyond K ~ 25. ``subset_frontier`` (default) runs the bi-objective branch and bound of
-``subset_search`` (submodular bounds, one search for the whole frontier). The older alternative,
+``subset_search`` (submodular bounds, one search for the whole frontier; for max_size <= 4 a level-wise
+search over all pairs and triples with bounded quads). The older alternative,
 ``method="milp"``, solves a sequence of mixed-integer programs (budgeted facility location,
 ``scipy.optimize.milp`` = HiGHS branch-and-cut):
 
@@ -411,7 +412,8 @@ def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = No
     The dominance rule is ``frontier.pareto_front``'s; where several subsets share a frontier
     point exactly (same params and loss) one of them is reported.
     ``method``: "bnb" (branch and bound over models, ``subset_search``; memory O(K^2 N) floats at
-    most, ``attrs["memory_bound_bytes"]``), "milp" (a budget walk of HiGHS MIPs), "brute" (all
+    most, or K^3 + O(K N) for the level-wise search of max_size <= 4, ``attrs["memory_bound_bytes"]``;
+    ``attrs["search"]`` names which ran), "milp" (a budget walk of HiGHS MIPs), "brute" (all
     2^K - 1 subsets, K <= 22) or "auto" (brute when small, else bnb).
     ``time_limit``: seconds per MIP (milp; a point not proven within it keeps its gap).
     ``total_time_limit``: seconds for the whole search; ``memory_limit_gb``: resident-memory cap
