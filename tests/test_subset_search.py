@@ -284,5 +284,5 @@ def test_levels_cover_max_size_four_and_small_pools_only():
         subset_search.search_frontier(L, params, np.ones(8, dtype=bool), 1, 5, strategy="levels")
     # the level-wise memory bound: dense triple table, triple indices and sums, copies of L, quad batch
     k, n = 200, 10_000
-    assert subset_search.memory_bound_bytes(k, n, 4) == 8 * (k**3 + 4 * 1_313_400 + 6 * k * n + 3 * 512 * n
+    assert subset_search.memory_bound_bytes(k, n, 4) == 8 * (k**3 + 8 * 1_313_400 + 6 * k * n + 3 * 512 * n
                                                              + 16 * k * k)

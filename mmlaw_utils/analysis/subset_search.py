@@ -619,13 +619,14 @@ def quad_lower_bounds(triples: np.ndarray, pairs: np.ndarray, a: int, b: int) ->
 def levels_memory_bytes(n_models: int, n_texts: int) -> int:
     """Upper bound on the level-wise search's working memory beyond L itself (bytes).
 
-    The dense triple table (K^3 floats), the triples' indices and sums (4 numbers each), the sorted copy of
-    L and the gathered minima of a batch of quads (3 x QUAD_BATCH x N), per-prefix K x K temporaries, and, when
-    the search stops, the root bound of the depth-first search (five K x N temporaries).
+    The dense triple table (K^3 floats), the triples' indices and sums with the index temporaries that build
+    them (8 numbers per triple), the sorted copy of L and the gathered minima of a batch of quads
+    (3 x QUAD_BATCH x N), per-prefix K x K temporaries, and, when the search stops, the root bound of the
+    depth-first search (five K x N temporaries).
     """
     k = n_models
     n_triples = k * (k - 1) * (k - 2) // 6
-    return 8 * (k**3 + 4 * n_triples + 6 * k * n_texts + 3 * QUAD_BATCH * n_texts + 16 * k * k)
+    return 8 * (k**3 + 8 * n_triples + 6 * k * n_texts + 3 * QUAD_BATCH * n_texts + 16 * k * k)
 
 
 def level_frontier(params: np.ndarray, sums: np.ndarray) -> np.ndarray:
