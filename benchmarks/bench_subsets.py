@@ -52,15 +52,16 @@ def paper_matrix(n_models: int, n_texts: int, seed: int = 0) -> tuple[np.ndarray
 
 def bench_triples(repeats: int = 3, n_models: int = 71, n_texts: int = 10_000) -> dict:
     L, _, desc = paper_matrix(n_models, n_texts)
-    best = np.inf
+    best = best_cpu = np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         idx, loss = subsets.triple_losses(L)
         best = min(best, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - cpu_start)
     pick = np.random.default_rng(0).integers(0, len(idx), 20)
     assert np.allclose(loss[pick], [L[list(t)].min(axis=0).mean() for t in idx[pick]], rtol=1e-12)
-    return {"task": f"all {len(idx):,} triples, K={n_models}, N={n_texts:,}", "seconds": best, "cpu": best, "ratio": None,
-            "detail": f"best of {repeats} (wall); `triple_losses`; {desc}"}
+    return {"task": f"all {len(idx):,} triples, K={n_models}, N={n_texts:,}", "seconds": best, "cpu": best_cpu,
+            "ratio": None, "detail": f"best of {repeats} (wall and CPU apart); `triple_losses`; {desc}"}
 
 
 def load_case(case: dict) -> tuple[np.ndarray, np.ndarray, str]:
