@@ -286,3 +286,10 @@ def test_levels_cover_max_size_four_and_small_pools_only():
     k, n = 200, 10_000
     assert subset_search.memory_bound_bytes(k, n, 4) == 8 * (k**3 + 8 * 1_313_400 + 6 * k * n + 3 * 512 * n
                                                              + 16 * k * k)
+
+
+def test_level_frontier_keeps_strict_improvements_by_params():
+    params = np.array([3, 1, 2, 2, 5])
+    sums = np.array([5.0, 9.0, 7.0, 6.0, 5.0])
+    # by params: (1, 9) (2, 6) (2, 7: not below 6) (3, 5) (5, 5: not below 5)
+    assert subset_search.level_frontier(params, sums).tolist() == [1, 3, 0]
