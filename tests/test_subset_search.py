@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -178,3 +179,117 @@ def test_min_size_above_one_with_an_empty_staircase():
     L = np.array([[4.0], [3.0], [4.0]])
     params = np.array([2, 2, 2])
     _check(subsets.subset_frontier(L, params, max_size=3, min_size=2, method="bnb"), L, params, 2, 3)
+
+
+# ---------------------------------------------------------------- level-wise search (max_size <= 4)
+
+
+def _paper_like(K, N, seed):
+    from mmlaw_utils.scoring.synthetic import paper_like_losses
+
+    pool, L = paper_like_losses(K, N, seed)
+    return L, pool["params"].to_numpy()
+
+
+@pytest.mark.parametrize("seed,K,lo,hi", [(0, 16, 1, 4), (1, 18, 1, 3), (2, 16, 2, 4), (3, 14, 4, 4), (4, 17, 3, 3)])
+def test_levels_equal_brute_force_on_paper_like_pools(seed, K, lo, hi):
+    L, params = _paper_like(K, 60, seed)
+    front = subsets.subset_frontier(L, params, max_size=hi, min_size=lo, method="bnb")
+    assert front.attrs["search"] == "levels"
+    _check(front, L, params, lo, hi)
+
+
+@pytest.mark.parametrize("kind,seed,K,N,lo,hi", [("paper", 5, 40, 400, 1, 4), ("paper", 6, 36, 300, 1, 3),
+                                                 ("paper", 7, 30, 300, 2, 4), ("continuous", 8, 24, 50, 1, 4),
+                                                 ("ties", 9, 20, 12, 1, 4)])
+def test_levels_find_the_depth_first_search_frontier_subset_for_subset(kind, seed, K, N, lo, hi):
+    L, params = _paper_like(K, N, seed) if kind == "paper" else _matrix(kind, seed, K, N)
+    usable = np.ones(K, dtype=bool) if lo > 1 else ~subsets.dominated_models(L, params)
+    seeds = subset_search.greedy_seeds(L, params, usable, hi)
+    runs = {strategy: subset_search.search_frontier(L, params, usable, lo, hi, seeds=seeds, strategy=strategy)
+            for strategy in ("levels", "depth_first")}
+    levels, depth_first = runs["levels"], runs["depth_first"]
+    assert levels.complete and depth_first.complete and not levels.open_bounds
+    assert levels.stair.params == depth_first.stair.params and levels.stair.losses == depth_first.stair.losses
+    if kind != "ties":  # with exact ties either search may report another subset of the same point
+        assert levels.stair.subsets == depth_first.stair.subsets
+    if hi == 4:  # some quads are pruned by their bound
+        assert levels.n_nodes < sum(math.comb(K, k) for k in range(1, 5))
+
+
+def _tables(L):
+    singles, pair_sums = subsets.pair_minimum_sums(L)
+    pairs = subset_search.pair_table(singles, pair_sums)
+    idx, sums = subset_search.triple_minimum_sums(L)
+    return pairs, idx, sums, subset_search.triple_table(idx, sums, pairs)
+
+
+def test_pair_and_triple_tables_hold_canonical_sums_for_every_index_order():
+    rng = np.random.default_rng(11)
+    K, N = 6, 4096 + 37  # two blocks of the canonical order
+    L = rng.uniform(1, 9, size=(K, N))
+    pairs, idx, sums, triples = _tables(L)
+    assert idx.tolist() == [list(t) for t in itertools.combinations(range(K), 3)]
+    for t, s in zip(idx, sums):
+        assert s == subset_search.canonical_sum(L[list(t)].min(axis=0))  # bit for bit
+    for i, j, k in itertools.product(range(K), repeat=3):
+        assert triples[i, j, k] == subset_search.canonical_sum(L[[i, j, k]].min(axis=0))
+        assert pairs[i, j] == subset_search.canonical_sum(L[[i, j]].min(axis=0))
+
+
+def test_quad_bound_is_tight_when_every_model_wins_its_own_text():
+    """Model i has loss 1 on text i and 10 elsewhere: gains add up, so loss(Q+x) + loss(Q+y) - loss(Q) is exact."""
+    L = 10.0 - 9.0 * np.eye(5)
+    pairs, _, _, triples = _tables(L)
+    bound = subset_search.quad_lower_bounds(triples, pairs, 0, 1)  # c, d in {2, 3, 4}
+    for c, d in itertools.combinations(range(3), 2):
+        assert bound[c, d] == L[[0, 1, c + 2, d + 2]].min(axis=0).sum() == 4 * 1.0 + 10.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["ties", "continuous"]), seed=st.integers(0, 10**6), K=st.integers(4, 8),
+       N=st.integers(1, 30))
+def test_quad_lower_bounds_never_exceed_the_quad_losses(kind, seed, K, N):
+    L, _ = _matrix(kind, seed, K, N)
+    pairs, _, _, triples = _tables(L)
+    for a, b in itertools.combinations(range(K), 2):
+        bound = subset_search.quad_lower_bounds(triples, pairs, a, b)
+        for c, d in itertools.combinations(range(b + 1, K), 2):
+            exact = L[[a, b, c, d]].min(axis=0).sum()
+            assert bound[c - b - 1, d - b - 1] <= exact + 1e-9 * abs(exact)
+
+
+def test_stopped_level_search_returns_a_certified_partial_frontier():
+    L, params = _paper_like(14, 80, 12)
+    subs, tot, loss = _all_subsets(L, params, 1, 4)
+    full = subsets.subset_frontier(L, params, max_size=4, method="bnb")
+    n_nodes = full.attrs["n_nodes"]
+    assert full.attrs["search"] == "levels" and n_nodes > 14 + 91 + 364  # some quads are computed
+    for limit in sorted({1, 14 + 50, 14 + 91 + 1, n_nodes - 1}):
+        part = subsets.subset_frontier(L, params, max_size=4, method="bnb", node_limit=limit)
+        assert not part.attrs["complete"] and part.attrs["stop_reason"] == f"node limit {limit}"
+        for p, lb, ls in zip(part["params"], part["lower_bound"], part["loss"]):
+            best_within = loss[tot <= p].min()
+            assert lb <= best_within + 1e-9 and best_within <= ls
+    stopped = subsets.subset_frontier(L, params, max_size=4, method="bnb", memory_limit_gb=1e-6)
+    assert not stopped.attrs["complete"] and stopped.attrs["stop_reason"].startswith("memory limit")
+    _check(full, L, params, 1, 4)
+
+
+def test_levels_cover_max_size_four_and_small_pools_only():
+    assert subset_search.uses_levels(400, 4) and not subset_search.uses_levels(401, 4)
+    assert not subset_search.uses_levels(30, 5)
+    L, params = _paper_like(8, 20, 0)
+    with pytest.raises(ValueError, match="max_size <= 4, got 5"):
+        subset_search.search_frontier(L, params, np.ones(8, dtype=bool), 1, 5, strategy="levels")
+    # the level-wise memory bound: dense triple table, triple indices and sums, copies of L, quad batch
+    k, n = 200, 10_000
+    assert subset_search.memory_bound_bytes(k, n, 4) == 8 * (k**3 + 8 * 1_313_400 + 6 * k * n + 3 * 512 * n
+                                                             + 16 * k * k)
+
+
+def test_level_frontier_keeps_strict_improvements_by_params():
+    params = np.array([3, 1, 2, 2, 5])
+    sums = np.array([5.0, 9.0, 7.0, 6.0, 5.0])
+    # by params: (1, 9) (2, 6) (2, 7: not below 6) (3, 5) (5, 5: not below 5)
+    assert subset_search.level_frontier(params, sums).tolist() == [1, 3, 0]

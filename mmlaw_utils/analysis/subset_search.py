@@ -25,6 +25,12 @@ cost of I + j. Memory: at most O(K^2·N) floats on the depth-first stack (``memo
 409 MB at K=71, N=10,000). A search stopped by its time, node or memory budget returns the
 incumbent staircase with a certificate: for each point, the lowest bound over every subtree still
 open, so each point carries a valid lower bound and a gap.
+
+Subsets of at most four models (``level_search``, chosen by ``search_frontier`` when K <= 400) are
+searched level by level instead: every single, pair and triple is computed (K^3 N / 6 minima), and
+each quad S is bounded from the pair and triple tables alone, loss(S) >= loss(Q + x) + loss(Q + y) -
+loss(Q) for every pair Q of S and the other two members x, y (the gain of y over Q + x is at most its
+gain over Q); only the quads whose bound falls below the staircase at their cost are computed.
 """
 
 from __future__ import annotations
@@ -36,11 +42,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmlaw_utils.analysis.oracle import blocked_text_sums
+from mmlaw_utils.analysis.oracle import DEFAULT_BLOCK_TEXTS, blocked_text_sums, pair_minimum_sums
 
 # bounds are compared with the staircase with this relative slack (bounds are summed in another
 # order than losses; a subtree is kept unless its bound is above the staircase by more than this)
 BOUND_REL_TOL = 1e-11
+# the level-wise search (max_size <= LEVELS_MAX_SIZE) keeps a dense K^3 table of triple losses: above
+# this many usable models (512 MiB of table at 400) the depth-first search runs instead
+LEVELS_MAX_SIZE = 4
+LEVELS_MAX_MODELS = 400
+# quads whose per-text minima are gathered and summed in one batch (x N floats)
+QUAD_BATCH = 512
 
 
 class SearchStopped(Exception):
@@ -287,12 +299,17 @@ def greedy_seeds(L: np.ndarray, p: np.ndarray, usable: np.ndarray, max_size: int
     return seeds
 
 
-def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
-    """True when some total-params value in the node's range has a bound strictly below the staircase."""
+def staircase_arrays(stair: Staircase, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``stair.arrays()``, kept in ``cache`` until the staircase changes (also its losses padded with inf in front)."""
     if cache.get("version") != stair.version:
         xs, fs = stair.arrays()
-        cache.update(version=stair.version, xs=xs, fs=fs)
-    xs, fs = cache["xs"], cache["fs"]
+        cache.update(version=stair.version, xs=xs, fs=fs, padded=np.concatenate([[np.inf], fs]))
+    return cache["xs"], cache["fs"]
+
+
+def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
+    """True when some total-params value in the node's range has a bound strictly below the staircase."""
+    xs, fs = staircase_arrays(stair, cache)
     lo_i = np.searchsorted(xs, bound.cost, side="right")
     hi_i = np.searchsorted(xs, bound.reach, side="right")
     # right end of each staircase step that the node's range meets: just below the next point, and its reach
@@ -304,6 +321,17 @@ def can_improve(bound: NodeBound, stair: Staircase, cache: dict) -> bool:
     return bool((lb < level - BOUND_REL_TOL * np.abs(level)).any())
 
 
+def staircase_levels(stair: Staircase, cache: dict, total: np.ndarray, slack: bool = True) -> np.ndarray:
+    """Staircase value (summed nats) at each total params, lowered by the comparison slack unless ``slack`` is
+    False (inf where no point is that cheap); a bound must fall strictly below it to matter."""
+    staircase_arrays(stair, cache)
+    value = cache["padded"][np.searchsorted(cache["xs"], total, side="right")]
+    if not slack:
+        return value
+    finite = np.isfinite(value)
+    return np.where(finite, value - BOUND_REL_TOL * np.abs(np.where(finite, value, 0.0)), np.inf)
+
+
 def pair_screen(cost: int, loss: float, p_R: np.ndarray, gains: np.ndarray, m_act: np.ndarray, D: np.ndarray,
                 stair: Staircase, cache: dict) -> np.ndarray:
     """For a node that may add two more models: which children I + R[k] can hold a point below the staircase.
@@ -313,21 +341,9 @@ def pair_screen(cost: int, loss: float, p_R: np.ndarray, gains: np.ndarray, m_ac
     is at least (G diag(1/M) G^T)[a, b], one matrix product for all pairs. Each pair I + R[k] + R[l]
     (l > k) and each I + R[k] alone is checked against the staircase at its exact cost, all at once.
     """
-    if cache.get("version") != stair.version:
-        xs, fs = stair.arrays()
-        cache.update(version=stair.version, xs=xs, fs=fs)
-    xs, fs = cache["xs"], cache["fs"]
-    padded = np.concatenate([[np.inf], fs])
-
-    def level(total: np.ndarray) -> np.ndarray:
-        """Staircase value at each total, lowered by the comparison slack (inf where no point is cheaper)."""
-        value = padded[np.searchsorted(xs, total, side="right")]
-        return np.where(np.isfinite(value), value - BOUND_REL_TOL * np.abs(np.where(np.isfinite(value), value, 0.0)),
-                        np.inf)
-
     child_loss = loss - gains
     child_cost = cost + p_R
-    own = level(child_cost)
+    own = staircase_levels(stair, cache, child_cost)
     alive = child_loss < own
     G = np.maximum(m_act[None, :] - D, 0.0)
     shared = (G > 0).sum(axis=0) >= 2  # a text that only one candidate improves adds no overlap
@@ -337,20 +353,27 @@ def pair_screen(cost: int, loss: float, p_R: np.ndarray, gains: np.ndarray, m_ac
     # product is still a lower bound on the overlap
     overlap = (G.astype(np.float32) @ (G / top).astype(np.float32).T).astype(np.float64)
     overlap *= 0.98
-    pair_level = level(child_cost[:, None] + p_R[None, :])
+    pair_level = staircase_levels(stair, cache, child_cost[:, None] + p_R[None, :])
     pair_lb = child_loss[:, None] - gains[None, :] + np.maximum(overlap, 0.0)
     later = np.triu(np.ones((p_R.size, p_R.size), dtype=bool), k=1)
     alive |= (later & (pair_lb < pair_level)).any(axis=1)
     return alive
 
 
+def uses_levels(n_models: int, max_size: int) -> bool:
+    """Whether ``search_frontier`` ("auto") runs the level-wise search for this many usable models and max_size."""
+    return max_size <= LEVELS_MAX_SIZE and n_models <= LEVELS_MAX_MODELS
+
+
 def memory_bound_bytes(n_models: int, n_texts: int, max_size: int) -> int:
     """Upper bound on the search's working memory beyond L itself (bytes, float64 arrays).
 
-    The depth-first stack holds at most max_size + 1 frames (the root's copy of L included); each
+    Where ``uses_levels``, that of the level-wise search (``levels_memory_bytes``). The depth-first stack holds at most max_size + 1 frames (the root's copy of L included); each
     keeps its candidates' losses (<= K x N) and minima (<= N); a node adds at most five K x N
     temporaries (gains, prefix and suffix minima, a masked copy, a comparison).
     """
+    if uses_levels(n_models, max_size):
+        return levels_memory_bytes(n_models, n_texts)
     frames = min(max_size, n_models) + 1
     return 8 * (frames * (n_models + 1) * n_texts + 5 * n_models * n_texts)
 
@@ -377,11 +400,19 @@ def _peak_rss_bytes() -> int:
 def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, hi: int, *,
                     time_limit: float | None = None, max_nodes: int | None = None,
                     memory_limit_bytes: int | None = None, progress: bool = False,
-                    seeds: list[tuple[int, ...]] | None = None) -> SearchResult:
+                    seeds: list[tuple[int, ...]] | None = None, strategy: str = "auto") -> SearchResult:
     """Depth-first branch and bound over the ``usable`` rows of ``L`` (nats) with integer ``p``; see module doc.
 
     ``seeds``: subsets (e.g. from a heuristic) put on the staircase first, so pruning starts strong.
+    ``strategy``: "depth_first", "levels" (``level_search``, hi <= 4) or "auto" (levels where ``uses_levels``).
     """
+    if strategy not in ("auto", "levels", "depth_first"):
+        raise ValueError(f"strategy must be 'auto', 'levels' or 'depth_first', got {strategy!r}")
+    if strategy == "levels" or (strategy == "auto" and uses_levels(int(np.count_nonzero(usable)), hi)):
+        if hi > LEVELS_MAX_SIZE:
+            raise ValueError(f"the level-wise search covers max_size <= {LEVELS_MAX_SIZE}, got {hi}")
+        return level_search(L, p, usable, lo, hi, time_limit=time_limit, max_nodes=max_nodes,
+                            memory_limit_bytes=memory_limit_bytes, progress=progress, seeds=seeds)
     start = time.perf_counter()
     n_texts = L.shape[1]
     stair = Staircase()
@@ -498,3 +529,219 @@ def search_frontier(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, h
     return SearchResult(stair=stair, complete=complete, reason=reason, n_nodes=state["nodes"],
                         open_bounds=list(open_frames) if not complete else [],
                         seconds=time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- level-wise search (max_size <= 4)
+
+
+def triple_minimum_sums(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) -> tuple[np.ndarray, np.ndarray]:
+    """All C(K,3) triples i<j<k of the rows of ``L``: (indices (n, 3) int64 in lexicographic order, sums over texts
+    of their per-text minima, nats, in the canonical order of ``oracle.blocked_text_sums``).
+
+    For each pair (i, j) the pair minimum over a block of texts is computed once and then
+    min-ed against all rows k > j at once; the block keeps temporaries in cache.
+    """
+    n_models, n_texts = L.shape
+    first, second = np.triu_indices(n_models, k=1)  # pairs in lexicographic order
+    tail = n_models - 1 - second  # number of third members k > j
+    offsets = np.concatenate([[0], np.cumsum(tail)]).astype(np.int64)
+    n_triples = int(offsets[-1])
+    within = np.arange(n_triples, dtype=np.int64) - np.repeat(offsets[:-1], tail)
+    triples = np.stack([np.repeat(first, tail), np.repeat(second, tail), np.repeat(second + 1, tail) + within], axis=1)
+    sums = np.zeros(n_triples)
+    buffer = np.empty((max(n_models - 2, 1), min(block_texts, n_texts)))
+    pairs = list(zip(first.tolist(), second.tolist(), offsets[:-1].tolist()))
+    for start in range(0, n_texts, block_texts):
+        block = np.ascontiguousarray(L[:, start : start + block_texts])
+        width = block.shape[1]
+        pair_min = np.empty(width)
+        for i, j, off in pairs:
+            rest = n_models - 1 - j
+            if rest == 0:
+                continue
+            np.minimum(block[i], block[j], out=pair_min)
+            out = buffer[:rest, :width]
+            np.minimum(block[j + 1 :], pair_min, out=out)
+            sums[off : off + rest] += out.sum(axis=1)
+    return triples, sums
+
+
+def pair_table(singles: np.ndarray, pair_sums: np.ndarray) -> np.ndarray:
+    """Symmetric K x K table of pair loss sums (nats) from ``oracle.pair_minimum_sums``; the diagonal holds the singles."""
+    n_models = singles.size
+    table = np.empty((n_models, n_models))
+    i, j = np.triu_indices(n_models, k=1)
+    table[i, j] = pair_sums
+    table[j, i] = pair_sums
+    table[np.arange(n_models), np.arange(n_models)] = singles
+    return table
+
+
+def triple_table(triples: np.ndarray, sums: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Symmetric K x K x K table of triple loss sums (nats); an entry with a repeated index holds the pair's sum
+    (the minimum over {i, j, j} is that over {i, j}), so every entry is a loss."""
+    n_models = pairs.shape[0]
+    table = np.empty((n_models, n_models, n_models))
+    diag = np.arange(n_models)
+    table[:, diag, diag] = pairs
+    table[diag, :, diag] = pairs
+    table[diag, diag, :] = pairs
+    a, b, c = triples.T
+    for x, y, z in ((a, b, c), (a, c, b), (b, a, c), (b, c, a), (c, a, b), (c, b, a)):
+        table[x, y, z] = sums
+    return table
+
+
+def quad_lower_bounds(triples: np.ndarray, pairs: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Lower bounds (nats, summed) on the loss of {a, b, c, d} for all c, d > b: matrix over (c - b - 1, d - b - 1).
+
+    From the tables of ``pair_table`` and ``triple_table`` only: for a pair Q of the four and the other two
+    x, y, loss(Q + x + y) = loss(Q + x) - gain(y | Q + x) >= loss(Q + x) - gain(y | Q) =
+    loss(Q + x) + loss(Q + y) - loss(Q) (the gain of y can only shrink as the set grows); the bound is the
+    largest of the six. Only entries with c < d are quads.
+    """
+    rest = slice(b + 1, None)
+    abc = triples[a, b, rest][:, None]
+    abd = abc.T
+    acd = triples[a, rest, rest]
+    bcd = triples[b, rest, rest]
+    ac = pairs[a, rest][:, None]
+    bc = pairs[b, rest][:, None]
+    bound = abc + abd - pairs[a, b]  # Q = ab
+    np.maximum(bound, abc + acd - ac, out=bound)  # Q = ac
+    np.maximum(bound, abd + acd - ac.T, out=bound)  # Q = ad
+    np.maximum(bound, abc + bcd - bc, out=bound)  # Q = bc
+    np.maximum(bound, abd + bcd - bc.T, out=bound)  # Q = bd
+    np.maximum(bound, acd + bcd - pairs[rest, rest], out=bound)  # Q = cd
+    return bound
+
+
+def levels_memory_bytes(n_models: int, n_texts: int) -> int:
+    """Upper bound on the level-wise search's working memory beyond L itself (bytes).
+
+    The dense triple table (K^3 floats), the triples' indices and sums with the index temporaries that build
+    them (8 numbers per triple), the sorted copy of L and the gathered minima of a batch of quads
+    (3 x QUAD_BATCH x N), per-prefix K x K temporaries, and, when the search stops, the root bound of the
+    depth-first search (five K x N temporaries).
+    """
+    k = n_models
+    n_triples = k * (k - 1) * (k - 2) // 6
+    return 8 * (k**3 + 8 * n_triples + 6 * k * n_texts + 3 * QUAD_BATCH * n_texts + 16 * k * k)
+
+
+def level_frontier(params: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """Indices of the points (params, loss sums) strictly better than every point with <= params, by params."""
+    order = np.lexsort((sums, params))
+    best_before = np.concatenate([[np.inf], np.minimum.accumulate(sums[order])[:-1]])
+    return order[sums[order] < best_before]
+
+
+def level_search(L: np.ndarray, p: np.ndarray, usable: np.ndarray, lo: int, hi: int, *,
+                 time_limit: float | None = None, max_nodes: int | None = None,
+                 memory_limit_bytes: int | None = None, progress: bool = False,
+                 seeds: list[tuple[int, ...]] | None = None) -> SearchResult:
+    """Exact frontier of the subsets of ``lo``..``hi`` <= 4 ``usable`` rows of ``L`` (nats), level by level.
+
+    Singles, pairs (``oracle.pair_minimum_sums``) and triples (``triple_minimum_sums``) are all computed;
+    every quad is bounded from these tables (``quad_lower_bounds``) against the staircase at its cost, and only
+    the quads whose bound falls below it are computed. Models are taken best single loss first, so
+    strong quads come early. A node is one subset whose loss is computed. A search stopped by a budget
+    certifies its points with the depth-first search's root bound (valid for every subset).
+    """
+    start = time.perf_counter()
+    n_texts = L.shape[1]
+    rows = np.flatnonzero(usable)
+    singles = blocked_text_sums(L[rows])
+    order = rows[np.argsort(singles, kind="stable")]
+    A = np.ascontiguousarray(L[order])
+    pA = p[order].astype(np.int64)
+    k = order.size
+    stair = Staircase()
+    cache: dict = {}
+    state = {"nodes": 0}
+
+    def name(members: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted(int(order[m]) for m in members))
+
+    def spend(n: int) -> None:
+        """Count ``n`` computed subsets; stop on a spent budget."""
+        state["nodes"] += n
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            raise SearchStopped(f"time limit {time_limit:g} s")
+        if max_nodes is not None and state["nodes"] > max_nodes:
+            raise SearchStopped(f"node limit {max_nodes}")
+        if memory_limit_bytes is not None and _peak_rss_bytes() > memory_limit_bytes:
+            raise SearchStopped(f"memory limit {memory_limit_bytes / 2**30:.2f} GiB")
+
+    def insert_level(subsets: np.ndarray, sums: np.ndarray) -> None:
+        """Put one level's subsets (rows of local indices) on the staircase, cheapest first."""
+        costs = pA[subsets].sum(axis=1)
+        for i in level_frontier(costs, sums).tolist():
+            stair.insert(int(costs[i]), float(sums[i]), name(tuple(subsets[i].tolist())))
+
+    for subset in seeds or []:
+        if lo <= len(subset) <= hi:
+            stair.insert(int(p[list(subset)].sum()), canonical_sum(L[list(subset)].min(axis=0)), tuple(sorted(subset)))
+    complete, reason = True, "complete"
+    bar = None
+    try:
+        local_singles = np.sort(singles, kind="stable")
+        if lo <= 1:
+            insert_level(np.arange(k)[:, None], local_singles)
+        spend(k)
+        if hi >= 2 and k >= 2:
+            _, pair_sums = pair_minimum_sums(A)
+            pairs = pair_table(local_singles, pair_sums)
+            if lo <= 2:
+                insert_level(np.stack(np.triu_indices(k, k=1), axis=1), pair_sums)
+            spend(pair_sums.size)
+        if hi >= 3 and k >= 3:
+            triples_idx, triple_sums = triple_minimum_sums(A)
+            if lo <= 3:
+                insert_level(triples_idx, triple_sums)
+            spend(triple_sums.size)
+            triples = triple_table(triples_idx, triple_sums, pairs)
+            del triples_idx, triple_sums
+        if hi >= 4 and k >= 4:
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=k - 3, desc="subset frontier (quads by level)", unit="model", mininterval=5.0)
+            upper = np.triu(np.ones((k, k), dtype=bool), k=1)
+            for a in range(k - 3):
+                for b in range(a + 1, k - 2):
+                    tail = k - b - 1
+                    bound = quad_lower_bounds(triples, pairs, a, b)
+                    cost = pA[a] + pA[b] + pA[b + 1 :][:, None] + pA[b + 1 :][None, :]
+                    ci, di = np.nonzero((bound < staircase_levels(stair, cache, cost)) & upper[:tail, :tail])
+                    if ci.size:
+                        best_first = np.argsort(bound[ci, di] - staircase_levels(stair, cache, cost[ci, di],
+                                                                                  slack=False), kind="stable")
+                        ci, di = ci[best_first], di[best_first]
+                        pair_min = np.minimum(A[a], A[b])
+                        for s in range(0, ci.size, QUAD_BATCH):
+                            c, d = ci[s : s + QUAD_BATCH], di[s : s + QUAD_BATCH]
+                            alive = bound[c, d] < staircase_levels(stair, cache, cost[c, d])
+                            c, d = c[alive] + b + 1, d[alive] + b + 1
+                            minima = np.minimum(A[c], A[d])
+                            np.minimum(minima, pair_min, out=minima)
+                            sums = blocked_text_sums(minima)
+                            totals = pA[a] + pA[b] + pA[c] + pA[d]
+                            for i in np.flatnonzero(sums < staircase_levels(stair, cache, totals, slack=False)).tolist():
+                                stair.insert(int(totals[i]), float(sums[i]), name((a, b, int(c[i]), int(d[i]))))
+                            spend(int(c.size))
+                    spend(0)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(points=len(stair.params), nodes=state["nodes"])
+    except SearchStopped as stop:
+        complete, reason = False, stop.reason
+    except MemoryError:
+        complete, reason = False, "out of memory (MemoryError)"
+    if bar is not None:
+        bar.close()
+    open_bounds = []
+    if not complete:
+        open_bounds = [node_bound(np.full(n_texts, np.inf), A, 0, np.inf, pA, hi, 0.0, None)]
+    return SearchResult(stair=stair, complete=complete, reason=reason, n_nodes=state["nodes"],
+                        open_bounds=open_bounds, seconds=time.perf_counter() - start)

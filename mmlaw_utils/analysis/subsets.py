@@ -4,7 +4,8 @@ The frontier of §2.5 ranges over *all* subsets S of the pool: points (P_total(S
 parameter counts; L_oracle(S) eq. 4, nats per text), with the dominance rule of
 ``frontier.pareto_front`` (weakly better in both, strictly in one). 2^K subsets rule out brute
 force beyond K ~ 25. ``subset_frontier`` (default) runs the bi-objective branch and bound of
-``subset_search`` (submodular bounds, one search for the whole frontier). The older alternative,
+``subset_search`` (submodular bounds, one search for the whole frontier; for max_size <= 4 a level-wise
+search over all pairs and triples with bounded quads). The older alternative,
 ``method="milp"``, solves a sequence of mixed-integer programs (budgeted facility location,
 ``scipy.optimize.milp`` = HiGHS branch-and-cut):
 
@@ -50,7 +51,8 @@ from mmlaw_utils.analysis.fit import fit_points
 from mmlaw_utils.analysis.frontier import as_param_counts, pareto_front
 from mmlaw_utils.analysis.oracle import (DEFAULT_BLOCK_TEXTS, _as_loss_matrix, blocked_text_sums, pair_dominance,
                                          pair_minimum_sums)
-from mmlaw_utils.analysis.subset_search import greedy_seeds, memory_bound_bytes, search_frontier
+from mmlaw_utils.analysis.subset_search import (greedy_seeds, memory_bound_bytes, search_frontier,
+                                                triple_minimum_sums, uses_levels)
 
 FRONTIER_COLUMNS = ("subset", "size", "params", "loss", "lower_bound", "gap", "proven_optimal", "solve_s", "method")
 # brute force evaluates 2^K subsets x N texts; above this many cells "auto" switches to the MIP
@@ -119,34 +121,10 @@ def frontier_of(points: pd.DataFrame, *, one_per_point: bool = True) -> pd.DataF
 
 
 def triple_losses(L: np.ndarray, *, block_texts: int = DEFAULT_BLOCK_TEXTS) -> tuple[np.ndarray, np.ndarray]:
-    """All C(K,3) triples i<j<k: (indices (n, 3) int64 in lexicographic order, oracle losses (n,) nats).
-
-    For each pair (i, j) the pair minimum over a block of texts is computed once and then
-    min-ed against all rows k > j at once; the block keeps temporaries in cache.
-    """
+    """All C(K,3) triples i<j<k: (indices (n, 3) int64 in lexicographic order, oracle losses (n,) nats per text)."""
     array = _as_loss_matrix(L)
-    n_models, n_texts = array.shape
-    triples = np.array(list(itertools.combinations(range(n_models), 3)), dtype=np.int64).reshape(-1, 3)
-    sums = np.zeros(len(triples))
-    # offset of the first triple (i, j, j+1) for every pair (i, j), in lexicographic order
-    offsets = {}
-    pos = 0
-    for i in range(n_models - 2):
-        for j in range(i + 1, n_models - 1):
-            offsets[(i, j)] = pos
-            pos += n_models - 1 - j
-    buffer = np.empty((max(n_models - 2, 1), min(block_texts, n_texts)))
-    for start in range(0, n_texts, block_texts):
-        block = np.ascontiguousarray(array[:, start : start + block_texts])
-        width = block.shape[1]
-        pair_min = np.empty(width)
-        for (i, j), off in offsets.items():
-            rest = n_models - 1 - j
-            np.minimum(block[i], block[j], out=pair_min)
-            out = buffer[:rest, :width]
-            np.minimum(block[j + 1 :], pair_min, out=out)
-            sums[off : off + rest] += out.sum(axis=1)
-    return triples, sums / n_texts
+    triples, sums = triple_minimum_sums(array, block_texts=block_texts)
+    return triples, sums / array.shape[1]
 
 
 def small_subsets(L: np.ndarray, params: np.ndarray, max_size: int = 3, *,
@@ -407,7 +385,8 @@ def _bnb_frontier(array: np.ndarray, p: np.ndarray, lo: int, hi: int, time_limit
     frame.attrs.update({"complete": result.complete, "stop_reason": result.reason, "n_solves": 0,
                         "n_nodes": result.n_nodes, "search_s": result.seconds, "n_usable_models": int(usable.sum()),
                         "stopped_at_budget": None,
-                        "memory_bound_bytes": memory_bound_bytes(n_models, n_texts, hi)})
+                        "search": "levels" if uses_levels(int(usable.sum()), hi) else "depth_first",
+                        "memory_bound_bytes": memory_bound_bytes(int(usable.sum()), n_texts, hi)})
     return frame
 
 
@@ -433,7 +412,8 @@ def subset_frontier(L: np.ndarray, params: np.ndarray, max_size: int | None = No
     The dominance rule is ``frontier.pareto_front``'s; where several subsets share a frontier
     point exactly (same params and loss) one of them is reported.
     ``method``: "bnb" (branch and bound over models, ``subset_search``; memory O(K^2 N) floats at
-    most, ``attrs["memory_bound_bytes"]``), "milp" (a budget walk of HiGHS MIPs), "brute" (all
+    most, or K^3 + O(K N) for the level-wise search of max_size <= 4, ``attrs["memory_bound_bytes"]``;
+    ``attrs["search"]`` names which ran), "milp" (a budget walk of HiGHS MIPs), "brute" (all
     2^K - 1 subsets, K <= 22) or "auto" (brute when small, else bnb).
     ``time_limit``: seconds per MIP (milp; a point not proven within it keeps its gap).
     ``total_time_limit``: seconds for the whole search; ``memory_limit_gb``: resident-memory cap
