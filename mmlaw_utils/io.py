@@ -46,10 +46,10 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
-def atomic_write_table(table: pa.Table, path: str | Path) -> None:
-    """Write a parquet table atomically (see ``atomic_output``)."""
+def atomic_write_table(table: pa.Table, path: str | Path, **options: Any) -> None:
+    """Write a parquet table atomically (see ``atomic_output``); ``options`` go to ``pyarrow.parquet.write_table``."""
     with atomic_output(path) as handle:
-        pq.write_table(table, handle)
+        pq.write_table(table, handle, **options)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
