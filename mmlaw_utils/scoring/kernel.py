@@ -252,6 +252,7 @@ def _tile_shape(n_positions: int, vocab_size: int, sliceable: bool) -> tuple[int
     return positions, vocab_tile
 
 
+@torch.no_grad()  # out= products refuse tensors that require grad; scoring never needs them
 def _target_logprobs(head: _Head, hidden: torch.Tensor, targets: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """fp32 log p(target) for [N x hidden] states, tiled over positions and vocabulary.
 
