@@ -19,7 +19,9 @@
    large and small matmuls, attention, other ops, Python overhead; head: logits matmuls and the
    log-sum-exp; batching). The same model with bf16 weights (AMX where the CPU has it) against the bf16
    mm peak, with its per-text deviation from fp32, also for a trained miniature-pool model on held-out
-   texts when its weights are built (``--trained-model``). Writes its own README section.
+   texts when its weights are built (``--trained-model``); fp32 scoring once more in a fresh process with
+   glibc's default allocator settings (what ``kernel.reuse_freed_cpu_memory`` changes); with ``--compile``,
+   ``torch.compile`` of the body (compile time, speed, deviation). Writes its own README section.
 Needs the optional extra ``bench`` (``pip install -e .[bench]``: lm-eval).
 """
 
@@ -330,24 +332,70 @@ def trained_bf16_deviation(model_dir: Path, n_texts: int) -> dict | None:
             "n_texts": len(texts), "median": median, "max": worst}
 
 
-def peak_fraction(n_sequences: int, length: int, shape: dict | None = None, mm_size: int = 2048, repeats: int = 2,
-                  trained_model: Path | None = None, trained_texts: int = 200) -> dict:
-    """Scoring rate of a random-init SmolLM2-135M-shaped model as a fraction of the measured fp32 mm peak,
-    where the scoring time goes (torch profiler), and the same in bf16 against the bf16 mm peak."""
-    import copy
-
+def peak_case(n_sequences: int, length: int, shape: dict) -> tuple:
+    """(seeded random-init fp32 Llama of ``shape``, random token sequences filling windows of ``length``, settings)."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    shape = shape or SMOL_SHAPE
     config = LlamaConfig(**shape, max_position_embeddings=max(2048, length), bos_token_id=0, eos_token_id=1,
                          pad_token_id=2)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa").eval()
-    params = models.count_parameters(model)["params_total"]
     generator = torch.Generator().manual_seed(1)
     sequences = [torch.randint(3, shape["vocab_size"], (length - 1,), generator=generator).numpy()
                  for _ in range(n_sequences)]
-    settings = kernel.ScoreSettings(length, 1, 0, "bos", "rolling", "chunked")
+    return model, sequences, kernel.ScoreSettings(length, 1, 0, "bos", "rolling", "chunked")
+
+
+def without_heap_reuse(n_sequences: int, length: int, shape: dict, repeats: int) -> dict:
+    """fp32 scoring seconds and page faults with glibc's default allocator settings (run in a fresh process)."""
+    kernel.reuse_freed_cpu_memory = lambda: False  # this process only: the comparison case
+    model, sequences, settings = peak_case(n_sequences, length, shape)
+    kernel.score_token_sequences(model, sequences[:1], settings)  # warm-up
+    _, seconds, faults = _timed_scoring(model, sequences, settings, n_sequences * length, repeats)
+    return {"seconds": seconds, "page_faults": faults}
+
+
+def run_without_heap_reuse(n_sequences: int, length: int, shape: dict, repeats: int) -> dict:
+    """``without_heap_reuse`` in a fresh subprocess with this process's torch threads."""
+    case = json.dumps({"n_sequences": n_sequences, "length": length, "shape": shape, "repeats": repeats})
+    out = subprocess.run([sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--no-heap-reuse-case", case],
+                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compiled_body(model, ids: torch.Tensor, head, targets: torch.Tensor, repeats: int) -> dict:
+    """``torch.compile`` of the base model: compile seconds, best body seconds, per-text NLL deviation from eager."""
+    vocab = int(head.linear.weight.shape[0])
+
+    def per_text_nll(base) -> np.ndarray:
+        hidden = base(input_ids=ids, use_cache=False).last_hidden_state[:, :-1]
+        logprobs = kernel._target_logprobs(head, hidden.reshape(-1, hidden.shape[-1]).contiguous(), targets, vocab)
+        return -logprobs.double().reshape(ids.shape[0], -1).sum(1).numpy()
+
+    with torch.inference_mode():
+        eager = per_text_nll(model.base_model)
+        start = time.perf_counter()
+        compiled = torch.compile(model.base_model, dynamic=False)
+        compiled(input_ids=ids, use_cache=False)
+        compile_seconds = time.perf_counter() - start
+        best = np.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            compiled(input_ids=ids, use_cache=False)
+            best = min(best, time.perf_counter() - start)
+        median, worst = relative_deviation(per_text_nll(compiled), eager)
+    return {"compile_seconds": compile_seconds, "body_seconds": best, "median_rel": median, "max_rel": worst}
+
+
+def peak_fraction(n_sequences: int, length: int, shape: dict | None = None, mm_size: int = 2048, repeats: int = 2,
+                  trained_model: Path | None = None, trained_texts: int = 200, compile_body: bool = False) -> dict:
+    """Scoring rate of a random-init SmolLM2-135M-shaped model as a fraction of the measured fp32 mm peak,
+    where the scoring time goes (torch profiler), and the same in bf16 against the bf16 mm peak."""
+    import copy
+
+    shape = shape or SMOL_SHAPE
+    model, sequences, settings = peak_case(n_sequences, length, shape)
+    params = models.count_parameters(model)["params_total"]
     n_tokens = sum(len(s) for s in sequences)
     batch_tokens = n_sequences * length
     kernel.score_token_sequences(model, sequences[:1], settings)  # warm-up
@@ -356,6 +404,7 @@ def peak_fraction(n_sequences: int, length: int, shape: dict | None = None, mm_s
     nll_fp32, seconds, faults = _timed_scoring(model, sequences, settings, batch_tokens, repeats)
     peak_after = matmul_peak_gflops(mm_size)
     peak = max(peak_before, peak_after)
+    default_malloc = run_without_heap_reuse(n_sequences, length, shape, repeats)
     # where the time goes: the body and the head, each timed alone and once more under the profiler
     ids = torch.from_numpy(np.stack([np.concatenate([[0], s]) for s in sequences]))
     head = kernel._output_head(model)
@@ -377,6 +426,7 @@ def peak_fraction(n_sequences: int, length: int, shape: dict | None = None, mm_s
     head_mm_s = sum(e.self_cpu_time_total / 1e6 for e in head_events if e.key in MATMUL_OPS)
     head_mm_flops = sum(_matmul_flops(e.input_shapes) * e.count for e in head_events if e.key in MATMUL_OPS)
     head_ops_s = sum(e.self_cpu_time_total / 1e6 for e in head_events)
+    compiled = compiled_body(model, ids, head, targets, repeats) if compile_body else None
     # bf16 weights (AMX on CPUs that have it): same model, texts and batch, against the bf16 mm peak
     model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
     kernel.score_token_sequences(model_bf16, sequences[:1], settings)  # warm-up
@@ -391,12 +441,13 @@ def peak_fraction(n_sequences: int, length: int, shape: dict | None = None, mm_s
         "params": params, "n_tokens": n_tokens, "length": length, "seconds": seconds, "peak_gflops": peak,
         "peak_before": peak_before, "peak_after": peak_after, "threads": torch.get_num_threads(),
         "achieved_gflops": 2 * params * n_tokens / seconds / 1e9, "page_faults": faults,
+        "default_malloc_seconds": default_malloc["seconds"], "default_malloc_page_faults": default_malloc["page_faults"],
         "body_seconds": body_seconds, "head_seconds": head_seconds, "body_profiled_wall": body_wall,
         "head_profiled_wall": head_wall, **_split_body_profile(body_events),
         "head_mm_s": head_mm_s, "head_mm_flops": head_mm_flops, "head_other_s": head_ops_s - head_mm_s,
         "bf16_seconds": bf16_seconds, "bf16_gflops": 2 * params * n_tokens / bf16_seconds / 1e9,
         "bf16_peak_gflops": bf16_peak, "bf16_median_rel": bf16_median, "bf16_max_rel": bf16_max,
-        "trained_bf16": trained, "trained_model": None if trained_model is None else _shown_path(trained_model),
+        "trained_bf16": trained, "compiled": compiled, "trained_model": None if trained_model is None else _shown_path(trained_model),
         "load_start": load_start, "load_end": load_end, "mm_size": mm_size,
     }
 
@@ -445,7 +496,7 @@ def peak_markdown(r: dict, command: str) -> str:
         f"| `score_token_sequences`, fp32 (default, exact) | {r['n_tokens'] / total:,.0f} | {r['achieved_gflops']:,.1f} | "
         f"{r['peak_gflops']:,.1f} | **{frac:.2f}** | reference |",
         f"| ceiling: the body's large matmuls alone (profiled), fp32 | | {rate(r['large_mm_flops'], r['large_mm_s'])} | "
-        f"{r['peak_gflops']:,.1f} | {ceiling:.2f} | |",
+        f"{r['peak_gflops']:,.1f} | {'' if np.isnan(ceiling) else f'{ceiling:.2f}'} | |",
         f"| `score_token_sequences`, bf16 weights (`--dtype bfloat16`) | {r['n_tokens'] / r['bf16_seconds']:,.0f} | "
         f"{r['bf16_gflops']:,.1f} | {r['bf16_peak_gflops']:,.1f} (bf16) | {bf16_frac:.2f} of bf16, "
         f"{r['bf16_gflops'] / r['peak_gflops']:.2f} of fp32 | {r['bf16_median_rel']:.1e} / {r['bf16_max_rel']:.1e} "
@@ -459,8 +510,17 @@ def peak_markdown(r: dict, command: str) -> str:
               "(near-uniform predictions) understates a trained model's; "
               + ("the trained row above measures that." if trained else
                  "no trained model was measured (no miniature-pool Llama is built here).")]
-    lines += ["", f"Page faults during one fp32 scoring call: {r['page_faults']:,} (the kernel asks glibc to keep freed "
-              "activation memory; without that every fresh ~10 MB activation is mapped and faulted anew)."]
+    lines += ["", f"Heap reuse (`kernel.reuse_freed_cpu_memory`): one fp32 scoring call page-faults {r['page_faults']:,} "
+              f"times and takes {total:.2f} s; with glibc's default settings (fresh process, same threads) "
+              f"{r['default_malloc_page_faults']:,} times and {r['default_malloc_seconds']:.2f} s "
+              f"({r['default_malloc_seconds'] / total:.2f}x)."]
+    compiled = r.get("compiled")
+    if compiled:
+        lines += ["", f"`torch.compile` of the body (fuses the elementwise ops; opt-in `--compile`, not used by the "
+                  f"kernel): {compiled['compile_seconds']:.0f} s to compile, then the body takes "
+                  f"{compiled['body_seconds']:.2f} s against {r['body_seconds']:.2f} s eager "
+                  f"({r['body_seconds'] / compiled['body_seconds']:.2f}x); per-text NLL deviation from eager "
+                  f"{compiled['median_rel']:.1e} median, {compiled['max_rel']:.1e} max."]
     if frac < 0.8:
         lines += ["", f"Below 0.8: where the {total:.2f} s of fp32 scoring go. Body and head: each timed alone, then once "
                   "more under the torch profiler (self CPU times, scaled to the part's unprofiled wall time); GFLOP/s "
@@ -584,6 +644,7 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-vocab", type=int, default=262144)
     parser.add_argument("--memory-length", type=int, default=4096)
     parser.add_argument("--memory-case", choices=["chunked", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-heap-reuse-case", help=argparse.SUPPRESS)
     parser.add_argument("--peak", action="store_true", help="only: fraction of the fp32 matmul peak (SmolLM2-135M shape)")
     parser.add_argument("--peak-sequences", type=int, default=4)
     parser.add_argument("--peak-length", type=int, default=512)
@@ -591,6 +652,7 @@ def main(argv=None) -> int:
                         help="--peak: trained model folder for the bf16 deviation on held-out texts "
                              "(default: the widest built main-arm Llama in models/minipool; none: skipped)")
     parser.add_argument("--trained-texts", type=int, default=200)
+    parser.add_argument("--compile", action="store_true", help="--peak: also time torch.compile of the body (minutes)")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--smoke", action="store_true",
                         help="seconds: throughput, memory and --peak on tiny shapes (lm-eval only if installed); no README")
@@ -601,7 +663,7 @@ def main(argv=None) -> int:
     if args.peak:
         command = f"nice -n {os.nice(0)} .venv/bin/python benchmarks/bench_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
         result = peak_fraction(args.peak_sequences, args.peak_length, trained_model=args.trained_model,
-                               trained_texts=args.trained_texts)
+                               trained_texts=args.trained_texts, compile_body=args.compile)
         section = peak_markdown(result, command.strip())
         print(section)
         if args.write_readme:
@@ -611,6 +673,9 @@ def main(argv=None) -> int:
                       "(under load the measured peak is depressed and flatters the fraction)", file=sys.stderr)
                 return 2
             write_marked_section(section, PEAK_START, PEAK_END)
+        return 0
+    if args.no_heap_reuse_case:
+        print(json.dumps(without_heap_reuse(**json.loads(args.no_heap_reuse_case))))
         return 0
     if args.memory_case:
         print(json.dumps(memory_case(args.memory_case, args.memory_vocab, args.memory_length)))

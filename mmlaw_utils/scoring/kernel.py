@@ -18,8 +18,12 @@ Policies (recorded in every cache's provenance):
   (``batch_tokens``), right-padded (so causal attention never sees padding), and results
   are put back in input order.
 * **Memory.** Hidden states come from the base model; the output head, fp32 log-softmax
-  and target gather run over chunks of scored positions, so the [tokens x vocab] fp32
-  logits are never materialised.
+  and target gather run over tiles of scored positions x vocabulary entries written into one
+  reused buffer, so the [tokens x vocab] fp32 logits are never materialised. On CPU (glibc)
+  freed activation memory is kept for reuse rather than mapped afresh each layer.
+* **Precision.** fp32 is the default and gives exact scores; a model loaded in bf16
+  (``dtype="bfloat16"``, ``--dtype bfloat16``) is scored with bf16 matmuls (AMX on CPUs that have
+  it) and an fp32 log-sum-exp, and its caches record dtype bfloat16.
 
 * **Token losses.** ``score_token_sequences(..., token_nll=[])`` also hands back each token's
   NLL (float64 nats; they sum to the text's loss up to summation order), and
@@ -53,8 +57,8 @@ _MIN_VOCAB_TILE = 4096
 # loses cache locality; measured in benchmarks/bench_scoring.py runs (about 20% at 8k tokens).
 _CPU_MAX_BATCH_TOKENS = 2048
 # glibc malloc: serve blocks below 32 MiB (its maximum) from the heap and keep up to 512 MiB of freed heap.
-# By default a CPU forward maps and page-faults fresh memory for every ~10 MB activation it allocates
-# (about 1 GB of faults per 2,048 tokens of SmolLM2-135M); measured in benchmarks/bench_scoring.py --peak.
+# By default glibc maps most multi-MB activations of a CPU forward afresh and faults them in page by page
+# (bench_scoring.py --peak times scoring with and without this).
 _MALLOC_MMAP_THRESHOLD_BYTES = 32 * 2**20
 _MALLOC_TRIM_THRESHOLD_BYTES = 512 * 2**20
 _malloc_tuned = False
