@@ -517,7 +517,7 @@ def peak_markdown(r: dict, command: str) -> str:
     compiled = r.get("compiled")
     if compiled:
         lines += ["", f"`torch.compile` of the body (fuses the elementwise ops; opt-in `--compile`, not used by the "
-                  f"kernel): {compiled['compile_seconds']:.0f} s to compile, then the body takes "
+                  f"kernel): {compiled['compile_seconds']:.0f} s to compile (less when inductor's on-disk cache holds an earlier run's code), then the body takes "
                   f"{compiled['body_seconds']:.2f} s against {r['body_seconds']:.2f} s eager "
                   f"({r['body_seconds'] / compiled['body_seconds']:.2f}x); per-text NLL deviation from eager "
                   f"{compiled['median_rel']:.1e} median, {compiled['max_rel']:.1e} max."]
