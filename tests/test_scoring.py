@@ -247,3 +247,74 @@ def test_load_local_model_round_trip(tiny_model_dirs):
     assert result["nll"].iloc[0] == pytest.approx(reference_nll(model, tokens, tokenizer.eos_token_id), rel=1e-5)
     with pytest.raises(ValueError, match="unknown dtype"):
         models.load_model_and_tokenizer(tiny_model_dirs["tiny-gpt2"], dtype="int3")
+
+
+# ------------------------------------------------------------------ tiled head details
+@pytest.mark.parametrize("weight_dtype", [torch.float32, torch.bfloat16])
+def test_tiled_head_with_bias_scale_softcap_equals_full_log_softmax(monkeypatch, weight_dtype):
+    """Ragged position and vocabulary tiles written into the reused buffer give the full-matrix log-softmax."""
+    generator = torch.Generator().manual_seed(3)
+    linear = torch.nn.Linear(24, 1003, bias=True)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(1003, 24, generator=generator))
+        linear.bias.copy_(torch.randn(1003, generator=generator))
+    linear = linear.to(weight_dtype)
+    head = kernel._Head(linear=linear, softcap=7.0, scale=0.5)
+    hidden = torch.randn(37, 24, generator=generator).to(weight_dtype)
+    targets = torch.randint(0, 1003, (37,), generator=generator)
+    targets[:3] = torch.tensor([0, 1002, 500])  # first and last vocabulary entries, ragged last tile
+    # reference: the whole logits matrix at once, postprocessed by hand, float64 log-softmax
+    with torch.no_grad():
+        logits = torch.nn.functional.linear(hidden, linear.weight, linear.bias).double()
+    logits = torch.tanh(logits * 0.5 / 7.0) * 7.0
+    expected = logits.log_softmax(-1)[torch.arange(37), targets]
+    monkeypatch.setattr(kernel, "_LOGITS_TILE_BYTES", 4 * 10 * 100)
+    monkeypatch.setattr(kernel, "_MIN_VOCAB_TILE", 100)
+    assert kernel._tile_shape(37, 1003, True) == (10, 100)  # 4 position tiles x 11 vocabulary tiles, both ragged
+    got = kernel._target_logprobs(head, hidden, targets, 1003)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.double().numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+_HEAP_PROBE = """
+import sys, torch
+from mmlaw_utils.scoring import kernel
+if sys.argv[1] == "tuned":
+    assert kernel.reuse_freed_cpu_memory()
+activation = torch.empty(5 * 2**20)  # 20 MiB, about one MLP activation of a 2,048-token batch
+heap = [line.split()[0].split("-") for line in open("/proc/self/maps") if line.rstrip().endswith("[heap]")]
+print(any(int(lo, 16) <= activation.data_ptr() < int(hi, 16) for lo, hi in heap))
+"""
+
+
+def test_reuse_freed_cpu_memory_serves_activations_from_the_heap():
+    """In a fresh process a 20 MiB tensor is a fresh mapping (faulted page by page on every allocation);
+    after ``reuse_freed_cpu_memory`` it comes from the heap, whose freed memory is kept for the next one."""
+    import platform
+    import subprocess
+    import sys
+
+    from mmlaw_utils.config import REPO_ROOT
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc malloc only")
+
+    def on_heap(mode: str) -> bool:
+        out = subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True, check=True,
+                             cwd=REPO_ROOT)
+        return out.stdout.strip().splitlines()[-1] == "True"
+
+    assert not on_heap("default")
+    assert on_heap("tuned")
+
+
+def test_bf16_weights_on_cpu_score_close_to_fp32_but_not_equal(tiny_lms):
+    """The bf16 path (weights in bfloat16, fp32 log-sum-exp) deviates from fp32 by bf16 rounding, not more."""
+    import copy
+
+    model, tokenizer = tiny_lms[("llama", "bos")]
+    texts = tiny_models.sample_texts(6, seed=12)
+    fp32 = kernel.score_texts(model, tokenizer, texts, max_length=32)["nll"].to_numpy()
+    bf16 = kernel.score_texts(copy.deepcopy(model).to(torch.bfloat16), tokenizer, texts, max_length=32)["nll"].to_numpy()
+    relative = np.abs(bf16 - fp32) / fp32
+    assert relative.max() < 2e-2 and relative.max() > 1e-6

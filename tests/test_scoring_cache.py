@@ -254,3 +254,13 @@ def test_notebook_01_scores_a_list_of_models_in_one_kernel(tiny_model_dirs, text
     assert f"[1/2] {models[0]}" in printed and f"[2/2] {models[1]}" in printed and "2 model(s)" in printed
     table = next(o["data"]["text/plain"] for o in outputs if "bits_per_byte" in o.get("data", {}).get("text/plain", ""))
     assert [line.split()[0] for line in table.splitlines() if line[:1].isdigit()][:2] == ["0", "1"]
+
+
+def test_bf16_on_cpu_is_an_explicit_option_recorded_in_provenance(tiny_model_dirs, text_file, tmp_path):
+    """``dtype="bfloat16"`` scores on CPU in bf16 (never the default there) and says so; losses stay near fp32."""
+    fp32 = scoring_run.score_model(request(tiny_model_dirs["tiny-llama"], text_file, tmp_path / "fp32"), progress=False)
+    bf16 = scoring_run.score_model(request(tiny_model_dirs["tiny-llama"], text_file, tmp_path / "bf16", dtype="bfloat16"),
+                                   progress=False)
+    assert fp32.provenance["dtype"] == "float32" and bf16.provenance["dtype"] == "bfloat16"
+    relative = np.abs(bf16.results["nll"].to_numpy() - fp32.results["nll"].to_numpy()) / fp32.results["nll"].to_numpy()
+    assert 0 < relative.max() < 2e-2

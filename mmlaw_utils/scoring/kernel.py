@@ -18,8 +18,12 @@ Policies (recorded in every cache's provenance):
   (``batch_tokens``), right-padded (so causal attention never sees padding), and results
   are put back in input order.
 * **Memory.** Hidden states come from the base model; the output head, fp32 log-softmax
-  and target gather run over chunks of scored positions, so the [tokens x vocab] fp32
-  logits are never materialised.
+  and target gather run over tiles of scored positions x vocabulary entries written into one
+  reused buffer, so the [tokens x vocab] fp32 logits are never materialised. On CPU (glibc)
+  freed activation memory is kept for reuse rather than mapped afresh each layer.
+* **Precision.** fp32 is the default and gives exact scores; a model loaded in bf16
+  (``dtype="bfloat16"``, ``--dtype bfloat16``) is scored with bf16 matmuls (AMX on CPUs that have
+  it) and an fp32 log-sum-exp, and its caches record dtype bfloat16.
 
 * **Token losses.** ``score_token_sequences(..., token_nll=[])`` also hands back each token's
   NLL (float64 nats; they sum to the text's loss up to summation order), and
@@ -52,6 +56,12 @@ _MIN_VOCAB_TILE = 4096
 # On CPU a forward gains nothing from more than ~2k tokens (no idle parallel units to fill) and
 # loses cache locality; measured in benchmarks/bench_scoring.py runs (about 20% at 8k tokens).
 _CPU_MAX_BATCH_TOKENS = 2048
+# glibc malloc: serve blocks below 32 MiB (its maximum) from the heap and keep up to 512 MiB of freed heap.
+# By default glibc maps most multi-MB activations of a CPU forward afresh and faults them in page by page
+# (bench_scoring.py --peak times scoring with and without this).
+_MALLOC_MMAP_THRESHOLD_BYTES = 32 * 2**20
+_MALLOC_TRIM_THRESHOLD_BYTES = 512 * 2**20
+_malloc_tuned = False
 
 
 # ----------------------------------------------------------------------------- windows
@@ -170,18 +180,35 @@ class _Head:
     softcap: float | None
     scale: float
 
-    def logits_fp32(self, hidden: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
-        """fp32 logits of vocabulary entries ``lo:hi`` (default all) for a [positions x hidden] block."""
-        if hi is None and lo == 0:
-            logits = self.linear(hidden)
+    def logits_fp32(self, hidden: torch.Tensor, lo: int = 0, hi: int | None = None,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+        """fp32 logits of vocabulary entries ``lo:hi`` (default all) for a [positions x hidden] block.
+
+        ``out``: an fp32 [positions x (hi - lo)] buffer to write them into (plain Linear heads only),
+        so a tiled loop reuses one buffer instead of allocating a tile per step.
+        """
+        if out is not None and self.sliceable:
+            weight = self.linear.weight if hi is None and lo == 0 else self.linear.weight[lo:hi]
+            bias = self.linear.bias if self.linear.bias is None or (hi is None and lo == 0) else self.linear.bias[lo:hi]
+            if weight.dtype == torch.float32 and hidden.dtype == torch.float32:
+                if bias is None:
+                    torch.mm(hidden, weight.t(), out=out)
+                else:
+                    torch.addmm(bias, hidden, weight.t(), out=out)
+            else:  # bf16/fp16 weights: the product in their dtype (AMX on CPU), widened once into the buffer
+                out.copy_(torch.nn.functional.linear(hidden.to(weight.dtype), weight, bias))
+            logits = out
         else:
-            bias = getattr(self.linear, "bias", None)
-            logits = torch.nn.functional.linear(hidden, self.linear.weight[lo:hi], None if bias is None else bias[lo:hi])
-        logits = logits.float()
+            if hi is None and lo == 0:
+                logits = self.linear(hidden)
+            else:
+                bias = getattr(self.linear, "bias", None)
+                logits = torch.nn.functional.linear(hidden, self.linear.weight[lo:hi], None if bias is None else bias[lo:hi])
+            logits = logits.float()
         if self.scale != 1.0:
-            logits = logits * self.scale
+            logits.mul_(self.scale)
         if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
+            logits.div_(self.softcap).tanh_().mul_(self.softcap)
         return logits
 
     @property
@@ -229,27 +256,35 @@ def _tile_shape(n_positions: int, vocab_size: int, sliceable: bool) -> tuple[int
     return positions, vocab_tile
 
 
+@torch.no_grad()  # out= products refuse tensors that require grad; scoring never needs them
 def _target_logprobs(head: _Head, hidden: torch.Tensor, targets: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """fp32 log p(target) for [N x hidden] states, tiled over positions and vocabulary.
 
     The normaliser is an online (streaming) log-sum-exp over vocabulary tiles, so memory is
-    one tile whatever the vocabulary size.
+    one tile whatever the vocabulary size. Each tile is written into one reused buffer; the
+    target logits are picked from it before the in-place exp.
     """
     n = hidden.shape[0]
     out = torch.empty(n, dtype=torch.float32, device=hidden.device)
     step, vocab_tile = _tile_shape(n, vocab_size, head.sliceable)
+    buffer = torch.empty(step * vocab_tile, dtype=torch.float32, device=hidden.device) if head.sliceable else None
     for p0 in range(0, n, step):
         block, tgt = hidden[p0 : p0 + step], targets[p0 : p0 + step]
-        running_max = torch.full((block.shape[0],), -torch.inf, device=hidden.device)
-        running_sum = torch.zeros(block.shape[0], device=hidden.device)
-        picked = torch.empty(block.shape[0], device=hidden.device)
-        for v0 in range(0, vocab_size, vocab_tile):
+        rows_in_block = block.shape[0]
+        running_max = torch.full((rows_in_block,), -torch.inf, device=hidden.device)
+        running_sum = torch.zeros(rows_in_block, device=hidden.device)
+        picked = torch.empty(rows_in_block, device=hidden.device)
+        target_tile = torch.div(tgt, vocab_tile, rounding_mode="floor")
+        for tile, v0 in enumerate(range(0, vocab_size, vocab_tile)):
             v1 = min(vocab_size, v0 + vocab_tile)
-            logits = head.logits_fp32(block) if vocab_tile == vocab_size else head.logits_fp32(block, v0, v1)
-            inside = (tgt >= v0) & (tgt < v1)
-            rows = inside.nonzero().squeeze(1)
+            tile_out = None if buffer is None else buffer[: rows_in_block * (v1 - v0)].view(rows_in_block, v1 - v0)
+            if vocab_tile == vocab_size:
+                logits = head.logits_fp32(block, out=tile_out)
+            else:
+                logits = head.logits_fp32(block, v0, v1, out=tile_out)
+            rows = (target_tile == tile).nonzero().squeeze(1)
             picked[rows] = logits[rows, tgt[rows] - v0]
-            new_max = torch.maximum(running_max, logits.max(dim=1).values)
+            new_max = torch.maximum(running_max, logits.amax(dim=1))  # amax: no argmax indices to compute
             # rescale the old sum to the new max; exp(-inf) = 0 on the first tile
             running_sum = running_sum * torch.exp(running_max - new_max) + logits.sub_(new_max[:, None]).exp_().sum(1)
             running_max = new_max
@@ -334,6 +369,7 @@ def score_token_sequences(
     use_full_forward = settings.head_mode == "full"
     if device.type == "cpu":
         batch_tokens = min(batch_tokens, _CPU_MAX_BATCH_TOKENS)
+        reuse_freed_cpu_memory()
     with torch.inference_mode():
         for batch in pack_batches(windows[:, 2], batch_tokens):
             rows = windows[batch]
@@ -382,6 +418,23 @@ def score_token_sequences(
     if token_offsets is not None:
         token_nll.extend(np.split(flat_token_nll, token_offsets[1:-1]))
     return nll.numpy()
+
+
+def reuse_freed_cpu_memory() -> bool:
+    """Make glibc keep freed activation buffers for reuse (process-wide, once); False where not glibc."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return True
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    _malloc_tuned = bool(libc.mallopt(m_mmap_threshold, _MALLOC_MMAP_THRESHOLD_BYTES)) and bool(
+        libc.mallopt(m_trim_threshold, _MALLOC_TRIM_THRESHOLD_BYTES))
+    return _malloc_tuned
 
 
 def _report_progress(bar: Any, tokens: int, texts_done: int) -> None:
