@@ -66,3 +66,15 @@ def test_routing_sentence_reads_the_arms_verdicts():
     text = routing_markdown(frame)
     assert "is 27.00 [23.00, 31.00] (above 0)" in text and "already gets 25.50 [21.00, 29.50]" in text
     assert "rest is 1.50 [0.60, 2.20] (above 0)" in text and "9.00" not in text and "seed(same_data)):" not in text
+
+
+def test_granularity_sentence_reads_the_summary_from_coarse_to_fine():
+    import pandas as pd
+
+    from mmlaw_utils.report.tables import granularity_markdown
+
+    frame = pd.DataFrame({"granularity": ["text", "word"], "members": [3, 3], "gain_oracle": [0.88, 89.75],
+                          "gain_switching": [-0.21, 9.01], "kept_share": [float("nan"), 9.01 / 89.75]})
+    text = granularity_markdown(frame)
+    assert "3 models" in text and "0.88 per text and 89.75 per word" in text
+    assert "keeps -0.21 nats of it per text and 10% per word" in text

@@ -497,7 +497,24 @@ def summary_markdown(profile_name: str, data_dir: Path, relative_to: Path | None
     arms_path = data_dir / OUTPUT_FILES["arms_verdicts"]
     if arms_path.is_file():
         lines += ["", routing_markdown(pd.read_csv(arms_path))]
+    granularity_path = data_dir / OUTPUT_FILES["granularity_summary"]
+    if granularity_path.is_file():
+        lines += ["", granularity_markdown(pd.read_csv(granularity_path))]
     return "\n".join(lines) + "\n"
+
+
+def granularity_markdown(summary: pd.DataFrame) -> str:
+    """One first-screen sentence on how the oracle gain and what a switching mixture keeps of it change from the
+    coarsest to the finest segmentation, from granularity_summary.csv (nats per text)."""
+    coarse, fine = summary.iloc[0], summary.iloc[-1]
+
+    def kept(row: pd.Series) -> str:
+        return f"{row['gain_switching']:.2f} nats" if pd.isna(row["kept_share"]) else f"{100 * row['kept_share']:.0f}%"
+
+    return (f"**Where the gains live** (notebook 10, {int(coarse['members'])} models, nats per text on the evaluation "
+            f"half): the oracle's gain over the best single model is {coarse['gain_oracle']:.2f} per {coarse['granularity']} "
+            f"and {fine['gain_oracle']:.2f} per {fine['granularity']}; a fixed-share switching mixture, a real probability "
+            f"model, keeps {kept(coarse)} of it per {coarse['granularity']} and {kept(fine)} per {fine['granularity']}.")
 
 
 def routing_markdown(arms_verdicts: pd.DataFrame) -> str:
