@@ -202,16 +202,23 @@ def test_readme_results_add_the_arms_experiment_when_notebook_09_ran(tmp_path):
     assert "| all | 1.000 |" in block and "![arms_gain](figures/arms_gain.png)" in block
 
 
-def test_table1_shows_the_envelope_and_the_methods_setting_its_ends():
+def _table1_with_intervals(jackknife_hi: float) -> pd.DataFrame:
+    """Table 1 of one fitted group whose three intervals per parameter are the bootstrap's [0.9, 1.1], the
+    jackknife's [0.2, jackknife_hi] and the profile's [0.5, 2.0]."""
     p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
     groups = {"single": _group(p, 100 * p**-0.5 + 50)}
     fits = {g: fit_scaling_law(f.loc[f.on_frontier, "params"] / 1e9, f.loc[f.on_frontier, "loss"]) for g, f in groups.items()}
-    # no single method is widest: the jackknife reaches lowest, the profile highest
     rows = [("single", name, method, 1.0, lo, hi, 0.95)
             for name in ("alpha", "L_inf", "A")
-            for method, lo, hi in (("text_bootstrap", 0.9, 1.1), ("model_jackknife", 0.2, 1.5), ("profile_likelihood", 0.5, 2.0))]
+            for method, lo, hi in (("text_bootstrap", 0.9, 1.1), ("model_jackknife", 0.2, jackknife_hi),
+                                   ("profile_likelihood", 0.5, 2.0))]
     uncertainty = pd.DataFrame(rows, columns=["group", "parameter", "method", "estimate", "lo", "hi", "level"])
-    table = table1_frame(groups, fits, None, uncertainty=uncertainty).set_index("group")
+    return table1_frame(groups, fits, None, uncertainty=uncertainty).set_index("group")
+
+
+def test_table1_shows_the_envelope_and_the_methods_setting_its_ends():
+    # no single method is widest: the jackknife reaches lowest, the profile highest
+    table = _table1_with_intervals(jackknife_hi=1.5)
     assert (table.loc["single", "alpha_lo"], table.loc["single", "alpha_hi"]) == (0.2, 2.0)
     assert table.loc["single", "alpha_method"] == "lo: model_jackknife; hi: profile_likelihood"
     assert "| lo: model jackknife; hi: profile likelihood |" in table1_markdown(table.reset_index())
@@ -238,14 +245,7 @@ def test_readme_support_paragraph_is_generated_from_the_tables():
 
 
 def test_table1_envelope_of_nested_intervals_is_the_outer_one():
-    p = np.array([0.5, 1.0, 2.0, 4.0, 8.0, 9.0])
-    groups = {"single": _group(p, 100 * p**-0.5 + 50)}
-    fits = {g: fit_scaling_law(f.loc[f.on_frontier, "params"] / 1e9, f.loc[f.on_frontier, "loss"]) for g, f in groups.items()}
-    rows = [("single", name, method, 1.0, lo, hi, 0.95)
-            for name in ("alpha", "L_inf", "A")
-            for method, lo, hi in (("text_bootstrap", 0.9, 1.1), ("model_jackknife", 0.2, 3.0), ("profile_likelihood", 0.5, 2.0))]
-    uncertainty = pd.DataFrame(rows, columns=["group", "parameter", "method", "estimate", "lo", "hi", "level"])
-    table = table1_frame(groups, fits, None, uncertainty=uncertainty).set_index("group")
+    table = _table1_with_intervals(jackknife_hi=3.0)  # the jackknife's interval holds the other two
     assert (table.loc["single", "alpha_lo"], table.loc["single", "alpha_hi"]) == (0.2, 3.0)
     assert table.loc["single", "alpha_method"] == table.loc["single", "L_inf_method"] == "model_jackknife"
     assert "| model jackknife |" in table1_markdown(table.reset_index())

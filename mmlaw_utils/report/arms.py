@@ -16,6 +16,7 @@ folder. Gains are nats per text.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,43 +37,53 @@ ARM_ORDER = ("main", "same_data", "seed(main)", "seed(same_data)")
 SELECTIONS = {"all_pairs": None, "size_matched": arms.SIZE_MATCH_RATIO}  # max params ratio of a pair
 
 
-def _pool_cache_files(pool: pd.DataFrame, cache_dir: Path, fingerprint: str) -> list[Path | None]:
-    """Each pool model's score cache on the text set with ``fingerprint`` (None: not scored)."""
-    found: list[Path | None] = []
+@dataclass(frozen=True)
+class _ScoredPool:
+    """A profile's text set and the pool models (every arm) that have a score cache on it."""
+
+    texts: pd.DataFrame
+    fingerprint: str
+    models: pd.DataFrame  # rows of the pool with a cache, pool order
+    files: list[Path]  # their caches, same order
+    cache_dir: Path
+
+
+def _scored_pool(profile_name: str, cache_dir: str | Path | None) -> _ScoredPool:
+    """The pool models of ``profile_name`` with a score cache in ``cache_dir`` (default the profile's) on its text set."""
+    profile = load_profile(profile_name)
+    cache_dir = Path(cache_dir) if cache_dir is not None else profile.cache_dir
+    texts = load_texts(profile.dataset, profile.n_texts)
+    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
+    pool = load_pool(profile.pool)
+    files: list[Path | None] = []
     for model in pool["model"]:
         try:
-            found.append(Path(find_cache_file(cache_dir, model, fingerprint)))
+            files.append(Path(find_cache_file(cache_dir, model, fingerprint)))
         except FileNotFoundError:
-            found.append(None)
-    return found
+            files.append(None)
+    if all(f is None for f in files):
+        raise FileNotFoundError(f"no model of {profile.pool} has a score cache in {cache_dir}")
+    have = np.array([f is not None for f in files], dtype=bool)
+    return _ScoredPool(texts, fingerprint, pool[have].reset_index(drop=True), [f for f in files if f is not None], cache_dir)
 
 
 def pool_cache_files(profile_name: str, cache_dir: str | Path | None = None) -> list[Path]:
     """The score caches ``scored_loss_matrix`` reads: those of the pool models (every arm) on the profile's text set."""
-    profile = load_profile(profile_name)
-    texts = load_texts(profile.dataset, profile.n_texts)
-    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
-    files = _pool_cache_files(load_pool(profile.pool), Path(cache_dir) if cache_dir is not None else profile.cache_dir, fingerprint)
-    return [f for f in files if f is not None]
+    try:
+        return _scored_pool(profile_name, cache_dir).files
+    except FileNotFoundError:
+        return []
 
 
 def scored_loss_matrix(profile_name: str, cache_dir: str | Path | None = None) -> tuple[LossMatrix, pd.DataFrame]:
     """Loss matrix (nats per text) of the pool models of every arm that have a cache on the profile's text set
     (in ``cache_dir``, default the profile's), and its texts' ``domain`` and ``cluster`` (source document, as
     ``uncertainty.text_clusters`` finds it) in loss-matrix order; stale caches are refused as in stage 02."""
-    profile = load_profile(profile_name)
-    cache_dir = Path(cache_dir) if cache_dir is not None else profile.cache_dir
-    texts = load_texts(profile.dataset, profile.n_texts)
-    fingerprint = dataset_fingerprint(texts["text_id"], texts["text"])
-    pool = load_pool(profile.pool)
-    files = _pool_cache_files(pool, cache_dir, fingerprint)
-    scored = pool[np.array([f is not None for f in files], dtype=bool)].reset_index(drop=True)
-    if scored.empty:
-        raise FileNotFoundError(f"no model of {profile.pool} has a score cache in {cache_dir}")
-    expected = profile_expectation(profile_name, cache_dir)
-    lm = assemble_loss_matrix(cache_dir, scored, dataset_fingerprint=fingerprint, check_provenance=expected.check,
-                              rescore_hint=expected.rescore_hint)
-    ordered = texts.set_index("text_id").loc[lm.text_ids]
+    scored = _scored_pool(profile_name, cache_dir)
+    expected = profile_expectation(profile_name, scored.cache_dir)
+    lm = assemble_loss_matrix(scored.cache_dir, scored.models, dataset_fingerprint=scored.fingerprint,
+                              check_provenance=expected.check, rescore_hint=expected.rescore_hint)
+    ordered = scored.texts.set_index("text_id").loc[lm.text_ids]
     clusters, _ = text_clusters(lm.text_ids, ordered["source"].tolist() if "source" in ordered.columns else None)
     return lm, pd.DataFrame({"domain": ordered["domain"].to_numpy(), "cluster": clusters}, index=ordered.index)
 

@@ -151,6 +151,18 @@ def score_windows(model, sequences: list[np.ndarray], settings: kernel.ScoreSett
     return nll
 
 
+def score_all(model, sequences: list[np.ndarray], settings: kernel.ScoreSettings, *, text_ids: Sequence[str],
+              batch_tokens: int, progress: Any = None, on_batch=None,
+              token_nll: list[np.ndarray] | None = None) -> np.ndarray:
+    """Summed NLL (float64 nats) of every sequence of a small model: every window in one pass, or the kernel's
+    batches where the head must run on full logits; ``token_nll`` receives each sequence's token NLLs."""
+    if settings.head_mode == "full":
+        return kernel.score_token_sequences(model, sequences, settings, text_ids=text_ids, batch_tokens=batch_tokens,
+                                            progress=progress, on_batch=on_batch, token_nll=token_nll)
+    return score_windows(model, sequences, settings, text_ids=text_ids, progress=progress, token_nll=token_nll,
+                         batch_tokens=max(batch_tokens, SMALL_MODEL_BATCH_TOKENS))
+
+
 def is_small_model(request: run.ScoreRequest) -> bool:
     """Whether ``request`` names a local transformers folder whose weight files total at most SMALL_MODEL_BYTES."""
     if request.gguf_file is not None:
@@ -174,12 +186,8 @@ def score_whole(request: run.ScoreRequest, frame: pd.DataFrame, fingerprint: str
     n_tokens = np.array([len(s) for s in sequences], dtype=np.int64)
     bar = kernel.make_progress(int(n_tokens.sum()), len(frame), str(request.model)) if progress else None
     try:
-        if settings.head_mode == "full":
-            nll = kernel.score_token_sequences(model, sequences, settings, text_ids=text_ids,
-                                               batch_tokens=request.batch_tokens, progress=bar, on_batch=on_batch)
-        else:
-            batch_tokens = max(request.batch_tokens, SMALL_MODEL_BATCH_TOKENS)
-            nll = score_windows(model, sequences, settings, text_ids=text_ids, batch_tokens=batch_tokens, progress=bar)
+        nll = score_all(model, sequences, settings, text_ids=text_ids, batch_tokens=request.batch_tokens,
+                        progress=bar, on_batch=on_batch)
     finally:
         if bar is not None:
             bar.close()

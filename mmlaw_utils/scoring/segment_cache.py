@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmlaw_utils.io import atomic_write_table, sha256_file
-from mmlaw_utils.scoring import cache, kernel, run, segments
+from mmlaw_utils.scoring import batched, cache, kernel, run, segments
 from mmlaw_utils.scoring.segment_files import (SUM_TOLERANCE, check_segment_frame, read_segment_file, read_token_losses,
                                               segment_path, segments_dir, token_path, write_with_provenance)
 from mmlaw_utils.texts import dataset_fingerprint, load_texts
@@ -121,8 +121,6 @@ def match_score_cache_threads(score_path: Path) -> None:
 def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, progress) -> None:
     """Score the token losses of ``frame``'s texts and write the token file: small models in one batched pass,
     others chunk by chunk into ``partial`` (resumable)."""
-    from mmlaw_utils.scoring import batched
-
     model, tokenizer, overrides = run.load_for_scoring(request)
     settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, request.max_length, request.context_tokens))
     text_ids = frame["text_id"].astype(str).tolist()
@@ -131,12 +129,12 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
     provenance = run.build_provenance(request, model, tokenizer, settings, fingerprint, len(frame), model_hash, overrides)
     provenance["offsets_rule"] = OFFSETS_RULE
     n_tokens = np.array([len(s) for s in sequences])
-    if batched.is_small_model(request) and settings.head_mode != "full":
+    if batched.is_small_model(request):
         bar = kernel.make_progress(int(n_tokens.sum()), len(frame), f"{request.model} tokens") if progress else None
         token_nll: list[np.ndarray] = []
         try:
-            batched.score_windows(model, sequences, settings, text_ids=text_ids, progress=bar, token_nll=token_nll,
-                                  batch_tokens=max(request.batch_tokens, batched.SMALL_MODEL_BATCH_TOKENS))
+            batched.score_all(model, sequences, settings, text_ids=text_ids, batch_tokens=request.batch_tokens,
+                              progress=bar, token_nll=token_nll)
         finally:
             if bar is not None:
                 bar.close()
