@@ -1,7 +1,13 @@
 """Scoring the miniature pool: wall time per model on the held-out texts, the chunked path vs the batched path.
 
     nice -n 5 .venv/bin/python benchmarks/bench_tiny_scoring.py --old --write-readme
+    .venv/bin/python benchmarks/bench_tiny_scoring.py --rescore-present --workers 2 --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --smoke        # seconds: 2 shapes, 40 texts, no README
+
+``--rescore-present`` is the pool's real rescoring: every pool model whose weights are on disk, scored by
+``batched.score_models`` (what ``minipool score`` runs) with ``--workers`` processes into an empty cache
+folder (so each tokenizer's ids are computed inside the timing), every result compared with its committed
+cache. Its wall time is one measured run, not an extrapolation.
 
 Each distinct model shape of the pool (family architecture and tokenizer, d_model, layers, heads) is
 scored once per path in one process on the same threads: a trained model from models/minipool/ when its
@@ -38,6 +44,7 @@ from mmlaw_utils.texts import dataset_fingerprint, load_texts  # noqa: E402
 
 README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- tiny-scoring:start -->", "<!-- tiny-scoring:end -->"
+RESCORE_START, RESCORE_END = "<!-- tiny-rescore:start -->", "<!-- tiny-rescore:end -->"
 POOL = REPO_ROOT / "configs" / "pools" / "minipool.yaml"
 TOKENIZERS = REPO_ROOT / "data" / "minipool" / "tokenizers"
 COMMITTED = REPO_ROOT / "data" / "minipool" / "scores"
@@ -188,6 +195,48 @@ def markdown(result: dict, command: str, load_start: float, load_end: float) -> 
     return "\n".join(lines) + "\n"
 
 
+def rescore_present(args) -> dict:
+    """Wall seconds of ``batched.score_models`` over every pool model with weights on disk, and each model's agreement."""
+    pool = load_pool_config(POOL)
+    entries = [e for e in pool["models"] if (REPO_ROOT / e["id"] / "config.json").is_file()]
+    if args.limit:
+        entries = entries[: args.limit]
+    work = Path(tempfile.mkdtemp(prefix="bench_tiny_rescore_"))
+    try:
+        requests = [run.request_from_settings("minipool", str(REPO_ROOT / e["id"]), cache_dir=work / "scores",
+                                              n_texts=args.n_texts) for e in entries]
+        start = time.perf_counter()
+        outcomes = batched.score_models(requests, force=True, progress=False, workers=args.workers)
+        wall_s = time.perf_counter() - start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    differences = {Path(e["id"]).name: committed_difference(e, o.results) for e, o in zip(entries, outcomes)}
+    arms: dict[str, int] = {}
+    for e in entries:
+        arms[e.get("arm", "main")] = arms.get(e.get("arm", "main"), 0) + 1
+    return {"wall_s": wall_s, "n_models": len(entries), "n_pool_models": len(pool["models"]), "arms": arms,
+            "tokens": int(sum(o.results["n_tokens"].sum() for o in outcomes)), "n_texts": len(outcomes[0].results),
+            "differences": differences, "workers": args.workers}
+
+
+def rescore_markdown(result: dict, command: str, load_start: float, load_end: float) -> str:
+    """The README section of a real rescoring run: environment, wall time, agreement with the committed caches."""
+    compared = [d for d in result["differences"].values() if d is not None]
+    arms = ", ".join(f"{arm} {count}" for arm, count in sorted(result["arms"].items()))
+    worst = max(compared) if compared else None
+    lines = [RESCORE_START, "## Rescoring the miniature pool's trained models (one real run)", "",
+             f"Command: `{command}` ({platform.machine()}, {len(os.sched_getaffinity(0))} cores visible, "
+             f"{result['workers']} worker process(es) with one torch thread each, load average {load_start:.1f} at "
+             f"start and {load_end:.1f} at the end, torch {torch.__version__}).", "",
+             "| models rescored | arms | texts | tokens scored | wall time | models per minute | compared with committed "
+             "caches | max rel. diff |", "|---:|---|---:|---:|---:|---:|---:|---:|",
+             f"| {result['n_models']} of the pool's {result['n_pool_models']} (those with weights on disk) | {arms} | "
+             f"{result['n_texts']:,} | {result['tokens']:,} | {result['wall_s']:.0f} s ({result['wall_s'] / 60:.1f} min) | "
+             f"{60 * result['n_models'] / result['wall_s']:.1f} | {len(compared)} | {_fmt(worst, '.1e')} |",
+             RESCORE_END]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="seconds: two smallest shapes, 40 texts, old and new, no README")
@@ -197,14 +246,32 @@ def main(argv=None) -> int:
     parser.add_argument("--old", action="store_true", help="also time the chunked path (slow) on every shape")
     parser.add_argument("--old-sizes", type=int, nargs="*", help="time the chunked path on these size indices only")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s, the pool's)")
+    parser.add_argument("--rescore-present", action="store_true",
+                        help="rescore every pool model with weights on disk (batched.score_models), one timed run")
+    parser.add_argument("--workers", type=int, default=1, help="--rescore-present: worker processes (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="--rescore-present: only the first N such models")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
+    command = "python benchmarks/bench_tiny_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.rescore_present:
+        torch.set_num_threads(args.threads)
+        load_start = load_average()
+        result = rescore_present(args)
+        section = rescore_markdown(result, command.strip(), load_start, load_average())
+        print(section)
+        bad = {m: d for m, d in result["differences"].items() if d is not None and d > 1e-6}
+        if bad:
+            print(f"bench_tiny_scoring: differences above 1e-6 from the committed caches: {bad}", file=sys.stderr)
+            return 1
+        if args.write_readme:
+            body = section.strip().removeprefix(RESCORE_START).removesuffix(RESCORE_END).strip()
+            write_marked_region(README, body, RESCORE_START, RESCORE_END, append_if_missing=True)
+        return 0
     if args.smoke:
         args.n_texts, args.families, args.sizes, args.old, args.write_readme = 40, ["gemma", "neox"], [0], True, False
     torch.set_num_threads(args.threads)
     load_start = load_average()
     result = time_shapes(args)
-    command = "python benchmarks/bench_tiny_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
     section = markdown(result, command.strip(), load_start, load_average())
     print(section)
     for r in result["rows"]:

@@ -490,7 +490,8 @@ def _add_minipool(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--model", action="append", help="score only this model (name or id); repeatable")
     score.add_argument("--wait", action="store_true", help="wait for models a concurrent build is still training")
     score.add_argument("--threads", type=int, help="torch CPU threads")
-    score.add_argument("--workers", type=int, default=1, help="worker processes, one torch thread each (default: %(default)s)")
+    score.add_argument("--workers", type=int, default=None,
+                       help="worker processes, one torch thread each (default: one per CPU core for small models on CPU)")
     score.set_defaults(handler=_cmd_minipool_score)
 
 

@@ -41,6 +41,7 @@ dtype = None  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
 cache_dir = None  # folder of the score caches (None: <data_dir>/scores of the profile)
 data_dir = None  # override the profile's output folder (the caches go to <data_dir>/scores)
 force = False  # rescore even when a matching cache exists
+workers = None  # worker processes, one torch thread each (None: one per CPU core when every model is small and on CPU)
 
 # %%
 import pandas as pd
@@ -60,7 +61,7 @@ elif isinstance(models, str):
 # are scored in resumable chunks
 runs = score_many(
     profile, models, force=force, base_dir=REPO_ROOT, data_dir=data_dir, dataset=dataset, n_texts=n_texts,
-    max_length=max_length, batch_tokens=batch_tokens, device=device, dtype=dtype, cache_dir=cache_dir,
+    max_length=max_length, batch_tokens=batch_tokens, device=device, dtype=dtype, cache_dir=cache_dir, workers=workers,
 )
 print(f"{len(runs)} model(s) scored or found cached" if runs else f"every score cache of profile {profile!r} is current")
 

@@ -156,6 +156,41 @@ def test_worker_processes_give_the_same_caches(tmp_path, tiny_model_dirs):
         assert b.path.is_file() and _relative(b.results["nll"].to_numpy(), a.results["nll"].to_numpy()) <= RTOL
 
 
+def test_fused_gelu_scores_gpt2_as_its_python_gelu(tmp_path, tiny_model_dirs):
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    request = run.ScoreRequest(model=str(tiny_model_dirs["tiny-gpt2"]), dataset=str(_texts_file(tmp_path, 12)),
+                               cache_dir=tmp_path / "scores", max_length=32)
+    plain, tokenizer, _ = run.load_for_scoring(request)
+    fused, _, _ = batched.load_small_model(request)
+    n_layers = plain.config.n_layer
+    assert sum(type(m) is NewGELUActivation for m in plain.modules()) == n_layers
+    assert sum(type(m) is GELUTanh for m in fused.modules()) == n_layers
+    assert not any(type(m) is NewGELUActivation for m in fused.modules())
+    texts = pd.read_json(request.dataset, lines=True)
+    sequences = kernel.tokenize_texts(tokenizer, texts["text"].tolist(), texts["text_id"].tolist())
+    settings = _settings(plain, tokenizer, max_length=32, context_tokens=8)
+    reference = kernel.score_token_sequences(plain, sequences, settings)
+    assert _relative(batched.score_windows(fused, sequences, settings), reference) <= RTOL
+    llama, _, _ = run.load_for_scoring(run.ScoreRequest(model=str(tiny_model_dirs["tiny-llama"]), dataset=request.dataset,
+                                                        cache_dir=tmp_path / "scores"))
+    assert batched.fuse_tanh_gelu(llama) == 0  # SiLU models are left as they are
+
+
+def test_default_workers_spread_only_small_models_on_cpu(tmp_path, tiny_model_dirs, monkeypatch):
+    import os
+
+    texts = str(_texts_file(tmp_path, 2))
+    small = [run.ScoreRequest(model=str(p), dataset=texts, cache_dir=tmp_path, device="cpu") for p in tiny_model_dirs.values()]
+    cores = len(os.sched_getaffinity(0))
+    assert batched.default_workers(small) == min(cores, len(small))
+    assert batched.default_workers(small[:1]) == 1
+    hub = run.ScoreRequest(model="HuggingFaceTB/SmolLM2-135M", dataset=texts, cache_dir=tmp_path, device="cpu")
+    assert batched.default_workers([*small, hub]) == 1  # a model that is not small keeps one process
+    monkeypatch.setattr(batched, "SMALL_MODEL_BYTES", 0)
+    assert batched.default_workers(small) == 1
+
+
 GEMMA = REPO_ROOT / "models" / "minipool" / "gemma-d4l2"
 
 

@@ -709,14 +709,14 @@ def check_known_models(names: list[str], entries: list[dict], pool_path: str | P
 
 
 def score_pool(pool_path: str | Path, profile_name: str, only: list[str] | None = None, wait: bool = False,
-               threads: int | None = None, workers: int = 1) -> list[Path]:
+               threads: int | None = None, workers: int | None = None) -> list[Path]:
     """Score the pool's trained models into the profile's cache dir, in one process (imports paid once).
 
     Uses the batched path for small models (``scoring.batched``: token ids cached per tokenizer, every
     window in one pass) with the profile's settings; the caches answer the same requests as
     ``python -m mmlaw_utils score --profile NAME --model ID``. ``workers`` > 1 spreads the models over that
-    many processes (one torch thread each). ``wait`` polls for models that a concurrent build has not
-    finished yet (scored one by one as they appear).
+    many processes (one torch thread each; None: ``batched.default_workers``). ``wait`` polls for models that a
+    concurrent build has not finished yet (scored one by one as they appear).
     """
     from mmlaw_utils.config import load_profile
     from mmlaw_utils.scoring import batched

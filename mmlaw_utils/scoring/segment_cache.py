@@ -121,7 +121,8 @@ def match_score_cache_threads(score_path: Path) -> None:
 def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, progress) -> None:
     """Score the token losses of ``frame``'s texts and write the token file: small models in one batched pass,
     others chunk by chunk into ``partial`` (resumable)."""
-    model, tokenizer, overrides = run.load_for_scoring(request)
+    small = batched.is_small_model(request)
+    model, tokenizer, overrides = (batched.load_small_model if small else run.load_for_scoring)(request)
     settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, request.max_length, request.context_tokens))
     text_ids = frame["text_id"].astype(str).tolist()
     texts = frame["text"].tolist()
@@ -129,7 +130,7 @@ def _score_tokens_into(request, frame, fingerprint, path, partial, model_hash, p
     provenance = run.build_provenance(request, model, tokenizer, settings, fingerprint, len(frame), model_hash, overrides)
     provenance["offsets_rule"] = OFFSETS_RULE
     n_tokens = np.array([len(s) for s in sequences])
-    if batched.is_small_model(request):
+    if small:
         bar = kernel.make_progress(int(n_tokens.sum()), len(frame), f"{request.model} tokens") if progress else None
         token_nll: list[np.ndarray] = []
         try:
