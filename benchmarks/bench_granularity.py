@@ -8,6 +8,11 @@ common-token granularity. Common-token segments are approximated by cutting ever
 two (about 1.6 segments per word); the real ones come from the tokenizers.
 
     nice -n 10 .venv/bin/python benchmarks/bench_granularity.py [--write-readme]
+    nice -n 10 .venv/bin/python benchmarks/bench_granularity.py --real-segments [--write-readme]
+
+``--real-segments`` times the profiles' own segment files instead (every segmentation found under
+``data/<profile>/segments/``; the miniature pool's word and common-token files are not committed and count only
+once ``python -m mmlaw_utils segments --profile minipool --present-only`` has rebuilt them).
 """
 
 from __future__ import annotations
@@ -89,9 +94,34 @@ def run(profile: str, segmentations: list[str], root: Path, n_bootstrap: int = 2
             "segments": ", ".join(f"{g} {n:,}" for g, n in sizes.items())}
 
 
+def run_real(profile: str, root: Path, n_bootstrap: int = 200) -> dict:
+    """Time compute_results + write_outputs on the profile's own segment files (linked into ``root``)."""
+    from mmlaw_utils.scoring.segment_files import available_segmentations
+
+    spec = load_profile(profile)
+    lm = load_loss_matrix(spec.data_dir)
+    texts = load_texts(spec.dataset, spec.n_texts)
+    folder = root / profile
+    (folder / "segments").mkdir(parents=True, exist_ok=True)
+    for name in ("loss_matrix.parquet", "models.parquet"):
+        (folder / name).write_bytes((spec.data_dir / name).read_bytes())
+    found = available_segmentations(spec.data_dir)
+    for g in found:
+        (folder / "segments" / g).symlink_to((spec.data_dir / "segments" / g).resolve(), target_is_directory=True)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    results = report.compute_results(lm, texts, folder, profile, n_bootstrap=n_bootstrap, progress=False)
+    report.write_outputs(results, resolve_run_paths(profile, data_dir=folder))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    sizes = dict(zip(results.summary["granularity"], results.summary["n_segments"]))
+    return {"profile": profile, "models": len(results.model_names), "texts": results.n_texts, "seconds": seconds,
+            "cpu": cpu, "segments": ", ".join(f"{g} {int(n):,}" for g, n in sizes.items())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write-readme", action="store_true", help="rewrite the granularity section of benchmarks/README.md")
+    parser.add_argument("--real-segments", action="store_true",
+                        help="time the profiles' own segment files (data/<profile>/segments/) instead of random splits")
     parser.add_argument("--smoke", action="store_true",
                         help="seconds-long check: the real pool at text and word granularity, 20 resamples; writes nothing")
     args = parser.parse_args()
@@ -102,12 +132,18 @@ def main() -> None:
         print(f"smoke: {row['models']} x {row['texts']} ({row['segments']}) in {row['seconds']:.1f} s")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run("real", ["text", "line", "word", "common_token"], Path(tmp)),
-                run("minipool", ["word", "common_token"], Path(tmp))]
+        if args.real_segments:
+            rows = [run_real("real", Path(tmp)), run_real("minipool", Path(tmp))]
+        else:
+            rows = [run("real", ["text", "line", "word", "common_token"], Path(tmp)),
+                    run("minipool", ["word", "common_token"], Path(tmp))]
     total = sum(r["seconds"] for r in rows)
+    flag = " --real-segments" if args.real_segments else ""
+    source = ("the profiles' own segment files, every segmentation on disk" if args.real_segments
+              else "segment files made by splitting the committed text losses at random")
     lines = ["## Granularity analysis (notebook 10)", "",
-             f"Command: `nice -n 10 .venv/bin/python benchmarks/bench_granularity.py --write-readme` (segment files made "
-             f"by splitting the committed text losses at random; {platform.machine()}, {os.cpu_count()} cores visible, "
+             f"Command: `nice -n 10 .venv/bin/python benchmarks/bench_granularity.py{flag} --write-readme` ({source}; "
+             f"{platform.machine()}, {os.cpu_count()} cores visible, "
              f"load average {load:.1f} at start, python {platform.python_version()}). Time of "
              "`report.granularity.compute_results` (200 resamples) and `write_outputs`, segment files read included. "
              "Target: both pools within 120 s. CPU time (all threads of the process) shows what the shared machine's "
