@@ -128,7 +128,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     if args.smoke:
         with tempfile.TemporaryDirectory() as tmp:
-            row = run("real", ["text", "word"], Path(tmp), n_bootstrap=20)
+            runner = (lambda: run_real("real", Path(tmp), n_bootstrap=20)) if args.real_segments else (
+                lambda: run("real", ["text", "word"], Path(tmp), n_bootstrap=20))
+            row = runner()
         print(f"smoke: {row['models']} x {row['texts']} ({row['segments']}) in {row['seconds']:.1f} s")
         return
     with tempfile.TemporaryDirectory() as tmp:
