@@ -24,7 +24,7 @@ import json
 import time
 import zipfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -232,13 +232,12 @@ def score_one(request: run.ScoreRequest, *, force: bool = False, progress: bool 
     return run.score_model(request, force=force, progress=progress, texts=texts, scorer=scorer)
 
 
-def _score_in_worker(request: run.ScoreRequest, force: bool, texts: pd.DataFrame | None) -> run.ScoreRun:
-    """Worker process: one torch thread, no bar (bars of several processes would interleave); one line per model."""
+def _score_in_worker(request: run.ScoreRequest, force: bool, texts: pd.DataFrame | None) -> tuple[run.ScoreRun, float]:
+    """Worker process: one torch thread, no bar (bars of several processes would interleave); the run and its seconds."""
     torch.set_num_threads(1)
     start = time.time()
     outcome = score_one(request, force=force, progress=False, texts=texts)
-    print(f"[{request.model}] {'scored' if outcome.computed else 'cached'} in {time.time() - start:.1f}s", flush=True)
-    return outcome
+    return outcome, time.time() - start
 
 
 def default_workers(requests: Sequence[run.ScoreRequest]) -> int:
@@ -276,12 +275,18 @@ def score_models(requests: Sequence[run.ScoreRequest], *, force: bool = False, p
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # fork after torch's thread pools start can deadlock
+    outcomes: dict[int, run.ScoreRun] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         # largest first, so that no worker is left with a big model while the others idle
         order = sorted(range(len(requests)), key=lambda i: -weight_bytes(requests[i]))
-        futures = {i: pool.submit(_score_in_worker, requests[i], force, frames[(requests[i].dataset, requests[i].n_texts)])
+        futures = {pool.submit(_score_in_worker, requests[i], force, frames[(requests[i].dataset, requests[i].n_texts)]): i
                    for i in order}
-        return [futures[i].result() for i in range(len(requests))]
+        for k, future in enumerate(as_completed(futures), start=1):  # one line per model, printed here (notebooks see it)
+            outcome, seconds = future.result()
+            outcomes[futures[future]] = outcome
+            print(f"[{k}/{len(requests)}] {requests[futures[future]].model}: "
+                  f"{'scored' if outcome.computed else 'cached'} in {seconds:.1f}s", flush=True)
+    return [outcomes[i] for i in range(len(requests))]
 
 
 def score_many(profile: str | None, models: Sequence[str], *, force: bool = False, progress: bool = True,
