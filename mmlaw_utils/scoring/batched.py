@@ -241,8 +241,8 @@ def _score_in_worker(request: run.ScoreRequest, force: bool, texts: pd.DataFrame
 
 
 def default_workers(requests: Sequence[run.ScoreRequest]) -> int:
-    """Worker processes for ``requests``: one per usable CPU core when every model is small and scored on CPU (the
-    tiny pool's models gain little from a second thread), else 1 (large models and GPUs take one model at a time)."""
+    """Worker processes for ``requests``: one per usable CPU core when every model is small and scored on CPU, else 1
+    (large models and GPUs take one model at a time)."""
     import os
 
     on_cpu = all(str(r.device).lower() == "cpu" or (str(r.device).lower() == "auto" and not torch.cuda.is_available())
