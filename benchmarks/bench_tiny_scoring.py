@@ -2,7 +2,15 @@
 
     nice -n 5 .venv/bin/python benchmarks/bench_tiny_scoring.py --old --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --rescore-present --workers 2 --write-readme
+    .venv/bin/python benchmarks/bench_tiny_scoring.py --batch-sweep 2048 4096 8192 --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --smoke        # seconds: 2 shapes, 40 texts, no README
+
+``--match REGEX`` keeps the pool models whose name matches (``re.fullmatch``), e.g. the issue's original 56:
+``'(gemma|gpt2|llama|neox|opt)(-same)?-d[0-9]+l[0-9]+|llama-seed[23]-d[0-9]+l[0-9]+'``.
+
+``--batch-sweep`` times the one-pass path (``batched.score_windows``) at each padded batch size on trained
+models (default: every family at sizes 0, 3, 4 and 5), best of ``--repeats`` runs in one process, and checks
+that every size gives the same losses; it is the measurement behind ``batched.SMALL_MODEL_CPU_BATCH_TOKENS``.
 
 ``--rescore-present`` is the pool's real rescoring: every pool model whose weights are on disk, scored by
 ``batched.score_models`` (what ``minipool score`` runs) with ``--workers`` processes into an empty cache
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -45,6 +54,8 @@ from mmlaw_utils.texts import dataset_fingerprint, load_texts  # noqa: E402
 README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- tiny-scoring:start -->", "<!-- tiny-scoring:end -->"
 RESCORE_START, RESCORE_END = "<!-- tiny-rescore:start -->", "<!-- tiny-rescore:end -->"
+SWEEP_START, SWEEP_END = "<!-- tiny-batch:start -->", "<!-- tiny-batch:end -->"
+SWEEP_DEFAULT_MATCH = r"(gemma|gpt2|llama|neox|opt)-d[0-9]+l[2567]"  # the main arm's sizes 0, 3, 4 and 5
 POOL = REPO_ROOT / "configs" / "pools" / "minipool.yaml"
 TOKENIZERS = REPO_ROOT / "data" / "minipool" / "tokenizers"
 COMMITTED = REPO_ROOT / "data" / "minipool" / "scores"
@@ -200,7 +211,10 @@ def markdown(result: dict, command: str, load_start: float, load_end: float) -> 
 def rescore_present(args) -> dict:
     """Wall seconds of ``batched.score_models`` over every pool model with weights on disk, and each model's agreement."""
     pool = load_pool_config(POOL)
-    entries = [e for e in pool["models"] if (REPO_ROOT / e["id"] / "config.json").is_file()]
+    entries = [e for e in pool["models"] if (REPO_ROOT / e["id"] / "config.json").is_file()
+               and (args.match is None or re.fullmatch(args.match, Path(e["id"]).name))]
+    if not entries:
+        raise SystemExit(f"bench_tiny_scoring: no pool model with weights on disk matches {args.match!r}")
     if args.limit:
         entries = entries[: args.limit]
     work = Path(tempfile.mkdtemp(prefix="bench_tiny_rescore_"))
@@ -218,7 +232,72 @@ def rescore_present(args) -> dict:
         arms[e.get("arm", "main")] = arms.get(e.get("arm", "main"), 0) + 1
     return {"wall_s": wall_s, "n_models": len(entries), "n_pool_models": len(pool["models"]), "arms": arms,
             "tokens": int(sum(o.results["n_tokens"].sum() for o in outcomes)), "n_texts": len(outcomes[0].results),
-            "differences": differences, "workers": args.workers}
+            "differences": differences, "workers": args.workers, "match": args.match}
+
+
+def batch_sweep(args) -> dict:
+    """Per trained model: best-of-``repeats`` wall seconds of ``batched.score_windows`` at each batch size."""
+    from mmlaw_utils.scoring import kernel
+    from mmlaw_utils.texts import load_texts
+
+    pool = load_pool_config(POOL)
+    pattern = args.match or SWEEP_DEFAULT_MATCH
+    entries = [e for e in pool["models"] if (REPO_ROOT / e["id"] / "config.json").is_file()
+               and re.fullmatch(pattern, Path(e["id"]).name)]
+    if args.limit:
+        entries = entries[: args.limit]
+    if not entries:
+        raise SystemExit(f"bench_tiny_scoring: no pool model with weights on disk matches {pattern!r}")
+    rows = []
+    for entry in entries:
+        request = run.request_from_settings("minipool", str(REPO_ROOT / entry["id"]), n_texts=args.n_texts)
+        model, tokenizer, _ = batched.load_small_model(request)
+        settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, request.max_length,
+                                                                               request.context_tokens))
+        frame = load_texts(request.dataset, request.n_texts)
+        texts = frame["text"].tolist()
+        sequences = kernel.tokenize_texts(tokenizer, texts, frame["text_id"].astype(str).tolist())
+        seconds: dict[int, float] = {}
+        reference = None
+        for size in args.batch_sweep:
+            best = float("inf")
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                nll = batched.score_windows(model, sequences, settings, batch_tokens=size)
+                best = min(best, time.perf_counter() - start)
+            seconds[size] = best
+            reference = nll if reference is None else reference
+            worst = float(np.max(np.abs(nll - reference) / np.abs(reference)))
+            if worst > 1e-6:
+                raise SystemExit(f"bench_tiny_scoring: {entry['id']}: batch {size} differs from batch "
+                                 f"{args.batch_sweep[0]} by {worst:.1e} (relative)")
+        rows.append({"model": Path(entry["id"]).name, "d_model": int(entry["d_model"]),
+                     "tokens": int(sum(len(q) for q in sequences)), "seconds": seconds})
+    return {"rows": rows, "sizes": list(args.batch_sweep), "n_texts": len(texts), "repeats": args.repeats}
+
+
+def sweep_markdown(result: dict, command: str, load_start: float, load_end: float) -> str:
+    """The README section of a batch-size sweep: seconds per model and size, and each size relative to the first."""
+    sizes = result["sizes"]
+    lines = [SWEEP_START, "## Padded tokens per forward on the one-pass path (CPU, one thread)", "",
+             f"Command: `{command}` ({platform.machine()}, torch threads {torch.get_num_threads()}, load average "
+             f"{load_start:.1f} at start and {load_end:.1f} at the end, torch {torch.__version__}). First "
+             f"{result['n_texts']:,} held-out texts, best of {result['repeats']} runs per size in one process; every "
+             f"size gave the first size's losses within 1e-6. The one-pass path's CPU batch "
+             f"(`batched.SMALL_MODEL_CPU_BATCH_TOKENS`) is {batched.SMALL_MODEL_CPU_BATCH_TOKENS:,} tokens.", "",
+             "| model | d_model | tokens | " + " | ".join(f"{s:,} (s)" for s in sizes) + " | "
+             + " | ".join(f"{s:,} / {sizes[0]:,}" for s in sizes[1:]) + " |",
+             "|---|---:|---:|" + "---:|" * (2 * len(sizes) - 1)]
+    for r in result["rows"]:
+        t = r["seconds"]
+        lines.append(f"| {r['model']} | {r['d_model']} | {r['tokens']:,} | "
+                     + " | ".join(f"{t[s]:.2f}" for s in sizes) + " | "
+                     + " | ".join(f"{t[s] / t[sizes[0]]:.2f}" for s in sizes[1:]) + " |")
+    totals = {s: sum(r["seconds"][s] for r in result["rows"]) for s in sizes}
+    lines.append(f"| **all** | | | " + " | ".join(f"{totals[s]:.2f}" for s in sizes) + " | "
+                 + " | ".join(f"{totals[s] / totals[sizes[0]]:.2f}" for s in sizes[1:]) + " |")
+    lines.append(SWEEP_END)
+    return "\n".join(lines) + "\n"
 
 
 def rescore_markdown(result: dict, command: str, load_start: float, load_end: float) -> str:
@@ -232,7 +311,8 @@ def rescore_markdown(result: dict, command: str, load_start: float, load_end: fl
              f"start and {load_end:.1f} at the end, torch {torch.__version__}).", "",
              "| models rescored | arms | texts | tokens scored | wall time | models per minute | compared with committed "
              "caches | max rel. diff |", "|---:|---|---:|---:|---:|---:|---:|---:|",
-             f"| {result['n_models']} of the pool's {result['n_pool_models']} (those with weights on disk) | {arms} | "
+             f"| {result['n_models']} of the pool's {result['n_pool_models']} (those with weights on disk"
+             f"{', name matching `' + result['match'] + '`' if result['match'] else ''}) | {arms} | "
              f"{result['n_texts']:,} | {result['tokens']:,} | {result['wall_s']:.0f} s ({result['wall_s'] / 60:.1f} min) | "
              f"{60 * result['n_models'] / result['wall_s']:.1f} | {len(compared)} | {_fmt(worst, '.1e')} |",
              RESCORE_END]
@@ -251,10 +331,27 @@ def main(argv=None) -> int:
     parser.add_argument("--rescore-present", action="store_true",
                         help="rescore every pool model with weights on disk (batched.score_models), one timed run")
     parser.add_argument("--workers", type=int, default=1, help="--rescore-present: worker processes (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="--rescore-present: only the first N such models")
+    parser.add_argument("--limit", type=int, default=None, help="--rescore-present, --batch-sweep: only the first N models")
+    parser.add_argument("--match", default=None, help="--rescore-present, --batch-sweep: only pool models whose name "
+                                                      "matches this regular expression (re.fullmatch)")
+    parser.add_argument("--batch-sweep", type=int, nargs="+", default=None,
+                        help="time the one-pass path at these padded batch sizes (tokens) on trained models")
+    parser.add_argument("--repeats", type=int, default=3, help="--batch-sweep: runs per size (default: %(default)s)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
     command = "python benchmarks/bench_tiny_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.batch_sweep:
+        if args.smoke:
+            args.limit, args.n_texts, args.repeats, args.write_readme = 2, 20, 1, False
+        args.n_texts = 100 if args.n_texts is None else args.n_texts
+        torch.set_num_threads(args.threads)
+        load_start = load_average()
+        section = sweep_markdown(batch_sweep(args), command.strip(), load_start, load_average())
+        print(section)
+        if args.write_readme:
+            body = section.strip().removeprefix(SWEEP_START).removesuffix(SWEEP_END).strip()
+            write_marked_region(README, body, SWEEP_START, SWEEP_END, append_if_missing=True)
+        return 0
     if args.rescore_present:
         if args.smoke:
             args.limit, args.n_texts, args.workers, args.write_readme = 2, 40, 2, False

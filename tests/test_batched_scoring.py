@@ -191,6 +191,20 @@ def test_default_workers_spread_only_small_models_on_cpu(tmp_path, tiny_model_di
     assert batched.default_workers(small) == 1
 
 
+def test_cpu_batches_are_capped_and_accelerator_batches_floored(tiny_lms, monkeypatch):
+    model, tokenizer = tiny_lms[TINY_CASES[0]]
+    assert batched.windows_batch_tokens(model, 65536) == batched.SMALL_MODEL_CPU_BATCH_TOKENS
+    seen = []
+    real_pack = kernel.pack_batches
+    monkeypatch.setattr(kernel, "pack_batches", lambda lengths, size, **kw: seen.append(size) or real_pack(lengths, size, **kw))
+    sequences = [np.asarray(tokenizer("a b c d e f g h")["input_ids"], dtype=np.int64)]
+    batched.score_all(model, sequences, _settings(model, tokenizer), text_ids=["t"], batch_tokens=65536)
+    assert seen == [batched.SMALL_MODEL_CPU_BATCH_TOKENS]  # the one-pass path on CPU ignores the profile's size
+    elsewhere = tiny_models.build_model(TINY_CASES[0][0], tokenizer, seed=0).to("meta")  # any device other than the CPU
+    assert batched.windows_batch_tokens(elsewhere, 100) == batched.SMALL_MODEL_BATCH_TOKENS
+    assert batched.windows_batch_tokens(elsewhere, 65536) == 65536
+
+
 GEMMA = REPO_ROOT / "models" / "minipool" / "gemma-d4l2"
 
 

@@ -40,10 +40,11 @@ from mmlaw_utils.texts import load_texts
 
 # weight files (safetensors / bin) up to this size take the batched path; larger models keep resumable chunks
 SMALL_MODEL_BYTES = 64 * 2**20
-# padded tokens per forward: fewer forwards save per-call overhead at the pool's smallest widths (gemma-d4l2:
-# 98k tokens/s against 86k at the kernel's CPU cap of 2,048, one run under load); at d >= 40 the same run was up
-# to 10% slower, within that load's noise
+# padded tokens per forward on an accelerator: fewer, larger launches
 SMALL_MODEL_BATCH_TOKENS = 8192
+# padded tokens per forward on CPU: smaller activations stay in cache at the pool's widest models (d 112-120:
+# 7-12% faster than 8,192; 5% over sizes 0, 3, 4 and 5 together; bench_tiny_scoring.py --batch-sweep)
+SMALL_MODEL_CPU_BATCH_TOKENS = 4096
 TOKEN_IDS_FOLDER = "token_ids"
 
 
@@ -182,7 +183,15 @@ def score_all(model, sequences: list[np.ndarray], settings: kernel.ScoreSettings
         return kernel.score_token_sequences(model, sequences, settings, text_ids=text_ids, batch_tokens=batch_tokens,
                                             progress=progress, on_batch=on_batch, token_nll=token_nll)
     return score_windows(model, sequences, settings, text_ids=text_ids, progress=progress, token_nll=token_nll,
-                         batch_tokens=max(batch_tokens, SMALL_MODEL_BATCH_TOKENS))
+                         batch_tokens=windows_batch_tokens(model, batch_tokens))
+
+
+def windows_batch_tokens(model, requested: int) -> int:
+    """Padded tokens per forward of the one-pass path: SMALL_MODEL_CPU_BATCH_TOKENS on CPU, else at least
+    SMALL_MODEL_BATCH_TOKENS (``requested`` when larger)."""
+    if input_device(model).type == "cpu":
+        return SMALL_MODEL_CPU_BATCH_TOKENS
+    return max(int(requested), SMALL_MODEL_BATCH_TOKENS)
 
 
 def weight_bytes(request: run.ScoreRequest) -> int:
