@@ -208,15 +208,20 @@ def markdown(result: dict, command: str, load_start: float, load_end: float) -> 
     return "\n".join(lines) + "\n"
 
 
+def trained_entries(pool: dict, pattern: str | None, limit: int | None) -> list[dict]:
+    """The pool's models with weights on disk whose name matches ``pattern`` (``re.fullmatch``; None: all), the
+    first ``limit`` of them."""
+    entries = [e for e in pool["models"] if (REPO_ROOT / e["id"] / "config.json").is_file()
+               and (pattern is None or re.fullmatch(pattern, Path(e["id"]).name))]
+    if not entries:
+        raise SystemExit(f"bench_tiny_scoring: no pool model with weights on disk matches {pattern!r}")
+    return entries[:limit] if limit else entries
+
+
 def rescore_present(args) -> dict:
     """Wall seconds of ``batched.score_models`` over every pool model with weights on disk, and each model's agreement."""
     pool = load_pool_config(POOL)
-    entries = [e for e in pool["models"] if (REPO_ROOT / e["id"] / "config.json").is_file()
-               and (args.match is None or re.fullmatch(args.match, Path(e["id"]).name))]
-    if not entries:
-        raise SystemExit(f"bench_tiny_scoring: no pool model with weights on disk matches {args.match!r}")
-    if args.limit:
-        entries = entries[: args.limit]
+    entries = trained_entries(pool, args.match, args.limit)
     work = Path(tempfile.mkdtemp(prefix="bench_tiny_rescore_"))
     try:
         requests = [run.request_from_settings("minipool", str(REPO_ROOT / e["id"]), cache_dir=work / "scores",
@@ -240,14 +245,7 @@ def batch_sweep(args) -> dict:
     from mmlaw_utils.scoring import kernel
     from mmlaw_utils.texts import load_texts
 
-    pool = load_pool_config(POOL)
-    pattern = args.match or SWEEP_DEFAULT_MATCH
-    entries = [e for e in pool["models"] if (REPO_ROOT / e["id"] / "config.json").is_file()
-               and re.fullmatch(pattern, Path(e["id"]).name)]
-    if args.limit:
-        entries = entries[: args.limit]
-    if not entries:
-        raise SystemExit(f"bench_tiny_scoring: no pool model with weights on disk matches {pattern!r}")
+    entries = trained_entries(load_pool_config(POOL), args.match or SWEEP_DEFAULT_MATCH, args.limit)
     rows = []
     for entry in entries:
         request = run.request_from_settings("minipool", str(REPO_ROOT / entry["id"]), n_texts=args.n_texts)
