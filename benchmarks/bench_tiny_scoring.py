@@ -34,6 +34,7 @@ import argparse
 import os
 import platform
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -303,6 +304,8 @@ def rescore_markdown(result: dict, command: str, load_start: float, load_end: fl
     compared = [d for d in result["differences"].values() if d is not None]
     arms = ", ".join(f"{arm} {count}" for arm, count in sorted(result["arms"].items()))
     worst = max(compared) if compared else None
+    # a pipe inside a table cell ends the cell, even inside a code span, unless escaped
+    matching = ", name matching `" + result["match"].replace("|", r"\|") + "`" if result["match"] else ""
     lines = [RESCORE_START, "## Rescoring the miniature pool's trained models (one real run)", "",
              f"Command: `{command}` ({platform.machine()}, {len(os.sched_getaffinity(0))} cores visible, "
              f"{result['workers']} worker process(es) with one torch thread each, load average {load_start:.1f} at "
@@ -310,7 +313,7 @@ def rescore_markdown(result: dict, command: str, load_start: float, load_end: fl
              "| models rescored | arms | texts | tokens scored | wall time | models per minute | compared with committed "
              "caches | max rel. diff |", "|---:|---|---:|---:|---:|---:|---:|---:|",
              f"| {result['n_models']} of the pool's {result['n_pool_models']} (those with weights on disk"
-             f"{', name matching `' + result['match'] + '`' if result['match'] else ''}) | {arms} | "
+             f"{matching}) | {arms} | "
              f"{result['n_texts']:,} | {result['tokens']:,} | {result['wall_s']:.0f} s ({result['wall_s'] / 60:.1f} min) | "
              f"{60 * result['n_models'] / result['wall_s']:.1f} | {len(compared)} | {_fmt(worst, '.1e')} |",
              RESCORE_END]
@@ -337,7 +340,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="--batch-sweep: runs per size (default: %(default)s)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
-    command = "python benchmarks/bench_tiny_scoring.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/bench_tiny_scoring.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.batch_sweep:
         if args.smoke:
             args.limit, args.n_texts, args.repeats, args.write_readme = 2, 20, 1, False
