@@ -15,6 +15,7 @@ Other top-level keys (e.g. the miniature pool's training settings) are allowed a
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -97,18 +98,17 @@ def pool_records(raw: Any, path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_pool(path: str | Path) -> pd.DataFrame:
-    """Pool table: one row per model with ``model``, ``family``, ``params_nominal`` (count), ``revision``, extras.
+# libyaml parses the 110-model miniature pool about 10x faster than the pure-Python loader
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# parsed pools keyed by (path, sha256 of the file's bytes): an edited file is parsed again, an unchanged one never
+_PARSED: dict[tuple[str, str], pd.DataFrame] = {}
+_PARSED_MAX = 16
 
-    Raises ``PoolError`` naming the file and the model for a missing file, invalid YAML,
-    duplicate ids, a missing family, or non-positive / non-numeric ``params_b``.
-    The pool's ``name`` and source path are in ``frame.attrs``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PoolError(f"pool file {path} does not exist")
+
+def _parse_pool(path: Path, text: str) -> pd.DataFrame:
+    """The validated pool table of one file's text (see :func:`load_pool`)."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as error:
         raise PoolError(f"{path}: not valid YAML: {error}") from error
     rows = pool_records(raw, path)
@@ -119,6 +119,33 @@ def load_pool(path: str | Path) -> pd.DataFrame:
     frame["revision"] = pd.Series([row["revision"] for row in rows], dtype=object)
     frame.attrs["pool_name"] = str(raw.get("name", path.stem))
     frame.attrs["path"] = str(path)
+    return frame
+
+
+def load_pool(path: str | Path) -> pd.DataFrame:
+    """Pool table: one row per model with ``model``, ``family``, ``params_nominal`` (count), ``revision``, extras.
+
+    Raises ``PoolError`` naming the file and the model for a missing file, invalid YAML,
+    duplicate ids, a missing family, or non-positive / non-numeric ``params_b``.
+    The pool's ``name`` and source path are in ``frame.attrs``. A file whose bytes are unchanged since
+    the last call is not parsed again; each call returns its own copy, free to modify.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PoolError(f"pool file {path} does not exist")
+    data = path.read_bytes()
+    key = (str(path), hashlib.sha256(data).hexdigest())
+    if key not in _PARSED:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise PoolError(f"{path}: not UTF-8 text: {error}") from None
+        frame = _parse_pool(path, text)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = frame
+    frame = _PARSED[key].copy(deep=True)
+    frame.attrs = dict(_PARSED[key].attrs)
     return frame
 
 

@@ -131,3 +131,42 @@ def test_cli_summary_prints_counts(capsys, tmp_path):
     bad = _write(tmp_path, {"models": []})
     assert cli.main(["pool", str(bad)]) == 1
     assert str(bad) in capsys.readouterr().err
+
+
+def test_load_pool_sees_a_rewritten_file_and_returns_independent_copies(tmp_path):
+    """Parsing is cached by file content: an edit is seen at once, and a caller's changes never leak."""
+    path = _write(tmp_path, {"models": [GOOD]}, name="pool.yaml")
+    first = load_pool(path)
+    first.loc[0, "family"] = "changed"
+    first["revision"] = "mutated"
+    first.attrs["pool_name"] = "mutated"
+    again = load_pool(path)
+    assert again["family"].tolist() == ["f"] and again["revision"].tolist() == [None]
+    assert again.attrs["pool_name"] == "pool"
+
+    _write(tmp_path, {"name": "edited", "models": [GOOD, {"id": "org/second", "family": "g", "params_b": 2}]},
+           name="pool.yaml")
+    edited = load_pool(path)
+    assert edited["model"].tolist() == ["org/good", "org/second"]
+    assert edited["params_nominal"].tolist() == [1_000_000_000, 2_000_000_000]
+    assert edited.attrs["pool_name"] == "edited"
+
+
+def test_load_pool_rejects_non_utf8_naming_the_file(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("models:\n  - id: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(PoolError, match=r"latin\.yaml: not UTF-8"):
+        load_pool(path)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in POOLS_DIR.glob("*.yaml")))
+def test_load_pool_matches_the_pure_python_yaml_loader(name):
+    """The libyaml loader used for speed gives the same records as PyYAML's own SafeLoader."""
+    from mmlaw_utils.pool import pool_records
+
+    path = POOLS_DIR / name
+    reference = pool_records(yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader), path)
+    frame = load_pool(path)
+    assert frame["model"].tolist() == [row["model"] for row in reference]
+    assert frame["params_nominal"].tolist() == [row["params_nominal"] for row in reference]
+    assert frame["family"].tolist() == [row["family"] for row in reference]
