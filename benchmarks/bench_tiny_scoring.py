@@ -3,6 +3,7 @@
     nice -n 5 .venv/bin/python benchmarks/bench_tiny_scoring.py --old --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --rescore-present --workers 2 --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --batch-sweep 2048 4096 8192 --write-readme
+    .venv/bin/python benchmarks/bench_tiny_scoring.py --kernel-floor --compile-match '[a-z]+-d1[12][02]l7' --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --smoke        # seconds: 2 shapes, 40 texts, no README
 
 ``--match REGEX`` keeps the pool models whose name matches (``re.fullmatch``), e.g. the issue's original 56:
@@ -11,6 +12,16 @@
 ``--batch-sweep`` times the one-pass path (``batched.score_windows``) at each padded batch size on trained
 models (default: every family at sizes 0, 3, 4 and 5), best of ``--repeats`` runs in one process, and checks
 that every size gives the same losses; it is the measurement behind ``batched.SMALL_MODEL_CPU_BATCH_TOKENS``.
+
+``--kernel-floor`` asks how fast the one-pass path could be at all. For each trained model (default: the issue's 56)
+it times, best of ``--repeats`` alternating runs on one padded batch of full windows: the base model's forward plus
+the head (what each batch of ``batched.score_windows`` computes), the model's weight products alone (every
+``Linear`` / ``Conv1D`` of the base model on inputs of that batch's size, and the head on its scored positions),
+and torch's causal attention kernel alone at the model's head shape, once per layer. Products and attention are
+work that no rewrite of the rest can remove (exact fp32, same windows), so their share of the forward is a floor
+on what fusing, compiling or trimming the rest could reach. With ``--compile-match REGEX`` the models that match
+are also timed through ``torch.compile`` (inductor), and their hidden states compared with the eager forward's.
+The shares are applied to the last measured rescoring run (the ``tiny-rescore`` block of the README).
 
 ``--rescore-present`` is the pool's real rescoring: every pool model whose weights are on disk, scored by
 ``batched.score_models`` (what ``minipool score`` runs) with ``--workers`` processes into an empty cache
@@ -39,6 +50,7 @@ import shutil
 import sys
 import tempfile
 import time
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +68,9 @@ README = REPO_ROOT / "benchmarks" / "README.md"
 START, END = "<!-- tiny-scoring:start -->", "<!-- tiny-scoring:end -->"
 RESCORE_START, RESCORE_END = "<!-- tiny-rescore:start -->", "<!-- tiny-rescore:end -->"
 SWEEP_START, SWEEP_END = "<!-- tiny-batch:start -->", "<!-- tiny-batch:end -->"
+FLOOR_START, FLOOR_END = "<!-- tiny-floor:start -->", "<!-- tiny-floor:end -->"
+# the issue's 56 models: the main arm, the same-data arm and the two extra llama seeds
+ISSUE_MATCH = r"(gemma|gpt2|llama|neox|opt)(-same)?-d[0-9]+l[0-9]+|llama-seed[23]-d[0-9]+l[0-9]+"
 SWEEP_DEFAULT_MATCH = r"(gemma|gpt2|llama|neox|opt)-d[0-9]+l[2567]"  # the main arm's sizes 0, 3, 4 and 5
 POOL = REPO_ROOT / "configs" / "pools" / "minipool.yaml"
 TOKENIZERS = REPO_ROOT / "data" / "minipool" / "tokenizers"
@@ -299,6 +314,194 @@ def sweep_markdown(result: dict, command: str, load_start: float, load_end: floa
     return "\n".join(lines) + "\n"
 
 
+def _best_seconds(functions: dict[str, Any], repeats: int) -> dict[str, float]:
+    """Best wall seconds of each callable over ``repeats`` rounds, the callables alternating within a round."""
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def weight_products(model) -> list[tuple[torch.nn.Module, int]]:
+    """The base model's weight products: (module, input width) of every ``nn.Linear`` and GPT-2 ``Conv1D``."""
+    from transformers.pytorch_utils import Conv1D
+
+    found = []
+    for module in model.base_model.modules():
+        if isinstance(module, torch.nn.Linear):
+            found.append((module, int(module.in_features)))
+        elif isinstance(module, Conv1D):
+            found.append((module, int(module.weight.shape[0])))
+    return found
+
+
+def attention_shape(model) -> tuple[int, int, int]:
+    """(layers, query heads, head size) of a model's self-attention."""
+    config = model.config
+    heads = int(config.num_attention_heads)
+    head_size = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+    return int(config.num_hidden_layers), heads, head_size
+
+
+def padded_tokens(n_tokens: np.ndarray, max_length: int, context_tokens: int, batch_tokens: int) -> tuple[int, int]:
+    """(padded tokens, forwards) of the one-pass path's batches for texts of ``n_tokens`` tokens."""
+    from mmlaw_utils.scoring import kernel
+
+    lengths = np.concatenate([kernel.rolling_windows(int(n), max_length, context_tokens)[:, 1] for n in n_tokens])
+    batches = kernel.pack_batches(lengths, batch_tokens)
+    return int(sum(len(b) * int(lengths[b].max()) for b in batches)), len(batches)
+
+
+def kernel_floor_row(entry: dict, rows: int, width: int, repeats: int, compile_model: bool) -> dict:
+    """One model's seconds per padded batch: forward + head, weight products alone, attention alone (and compiled)."""
+    import torch.nn.functional as F
+
+    from mmlaw_utils.scoring import kernel
+
+    request = run.request_from_settings("minipool", str(REPO_ROOT / entry["id"]))
+    model, tokenizer, _ = batched.load_small_model(request)
+    settings = kernel.check_head(model, tokenizer, kernel.resolve_settings(model, tokenizer, request.max_length,
+                                                                           request.context_tokens))
+    width = min(width, settings.max_length)
+    head = kernel._output_head(model)
+    vocab_size = int(head.linear.weight.shape[0])
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(0, vocab_size, (rows, width), generator=generator)
+    n_scored = rows * (width - settings.context_tokens + 1) if width == settings.max_length else rows * width
+    targets = torch.randint(0, vocab_size, (n_scored,), generator=generator)
+    products = weight_products(model)
+    inputs = {id(m): torch.randn(rows * width, n_in, generator=generator) for m, n_in in products}
+    head_input = torch.randn(n_scored, head.linear.weight.shape[1], generator=generator)
+    layers, heads, head_size = attention_shape(model)
+    q, k, v = (torch.randn(rows, heads, width, head_size, generator=generator) for _ in range(3))
+
+    def forward():
+        hidden = kernel._hidden_states(model, input_ids)
+        batched._fused_logprobs(head, hidden.reshape(-1, hidden.shape[-1])[:n_scored], targets, vocab_size)
+
+    def weights_alone():
+        for module, _ in products:
+            module(inputs[id(module)])
+        F.linear(head_input, head.linear.weight)
+
+    def attention_alone():
+        for _ in range(layers):
+            F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    functions = {"forward": forward, "weights": weights_alone, "attention": attention_alone}
+    compiled_diff = compile_s = None
+    with torch.inference_mode():
+        if compile_model:
+            compiled = torch.compile(model.base_model, dynamic=False)
+            start = time.perf_counter()
+            out = compiled(input_ids=input_ids, use_cache=False)
+            compile_s = time.perf_counter() - start
+            eager = kernel._hidden_states(model, input_ids)
+            # relative to the largest hidden value: elementwise ratios explode where a hidden value is near 0
+            compiled_diff = float((out.last_hidden_state - eager).abs().max() / eager.abs().max())
+
+            def forward_compiled():
+                hidden = compiled(input_ids=input_ids, use_cache=False).last_hidden_state
+                batched._fused_logprobs(head, hidden.reshape(-1, hidden.shape[-1])[:n_scored], targets, vocab_size)
+
+            functions["compiled"] = forward_compiled
+        seconds = _best_seconds(functions, repeats)
+    name = Path(entry["id"]).name
+    found = sorted(COMMITTED.glob(f"{name}-*.parquet"))
+    n_tokens = cache.read_cache(found[0])[0]["n_tokens"].to_numpy() if found else None
+    padded, forwards = (padded_tokens(n_tokens, settings.max_length, settings.context_tokens,
+                                      batched.windows_batch_tokens(model, request.batch_tokens))
+                        if n_tokens is not None else (None, None))
+    return {"model": name, "d_model": int(entry["d_model"]), "layers": layers, "heads": heads, "head_size": head_size,
+            "batch": (rows, width), "seconds": seconds, "compile_s": compile_s, "compiled_diff": compiled_diff,
+            "padded_tokens": padded, "forwards": forwards}
+
+
+def committed_rescore(match: str) -> dict | None:
+    """Wall seconds and model count of the README's tiny-rescore run, when it rescored the models ``match`` selects."""
+    text = README.read_text(encoding="utf-8")
+    if RESCORE_START not in text:
+        return None
+    block = text.split(RESCORE_START, 1)[1].split(RESCORE_END, 1)[0]
+    wall = re.search(r"\| (\d+) s \(", block)
+    count = re.search(r"\| (\d+) of the pool's", block)
+    run_match = re.search(r"name matching `(.+?)`\)", block)
+    if not (wall and count and run_match) or run_match.group(1).replace(r"\|", "|") != match:
+        return None
+    return {"wall_s": float(wall.group(1)), "n_models": int(count.group(1))}
+
+
+def kernel_floor(args) -> dict:
+    """Per model: seconds per padded batch of the forward, its weight products and its attention; pooled shares."""
+    entries = trained_entries(load_pool_config(POOL), args.match or ISSUE_MATCH, args.limit)
+    rows_out = []
+    for k, entry in enumerate(entries, start=1):
+        compile_model = bool(args.compile_match and re.fullmatch(args.compile_match, Path(entry["id"]).name))
+        row = kernel_floor_row(entry, args.floor_rows, args.floor_width, args.repeats, compile_model)
+        rows_out.append(row)
+        t = row["seconds"]
+        print(f"[{k}/{len(entries)}] {row['model']}: forward {t['forward'] * 1e3:.1f} ms, weights "
+              f"{t['weights'] * 1e3:.1f} ms, attention {t['attention'] * 1e3:.1f} ms", flush=True)
+    return {"rows": rows_out, "repeats": args.repeats, "match": args.match or ISSUE_MATCH,
+            "reference": committed_rescore(args.match or ISSUE_MATCH)}
+
+
+def floor_summary(result: dict) -> dict:
+    """Pooled over models, each weighted by its forwards on the text set: forward and floor seconds, floor share."""
+    rows = [r for r in result["rows"] if r["padded_tokens"] is not None]
+    per_token = lambda r, key: r["seconds"][key] / (r["batch"][0] * r["batch"][1])  # noqa: E731
+    forward = sum(per_token(r, "forward") * r["padded_tokens"] for r in rows)
+    floor = sum(per_token(r, "weights") * r["padded_tokens"] + per_token(r, "attention") * r["padded_tokens"]
+                for r in rows)
+    share = floor / forward if forward else float("nan")
+    reference = result["reference"]
+    if reference is not None and reference["n_models"] != len(rows):
+        reference = None  # another set of models than the rescoring run timed
+    return {"n_models": len(rows), "forward_s": forward, "floor_s": floor, "share": share,
+            "reference_wall_s": reference and reference["wall_s"],
+            "projected_floor_s": share * reference["wall_s"] if reference else None}
+
+
+def floor_markdown(result: dict, command: str, load_start: float, load_end: float) -> str:
+    """The README section of ``--kernel-floor``: per-model seconds per batch, shares, and the pooled floor."""
+    summary = floor_summary(result)
+    rows_, width = result["rows"][0]["batch"]
+    lines = [FLOOR_START, "## How fast could exact fp32 scoring of the tiny models be? (kernel floor)", "",
+             f"Command: `{command}` ({platform.machine()}, torch threads {torch.get_num_threads()}, load average "
+             f"{load_start:.1f} at start and {load_end:.1f} at the end, torch {torch.__version__}). One padded batch of "
+             f"{rows_} full windows of {width} tokens per model (the one-pass path's CPU batch), best of "
+             f"{result['repeats']} alternating runs. *Forward*: base model and fp32 head, as each batch of "
+             "`batched.score_windows`. *Weights*: every weight product alone (the base model's `Linear` / `Conv1D` "
+             "modules and the head, on inputs of the batch's size). *Attention*: torch's causal attention kernel "
+             "alone at the model's head shape, once per layer. Weights and attention are work an exact rewrite "
+             "cannot drop, so their sum over the forward is a floor on the time left after fusing or removing "
+             "everything else.", "",
+             "| model | d_model | layers x heads x head size | forward (ms) | weights (ms) | attention (ms) | "
+             "floor share | compiled (ms) | compiled / eager | compiled max diff / max hidden |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        t = r["seconds"]
+        compiled = t.get("compiled")
+        lines.append(f"| {r['model']} | {r['d_model']} | {r['layers']} x {r['heads']} x {r['head_size']} | "
+                     f"{t['forward'] * 1e3:.1f} | {t['weights'] * 1e3:.1f} | {t['attention'] * 1e3:.1f} | "
+                     f"{(t['weights'] + t['attention']) / t['forward']:.2f} | {_fmt(compiled and compiled * 1e3, '.1f')} | "
+                     f"{_fmt(compiled and compiled / t['forward'], '.2f')} | {_fmt(r['compiled_diff'], '.1e')} |")
+    lines += ["", f"Pooled over the {summary['n_models']} models, each weighted by the padded tokens of its own "
+              f"windows on the 2,398 texts (from its committed cache's token counts): the forwards take "
+              f"{summary['forward_s']:.0f} s in one thread at this run's speed, of which weight products and attention "
+              f"are {summary['floor_s']:.0f} s, a floor share of **{summary['share']:.2f}**."]
+    if summary["projected_floor_s"] is not None:
+        lines.append(f"Applied to the measured rescoring run of the same models above "
+                     f"({summary['reference_wall_s']:.0f} s), that share leaves at least **{summary['projected_floor_s']:.0f} s "
+                     f"({summary['projected_floor_s'] / 60:.1f} min)** for the products and attention alone, "
+                     "whatever else is fused or removed.")
+    lines.append(FLOOR_END)
+    return "\n".join(lines) + "\n"
+
+
 def rescore_markdown(result: dict, command: str, load_start: float, load_end: float) -> str:
     """The README section of a real rescoring run: environment, wall time, agreement with the committed caches."""
     compared = [d for d in result["differences"].values() if d is not None]
@@ -338,6 +541,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-sweep", type=int, nargs="+", default=None,
                         help="time the one-pass path at these padded batch sizes (tokens) on trained models")
     parser.add_argument("--repeats", type=int, default=3, help="--batch-sweep: runs per size (default: %(default)s)")
+    parser.add_argument("--kernel-floor", action="store_true",
+                        help="time each trained model's forward, its weight products and its attention on one batch")
+    parser.add_argument("--compile-match", default=None,
+                        help="--kernel-floor: also time torch.compile on the models whose name matches")
+    parser.add_argument("--floor-rows", type=int, default=16, help="--kernel-floor: windows per batch (default: %(default)s)")
+    parser.add_argument("--floor-width", type=int, default=256, help="--kernel-floor: tokens per window (default: %(default)s)")
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args(argv)
     command = "python benchmarks/bench_tiny_scoring.py " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -352,6 +561,18 @@ def main(argv=None) -> int:
         if args.write_readme:
             body = section.strip().removeprefix(SWEEP_START).removesuffix(SWEEP_END).strip()
             write_marked_region(README, body, SWEEP_START, SWEEP_END, append_if_missing=True)
+        return 0
+    if args.kernel_floor:
+        if args.smoke:
+            args.limit, args.repeats, args.floor_rows, args.floor_width, args.write_readme = 2, 1, 2, 64, False
+            args.match, args.compile_match = r"(gemma|neox)-d4l2", None
+        torch.set_num_threads(args.threads)
+        load_start = load_average()
+        section = floor_markdown(kernel_floor(args), command.strip(), load_start, load_average())
+        print(section)
+        if args.write_readme:
+            body = section.strip().removeprefix(FLOOR_START).removesuffix(FLOOR_END).strip()
+            write_marked_region(README, body, FLOOR_START, FLOOR_END, append_if_missing=True)
         return 0
     if args.rescore_present:
         if args.smoke:
