@@ -43,7 +43,8 @@ def test_gpu_check_refuses_a_missing_cuda_device(tmp_path):
 def test_every_benchmark_has_a_smoke_mode_that_ci_runs():
     ci = (REPO_ROOT / ".ci" / "run").read_text()
     assert "for bench in benchmarks/bench_*.py" in ci and '"$bench" --smoke' in ci
-    assert "gpu_check.py --device cpu --smoke" in ci
+    assert "gpu_check.py --device cpu --smoke" in ci and "gpu_travel.py --smoke" in ci
+    assert '"bench_tiny_scoring.py --kernel-floor"' in ci
     scripts = sorted(Path(REPO_ROOT / "benchmarks").glob("bench_*.py"))
     assert scripts
     missing = [s.name for s in scripts if '"--smoke"' not in s.read_text()]
