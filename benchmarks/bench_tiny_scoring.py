@@ -523,6 +523,12 @@ def rescore_markdown(result: dict, command: str, load_start: float, load_end: fl
     return "\n".join(lines) + "\n"
 
 
+def write_section(section: str, start: str, end: str) -> None:
+    """Replace the README's block between ``start`` and ``end`` (the markers stay) with ``section``'s body."""
+    body = section.strip().removeprefix(start).removesuffix(end).strip()
+    write_marked_region(README, body, start, end, append_if_missing=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="seconds: two smallest shapes, 40 texts, old and new, no README")
@@ -559,8 +565,7 @@ def main(argv=None) -> int:
         section = sweep_markdown(batch_sweep(args), command.strip(), load_start, load_average())
         print(section)
         if args.write_readme:
-            body = section.strip().removeprefix(SWEEP_START).removesuffix(SWEEP_END).strip()
-            write_marked_region(README, body, SWEEP_START, SWEEP_END, append_if_missing=True)
+            write_section(section, SWEEP_START, SWEEP_END)
         return 0
     if args.kernel_floor:
         if args.smoke:
@@ -571,8 +576,7 @@ def main(argv=None) -> int:
         section = floor_markdown(kernel_floor(args), command.strip(), load_start, load_average())
         print(section)
         if args.write_readme:
-            body = section.strip().removeprefix(FLOOR_START).removesuffix(FLOOR_END).strip()
-            write_marked_region(README, body, FLOOR_START, FLOOR_END, append_if_missing=True)
+            write_section(section, FLOOR_START, FLOOR_END)
         return 0
     if args.rescore_present:
         if args.smoke:
@@ -587,8 +591,7 @@ def main(argv=None) -> int:
             print(f"bench_tiny_scoring: differences above 1e-6 from the committed caches: {bad}", file=sys.stderr)
             return 1
         if args.write_readme:
-            body = section.strip().removeprefix(RESCORE_START).removesuffix(RESCORE_END).strip()
-            write_marked_region(README, body, RESCORE_START, RESCORE_END, append_if_missing=True)
+            write_section(section, RESCORE_START, RESCORE_END)
         return 0
     if args.smoke:
         args.n_texts, args.families, args.sizes, args.old, args.write_readme = 40, ["gemma", "neox"], [0], True, False
@@ -603,8 +606,7 @@ def main(argv=None) -> int:
                 print(f"bench_tiny_scoring: {r['model']}: {key} {r[key]:.1e} exceeds 1e-6", file=sys.stderr)
                 return 1
     if args.write_readme:
-        body = section.strip().removeprefix(START).removesuffix(END).strip()  # the markers stay in the README
-        write_marked_region(README, body, START, END, append_if_missing=True)
+        write_section(section, START, END)
     return 0
 
 

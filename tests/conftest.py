@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,6 +18,17 @@ else:
     # Tiny models run fastest single-threaded, and on a shared machine OpenMP threads spinning
     # against other processes make multi-threaded forwards ~40x slower.
     torch.set_num_threads(1)
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ (not a package) imported as a module, e.g. ``load_benchmark("gpu_travel")``."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # (architecture, tokenizer kind) pairs covering GPT-2, Llama, GPT-NeoX, a Qwen2-style 32k tied
 # vocabulary and Gemma2 softcapping, with BOS / EOS-only / post-processor-BOS tokenizers.

@@ -3,22 +3,18 @@ the rescoring run it reads back, and the pooled floor share, each against a hand
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from mmlaw_utils.config import REPO_ROOT
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_tiny_scoring", REPO_ROOT / "benchmarks" / "bench_tiny_scoring.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_tiny_scoring")
 
 
 def test_padded_tokens_counts_the_packed_windows_by_hand(bench):

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 
 import pytest
 
-from mmlaw_utils.config import REPO_ROOT
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def travel():
-    spec = importlib.util.spec_from_file_location("gpu_travel", REPO_ROOT / "benchmarks" / "gpu_travel.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_travel")
 
 
 def test_files_to_drop_keeps_code_the_main_arm_caches_and_texts(travel):

@@ -223,12 +223,9 @@ def test_committed_prefix_table_choices_are_the_models_prefixes_and_their_caches
 
 def test_llamacpp_benchmark_nll_from_logits_matches_torch():
     """benchmarks/bench_llamacpp.py's log-softmax over raw logit rows (tiled, float64) against torch's."""
-    import importlib.util
+    from conftest import load_benchmark
 
-    path = realmodels.REPO_ROOT / "benchmarks" / "bench_llamacpp.py"
-    loaded = importlib.util.spec_from_file_location("bench_llamacpp", path)
-    bench = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(bench)
+    bench = load_benchmark("bench_llamacpp")
     rng = np.random.default_rng(3)
     logits = rng.normal(0, 4, size=(150, 999)).astype(np.float32)  # more rows than one 64-row tile
     targets = rng.integers(0, 999, size=150)
