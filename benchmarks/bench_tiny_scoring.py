@@ -3,7 +3,7 @@
     nice -n 5 .venv/bin/python benchmarks/bench_tiny_scoring.py --old --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --rescore-present --workers 2 --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --batch-sweep 2048 4096 8192 --write-readme
-    .venv/bin/python benchmarks/bench_tiny_scoring.py --kernel-floor --compile-match '[a-z]+-d1[12][02]l7' --write-readme
+    .venv/bin/python benchmarks/bench_tiny_scoring.py --kernel-floor --compile-match '[a-z0-9]+-d1[12][02]l7' --repeats 5 --write-readme
     .venv/bin/python benchmarks/bench_tiny_scoring.py --smoke        # seconds: 2 shapes, 40 texts, no README
 
 ``--match REGEX`` keeps the pool models whose name matches (``re.fullmatch``), e.g. the issue's original 56:
@@ -50,8 +50,8 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,14 +106,19 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def committed_scores(name: str):
+    """The committed score cache (frame) of pool model ``name``, or None when there is none."""
+    found = sorted(COMMITTED.glob(f"{name}-*.parquet"))
+    return cache.read_cache(found[0])[0] if found else None
+
+
 def committed_difference(entry: dict, results) -> float | None:
     """Max relative |nll - committed nll| when ``results`` come from the trained model with a committed cache."""
     if not (REPO_ROOT / entry["id"] / "config.json").is_file():
         return None
-    found = sorted(COMMITTED.glob(f"{Path(entry['id']).name}-*.parquet"))
-    if not found:
+    committed = committed_scores(Path(entry["id"]).name)
+    if committed is None:
         return None
-    committed, _ = cache.read_cache(found[0])
     by_id = committed.set_index("text_id")["nll"]
     if not results["text_id"].isin(by_id.index).all():
         return None  # another text set
@@ -346,13 +351,13 @@ def attention_shape(model) -> tuple[int, int, int]:
     return int(config.num_hidden_layers), heads, head_size
 
 
-def padded_tokens(n_tokens: np.ndarray, max_length: int, context_tokens: int, batch_tokens: int) -> tuple[int, int]:
-    """(padded tokens, forwards) of the one-pass path's batches for texts of ``n_tokens`` tokens."""
+def padded_tokens(n_tokens: np.ndarray, max_length: int, context_tokens: int, batch_tokens: int) -> int:
+    """Padded tokens of the one-pass path's batches (rows x longest window, summed) for texts of ``n_tokens`` tokens."""
     from mmlaw_utils.scoring import kernel
 
     lengths = np.concatenate([kernel.rolling_windows(int(n), max_length, context_tokens)[:, 1] for n in n_tokens])
     batches = kernel.pack_batches(lengths, batch_tokens)
-    return int(sum(len(b) * int(lengths[b].max()) for b in batches)), len(batches)
+    return int(sum(len(b) * int(lengths[b].max()) for b in batches))
 
 
 def kernel_floor_row(entry: dict, rows: int, width: int, repeats: int, compile_model: bool) -> dict:
@@ -392,13 +397,11 @@ def kernel_floor_row(entry: dict, rows: int, width: int, repeats: int, compile_m
             F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
     functions = {"forward": forward, "weights": weights_alone, "attention": attention_alone}
-    compiled_diff = compile_s = None
+    compiled_diff = None
     with torch.inference_mode():
         if compile_model:
             compiled = torch.compile(model.base_model, dynamic=False)
-            start = time.perf_counter()
-            out = compiled(input_ids=input_ids, use_cache=False)
-            compile_s = time.perf_counter() - start
+            out = compiled(input_ids=input_ids, use_cache=False)  # compiles; not timed
             eager = kernel._hidden_states(model, input_ids)
             # relative to the largest hidden value: elementwise ratios explode where a hidden value is near 0
             compiled_diff = float((out.last_hidden_state - eager).abs().max() / eager.abs().max())
@@ -410,14 +413,12 @@ def kernel_floor_row(entry: dict, rows: int, width: int, repeats: int, compile_m
             functions["compiled"] = forward_compiled
         seconds = _best_seconds(functions, repeats)
     name = Path(entry["id"]).name
-    found = sorted(COMMITTED.glob(f"{name}-*.parquet"))
-    n_tokens = cache.read_cache(found[0])[0]["n_tokens"].to_numpy() if found else None
-    padded, forwards = (padded_tokens(n_tokens, settings.max_length, settings.context_tokens,
-                                      batched.windows_batch_tokens(model, request.batch_tokens))
-                        if n_tokens is not None else (None, None))
+    committed = committed_scores(name)
+    padded = (padded_tokens(committed["n_tokens"].to_numpy(), settings.max_length, settings.context_tokens,
+                            batched.windows_batch_tokens(model, request.batch_tokens))
+              if committed is not None else None)
     return {"model": name, "d_model": int(entry["d_model"]), "layers": layers, "heads": heads, "head_size": head_size,
-            "batch": (rows, width), "seconds": seconds, "compile_s": compile_s, "compiled_diff": compiled_diff,
-            "padded_tokens": padded, "forwards": forwards}
+            "batch": (rows, width), "seconds": seconds, "compiled_diff": compiled_diff, "padded_tokens": padded}
 
 
 def committed_rescore(match: str) -> dict | None:
@@ -436,7 +437,8 @@ def committed_rescore(match: str) -> dict | None:
 
 def kernel_floor(args) -> dict:
     """Per model: seconds per padded batch of the forward, its weight products and its attention; pooled shares."""
-    entries = trained_entries(load_pool_config(POOL), args.match or ISSUE_MATCH, args.limit)
+    match = args.match or ISSUE_MATCH
+    entries = trained_entries(load_pool_config(POOL), match, args.limit)
     rows_out = []
     for k, entry in enumerate(entries, start=1):
         compile_model = bool(args.compile_match and re.fullmatch(args.compile_match, Path(entry["id"]).name))
@@ -445,17 +447,18 @@ def kernel_floor(args) -> dict:
         t = row["seconds"]
         print(f"[{k}/{len(entries)}] {row['model']}: forward {t['forward'] * 1e3:.1f} ms, weights "
               f"{t['weights'] * 1e3:.1f} ms, attention {t['attention'] * 1e3:.1f} ms", flush=True)
-    return {"rows": rows_out, "repeats": args.repeats, "match": args.match or ISSUE_MATCH,
-            "reference": committed_rescore(args.match or ISSUE_MATCH)}
+    return {"rows": rows_out, "repeats": args.repeats, "match": match, "reference": committed_rescore(match)}
 
 
 def floor_summary(result: dict) -> dict:
     """Pooled over models, each weighted by its forwards on the text set: forward and floor seconds, floor share."""
     rows = [r for r in result["rows"] if r["padded_tokens"] is not None]
-    per_token = lambda r, key: r["seconds"][key] / (r["batch"][0] * r["batch"][1])  # noqa: E731
-    forward = sum(per_token(r, "forward") * r["padded_tokens"] for r in rows)
-    floor = sum(per_token(r, "weights") * r["padded_tokens"] + per_token(r, "attention") * r["padded_tokens"]
-                for r in rows)
+
+    def over_text_set(r: dict, key: str) -> float:  # seconds per padded token x the text set's padded tokens
+        return r["seconds"][key] / (r["batch"][0] * r["batch"][1]) * r["padded_tokens"]
+
+    forward = sum(over_text_set(r, "forward") for r in rows)
+    floor = sum(over_text_set(r, "weights") + over_text_set(r, "attention") for r in rows)
     share = floor / forward if forward else float("nan")
     reference = result["reference"]
     if reference is not None and reference["n_models"] != len(rows):

@@ -19,10 +19,12 @@ def bench():
 
 def test_padded_tokens_counts_the_packed_windows_by_hand(bench):
     # 10 tokens: one window (0, 10). 300 tokens, 256 / 64: (0, 256) then (44, 256), stride 193.
-    # Longest first at 512 tokens per forward: [256, 256] then [10] -> 512 + 10 padded tokens in 2 forwards.
-    assert bench.padded_tokens(np.array([10, 300]), 256, 64, 512) == (522, 2)
-    # one window per forward when the budget holds a single full window
-    assert bench.padded_tokens(np.array([10, 300]), 256, 64, 256) == (256 + 256 + 10, 3)
+    # Longest first at 512 tokens per forward: [256, 256] then [10] -> 512 + 10 padded tokens.
+    assert bench.padded_tokens(np.array([10, 300]), 256, 64, 512) == 522
+    # 400 tokens: (0, 256) and (144, 256); with 30 tokens (0, 30): one forward [256, 256], then [30]
+    assert bench.padded_tokens(np.array([400, 30]), 256, 64, 512) == 542
+    # a 30-token window beside a 256-token one would be mostly padding: packed apart even at a large budget
+    assert bench.padded_tokens(np.array([300, 30]), 256, 64, 4096) == 512 + 30
 
 
 @pytest.mark.parametrize("architecture, per_layer", [("gpt2", 4), ("llama", 7)])
